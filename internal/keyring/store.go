@@ -1,0 +1,213 @@
+package keyring
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/tenantcrypt/tenantcrypt/envelope"
+)
+
+// Store errors. Implementations return them (possibly wrapped) so that the
+// keyring can branch with errors.Is.
+var (
+	// ErrNotFound: no such tenant or cipherkey.
+	ErrNotFound = errors.New("not found")
+	// ErrExists: a tenant or cipherkey with that id already exists.
+	ErrExists = errors.New("already exists")
+	// ErrConflict: a compare-and-swap lost, because another writer changed
+	// the row first. Nothing was written.
+	ErrConflict = errors.New("concurrent update")
+	// ErrExhausted: a cipherkey has no uses left to reserve.
+	ErrExhausted = errors.New("key uses exhausted")
+)
+
+// Store is the persistence the keyring needs. Implementations live in
+// internal/store/...; all of them pass internal/store/storetest.
+//
+// Times are stored with at least microsecond precision and returned in UTC.
+// Every method is safe for concurrent use, from several processes too.
+type Store interface {
+	// CreateTenant inserts t. Errors: ErrExists.
+	CreateTenant(ctx context.Context, t Tenant) error
+	// Tenant returns one tenant. Errors: ErrNotFound.
+	Tenant(ctx context.Context, id string) (Tenant, error)
+	// UpdateTenant replaces every field of the stored tenant t.ID but ID and
+	// CreatedAt. Errors: ErrNotFound.
+	UpdateTenant(ctx context.Context, t Tenant) error
+	// ListTenants returns up to limit tenants with ids greater than after, in
+	// id order.
+	ListTenants(ctx context.Context, after string, limit int) ([]Tenant, error)
+	// DeleteTenant removes the tenant, all of its cipherkeys and all of its
+	// internal KMS key-encryption keys in one transaction. Errors: ErrNotFound.
+	DeleteTenant(ctx context.Context, id string) error
+
+	// InsertCipherKey stores an inactive cipherkey (k.Active is ignored and
+	// stored false). Errors: ErrExists (same tenant and id), ErrNotFound (no
+	// such tenant).
+	InsertCipherKey(ctx context.Context, k CipherKey) error
+	// CipherKey returns one cipherkey. Errors: ErrNotFound.
+	CipherKey(ctx context.Context, tenantID string, id envelope.KeyID) (CipherKey, error)
+	// ActiveCipherKey returns the tenant's active encryption key.
+	// Errors: ErrNotFound when the tenant has none.
+	ActiveCipherKey(ctx context.Context, tenantID string) (CipherKey, error)
+	// ActivateCipherKey inserts next as the tenant's active encryption key and
+	// retires prev, provided prev is still the active key (prev nil: provided
+	// the tenant has no active key). Otherwise it returns ErrConflict and
+	// writes nothing. At no time does a tenant have two active keys.
+	// Errors: ErrConflict, ErrExists, ErrNotFound (no such tenant).
+	ActivateCipherKey(ctx context.Context, tenantID string, prev *envelope.KeyID, next CipherKey) error
+	// ReserveUses adds n to the key's UsesReserved if the sum stays at most
+	// max, and returns the new sum. Errors: ErrExhausted, ErrNotFound.
+	ReserveUses(ctx context.Context, tenantID string, id envelope.KeyID, n, max int64) (int64, error)
+	// CountCipherKeys returns how many of the tenant's cipherkeys each
+	// provider (by Ref) wraps.
+	CountCipherKeys(ctx context.Context, tenantID string) (map[string]int, error)
+}
+
+// Tenant is one tenant of the platform as the keyring stores it.
+type Tenant struct {
+	ID      string
+	Name    string
+	Edition Edition
+	HIPAA   bool
+	State   TenantState
+	// Provider is the Ref of the key provider that wraps new data keys.
+	Provider  string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// CipherKey is a data key as stored: only in wrapped form.
+type CipherKey struct {
+	TenantID string
+	ID       envelope.KeyID
+	Purpose  Purpose
+	// Active marks the one encryption key that new encryptions use.
+	Active bool
+	// Provider is the Ref of the provider that wraps the key now, and
+	// KeyVersion the provider's key version, so that reads work whatever the
+	// tenant's current provider is.
+	Provider   string
+	KeyVersion string
+	Wrapped    []byte
+	// ContextDigest is the SHA-256 of the canonical encryption context a data
+	// key was issued for; empty for encryption keys, whose context binds each
+	// ciphertext instead.
+	ContextDigest []byte
+	CreatedAt     time.Time
+	// UsesReserved counts encryptions reserved by all replicas so far.
+	UsesReserved int64
+}
+
+// Edition is a tenant's product edition.
+type Edition int
+
+// Editions. The zero value is invalid.
+const (
+	EditionUnknown Edition = iota
+	// EditionEnterprise may bring a customer managed key.
+	EditionEnterprise
+	// EditionBusiness may not.
+	EditionBusiness
+)
+
+func (e Edition) String() string {
+	switch e {
+	case EditionEnterprise:
+		return "enterprise"
+	case EditionBusiness:
+		return "business"
+	default:
+		return "unknown"
+	}
+}
+
+// ParseEdition parses the String form. Errors: ErrInvalidEdition.
+func ParseEdition(s string) (Edition, error) {
+	switch s {
+	case "enterprise":
+		return EditionEnterprise, nil
+	case "business":
+		return EditionBusiness, nil
+	}
+	return EditionUnknown, ErrInvalidEdition
+}
+
+// TenantState is where a tenant stands in the key lifecycle.
+type TenantState int
+
+// Tenant states. The zero value is invalid.
+const (
+	StateUnknown TenantState = iota
+	// StateActive: the data plane works.
+	StateActive
+	// StateKeyUnavailable: the key is disabled or access is denied.
+	StateKeyUnavailable
+	// StateLocked: the key is pending deletion.
+	StateLocked
+	// StateDestroyed: the key or the tenant's keys are gone. Terminal.
+	StateDestroyed
+)
+
+func (s TenantState) String() string {
+	switch s {
+	case StateActive:
+		return "active"
+	case StateKeyUnavailable:
+		return "key-unavailable"
+	case StateLocked:
+		return "locked"
+	case StateDestroyed:
+		return "destroyed"
+	default:
+		return "unknown"
+	}
+}
+
+// ParseTenantState parses the String form.
+func ParseTenantState(s string) (TenantState, error) {
+	for st := StateActive; st <= StateDestroyed; st++ {
+		if st.String() == s {
+			return st, nil
+		}
+	}
+	return StateUnknown, errors.New("keyring: unknown tenant state " + s)
+}
+
+// Purpose says what a cipherkey is for.
+type Purpose int
+
+// Purposes. The zero value is invalid.
+const (
+	PurposeUnknown Purpose = iota
+	// PurposeEncryption: a key the service itself encrypts payloads with.
+	PurposeEncryption
+	// PurposeDataKey: a key handed to a caller for local envelope encryption.
+	PurposeDataKey
+)
+
+func (p Purpose) String() string {
+	switch p {
+	case PurposeEncryption:
+		return "encryption"
+	case PurposeDataKey:
+		return "datakey"
+	default:
+		return "unknown"
+	}
+}
+
+// ParsePurpose parses the String form.
+func ParsePurpose(s string) (Purpose, error) {
+	switch s {
+	case "encryption":
+		return PurposeEncryption, nil
+	case "datakey":
+		return PurposeDataKey, nil
+	}
+	return PurposeUnknown, errors.New("keyring: unknown purpose " + s)
+}
+
+// ErrInvalidEdition: an edition other than enterprise or business.
+var ErrInvalidEdition = errors.New("edition must be enterprise or business")
