@@ -116,6 +116,7 @@ const (
 	KeyDestroyed
 )
 
+// String is the state's name as AWS KMS spells it.
 func (s KeyState) String() string {
 	switch s {
 	case KeyEnabled:
@@ -171,7 +172,9 @@ func (e *Error) Error() string {
 	if e.Region != "" {
 		msg += " in " + e.Region
 	}
-	msg += ": " + e.Kind.Error()
+	if e.Kind != nil {
+		msg += ": " + e.Kind.Error()
+	}
 	if e.Err != nil {
 		msg += ": " + e.Err.Error()
 	}

@@ -24,13 +24,21 @@ const Redacted = "[REDACTED]"
 // result is still in use (callers that share a Bytes across goroutines guard
 // its lifetime themselves, as the keyring's cache does).
 type Bytes struct {
+	// The bytes sit behind a second pointer: fmt, when it prints a struct
+	// that holds a *Bytes with a verb the pointer does not support (%s on
+	// a by-value struct), dumps the pointer's target by reflection without
+	// calling Format; here that target shows only an address.
+	p *payload
+}
+
+type payload struct {
 	mu sync.Mutex
 	b  []byte
 }
 
 // New takes ownership of b: the caller must not use b afterwards.
 func New(b []byte) *Bytes {
-	return &Bytes{b: b}
+	return &Bytes{p: &payload{b: b}}
 }
 
 // Random returns n bytes from crypto/rand.
@@ -47,44 +55,44 @@ func (s *Bytes) Clone() *Bytes {
 	if s == nil {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b == nil {
-		return &Bytes{}
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	if s.p.b == nil {
+		return New(nil)
 	}
-	return New(append([]byte(nil), s.b...))
+	return New(append([]byte(nil), s.p.b...))
 }
 
 // Reveal returns the plaintext bytes themselves (not a copy). The slice is
 // valid until Destroy; the caller must neither retain nor modify it.
 func (s *Bytes) Reveal() []byte {
-	if s == nil {
+	if s == nil || s.p == nil {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	return s.p.b
 }
 
 // Len is the length of the key material, 0 once destroyed.
 func (s *Bytes) Len() int {
-	if s == nil {
+	if s == nil || s.p == nil {
 		return 0
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.b)
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	return len(s.p.b)
 }
 
 // Destroy overwrites the bytes with zeros and forgets them. It is idempotent.
 func (s *Bytes) Destroy() {
-	if s == nil {
+	if s == nil || s.p == nil {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	clear(s.b)
-	s.b = nil
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	clear(s.p.b)
+	s.p.b = nil
 }
 
 // Destroyed reports whether Destroy has been called (or the value was empty).

@@ -1,0 +1,144 @@
+package internalkms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
+)
+
+// RotateTenantKEK adds a new KEK version for tenantID and returns it; this
+// process wraps new data keys with it at once, other processes once their
+// cache entry expires (WithKEKCacheTTL). Older versions stay, so every
+// existing blob still unwraps. A tenant without KEKs gets version 1.
+//
+// If another process rotates the same tenant at the same moment, that
+// rotation satisfies this one: the newest version is returned and no second
+// version is added.
+func (s *Service) RotateTenantKEK(ctx context.Context, tenantID string) (newVersion uint32, err error) {
+	const op = "RotateTenantKEK"
+	if tenantID == "" {
+		return 0, errNoTenant
+	}
+	if err := ctxError(ctx, op); err != nil {
+		return 0, err
+	}
+	latest, err := s.latestKEKVersion(ctx, op, tenantID)
+	if err != nil {
+		return 0, err
+	}
+	if latest == ^uint32(0) {
+		return 0, opError(op, kms.ErrUnavailable, fmt.Errorf("tenant %q has used every KEK version", tenantID))
+	}
+	newVersion = latest + 1
+	err = s.insertKEK(ctx, op, tenantID, newVersion)
+	if errors.Is(err, ErrKEKExists) {
+		newVersion, err = s.latestKEKVersion(ctx, op, tenantID)
+	}
+	if err != nil {
+		return 0, err
+	}
+	s.cache.forget(tenantID)
+	return newVersion, nil
+}
+
+func (s *Service) latestKEKVersion(ctx context.Context, op, tenantID string) (uint32, error) {
+	rows, err := s.store.KEKs(ctx, tenantID)
+	if err != nil {
+		return 0, opError(op, kms.ErrUnavailable, fmt.Errorf("reading KEKs of tenant %q: %w", tenantID, err))
+	}
+	latest := uint32(0)
+	for _, r := range rows {
+		latest = max(latest, r.Version)
+	}
+	return latest, nil
+}
+
+// maxStalledBatches is how many batches in a row RewrapKEKs accepts that
+// rewrap nothing because every row conflicted. Conflicts normally mean a
+// concurrent RewrapKEKs got there first, and those rows do not come back;
+// rows that keep coming back mean processes disagree on the current root
+// version, which must stop the job instead of spinning.
+const maxStalledBatches = 10
+
+// RewrapKEKs reseals every KEK, of every tenant, that is not sealed by the
+// current root key version, and returns how many it resealed. Once it
+// returns without error, no KEK needs an older root version, which can then
+// be removed from the key file. The KEKs themselves do not change, so no
+// data key is touched and cached KEKs stay valid.
+//
+// It is safe to run in several processes at once: each row is replaced only
+// if still sealed by the version that was read (Store.RewrapKEK), and a row
+// lost to another writer is skipped and, if still stale, picked up again by
+// a later batch. On a context or store error it stops and returns the count
+// so far; running it again resumes.
+func (s *Service) RewrapKEKs(ctx context.Context) (n int, err error) {
+	const op = "RewrapKEKs"
+	cur := s.roots.Current()
+	root := s.roots.key(cur)
+	if root == nil {
+		return 0, opError(op, kms.ErrUnavailable, fmt.Errorf("current root key version %d is not loaded", cur))
+	}
+	stalled := 0
+	for {
+		if err := ctxError(ctx, op); err != nil {
+			return n, err
+		}
+		rows, err := s.store.KEKsNotWrappedBy(ctx, cur, s.rewrapBatch)
+		if err != nil {
+			return n, opError(op, kms.ErrUnavailable, fmt.Errorf("listing KEKs to rewrap: %w", err))
+		}
+		if len(rows) == 0 {
+			return n, nil
+		}
+		done := 0
+		for _, row := range rows {
+			ok, err := s.rewrapKEK(ctx, op, row, cur)
+			if err != nil {
+				return n, err
+			}
+			if ok {
+				n++
+				done++
+			}
+		}
+		if done > 0 {
+			stalled = 0
+		} else if stalled++; stalled >= maxStalledBatches {
+			return n, opError(op, kms.ErrUnavailable, fmt.Errorf(
+				"%d batches in a row were all rewritten concurrently to another root version than %d; do all processes load the same root keys?",
+				stalled, cur))
+		}
+	}
+}
+
+// rewrapKEK reseals one row under root version cur; false means another
+// writer changed the row first.
+func (s *Service) rewrapKEK(ctx context.Context, op string, row KEK, cur uint32) (bool, error) {
+	old := s.roots.key(row.RootVersion)
+	if old == nil {
+		return false, opError(op, kms.ErrUnavailable, fmt.Errorf(
+			"KEK v%d of tenant %q is sealed by root key version %d, which this process has not loaded (loaded: %v)",
+			row.Version, row.TenantID, row.RootVersion, s.roots.Versions()))
+	}
+	kek, err := openKEK(old, row)
+	if err != nil {
+		return false, opError(op, kms.ErrUnavailable, fmt.Errorf(
+			"KEK v%d of tenant %q does not open under root key version %d: wrong root key, or the row was altered",
+			row.Version, row.TenantID, row.RootVersion))
+	}
+	defer kek.Destroy()
+	sealed, err := sealKEK(s.roots.key(cur), row.TenantID, row.Version, cur, kek)
+	if err != nil {
+		return false, opError(op, kms.ErrUnavailable, fmt.Errorf("sealing KEK: %w", err))
+	}
+	err = s.store.RewrapKEK(ctx, row.TenantID, row.Version, row.RootVersion, cur, sealed)
+	if errors.Is(err, ErrKEKConflict) {
+		return false, nil
+	}
+	if err != nil {
+		return false, opError(op, kms.ErrUnavailable, fmt.Errorf("storing rewrapped KEK v%d of tenant %q: %w", row.Version, row.TenantID, err))
+	}
+	return true, nil
+}
