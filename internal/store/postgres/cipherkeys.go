@@ -1,0 +1,189 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+)
+
+// InsertCipherKey stores an inactive cipherkey (k.Active is ignored).
+// Errors: keyring.ErrExists, keyring.ErrNotFound (no such tenant).
+func (s *Store) InsertCipherKey(ctx context.Context, k keyring.CipherKey) error {
+	k.Active = false
+	r, err := newCipherKeyRow(k)
+	if err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO cipherkeys (`+cipherKeyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, r.args()...)
+	return insertCipherKeyError(k, err)
+}
+
+func insertCipherKeyError(k keyring.CipherKey, err error) error {
+	if err == nil {
+		return nil
+	}
+	switch code, constraint := violation(err); {
+	case code == uniqueViolation && constraint == oneActiveIndex:
+		// Another key became active first.
+		return fmt.Errorf("postgres: activating cipherkey %s of tenant %q: %w", k.ID, k.TenantID, keyring.ErrConflict)
+	case code == uniqueViolation:
+		return fmt.Errorf("postgres: cipherkey %s of tenant %q: %w", k.ID, k.TenantID, keyring.ErrExists)
+	case code == foreignKeyViolation:
+		return fmt.Errorf("postgres: tenant %q: %w", k.TenantID, keyring.ErrNotFound)
+	}
+	return fmt.Errorf("postgres: inserting cipherkey %s of tenant %q: %w", k.ID, k.TenantID, err)
+}
+
+// CipherKey returns one cipherkey. Errors: keyring.ErrNotFound.
+func (s *Store) CipherKey(ctx context.Context, tenantID string, id envelope.KeyID) (keyring.CipherKey, error) {
+	k, err := scanCipherKey(s.pool.QueryRow(ctx,
+		`SELECT `+cipherKeyColumns+` FROM cipherkeys WHERE tenant_id = $1 AND id = $2`, tenantID, id[:]))
+	switch {
+	case isNoRows(err):
+		return keyring.CipherKey{}, fmt.Errorf("postgres: cipherkey %s of tenant %q: %w", id, tenantID, keyring.ErrNotFound)
+	case err != nil:
+		return keyring.CipherKey{}, fmt.Errorf("postgres: reading cipherkey %s of tenant %q: %w", id, tenantID, err)
+	}
+	return k, nil
+}
+
+// ActiveCipherKey returns the tenant's active encryption key.
+// Errors: keyring.ErrNotFound when the tenant has none.
+func (s *Store) ActiveCipherKey(ctx context.Context, tenantID string) (keyring.CipherKey, error) {
+	k, err := scanCipherKey(s.pool.QueryRow(ctx,
+		`SELECT `+cipherKeyColumns+` FROM cipherkeys WHERE tenant_id = $1 AND active`, tenantID))
+	switch {
+	case isNoRows(err):
+		return keyring.CipherKey{}, fmt.Errorf("postgres: active cipherkey of tenant %q: %w", tenantID, keyring.ErrNotFound)
+	case err != nil:
+		return keyring.CipherKey{}, fmt.Errorf("postgres: reading active cipherkey of tenant %q: %w", tenantID, err)
+	}
+	return k, nil
+}
+
+// ActivateCipherKey inserts next as the tenant's active encryption key and
+// retires prev, provided prev is still the active key (prev nil: provided the
+// tenant has no active key), in one transaction that first locks the tenant
+// row: concurrent activations of one tenant, from any replica, run one after
+// the other, and each sees the key its predecessor activated. next.TenantID
+// must be tenantID and next.Purpose keyring.PurposeEncryption.
+// Errors: keyring.ErrConflict, keyring.ErrExists, keyring.ErrNotFound (no such
+// tenant); on any error nothing is written.
+func (s *Store) ActivateCipherKey(ctx context.Context, tenantID string, prev *envelope.KeyID, next keyring.CipherKey) error {
+	if next.TenantID != tenantID {
+		return fmt.Errorf("postgres: activating cipherkey %s: it belongs to tenant %q, not %q", next.ID, next.TenantID, tenantID)
+	}
+	if next.Purpose != keyring.PurposeEncryption {
+		return fmt.Errorf("postgres: activating cipherkey %s: purpose %v, only encryption keys can be active", next.ID, next.Purpose)
+	}
+	next.Active = true
+	r, err := newCipherKeyRow(next)
+	if err != nil {
+		return err
+	}
+
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: activating cipherkey %s of tenant %q: %w", next.ID, tenantID, err)
+	}
+	defer tx.Rollback(ctx)
+
+	// FOR NO KEY UPDATE, not FOR UPDATE: activations of the tenant conflict
+	// with each other, but inserts of other cipherkeys, whose foreign key
+	// check takes FOR KEY SHARE on this row, go on.
+	var one int
+	err = tx.QueryRow(ctx, `SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE`, tenantID).Scan(&one)
+	switch {
+	case isNoRows(err):
+		return fmt.Errorf("postgres: tenant %q: %w", tenantID, keyring.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("postgres: activating cipherkey %s of tenant %q: %w", next.ID, tenantID, err)
+	}
+
+	// Read committed: this statement's snapshot is taken after the lock, so
+	// it sees what the previous holder committed.
+	var current []byte
+	err = tx.QueryRow(ctx, `SELECT id FROM cipherkeys WHERE tenant_id = $1 AND active`, tenantID).Scan(&current)
+	switch {
+	case isNoRows(err):
+		current = nil
+	case err != nil:
+		return fmt.Errorf("postgres: activating cipherkey %s of tenant %q: %w", next.ID, tenantID, err)
+	}
+	if (prev == nil) != (current == nil) || (prev != nil && !bytes.Equal(prev[:], current)) {
+		return fmt.Errorf("postgres: activating cipherkey %s of tenant %q: %w", next.ID, tenantID, keyring.ErrConflict)
+	}
+
+	if prev != nil {
+		if _, err := tx.Exec(ctx, `UPDATE cipherkeys SET active = false WHERE tenant_id = $1 AND id = $2`, tenantID, prev[:]); err != nil {
+			return fmt.Errorf("postgres: retiring cipherkey %s of tenant %q: %w", *prev, tenantID, err)
+		}
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO cipherkeys (`+cipherKeyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, r.args()...)
+	if err := insertCipherKeyError(next, err); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: activating cipherkey %s of tenant %q: %w", next.ID, tenantID, err)
+	}
+	return nil
+}
+
+// ReserveUses adds n to the key's UsesReserved if the sum stays at most max,
+// and returns the new sum, in one UPDATE: the row lock serialises concurrent
+// reservations and each re-checks the bound on the latest value. n must not
+// be negative. Errors: keyring.ErrExhausted, keyring.ErrNotFound.
+func (s *Store) ReserveUses(ctx context.Context, tenantID string, id envelope.KeyID, n, max int64) (int64, error) {
+	if n < 0 {
+		return 0, fmt.Errorf("postgres: reserving %d uses of cipherkey %s: negative", n, id)
+	}
+	if max >= n {
+		// uses_reserved <= max - n is uses_reserved + n <= max without the
+		// bigint overflow.
+		var total int64
+		err := s.pool.QueryRow(ctx, `UPDATE cipherkeys SET uses_reserved = uses_reserved + $1
+			WHERE tenant_id = $2 AND id = $3 AND uses_reserved <= $4
+			RETURNING uses_reserved`, n, tenantID, id[:], max-n).Scan(&total)
+		if err == nil {
+			return total, nil
+		}
+		if !isNoRows(err) {
+			return 0, fmt.Errorf("postgres: reserving uses of cipherkey %s of tenant %q: %w", id, tenantID, err)
+		}
+	}
+	var one int
+	err := s.pool.QueryRow(ctx, `SELECT 1 FROM cipherkeys WHERE tenant_id = $1 AND id = $2`, tenantID, id[:]).Scan(&one)
+	switch {
+	case isNoRows(err):
+		return 0, fmt.Errorf("postgres: cipherkey %s of tenant %q: %w", id, tenantID, keyring.ErrNotFound)
+	case err != nil:
+		return 0, fmt.Errorf("postgres: reserving uses of cipherkey %s of tenant %q: %w", id, tenantID, err)
+	}
+	return 0, fmt.Errorf("postgres: cipherkey %s of tenant %q: %w", id, tenantID, keyring.ErrExhausted)
+}
+
+// CountCipherKeys returns how many of the tenant's cipherkeys each provider
+// (by Ref) wraps; an empty map for a tenant without keys or no tenant.
+func (s *Store) CountCipherKeys(ctx context.Context, tenantID string) (map[string]int, error) {
+	rows, err := s.pool.Query(ctx, `SELECT provider, COUNT(*) FROM cipherkeys WHERE tenant_id = $1 GROUP BY provider`, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: counting cipherkeys of tenant %q: %w", tenantID, err)
+	}
+	defer rows.Close()
+	counts := map[string]int{}
+	for rows.Next() {
+		var provider string
+		var n int64
+		if err := rows.Scan(&provider, &n); err != nil {
+			return nil, fmt.Errorf("postgres: counting cipherkeys of tenant %q: %w", tenantID, err)
+		}
+		counts[provider] = int(n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: counting cipherkeys of tenant %q: %w", tenantID, err)
+	}
+	return counts, nil
+}

@@ -1,0 +1,36 @@
+package postgres
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+)
+
+// TestInsertCipherKeyError maps each constraint to its sentinel; the
+// conformance suite cannot reach a violation of cipherkeys_one_active, which
+// the tenant row lock prevents.
+func TestInsertCipherKeyError(t *testing.T) {
+	k := keyring.CipherKey{TenantID: "acme"}
+	tests := []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"one-active", &pgconn.PgError{Code: uniqueViolation, ConstraintName: oneActiveIndex}, keyring.ErrConflict},
+		{"primary-key", &pgconn.PgError{Code: uniqueViolation, ConstraintName: "cipherkeys_pkey"}, keyring.ErrExists},
+		{"foreign-key", &pgconn.PgError{Code: foreignKeyViolation, ConstraintName: "cipherkeys_tenant_fkey"}, keyring.ErrNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := insertCipherKeyError(k, tc.err); !errors.Is(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if got := insertCipherKeyError(k, errors.New("boom")); got == nil || errors.Is(got, keyring.ErrConflict) {
+		t.Errorf("other error: got %v, want a plain error", got)
+	}
+}

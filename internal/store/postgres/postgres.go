@@ -1,0 +1,148 @@
+// Package postgres is the production store of tenantcrypt: the keyring's
+// tenants and cipherkeys and the internal KMS's key-encryption keys in
+// PostgreSQL, through pgx. Use it to run several replicas behind a load
+// balancer: they share all state through the database, and every
+// compare-and-swap the keyring relies on (ActivateCipherKey, ReserveUses,
+// RewrapKEK) is atomic across replicas. A single replica can use the embedded
+// internal/store/sqlite instead.
+//
+// The tables live in the first schema of the connection's search_path: put
+// search_path in the DSN to choose one, or leave it out for the database's
+// default. Open applies the embedded schema migrations in one transaction
+// under an advisory lock, so replicas that start together migrate once.
+//
+// Deleted rows stay in PostgreSQL's dead tuples and WAL until vacuum and WAL
+// recycling; shredding a tenant's wrapped keys there is the database
+// operator's part (autovacuum, encrypted storage and backups).
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
+	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/schema"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// ErrSchemaTooNew is returned by Open for a database that a newer tenantcrypt
+// has migrated beyond the schema versions this binary knows.
+var ErrSchemaTooNew = schema.ErrTooNew
+
+// Store is a keyring.Store and an internalkms.Store in a PostgreSQL schema. It
+// is safe for concurrent use, also by several processes on the same database.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+var (
+	_ keyring.Store     = (*Store)(nil)
+	_ internalkms.Store = (*Store)(nil)
+)
+
+// Open connects to the database named by dsn (a URL or keyword/value
+// connection string, with pgxpool's pool_* settings if wanted) and migrates
+// its schema to the newest version. Errors: ErrSchemaTooNew (wrapped) for a
+// database migrated by a newer tenantcrypt.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err) // pgconn redacts the password
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "tenantcrypt"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connecting: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: connecting: %w", err)
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Close closes every connection, waiting for those in use to be released.
+func (s *Store) Close() { s.pool.Close() }
+
+// migrate applies the pending embedded migrations in one transaction.
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	ms, err := schema.Load(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: migrating schema: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	// Replicas that start together queue here until the first has committed;
+	// the lock is per schema, so that tenantcrypt schemas side by side (tests)
+	// do not wait for each other.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('tenantcrypt.schema_migrations'), hashtext(coalesce(current_schema(), '')))`); err != nil {
+		return fmt.Errorf("postgres: migrating schema: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    integer     NOT NULL PRIMARY KEY,
+		applied_at timestamptz NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("postgres: migrating schema: %w", err)
+	}
+	var current int
+	if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("postgres: migrating schema: %w", err)
+	}
+	pending, err := schema.Pending(ms, current)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	for _, m := range pending {
+		// Without arguments pgx uses the simple protocol, which runs a file
+		// of several statements.
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return fmt.Errorf("postgres: applying migration %s: %w", m.Name, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now())`, m.Version); err != nil {
+			return fmt.Errorf("postgres: applying migration %s: %w", m.Name, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: migrating schema: %w", err)
+	}
+	return nil
+}
+
+// PostgreSQL error codes (SQLSTATE) and constraint names the store maps to
+// sentinel errors.
+const (
+	uniqueViolation     = "23505"
+	foreignKeyViolation = "23503"
+
+	oneActiveIndex = "cipherkeys_one_active"
+)
+
+// violation returns the SQLSTATE and constraint of a PostgreSQL error.
+func violation(err error) (code, constraint string) {
+	var e *pgconn.PgError
+	if errors.As(err, &e) {
+		return e.Code, e.ConstraintName
+	}
+	return "", ""
+}
+
+// isNoRows reports a QueryRow that found nothing.
+func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }

@@ -1,0 +1,43 @@
+package sqlite
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+)
+
+// TestOneActiveIndex: the database itself refuses a second active key, and
+// the store reports that as ErrConflict, whatever path the insert takes.
+func TestOneActiveIndex(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "tenantcrypt.db"))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	now := time.Now()
+	if err := s.CreateTenant(ctx, keyring.Tenant{ID: "acme", Edition: keyring.EditionBusiness, State: keyring.StateActive, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatalf("CreateTenant: %v", err)
+	}
+	k1 := keyring.CipherKey{TenantID: "acme", Purpose: keyring.PurposeEncryption, Wrapped: []byte("1"), CreatedAt: now}
+	k1.ID[0] = 1
+	if err := s.ActivateCipherKey(ctx, "acme", nil, k1); err != nil {
+		t.Fatalf("ActivateCipherKey: %v", err)
+	}
+	k2 := k1
+	k2.ID[0], k2.Active = 2, true
+	r, err := newCipherKeyRow(k2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO cipherkeys (`+cipherKeyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.args()...)
+	if err == nil {
+		t.Fatal("inserting a second active key: got no error")
+	}
+	if err := insertCipherKeyError(k2, err); !errors.Is(err, keyring.ErrConflict) {
+		t.Errorf("inserting a second active key: got %v, want %v", err, keyring.ErrConflict)
+	}
+}

@@ -1,0 +1,180 @@
+package sqlite
+
+import (
+	"fmt"
+
+	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
+)
+
+// Rows are the tables as SQLite stores them: enums as their String form,
+// times as unix microseconds, key ids as 16-byte BLOBs. Converting to a row
+// rejects values that would not read back (an unknown enum), so that a bad
+// write fails instead of leaving a row that every later read trips over.
+
+type tenantRow struct {
+	ID        string
+	Name      string
+	Edition   string
+	HIPAA     bool
+	State     string
+	Provider  string
+	CreatedAt int64
+	UpdatedAt int64
+}
+
+const tenantColumns = `id, name, edition, hipaa, state, provider, created_at, updated_at`
+
+func newTenantRow(t keyring.Tenant) (tenantRow, error) {
+	if _, err := keyring.ParseEdition(t.Edition.String()); err != nil {
+		return tenantRow{}, fmt.Errorf("sqlite: tenant %q: invalid edition %d", t.ID, int(t.Edition))
+	}
+	if _, err := keyring.ParseTenantState(t.State.String()); err != nil {
+		return tenantRow{}, fmt.Errorf("sqlite: tenant %q: invalid state %d", t.ID, int(t.State))
+	}
+	return tenantRow{
+		ID:        t.ID,
+		Name:      t.Name,
+		Edition:   t.Edition.String(),
+		HIPAA:     t.HIPAA,
+		State:     t.State.String(),
+		Provider:  t.Provider,
+		CreatedAt: micros(t.CreatedAt),
+		UpdatedAt: micros(t.UpdatedAt),
+	}, nil
+}
+
+func scanTenant(sc scanner) (keyring.Tenant, error) {
+	var r tenantRow
+	if err := sc.Scan(&r.ID, &r.Name, &r.Edition, &r.HIPAA, &r.State, &r.Provider, &r.CreatedAt, &r.UpdatedAt); err != nil {
+		return keyring.Tenant{}, err
+	}
+	edition, err := keyring.ParseEdition(r.Edition)
+	if err != nil {
+		return keyring.Tenant{}, fmt.Errorf("sqlite: tenant %q: stored edition: %w", r.ID, err)
+	}
+	state, err := keyring.ParseTenantState(r.State)
+	if err != nil {
+		return keyring.Tenant{}, fmt.Errorf("sqlite: tenant %q: stored state: %w", r.ID, err)
+	}
+	return keyring.Tenant{
+		ID:        r.ID,
+		Name:      r.Name,
+		Edition:   edition,
+		HIPAA:     r.HIPAA,
+		State:     state,
+		Provider:  r.Provider,
+		CreatedAt: fromMicros(r.CreatedAt),
+		UpdatedAt: fromMicros(r.UpdatedAt),
+	}, nil
+}
+
+type cipherKeyRow struct {
+	TenantID      string
+	ID            []byte
+	Purpose       string
+	Active        bool
+	Provider      string
+	KeyVersion    string
+	Wrapped       []byte
+	ContextDigest []byte
+	CreatedAt     int64
+	UsesReserved  int64
+}
+
+const cipherKeyColumns = `tenant_id, id, purpose, active, provider, key_version, wrapped, context_digest, created_at, uses_reserved`
+
+func newCipherKeyRow(k keyring.CipherKey) (cipherKeyRow, error) {
+	if _, err := keyring.ParsePurpose(k.Purpose.String()); err != nil {
+		return cipherKeyRow{}, fmt.Errorf("sqlite: cipherkey %s: invalid purpose %d", k.ID, int(k.Purpose))
+	}
+	if k.UsesReserved < 0 {
+		return cipherKeyRow{}, fmt.Errorf("sqlite: cipherkey %s: negative uses reserved", k.ID)
+	}
+	return cipherKeyRow{
+		TenantID:      k.TenantID,
+		ID:            k.ID[:],
+		Purpose:       k.Purpose.String(),
+		Active:        k.Active,
+		Provider:      k.Provider,
+		KeyVersion:    k.KeyVersion,
+		Wrapped:       notNil(k.Wrapped),
+		ContextDigest: notNil(k.ContextDigest),
+		CreatedAt:     micros(k.CreatedAt),
+		UsesReserved:  k.UsesReserved,
+	}, nil
+}
+
+func (r cipherKeyRow) args() []any {
+	return []any{r.TenantID, r.ID, r.Purpose, r.Active, r.Provider, r.KeyVersion, r.Wrapped, r.ContextDigest, r.CreatedAt, r.UsesReserved}
+}
+
+func scanCipherKey(sc scanner) (keyring.CipherKey, error) {
+	var r cipherKeyRow
+	if err := sc.Scan(&r.TenantID, &r.ID, &r.Purpose, &r.Active, &r.Provider, &r.KeyVersion, &r.Wrapped, &r.ContextDigest, &r.CreatedAt, &r.UsesReserved); err != nil {
+		return keyring.CipherKey{}, err
+	}
+	var id envelope.KeyID
+	if len(r.ID) != len(id) {
+		return keyring.CipherKey{}, fmt.Errorf("sqlite: cipherkey of tenant %q: stored id has %d bytes", r.TenantID, len(r.ID))
+	}
+	copy(id[:], r.ID)
+	purpose, err := keyring.ParsePurpose(r.Purpose)
+	if err != nil {
+		return keyring.CipherKey{}, fmt.Errorf("sqlite: cipherkey %s: stored purpose: %w", id, err)
+	}
+	return keyring.CipherKey{
+		TenantID:      r.TenantID,
+		ID:            id,
+		Purpose:       purpose,
+		Active:        r.Active,
+		Provider:      r.Provider,
+		KeyVersion:    r.KeyVersion,
+		Wrapped:       nilIfEmpty(r.Wrapped),
+		ContextDigest: nilIfEmpty(r.ContextDigest),
+		CreatedAt:     fromMicros(r.CreatedAt),
+		UsesReserved:  r.UsesReserved,
+	}, nil
+}
+
+type kekRow struct {
+	TenantID    string
+	Version     int64
+	RootVersion int64
+	Wrapped     []byte
+	CreatedAt   int64
+}
+
+const kekColumns = `tenant_id, version, root_version, wrapped, created_at`
+
+func scanKEK(sc scanner) (internalkms.KEK, error) {
+	var r kekRow
+	if err := sc.Scan(&r.TenantID, &r.Version, &r.RootVersion, &r.Wrapped, &r.CreatedAt); err != nil {
+		return internalkms.KEK{}, err
+	}
+	return internalkms.KEK{
+		TenantID:    r.TenantID,
+		Version:     uint32(r.Version), // the schema CHECKs the uint32 range
+		RootVersion: uint32(r.RootVersion),
+		Wrapped:     nilIfEmpty(r.Wrapped),
+		CreatedAt:   fromMicros(r.CreatedAt),
+	}, nil
+}
+
+// notNil stores a nil slice as an empty BLOB: the columns are NOT NULL.
+func notNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// nilIfEmpty reads an empty BLOB back as nil, so that both backends return
+// the same value.
+func nilIfEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}

@@ -1,0 +1,128 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+)
+
+// CreateTenant inserts t. Errors: keyring.ErrExists.
+func (s *Store) CreateTenant(ctx context.Context, t keyring.Tenant) error {
+	r, err := newTenantRow(t)
+	if err != nil {
+		return err
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO tenants (`+tenantColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.ID, r.Name, r.Edition, r.HIPAA, r.State, r.Provider, r.CreatedAt, r.UpdatedAt)
+	switch {
+	case isPrimaryKeyViolation(err):
+		return fmt.Errorf("sqlite: tenant %q: %w", t.ID, keyring.ErrExists)
+	case err != nil:
+		return fmt.Errorf("sqlite: creating tenant %q: %w", t.ID, err)
+	}
+	return nil
+}
+
+// Tenant returns one tenant. Errors: keyring.ErrNotFound.
+func (s *Store) Tenant(ctx context.Context, id string) (keyring.Tenant, error) {
+	t, err := scanTenant(s.r.QueryRowContext(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = ?`, id))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return keyring.Tenant{}, fmt.Errorf("sqlite: tenant %q: %w", id, keyring.ErrNotFound)
+	case err != nil:
+		return keyring.Tenant{}, fmt.Errorf("sqlite: reading tenant %q: %w", id, err)
+	}
+	return t, nil
+}
+
+// UpdateTenant replaces every field of the stored tenant t.ID but ID and
+// CreatedAt. Errors: keyring.ErrNotFound.
+func (s *Store) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
+	r, err := newTenantRow(t)
+	if err != nil {
+		return err
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE tenants
+		SET name = ?, edition = ?, hipaa = ?, state = ?, provider = ?, updated_at = ?
+		WHERE id = ?`,
+		r.Name, r.Edition, r.HIPAA, r.State, r.Provider, r.UpdatedAt, r.ID)
+	if err != nil {
+		return fmt.Errorf("sqlite: updating tenant %q: %w", t.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: updating tenant %q: %w", t.ID, err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlite: tenant %q: %w", t.ID, keyring.ErrNotFound)
+	}
+	return nil
+}
+
+// ListTenants returns up to limit tenants with ids greater than after, in id
+// (byte) order.
+func (s *Store) ListTenants(ctx context.Context, after string, limit int) ([]keyring.Tenant, error) {
+	ts := []keyring.Tenant{}
+	if limit <= 0 {
+		return ts, nil
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: listing tenants: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		t, err := scanTenant(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: listing tenants: %w", err)
+		}
+		ts = append(ts, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: listing tenants: %w", err)
+	}
+	return ts, nil
+}
+
+// DeleteTenant removes the tenant, its cipherkeys and its internal KMS
+// key-encryption keys in one transaction, then checkpoints the WAL so that
+// the deleted rows leave the files too (secure_delete has zeroed them in the
+// pages). Errors: keyring.ErrNotFound, and then nothing is deleted.
+func (s *Store) DeleteTenant(ctx context.Context, id string) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: deleting tenant %q: %w", id, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `DELETE FROM tenants WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("sqlite: deleting tenant %q: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: deleting tenant %q: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlite: tenant %q: %w", id, keyring.ErrNotFound)
+	}
+	// ON DELETE CASCADE has removed the cipherkeys already; delete them
+	// explicitly too, so that shredding does not depend on the foreign_keys
+	// pragma of the connection.
+	for _, q := range []string{
+		`DELETE FROM cipherkeys WHERE tenant_id = ?`,
+		`DELETE FROM internal_keks WHERE tenant_id = ?`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, id); err != nil {
+			return fmt.Errorf("sqlite: deleting tenant %q: %w", id, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: deleting tenant %q: %w", id, err)
+	}
+	// Best effort: the old page images with the wrapped keys stay in the WAL
+	// until a checkpoint copies the zeroed pages into the database and
+	// TRUNCATE empties the WAL. A long reader makes it wait up to
+	// busy_timeout and then give up until a later checkpoint; the deletion
+	// itself has committed either way, so its outcome is not an error.
+	_, _ = s.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
+	return nil
+}

@@ -1,0 +1,90 @@
+package storetest
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
+)
+
+// RoundRobin returns a Store that sends each call to the next of stores in
+// turn. Given stores opened separately on one database, Run checks that they
+// share state and that the compare-and-swap methods hold across processes and
+// replicas, not only within one Store.
+func RoundRobin(stores ...Store) Store {
+	if len(stores) == 0 {
+		panic("storetest: RoundRobin of no stores")
+	}
+	return &roundRobin{stores: stores}
+}
+
+type roundRobin struct {
+	stores []Store
+	n      atomic.Uint64
+}
+
+func (r *roundRobin) next() Store {
+	return r.stores[(r.n.Add(1)-1)%uint64(len(r.stores))]
+}
+
+func (r *roundRobin) CreateTenant(ctx context.Context, t keyring.Tenant) error {
+	return r.next().CreateTenant(ctx, t)
+}
+
+func (r *roundRobin) Tenant(ctx context.Context, id string) (keyring.Tenant, error) {
+	return r.next().Tenant(ctx, id)
+}
+
+func (r *roundRobin) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
+	return r.next().UpdateTenant(ctx, t)
+}
+
+func (r *roundRobin) ListTenants(ctx context.Context, after string, limit int) ([]keyring.Tenant, error) {
+	return r.next().ListTenants(ctx, after, limit)
+}
+
+func (r *roundRobin) DeleteTenant(ctx context.Context, id string) error {
+	return r.next().DeleteTenant(ctx, id)
+}
+
+func (r *roundRobin) InsertCipherKey(ctx context.Context, k keyring.CipherKey) error {
+	return r.next().InsertCipherKey(ctx, k)
+}
+
+func (r *roundRobin) CipherKey(ctx context.Context, tenantID string, id envelope.KeyID) (keyring.CipherKey, error) {
+	return r.next().CipherKey(ctx, tenantID, id)
+}
+
+func (r *roundRobin) ActiveCipherKey(ctx context.Context, tenantID string) (keyring.CipherKey, error) {
+	return r.next().ActiveCipherKey(ctx, tenantID)
+}
+
+func (r *roundRobin) ActivateCipherKey(ctx context.Context, tenantID string, prev *envelope.KeyID, next keyring.CipherKey) error {
+	return r.next().ActivateCipherKey(ctx, tenantID, prev, next)
+}
+
+func (r *roundRobin) ReserveUses(ctx context.Context, tenantID string, id envelope.KeyID, n, max int64) (int64, error) {
+	return r.next().ReserveUses(ctx, tenantID, id, n, max)
+}
+
+func (r *roundRobin) CountCipherKeys(ctx context.Context, tenantID string) (map[string]int, error) {
+	return r.next().CountCipherKeys(ctx, tenantID)
+}
+
+func (r *roundRobin) KEKs(ctx context.Context, tenantID string) ([]internalkms.KEK, error) {
+	return r.next().KEKs(ctx, tenantID)
+}
+
+func (r *roundRobin) InsertKEK(ctx context.Context, k internalkms.KEK) error {
+	return r.next().InsertKEK(ctx, k)
+}
+
+func (r *roundRobin) RewrapKEK(ctx context.Context, tenantID string, version, oldRoot, newRoot uint32, wrapped []byte) error {
+	return r.next().RewrapKEK(ctx, tenantID, version, oldRoot, newRoot, wrapped)
+}
+
+func (r *roundRobin) KEKsNotWrappedBy(ctx context.Context, rootVersion uint32, limit int) ([]internalkms.KEK, error) {
+	return r.next().KEKsNotWrappedBy(ctx, rootVersion, limit)
+}

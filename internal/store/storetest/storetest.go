@@ -1,0 +1,210 @@
+// Package storetest is the conformance suite for tenantcrypt's stores. Every
+// implementation in internal/store/... calls Run from its tests, so that the
+// keyring and the internal KMS can rely on the same error contracts, the same
+// round trip of every field and the same atomicity of the compare-and-swap
+// methods, whatever database is underneath.
+package storetest
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
+)
+
+// Store is what every store implementation provides: the keyring's tenants
+// and cipherkeys and the internal KMS's key-encryption keys in one database,
+// so that DeleteTenant can remove all three in one transaction.
+type Store interface {
+	keyring.Store
+	internalkms.Store
+}
+
+// Run runs the conformance suite against the stores that open returns. It
+// calls open once per subtest, in parallel subtests; each call must return a
+// new, empty store (a fresh file or database schema) that lives until the
+// test given to open ends.
+func Run(t *testing.T, open func(t *testing.T) Store) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, s Store)
+	}{
+		{"Tenant/RoundTrip", testTenantRoundTrip},
+		{"Tenant/CreateExists", testCreateTenantExists},
+		{"Tenant/NotFound", testTenantNotFound},
+		{"Tenant/Update", testUpdateTenant},
+		{"Tenant/InvalidEnums", testTenantInvalidEnums},
+		{"Tenant/List", testListTenants},
+		{"Tenant/Delete", testDeleteTenant},
+		{"CipherKey/Insert", testInsertCipherKey},
+		{"CipherKey/InsertErrors", testInsertCipherKeyErrors},
+		{"CipherKey/Activate", testActivateCipherKey},
+		{"CipherKey/ActivateErrors", testActivateCipherKeyErrors},
+		{"CipherKey/ReserveUses", testReserveUses},
+		{"CipherKey/Count", testCountCipherKeys},
+		{"KEK/InsertAndList", testKEKs},
+		{"KEK/Rewrap", testRewrapKEK},
+		{"KEK/NotWrappedBy", testKEKsNotWrappedBy},
+		{"Concurrent/Activate", testConcurrentActivate},
+		{"Concurrent/Rotations", testConcurrentRotations},
+		{"Concurrent/ReserveUses", testConcurrentReserveUses},
+		{"Concurrent/InsertKEK", testConcurrentInsertKEK},
+		{"CanceledContext", testCanceledContext},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.run(t, open(t))
+		})
+	}
+}
+
+// zone makes the fixtures' times non-UTC, so that the suite checks that
+// stores return UTC; their nanoseconds check microsecond precision.
+var zone = time.FixedZone("UTC+05:30", 5*3600+1800)
+
+func newTenant(id string) keyring.Tenant {
+	return keyring.Tenant{
+		ID:        id,
+		Name:      "Tenant " + id,
+		Edition:   keyring.EditionEnterprise,
+		HIPAA:     true,
+		State:     keyring.StateActive,
+		Provider:  "internal",
+		CreatedAt: time.Date(2024, 2, 29, 23, 59, 58, 123456789, zone),
+		UpdatedAt: time.Date(2025, 1, 2, 3, 4, 5, 987654321, zone),
+	}
+}
+
+func createTenant(t *testing.T, s Store, id string) keyring.Tenant {
+	t.Helper()
+	tn := newTenant(id)
+	if err := s.CreateTenant(t.Context(), tn); err != nil {
+		t.Fatalf("CreateTenant(%q): %v", id, err)
+	}
+	return tn
+}
+
+func newKeyID(t *testing.T) envelope.KeyID {
+	t.Helper()
+	id, err := envelope.NewKeyID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// newEncryptionKey returns an encryption cipherkey of the tenant with every
+// field set.
+func newEncryptionKey(t *testing.T, tenantID string) keyring.CipherKey {
+	t.Helper()
+	id := newKeyID(t)
+	return keyring.CipherKey{
+		TenantID:     tenantID,
+		ID:           id,
+		Purpose:      keyring.PurposeEncryption,
+		Provider:     "arn:aws:kms:eu-west-1:111122223333:key/mrk-1234abcd",
+		KeyVersion:   "v7",
+		Wrapped:      append([]byte("wrapped:"), id[:]...),
+		CreatedAt:    time.Date(2025, 6, 7, 8, 9, 10, 111222333, zone),
+		UsesReserved: 42,
+	}
+}
+
+// newDataKey returns a data key (PurposeDataKey, with a context digest).
+func newDataKey(t *testing.T, tenantID string) keyring.CipherKey {
+	t.Helper()
+	k := newEncryptionKey(t, tenantID)
+	k.Purpose = keyring.PurposeDataKey
+	k.Provider = "internal"
+	k.KeyVersion = "3"
+	k.ContextDigest = bytes.Repeat([]byte{0xd1}, 32)
+	k.UsesReserved = 0
+	return k
+}
+
+// activate makes k the tenant's first active key.
+func activate(t *testing.T, s Store, k keyring.CipherKey) {
+	t.Helper()
+	if err := s.ActivateCipherKey(t.Context(), k.TenantID, nil, k); err != nil {
+		t.Fatalf("ActivateCipherKey(%q, nil, %s): %v", k.TenantID, k.ID, err)
+	}
+}
+
+func insertKEK(t *testing.T, s Store, k internalkms.KEK) {
+	t.Helper()
+	if err := s.InsertKEK(t.Context(), k); err != nil {
+		t.Fatalf("InsertKEK(%q, %d): %v", k.TenantID, k.Version, err)
+	}
+}
+
+func newKEK(tenantID string, version, root uint32) internalkms.KEK {
+	return internalkms.KEK{
+		TenantID:    tenantID,
+		Version:     version,
+		RootVersion: root,
+		Wrapped:     []byte{byte(version), byte(root), 0xee, 0xff},
+		CreatedAt:   time.Date(2023, 3, 4, 5, 6, 7, 8009, zone),
+	}
+}
+
+// checkErr fails unless errors.Is(err, want); want nil means no error.
+func checkErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	switch {
+	case want == nil && err != nil:
+		t.Fatalf("%s: got error %v, want none", what, err)
+	case want != nil && !errors.Is(err, want):
+		t.Fatalf("%s: got error %v, want %v", what, err, want)
+	}
+}
+
+// checkTime accepts a time stored at microsecond or finer precision, and
+// wants it back in UTC.
+func checkTime(t *testing.T, what string, got, want time.Time) {
+	t.Helper()
+	if !got.Equal(want) && !got.Equal(want.Truncate(time.Microsecond)) {
+		t.Errorf("%s: got %v, want %v (at least microsecond precision)", what, got, want)
+	}
+	if got.Location() != time.UTC {
+		t.Errorf("%s: got location %v, want UTC", what, got.Location())
+	}
+}
+
+func checkTenant(t *testing.T, got, want keyring.Tenant) {
+	t.Helper()
+	if got.ID != want.ID || got.Name != want.Name || got.Edition != want.Edition || got.HIPAA != want.HIPAA ||
+		got.State != want.State || got.Provider != want.Provider {
+		t.Errorf("tenant:\ngot  %+v\nwant %+v", got, want)
+	}
+	checkTime(t, "tenant "+want.ID+" CreatedAt", got.CreatedAt, want.CreatedAt)
+	checkTime(t, "tenant "+want.ID+" UpdatedAt", got.UpdatedAt, want.UpdatedAt)
+}
+
+func checkCipherKey(t *testing.T, got, want keyring.CipherKey) {
+	t.Helper()
+	if got.TenantID != want.TenantID || got.ID != want.ID || got.Purpose != want.Purpose || got.Active != want.Active ||
+		got.Provider != want.Provider || got.KeyVersion != want.KeyVersion || got.UsesReserved != want.UsesReserved ||
+		!bytes.Equal(got.Wrapped, want.Wrapped) || !bytes.Equal(got.ContextDigest, want.ContextDigest) {
+		t.Errorf("cipherkey:\ngot  %+v\nwant %+v", got, want)
+	}
+	checkTime(t, "cipherkey "+want.ID.String()+" CreatedAt", got.CreatedAt, want.CreatedAt)
+}
+
+func checkKEKs(t *testing.T, what string, got, want []internalkms.KEK) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: got %d KEKs %+v, want %d %+v", what, len(got), got, len(want), want)
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.TenantID != w.TenantID || g.Version != w.Version || g.RootVersion != w.RootVersion || !bytes.Equal(g.Wrapped, w.Wrapped) {
+			t.Errorf("%s[%d]:\ngot  %+v\nwant %+v", what, i, g, w)
+		}
+		checkTime(t, what+" CreatedAt", g.CreatedAt, w.CreatedAt)
+	}
+}

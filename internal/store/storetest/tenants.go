@@ -1,0 +1,318 @@
+package storetest
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+)
+
+func testTenantRoundTrip(t *testing.T, s Store) {
+	tests := []struct {
+		name    string
+		edition keyring.Edition
+		state   keyring.TenantState
+		hipaa   bool
+	}{
+		{"enterprise-active-hipaa", keyring.EditionEnterprise, keyring.StateActive, true},
+		{"business-key-unavailable", keyring.EditionBusiness, keyring.StateKeyUnavailable, false},
+		{"business-locked", keyring.EditionBusiness, keyring.StateLocked, false},
+		{"enterprise-destroyed", keyring.EditionEnterprise, keyring.StateDestroyed, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			want := newTenant(tc.name)
+			want.Edition, want.State, want.HIPAA = tc.edition, tc.state, tc.hipaa
+			if err := s.CreateTenant(t.Context(), want); err != nil {
+				t.Fatalf("CreateTenant: %v", err)
+			}
+			got, err := s.Tenant(t.Context(), tc.name)
+			if err != nil {
+				t.Fatalf("Tenant: %v", err)
+			}
+			checkTenant(t, got, want)
+		})
+	}
+
+	t.Run("zero-and-utc-times", func(t *testing.T) {
+		want := newTenant("times")
+		want.CreatedAt = time.Unix(0, 0).UTC()
+		want.UpdatedAt = time.Date(2262, 4, 11, 23, 47, 16, 854775000, time.UTC)
+		if err := s.CreateTenant(t.Context(), want); err != nil {
+			t.Fatalf("CreateTenant: %v", err)
+		}
+		got, err := s.Tenant(t.Context(), want.ID)
+		if err != nil {
+			t.Fatalf("Tenant: %v", err)
+		}
+		checkTenant(t, got, want)
+	})
+}
+
+func testCreateTenantExists(t *testing.T, s Store) {
+	want := createTenant(t, s, "acme")
+	dup := newTenant("acme")
+	dup.Name = "Impostor"
+	checkErr(t, "CreateTenant(duplicate)", s.CreateTenant(t.Context(), dup), keyring.ErrExists)
+	got, err := s.Tenant(t.Context(), "acme")
+	if err != nil {
+		t.Fatalf("Tenant: %v", err)
+	}
+	checkTenant(t, got, want)
+}
+
+func testTenantNotFound(t *testing.T, s Store) {
+	createTenant(t, s, "acme")
+	for _, id := range []string{"", "nope", "ACME", "acme "} {
+		_, err := s.Tenant(t.Context(), id)
+		checkErr(t, "Tenant("+id+")", err, keyring.ErrNotFound)
+	}
+}
+
+func testUpdateTenant(t *testing.T, s Store) {
+	orig := createTenant(t, s, "acme")
+	createTenant(t, s, "other")
+
+	upd := keyring.Tenant{
+		ID:        "acme",
+		Name:      "ACME Health",
+		Edition:   keyring.EditionBusiness,
+		HIPAA:     false,
+		State:     keyring.StateLocked,
+		Provider:  "arn:aws:kms:us-east-1:111122223333:key/mrk-0000",
+		CreatedAt: time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC), // must be ignored
+		UpdatedAt: time.Date(2026, 7, 8, 9, 10, 11, 121314151, zone),
+	}
+	if err := s.UpdateTenant(t.Context(), upd); err != nil {
+		t.Fatalf("UpdateTenant: %v", err)
+	}
+	got, err := s.Tenant(t.Context(), "acme")
+	if err != nil {
+		t.Fatalf("Tenant: %v", err)
+	}
+	want := upd
+	want.CreatedAt = orig.CreatedAt
+	checkTenant(t, got, want)
+
+	other, err := s.Tenant(t.Context(), "other")
+	if err != nil {
+		t.Fatalf("Tenant(other): %v", err)
+	}
+	checkTenant(t, other, newTenant("other"))
+
+	missing := newTenant("missing")
+	checkErr(t, "UpdateTenant(missing)", s.UpdateTenant(t.Context(), missing), keyring.ErrNotFound)
+	_, err = s.Tenant(t.Context(), "missing")
+	checkErr(t, "Tenant(missing) after UpdateTenant", err, keyring.ErrNotFound)
+}
+
+// testTenantInvalidEnums: a store refuses what it could not read back.
+func testTenantInvalidEnums(t *testing.T, s Store) {
+	tests := []struct {
+		name   string
+		mutate func(*keyring.Tenant)
+	}{
+		{"edition", func(tn *keyring.Tenant) { tn.Edition = keyring.EditionUnknown }},
+		{"state", func(tn *keyring.Tenant) { tn.State = keyring.StateUnknown }},
+		{"edition-out-of-range", func(tn *keyring.Tenant) { tn.Edition = 99 }},
+	}
+	createTenant(t, s, "valid")
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tn := newTenant(tc.name)
+			tc.mutate(&tn)
+			if err := s.CreateTenant(t.Context(), tn); err == nil {
+				t.Errorf("CreateTenant: got no error, want one")
+			}
+			_, err := s.Tenant(t.Context(), tc.name)
+			checkErr(t, "Tenant after refused CreateTenant", err, keyring.ErrNotFound)
+
+			upd := newTenant("valid")
+			tc.mutate(&upd)
+			if err := s.UpdateTenant(t.Context(), upd); err == nil {
+				t.Errorf("UpdateTenant: got no error, want one")
+			}
+			got, err := s.Tenant(t.Context(), "valid")
+			if err != nil {
+				t.Fatalf("Tenant(valid): %v", err)
+			}
+			checkTenant(t, got, newTenant("valid"))
+		})
+	}
+}
+
+func testListTenants(t *testing.T, s Store) {
+	// Ids whose byte order differs from a linguistic collation's.
+	ids := []string{"b", "a", "A", "a-b", "aB", "ab", "_x", "z", "é", "0", "a b", "Z9"}
+	for _, id := range ids {
+		createTenant(t, s, id)
+	}
+	sorted := slices.Clone(ids)
+	slices.Sort(sorted) // byte order
+
+	ctx := t.Context()
+	// want is the reference: the ids above after, in byte order, at most limit.
+	want := func(after string, limit int) []string {
+		var w []string
+		for _, id := range sorted {
+			if id > after && len(w) < limit {
+				w = append(w, id)
+			}
+		}
+		return w
+	}
+	tests := []struct {
+		name  string
+		after string
+		limit int
+	}{
+		{"all", "", 100},
+		{"exact-limit", "", len(ids)},
+		{"first-page", "", 3},
+		{"after-existing", sorted[4], 3},
+		{"after-missing", "aa", 100},
+		{"after-uppercase", "B", 100},
+		{"after-last", sorted[len(sorted)-1], 10},
+		{"after-beyond", "\U0010FFFF", 10},
+		{"limit-zero", "", 0},
+		{"limit-negative", "", -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.ListTenants(ctx, tc.after, tc.limit)
+			if err != nil {
+				t.Fatalf("ListTenants(%q, %d): %v", tc.after, tc.limit, err)
+			}
+			var gotIDs []string
+			for _, tn := range got {
+				gotIDs = append(gotIDs, tn.ID)
+			}
+			if want := want(tc.after, tc.limit); !slices.Equal(gotIDs, want) {
+				t.Errorf("ListTenants(%q, %d): got %q, want %q", tc.after, tc.limit, gotIDs, want)
+			}
+		})
+	}
+
+	t.Run("pages", func(t *testing.T) {
+		var got []string
+		after := ""
+		for page := 0; ; page++ {
+			if page > len(ids) {
+				t.Fatalf("pagination does not end: got %q so far", got)
+			}
+			ts, err := s.ListTenants(ctx, after, 5)
+			if err != nil {
+				t.Fatalf("ListTenants(%q, 5): %v", after, err)
+			}
+			if len(ts) > 5 {
+				t.Fatalf("ListTenants(%q, 5): got %d tenants", after, len(ts))
+			}
+			if len(ts) == 0 {
+				break
+			}
+			for _, tn := range ts {
+				checkTenant(t, tn, newTenant(tn.ID))
+				got = append(got, tn.ID)
+			}
+			after = ts[len(ts)-1].ID
+		}
+		if !slices.Equal(got, sorted) {
+			t.Errorf("paging by 5: got %q, want %q", got, sorted)
+		}
+	})
+}
+
+func testDeleteTenant(t *testing.T, s Store) {
+	ctx := t.Context()
+	type fixture struct {
+		active, retired, data keyring.CipherKey
+	}
+	setup := func(id string) fixture {
+		createTenant(t, s, id)
+		f := fixture{retired: newEncryptionKey(t, id), active: newEncryptionKey(t, id), data: newDataKey(t, id)}
+		activate(t, s, f.retired)
+		if err := s.ActivateCipherKey(ctx, id, &f.retired.ID, f.active); err != nil {
+			t.Fatalf("ActivateCipherKey: %v", err)
+		}
+		if err := s.InsertCipherKey(ctx, f.data); err != nil {
+			t.Fatalf("InsertCipherKey: %v", err)
+		}
+		insertKEK(t, s, newKEK(id, 1, 1))
+		insertKEK(t, s, newKEK(id, 2, 1))
+		return f
+	}
+	gone, kept := setup("gone"), setup("kept")
+	keptBefore, err := s.KEKs(ctx, "kept")
+	if err != nil {
+		t.Fatalf("KEKs(kept): %v", err)
+	}
+
+	if err := s.DeleteTenant(ctx, "gone"); err != nil {
+		t.Fatalf("DeleteTenant: %v", err)
+	}
+
+	t.Run("deleted", func(t *testing.T) {
+		_, err := s.Tenant(ctx, "gone")
+		checkErr(t, "Tenant", err, keyring.ErrNotFound)
+		for _, k := range []keyring.CipherKey{gone.active, gone.retired, gone.data} {
+			_, err := s.CipherKey(ctx, "gone", k.ID)
+			checkErr(t, "CipherKey", err, keyring.ErrNotFound)
+		}
+		_, err = s.ActiveCipherKey(ctx, "gone")
+		checkErr(t, "ActiveCipherKey", err, keyring.ErrNotFound)
+		counts, err := s.CountCipherKeys(ctx, "gone")
+		if err != nil || len(counts) != 0 {
+			t.Errorf("CountCipherKeys: got %v, %v; want empty, nil", counts, err)
+		}
+		keks, err := s.KEKs(ctx, "gone")
+		if err != nil || len(keks) != 0 {
+			t.Errorf("KEKs: got %+v, %v; want none, nil", keks, err)
+		}
+		stale, err := s.KEKsNotWrappedBy(ctx, 99, 100)
+		if err != nil {
+			t.Fatalf("KEKsNotWrappedBy: %v", err)
+		}
+		for _, k := range stale {
+			if k.TenantID == "gone" {
+				t.Errorf("KEKsNotWrappedBy: got KEK %d of the deleted tenant", k.Version)
+			}
+		}
+		checkErr(t, "DeleteTenant again", s.DeleteTenant(ctx, "gone"), keyring.ErrNotFound)
+	})
+
+	t.Run("others-untouched", func(t *testing.T) {
+		got, err := s.Tenant(ctx, "kept")
+		if err != nil {
+			t.Fatalf("Tenant(kept): %v", err)
+		}
+		checkTenant(t, got, newTenant("kept"))
+		active, err := s.ActiveCipherKey(ctx, "kept")
+		if err != nil {
+			t.Fatalf("ActiveCipherKey(kept): %v", err)
+		}
+		want := kept.active
+		want.Active = true
+		checkCipherKey(t, active, want)
+		for _, k := range []keyring.CipherKey{kept.retired, kept.data} {
+			if _, err := s.CipherKey(ctx, "kept", k.ID); err != nil {
+				t.Errorf("CipherKey(kept, %s): %v", k.ID, err)
+			}
+		}
+		keks, err := s.KEKs(ctx, "kept")
+		if err != nil {
+			t.Fatalf("KEKs(kept): %v", err)
+		}
+		checkKEKs(t, "KEKs(kept)", keks, keptBefore)
+	})
+
+	t.Run("recreate", func(t *testing.T) {
+		createTenant(t, s, "gone")
+		_, err := s.ActiveCipherKey(ctx, "gone")
+		checkErr(t, "ActiveCipherKey of the recreated tenant", err, keyring.ErrNotFound)
+		_, err = s.CipherKey(ctx, "gone", gone.data.ID)
+		checkErr(t, "CipherKey of the recreated tenant", err, keyring.ErrNotFound)
+	})
+
+	checkErr(t, "DeleteTenant(missing)", s.DeleteTenant(ctx, "missing"), keyring.ErrNotFound)
+}
