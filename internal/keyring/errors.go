@@ -1,0 +1,46 @@
+package keyring
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/tenantcrypt/tenantcrypt/envelope"
+)
+
+// Errors the keyring's callers branch on. KMS failures arrive as the
+// sentinels of package kms.
+var (
+	// ErrTenantNotFound: no tenant with that id (or it was deleted).
+	ErrTenantNotFound = errors.New("tenant not found")
+	// ErrTenantExists: a tenant with that id exists already.
+	ErrTenantExists = errors.New("tenant already exists")
+	// ErrDecrypt is the single opaque answer for a ciphertext or handle that
+	// does not open, whatever the reason, so that nothing leaks through it.
+	ErrDecrypt = envelope.ErrDecrypt
+	// ErrHIPAARequiresCMK: a HIPAA tenant must be on a customer managed key.
+	ErrHIPAARequiresCMK = errors.New("a hipaa tenant must use a customer managed key: register and migrate to a CMK first")
+	// ErrEditionForbidsCMK: the business edition may not use a customer
+	// managed key.
+	ErrEditionForbidsCMK = errors.New("the business edition cannot use a customer managed key")
+	// ErrUnknownProvider: a cipherkey names a provider that is not configured.
+	ErrUnknownProvider = errors.New("unknown key provider")
+)
+
+// InputError is a request field that is not acceptable.
+type InputError struct {
+	Field  string
+	Reason string
+}
+
+func (e *InputError) Error() string { return fmt.Sprintf("invalid %s: %s", e.Field, e.Reason) }
+
+// TenantStateError refuses a data-plane operation because of the tenant's
+// lifecycle state.
+type TenantStateError struct {
+	TenantID string
+	State    TenantState
+}
+
+func (e *TenantStateError) Error() string {
+	return fmt.Sprintf("tenant %s is %s", e.TenantID, e.State)
+}

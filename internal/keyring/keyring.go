@@ -1,0 +1,607 @@
+// Package keyring is tenantcrypt's core: tenants, their data keys
+// ("cipherkeys", stored only wrapped), rotation of the active data key,
+// a bounded cache of unwrapped keys, and the data-plane operations (encrypt,
+// decrypt, rewrap, data keys) built on them.
+//
+// A Service needs a Store (persistence, see internal/store/...) and
+// Providers (the KMSs that wrap data keys, see internal/kms/...). Once a
+// tenant's data key is cached, encrypt and decrypt touch neither: the warm
+// path is memory and AES-GCM only.
+package keyring
+
+import (
+	"context"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
+)
+
+// InternalProvider is the Ref of the internal KMS, every tenant's provider
+// until it brings a customer managed key.
+const InternalProvider = "internal"
+
+// Providers finds the key provider that a Ref names.
+type Providers interface {
+	// Provider returns provider ref as seen by the tenant.
+	// Errors: ErrUnknownProvider.
+	Provider(ctx context.Context, tenantID, ref string) (kms.Provider, error)
+	// Prefix is the text-form prefix of ciphertexts and handles issued under
+	// ref (envelope.InternalPrefix, envelope.CMKPrefix).
+	Prefix(tenantID, ref string) string
+}
+
+// Config configures a Service. Store and Providers are required.
+type Config struct {
+	Store     Store
+	Providers Providers
+
+	// MaxKeyUses retires the active data key after that many encryptions,
+	// far below the 2^32 limit for random 96-bit GCM nonces. Default 2^30.
+	MaxKeyUses int64
+	// MaxKeyAge retires the active data key after that long. Default 30 days.
+	MaxKeyAge time.Duration
+	// UseBlock is how many encryptions a process reserves in the store at a
+	// time, so that the count is kept across replicas without a database
+	// write per encryption. Default 65,536 (capped at MaxKeyUses).
+	UseBlock int64
+	// TenantRefresh is how long a process trusts its copy of a tenant's
+	// record (state, provider) before reading it again. Default 2 s.
+	TenantRefresh time.Duration
+	// Cache bounds the cache of unwrapped data keys.
+	Cache CacheConfig
+
+	Logger *slog.Logger
+	Now    func() time.Time // for tests; default time.Now
+}
+
+func (c *Config) setDefaults() error {
+	if c.Store == nil || c.Providers == nil {
+		return errors.New("keyring: Store and Providers are required")
+	}
+	if c.MaxKeyUses <= 0 {
+		c.MaxKeyUses = 1 << 30
+	}
+	if c.MaxKeyAge <= 0 {
+		c.MaxKeyAge = 30 * 24 * time.Hour
+	}
+	if c.UseBlock <= 0 {
+		c.UseBlock = 1 << 16
+	}
+	c.UseBlock = min(c.UseBlock, c.MaxKeyUses)
+	if c.TenantRefresh <= 0 {
+		c.TenantRefresh = 2 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Service is the keyring. It is safe for concurrent use.
+type Service struct {
+	cfg   Config
+	cache *keyCache
+
+	mu      sync.RWMutex
+	tenants map[string]*tenantEntry
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+}
+
+// tenantEntry is a process's view of one tenant: its record, refreshed every
+// TenantRefresh, and its active key with the uses left in the block this
+// process reserved.
+type tenantEntry struct {
+	mu      sync.Mutex // serialises refreshes and rotations
+	snap    atomic.Pointer[tenantSnapshot]
+	active  atomic.Pointer[activeKey]
+	removed bool // guarded by mu: the tenant was deleted by this process
+}
+
+type tenantSnapshot struct {
+	t       Tenant
+	fetched time.Time
+}
+
+type activeKey struct {
+	id        envelope.KeyID
+	prefix    string
+	createdAt time.Time
+	left      atomic.Int64 // uses left in this process's reserved block
+}
+
+// New returns a Service and starts its cache sweeper; call Close to stop it.
+func New(cfg Config) (*Service, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Service{
+		cfg:     cfg,
+		cache:   newKeyCache(cfg.Cache, cfg.Now),
+		tenants: make(map[string]*tenantEntry),
+		stop:    make(chan struct{}),
+	}
+	s.wg.Add(1)
+	go s.sweepLoop()
+	return s, nil
+}
+
+// Close stops background work and destroys every cached key.
+func (s *Service) Close() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.wg.Wait()
+	s.cache.purgeAll()
+}
+
+func (s *Service) sweepLoop() {
+	defer s.wg.Done()
+	// Sweep often enough that no key outlives its TTL by more than a tenth.
+	t := time.NewTicker(max(s.cache.cfg.IdleTimeout/10, 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.cache.sweep()
+		}
+	}
+}
+
+// CacheStats reports the data-key cache's counters.
+func (s *Service) CacheStats() CacheStats { return s.cache.stats() }
+
+// PurgeTenantKeys destroys every cached plaintext key of a tenant and forgets
+// its active key, so that the next use goes back to the store and the KMS.
+func (s *Service) PurgeTenantKeys(tenantID string) {
+	if te := s.lookupEntry(tenantID); te != nil {
+		te.active.Store(nil)
+		te.snap.Store(nil)
+	}
+	s.cache.purge(tenantID)
+}
+
+// ---- tenants ----
+
+// TenantSpec is what a platform admin gives to create a tenant.
+type TenantSpec struct {
+	ID      string // optional; generated when empty
+	Name    string
+	Edition Edition
+	HIPAA   bool
+}
+
+// TenantUpdate changes some fields of a tenant; nil fields stay as they are.
+type TenantUpdate struct {
+	Name    *string
+	Edition *Edition
+	HIPAA   *bool
+}
+
+var tenantIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// ValidateTenantID checks the form of a tenant id: 1–64 characters of
+// letters, digits, '.', '_' and '-', starting with a letter or digit.
+func ValidateTenantID(id string) error {
+	if !tenantIDPattern.MatchString(id) {
+		return &InputError{Field: "id", Reason: "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"}
+	}
+	return nil
+}
+
+func validateName(name string) error {
+	if strings.TrimSpace(name) == "" || len(name) > 256 || !utf8.ValidString(name) {
+		return &InputError{Field: "name", Reason: "must be 1-256 characters of valid UTF-8, not only spaces"}
+	}
+	return nil
+}
+
+// CreateTenant creates a tenant on the internal KMS, in state active.
+// Errors: *InputError, ErrTenantExists, ErrHIPAARequiresCMK.
+func (s *Service) CreateTenant(ctx context.Context, spec TenantSpec) (Tenant, error) {
+	if spec.ID == "" {
+		spec.ID = newTenantID()
+	}
+	if err := ValidateTenantID(spec.ID); err != nil {
+		return Tenant{}, err
+	}
+	if err := validateName(spec.Name); err != nil {
+		return Tenant{}, err
+	}
+	if spec.Edition != EditionEnterprise && spec.Edition != EditionBusiness {
+		return Tenant{}, &InputError{Field: "edition", Reason: ErrInvalidEdition.Error()}
+	}
+	if spec.HIPAA {
+		return Tenant{}, ErrHIPAARequiresCMK
+	}
+	now := s.now()
+	t := Tenant{
+		ID: spec.ID, Name: spec.Name, Edition: spec.Edition, State: StateActive,
+		Provider: InternalProvider, CreatedAt: now, UpdatedAt: now,
+	}
+	if err := s.cfg.Store.CreateTenant(ctx, t); err != nil {
+		if errors.Is(err, ErrExists) {
+			return Tenant{}, ErrTenantExists
+		}
+		return Tenant{}, fmt.Errorf("keyring: creating tenant: %w", err)
+	}
+	s.cfg.Logger.InfoContext(ctx, "tenant created", "tenant", t.ID, "edition", t.Edition.String())
+	return t, nil
+}
+
+// Tenant returns the stored tenant. Errors: ErrTenantNotFound.
+func (s *Service) Tenant(ctx context.Context, id string) (Tenant, error) {
+	t, err := s.cfg.Store.Tenant(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return Tenant{}, ErrTenantNotFound
+	}
+	if err != nil {
+		return Tenant{}, fmt.Errorf("keyring: reading tenant: %w", err)
+	}
+	return t, nil
+}
+
+// ListTenants pages through tenants in id order.
+func (s *Service) ListTenants(ctx context.Context, after string, limit int) ([]Tenant, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	ts, err := s.cfg.Store.ListTenants(ctx, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: listing tenants: %w", err)
+	}
+	return ts, nil
+}
+
+// UpdateTenant changes a tenant's name, edition or HIPAA flag.
+// Errors: ErrTenantNotFound, *InputError, ErrHIPAARequiresCMK,
+// ErrEditionForbidsCMK.
+func (s *Service) UpdateTenant(ctx context.Context, id string, u TenantUpdate) (Tenant, error) {
+	te := s.entry(id)
+	te.mu.Lock()
+	defer te.mu.Unlock()
+	t, err := s.Tenant(ctx, id)
+	if err != nil {
+		return Tenant{}, err
+	}
+	if u.Name != nil {
+		if err := validateName(*u.Name); err != nil {
+			return Tenant{}, err
+		}
+		t.Name = *u.Name
+	}
+	if u.Edition != nil {
+		if *u.Edition != EditionEnterprise && *u.Edition != EditionBusiness {
+			return Tenant{}, &InputError{Field: "edition", Reason: ErrInvalidEdition.Error()}
+		}
+		if *u.Edition == EditionBusiness && t.Provider != InternalProvider {
+			return Tenant{}, ErrEditionForbidsCMK
+		}
+		t.Edition = *u.Edition
+	}
+	if u.HIPAA != nil {
+		if *u.HIPAA && t.Provider == InternalProvider {
+			return Tenant{}, ErrHIPAARequiresCMK
+		}
+		t.HIPAA = *u.HIPAA
+	}
+	t.UpdatedAt = s.now()
+	if err := s.cfg.Store.UpdateTenant(ctx, t); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return Tenant{}, ErrTenantNotFound
+		}
+		return Tenant{}, fmt.Errorf("keyring: updating tenant: %w", err)
+	}
+	te.snap.Store(&tenantSnapshot{t: t, fetched: s.now()})
+	return t, nil
+}
+
+// TenantForgetter is implemented by providers that cache per-tenant keys
+// (the internal KMS's KEKs), so that a deleted tenant leaves nothing behind.
+type TenantForgetter interface {
+	Forget(tenantID string)
+}
+
+// DeleteTenant destroys a tenant and every one of its keys: its cipherkeys
+// and internal KEKs are deleted from the store in one transaction and its
+// cached keys are zeroed. Its ciphertexts can never be decrypted again.
+// Errors: ErrTenantNotFound.
+func (s *Service) DeleteTenant(ctx context.Context, id string) error {
+	te := s.entry(id)
+	te.mu.Lock()
+	defer te.mu.Unlock()
+	err := s.cfg.Store.DeleteTenant(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return ErrTenantNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("keyring: deleting tenant: %w", err)
+	}
+	te.removed = true
+	te.active.Store(nil)
+	te.snap.Store(nil)
+	s.cache.purge(id)
+	if f, ok := s.cfg.Providers.(TenantForgetter); ok {
+		f.Forget(id)
+	}
+	s.mu.Lock()
+	delete(s.tenants, id)
+	s.mu.Unlock()
+	s.cfg.Logger.InfoContext(ctx, "tenant deleted and its keys destroyed", "tenant", id)
+	return nil
+}
+
+func newTenantID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
+
+func (s *Service) lookupEntry(id string) *tenantEntry {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.tenants[id]
+}
+
+func (s *Service) entry(id string) *tenantEntry {
+	if te := s.lookupEntry(id); te != nil {
+		return te
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	te := s.tenants[id]
+	if te == nil {
+		te = &tenantEntry{}
+		s.tenants[id] = te
+	}
+	return te
+}
+
+// usableTenant returns the tenant's record, from memory while it is fresh,
+// and refuses a tenant that may not use its keys.
+func (s *Service) usableTenant(ctx context.Context, id string) (*tenantEntry, Tenant, error) {
+	if err := ValidateTenantID(id); err != nil {
+		return nil, Tenant{}, ErrTenantNotFound
+	}
+	te := s.entry(id)
+	snap := te.snap.Load()
+	if snap == nil || s.cfg.Now().Sub(snap.fetched) >= s.cfg.TenantRefresh {
+		var err error
+		if snap, err = s.refreshTenant(ctx, id, te); err != nil {
+			return nil, Tenant{}, err
+		}
+	}
+	if snap.t.State != StateActive {
+		return nil, Tenant{}, &TenantStateError{TenantID: id, State: snap.t.State}
+	}
+	return te, snap.t, nil
+}
+
+func (s *Service) refreshTenant(ctx context.Context, id string, te *tenantEntry) (*tenantSnapshot, error) {
+	te.mu.Lock()
+	defer te.mu.Unlock()
+	if snap := te.snap.Load(); snap != nil && s.cfg.Now().Sub(snap.fetched) < s.cfg.TenantRefresh {
+		return snap, nil // another caller refreshed it while we waited
+	}
+	fetched := s.cfg.Now()
+	t, err := s.Tenant(ctx, id)
+	if err != nil {
+		if errors.Is(err, ErrTenantNotFound) {
+			// Deleted, possibly by another replica: nothing of it may stay.
+			te.active.Store(nil)
+			s.cache.purge(id)
+		}
+		return nil, err
+	}
+	if old := te.snap.Load(); old != nil && (old.t.State != t.State || old.t.Provider != t.Provider) {
+		te.active.Store(nil)
+		if t.State != StateActive {
+			s.cache.purge(id)
+		}
+	}
+	snap := &tenantSnapshot{t: t, fetched: fetched}
+	te.snap.Store(snap)
+	return snap, nil
+}
+
+// ---- data plane ----
+
+// Encrypt seals plaintext under the tenant's active data key, bound to the
+// tenant and ectx, and returns the ciphertext's text form.
+// Errors: ErrTenantNotFound, *TenantStateError, *InputError, KMS errors.
+func (s *Service) Encrypt(ctx context.Context, tenantID string, ectx envelope.Context, plaintext []byte) (string, error) {
+	if len(plaintext) > envelope.MaxPlaintextSize {
+		return "", &InputError{Field: "plaintext", Reason: fmt.Sprintf("must be at most %d bytes", envelope.MaxPlaintextSize)}
+	}
+	if err := ectx.Validate(); err != nil {
+		return "", &InputError{Field: "context", Reason: err.Error()}
+	}
+	te, t, err := s.usableTenant(ctx, tenantID)
+	if err != nil {
+		return "", err
+	}
+	ak, err := s.useActiveKey(ctx, te, t)
+	if err != nil {
+		return "", err
+	}
+	var ct *envelope.Ciphertext
+	err = s.withAEAD(ctx, tenantID, ak.id, func(aead cipher.AEAD) error {
+		var err error
+		ct, err = envelope.Seal(aead, tenantID, ak.id, ectx, plaintext)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	bin, err := ct.MarshalBinary()
+	if err != nil {
+		return "", fmt.Errorf("keyring: marshalling ciphertext: %w", err)
+	}
+	return envelope.FormatText(ak.prefix, bin)
+}
+
+// Decrypt opens a ciphertext made by Encrypt for the same tenant and ectx.
+// Every reason a ciphertext does not open (malformed, another tenant's,
+// another context, altered, unknown key) is the one ErrDecrypt.
+// Errors: ErrDecrypt, ErrTenantNotFound, *TenantStateError, KMS errors.
+func (s *Service) Decrypt(ctx context.Context, tenantID string, ectx envelope.Context, text string) ([]byte, error) {
+	ct, err := parseCiphertext(text)
+	if err != nil {
+		return nil, err
+	}
+	if err := ectx.Validate(); err != nil {
+		return nil, &InputError{Field: "context", Reason: err.Error()}
+	}
+	if _, _, err := s.usableTenant(ctx, tenantID); err != nil {
+		return nil, err
+	}
+	var pt []byte
+	err = s.withAEAD(ctx, tenantID, ct.KeyID, func(aead cipher.AEAD) error {
+		var err error
+		pt, err = envelope.Open(aead, tenantID, ct, ectx)
+		if err != nil {
+			return ErrDecrypt
+		}
+		return nil
+	})
+	return pt, err
+}
+
+// Rewrap re-encrypts a ciphertext under the tenant's active data key without
+// the plaintext leaving the service; the context stays the same.
+func (s *Service) Rewrap(ctx context.Context, tenantID string, ectx envelope.Context, text string) (string, error) {
+	pt, err := s.Decrypt(ctx, tenantID, ectx, text)
+	if err != nil {
+		return "", err
+	}
+	defer clear(pt)
+	return s.Encrypt(ctx, tenantID, ectx, pt)
+}
+
+func parseCiphertext(text string) (*envelope.Ciphertext, error) {
+	_, bin, err := envelope.ParseText(text)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	ct, err := envelope.ParseCiphertext(bin)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return ct, nil
+}
+
+// withAEAD runs fn with AES-GCM under the tenant's encryption key id,
+// unwrapping it on a cache miss.
+func (s *Service) withAEAD(ctx context.Context, tenantID string, id envelope.KeyID, fn func(cipher.AEAD) error) error {
+	load := func(ctx context.Context) (loaded, error) {
+		return s.unwrap(ctx, tenantID, id, PurposeEncryption, [32]byte{})
+	}
+	return s.cache.use(ctx, cacheKey{tenantID, id}, PurposeEncryption, [32]byte{}, load, func(key []byte) error {
+		aead, err := envelope.NewAEAD(key)
+		if err != nil {
+			return fmt.Errorf("keyring: %w", err)
+		}
+		return fn(aead)
+	})
+}
+
+// unwrap reads a cipherkey and asks its provider to unwrap it. A key that
+// does not exist, or is not what the caller expects, is ErrDecrypt.
+func (s *Service) unwrap(ctx context.Context, tenantID string, id envelope.KeyID, purpose Purpose, digest [32]byte) (loaded, error) {
+	ck, err := s.cfg.Store.CipherKey(ctx, tenantID, id)
+	if errors.Is(err, ErrNotFound) {
+		return loaded{}, ErrDecrypt
+	}
+	if err != nil {
+		return loaded{}, fmt.Errorf("keyring: reading cipherkey: %w", err)
+	}
+	if ck.Purpose != purpose {
+		return loaded{}, ErrDecrypt
+	}
+	var got [32]byte
+	if purpose == PurposeDataKey {
+		if len(ck.ContextDigest) != len(got) {
+			return loaded{}, ErrDecrypt
+		}
+		copy(got[:], ck.ContextDigest)
+		if got != digest {
+			return loaded{}, ErrDecrypt
+		}
+	}
+	p, err := s.cfg.Providers.Provider(ctx, tenantID, ck.Provider)
+	if err != nil {
+		return loaded{}, err
+	}
+	key, err := p.Unwrap(ctx, kms.Wrapped{KeyVersion: ck.KeyVersion, Blob: ck.Wrapped}, binding(tenantID, id, purpose, digest))
+	if err != nil {
+		return loaded{}, err
+	}
+	if key.Len() != kms.DataKeySize {
+		key.Destroy()
+		return loaded{}, fmt.Errorf("keyring: provider %s unwrapped a key of the wrong size", ck.Provider)
+	}
+	return loaded{key: key, purpose: purpose, digest: got}, nil
+}
+
+// binding is what a wrapped data key is bound to at its provider: the
+// tenant, the key id, and for data keys the digest of the caller's context.
+func binding(tenantID string, id envelope.KeyID, purpose Purpose, digest [32]byte) kms.Binding {
+	b := kms.Binding{kms.BindingTenant: tenantID, kms.BindingKeyID: id.String()}
+	if purpose == PurposeDataKey {
+		b[kms.BindingContext] = fmt.Sprintf("%x", digest)
+	}
+	return b
+}
+
+// TenantStatus is a tenant's encryption status, for its admins and services.
+type TenantStatus struct {
+	Tenant Tenant
+	// Prefix is the text-form prefix of what the current provider issues.
+	Prefix string
+	// Key is the current provider's description of its key; KeyErr is set
+	// instead when the provider could not describe it.
+	Key    kms.KeyInfo
+	KeyErr error
+	// CipherKeys counts the tenant's stored data keys by provider Ref.
+	CipherKeys map[string]int
+}
+
+// TenantStatus reports a tenant's state and its key's, whatever the state:
+// a locked or key-unavailable tenant can still read its status.
+// Errors: ErrTenantNotFound.
+func (s *Service) TenantStatus(ctx context.Context, id string) (TenantStatus, error) {
+	t, err := s.Tenant(ctx, id)
+	if err != nil {
+		return TenantStatus{}, err
+	}
+	counts, err := s.cfg.Store.CountCipherKeys(ctx, id)
+	if err != nil {
+		return TenantStatus{}, fmt.Errorf("keyring: counting cipherkeys: %w", err)
+	}
+	st := TenantStatus{Tenant: t, Prefix: s.cfg.Providers.Prefix(id, t.Provider), CipherKeys: counts}
+	p, err := s.cfg.Providers.Provider(ctx, id, t.Provider)
+	if err == nil {
+		st.Key, err = p.Describe(ctx)
+	}
+	st.KeyErr = err
+	return st, nil
+}
