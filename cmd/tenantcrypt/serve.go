@@ -1,0 +1,431 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/tenantcrypt/tenantcrypt/internal/auth"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms/registry"
+	"github.com/tenantcrypt/tenantcrypt/internal/server"
+	"github.com/tenantcrypt/tenantcrypt/internal/store/postgres"
+	"github.com/tenantcrypt/tenantcrypt/internal/store/sqlite"
+	"github.com/tenantcrypt/tenantcrypt/internal/tlsconfig"
+)
+
+// serveConfig is everything `tenantcrypt serve` can be told.
+type serveConfig struct {
+	dataDir  string
+	listen   string
+	database string
+	addrFile string
+
+	rootKeyFile string
+
+	tlsCert, tlsKey   string
+	tlsClientCA       string
+	tlsRequireClient  bool
+	tlsHosts          listFlag
+	insecurePlaintext bool
+	tlsReloadInterval time.Duration
+	maxRequestBytes   int64
+	shutdownTimeout   time.Duration
+	readHeaderTimeout time.Duration
+	requestTimeout    time.Duration
+	idleTimeout       time.Duration
+	jwksFile, jwksURL string
+	jwtIssuer         string
+	jwtAudience       string
+	jwtSkew           time.Duration
+	revocationBound   time.Duration
+	keyMaxUses        int64
+	keyMaxAge         time.Duration
+	cacheMaxEntries   int
+	cacheTTL          time.Duration
+	cacheIdle         time.Duration
+	logLevel, logFmt  string
+	disableSelfIssuer bool
+}
+
+func (c *serveConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.dataDir, "data-dir", "tenantcrypt-data", "directory for the SQLite database, the root key file, the issuer keys and the development TLS certificate")
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:8443", "address to serve HTTPS on (host:port; port 0 picks a free one)")
+	fs.StringVar(&c.database, "database", "", "database: empty for SQLite in the data directory, sqlite:PATH, or a postgres:// DSN")
+	fs.StringVar(&c.addrFile, "addr-file", "", "write the listening address to this file once serving (for scripts and tests)")
+	fs.StringVar(&c.rootKeyFile, "root-key-file", "", "internal KMS root key file (default DATA-DIR/root-keys.json; created 0600); TENANTCRYPT_ROOT_KEYS=\"1:<base64>,...\" gives the keys themselves instead")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "server certificate (PEM); without it a development certificate is generated in DATA-DIR/tls")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "server certificate's private key (PEM)")
+	fs.StringVar(&c.tlsClientCA, "tls-client-ca", "", "CA file for client certificates (mutual TLS)")
+	fs.BoolVar(&c.tlsRequireClient, "tls-require-client-cert", false, "refuse clients without a certificate signed by --tls-client-ca")
+	fs.Var(&c.tlsHosts, "tls-host", "extra host name or IP for the development certificate (repeatable)")
+	fs.BoolVar(&c.insecurePlaintext, "insecure-plaintext-http", false, "DEVELOPMENT ONLY: serve plain HTTP without TLS")
+	fs.DurationVar(&c.tlsReloadInterval, "tls-reload-interval", 30*time.Second, "how often to check the certificate files for changes (SIGHUP reloads at once)")
+	fs.Int64Var(&c.maxRequestBytes, "max-request-bytes", 1<<20, "largest request body accepted")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful shutdown waits for requests in flight")
+	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 5*time.Second, "server timeout for reading request headers")
+	fs.DurationVar(&c.requestTimeout, "request-timeout", 30*time.Second, "server timeout for reading a request and writing its answer")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
+	fs.StringVar(&c.jwksFile, "jwks-file", "", "verify tokens against the public keys in this JWKS file")
+	fs.StringVar(&c.jwksURL, "jwks-url", "", "verify tokens against the JWKS at this https URL")
+	fs.StringVar(&c.jwtIssuer, "jwt-issuer", auth.DefaultIssuerName, "required \"iss\" of tokens")
+	fs.StringVar(&c.jwtAudience, "jwt-audience", auth.DefaultAudience, "required \"aud\" of tokens")
+	fs.DurationVar(&c.jwtSkew, "jwt-skew", auth.DefaultSkew, "clock skew allowed when checking exp and nbf")
+	fs.BoolVar(&c.disableSelfIssuer, "disable-self-issuer", false, "do not publish the built-in issuer's keys (implied by --jwks-file/--jwks-url)")
+	fs.DurationVar(&c.revocationBound, "revocation-bound", 10*time.Second, "longest time a tenant state change (a revoked key) takes to reach this process")
+	fs.Int64Var(&c.keyMaxUses, "key-max-uses", 1<<30, "encryptions after which a tenant's data key is rotated")
+	fs.DurationVar(&c.keyMaxAge, "key-max-age", 30*24*time.Hour, "age after which a tenant's data key is rotated")
+	fs.IntVar(&c.cacheMaxEntries, "cache-max-entries", 10000, "most unwrapped data keys held in memory")
+	fs.DurationVar(&c.cacheTTL, "cache-ttl", 15*time.Minute, "hard limit on how long an unwrapped data key stays in memory")
+	fs.DurationVar(&c.cacheIdle, "cache-idle", 5*time.Minute, "an unwrapped data key unused this long is dropped")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.logFmt, "log-format", "json", "json or text")
+}
+
+func (c *serveConfig) validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.dataDir == "" {
+		bad("--data-dir must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(c.listen); err != nil {
+		bad("--listen %q must be host:port", c.listen)
+	}
+	if c.database != "" && !strings.HasPrefix(c.database, "postgres://") && !strings.HasPrefix(c.database, "postgresql://") && !strings.HasPrefix(c.database, "sqlite:") {
+		bad("--database must be empty, sqlite:PATH or postgres://... (got a value of another form)")
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		bad("--tls-cert and --tls-key go together")
+	}
+	if c.tlsRequireClient && c.tlsClientCA == "" {
+		bad("--tls-require-client-cert needs --tls-client-ca")
+	}
+	if c.insecurePlaintext && (c.tlsCert != "" || c.tlsClientCA != "") {
+		bad("--insecure-plaintext-http cannot be combined with TLS settings")
+	}
+	if c.jwksFile != "" && c.jwksURL != "" {
+		bad("give either --jwks-file or --jwks-url, not both")
+	}
+	if c.jwksURL != "" && !strings.HasPrefix(c.jwksURL, "https://") {
+		bad("--jwks-url must be an https:// URL")
+	}
+	if c.revocationBound < time.Second {
+		bad("--revocation-bound must be at least 1s")
+	}
+	if c.keyMaxUses < 1 || c.keyMaxUses > 1<<32 {
+		bad("--key-max-uses must be between 1 and 2^32 (the limit for random GCM nonces)")
+	}
+	if c.maxRequestBytes < 1024 {
+		bad("--max-request-bytes must be at least 1024")
+	}
+	if _, err := parseLevel(c.logLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.logFmt != "json" && c.logFmt != "text" {
+		bad("--log-format must be json or text")
+	}
+	return errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level must be debug, info, warn or error")
+	}
+	return l, nil
+}
+
+func newLogger(w io.Writer, format, level string) *slog.Logger {
+	l, _ := parseLevel(level)
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func cmdServe(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg serveConfig
+	cfg.flags(fs)
+	configFile := fs.String("config", "", "JSON config file whose keys are these flag names")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "serve: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	if *configFile == "" {
+		*configFile = env("TENANTCRYPT_CONFIG")
+	}
+	if err := resolveFlags(fs, *configFile, env); err != nil {
+		fmt.Fprintf(stderr, "serve: %v\n", err)
+		return exitUsage
+	}
+	if err := cfg.validate(); err != nil {
+		fmt.Fprintf(stderr, "serve: invalid configuration:\n%v\n", err)
+		return exitUsage
+	}
+	log := newLogger(stderr, cfg.logFmt, cfg.logLevel)
+	if err := serve(ctx, cfg, env, stdout, log); err != nil {
+		log.Error("tenantcrypt stopped", "error", err.Error())
+		return exitFailure
+	}
+	return exitOK
+}
+
+// store is what the server needs of a storage backend.
+type store interface {
+	keyring.Store
+	internalkms.Store
+}
+
+func openStore(ctx context.Context, cfg serveConfig) (store, func(), string, error) {
+	switch {
+	case strings.HasPrefix(cfg.database, "postgres://"), strings.HasPrefix(cfg.database, "postgresql://"):
+		st, err := postgres.Open(ctx, cfg.database)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		return st, st.Close, "postgres", nil
+	default:
+		path := strings.TrimPrefix(cfg.database, "sqlite:")
+		if path == "" {
+			path = filepath.Join(cfg.dataDir, "tenantcrypt.db")
+		}
+		st, err := sqlite.Open(ctx, path)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		return st, func() { st.Close() }, "sqlite " + path, nil
+	}
+}
+
+func loadRootKeys(cfg serveConfig, env func(string) string, log *slog.Logger) (*internalkms.RootKeys, error) {
+	if v := env("TENANTCRYPT_ROOT_KEYS"); v != "" {
+		log.Info("internal KMS root keys from the environment")
+		return internalkms.ParseRootKeys(v)
+	}
+	path := cfg.rootKeyFile
+	if path == "" {
+		path = filepath.Join(cfg.dataDir, "root-keys.json")
+	}
+	if cfg.database == "" && filepath.Dir(path) == filepath.Clean(cfg.dataDir) {
+		log.Warn("the root key file is in the same directory as the database: fine for development; in production keep it apart (--root-key-file or TENANTCRYPT_ROOT_KEYS)", "root_key_file", path)
+	}
+	return internalkms.LoadOrCreateRootKeyFile(path)
+}
+
+func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout io.Writer, log *slog.Logger) error {
+	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
+		return fmt.Errorf("creating the data directory: %w", err)
+	}
+	st, closeStore, storeName, err := openStore(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("opening the database: %w", err)
+	}
+	defer closeStore()
+	roots, err := loadRootKeys(cfg, env, log)
+	if err != nil {
+		return fmt.Errorf("loading the internal KMS root keys: %w", err)
+	}
+	defer roots.Destroy()
+	internal := internalkms.New(roots, st)
+	providers := registry.New(internal)
+	// After a root key rotation, rewrap every tenant KEK under the current
+	// root version, in the background; replicas doing the same at once are
+	// safe (each rewrap is a compare-and-swap).
+	go func() {
+		n, err := internal.RewrapKEKs(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("rewrapping tenant KEKs under the current root key failed; it is retried at the next start", "error", err.Error())
+		case n > 0:
+			log.Info("tenant KEKs rewrapped under the current root key", "count", n, "root_version", roots.Current())
+		}
+	}()
+
+	ring, err := keyring.New(keyring.Config{
+		Store: st, Providers: providers,
+		MaxKeyUses: cfg.keyMaxUses, MaxKeyAge: cfg.keyMaxAge,
+		// A state change made by another process is seen within a fifth
+		// of the revocation bound.
+		TenantRefresh: cfg.revocationBound / 5,
+		Cache:         keyring.CacheConfig{MaxEntries: cfg.cacheMaxEntries, TTL: cfg.cacheTTL, IdleTimeout: cfg.cacheIdle},
+		Logger:        log,
+	})
+	if err != nil {
+		return err
+	}
+	defer ring.Close()
+
+	verifier, jwks, err := newVerifier(cfg, log)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerKeyringMetrics(reg, ring)
+
+	srv := server.New(server.Config{
+		Keyring: ring,
+		Auth:    verifier,
+		JWKS:    jwks,
+		Ready: []server.Check{
+			{Name: "database", Fn: func(ctx context.Context) error { _, err := st.ListTenants(ctx, "", 1); return err }},
+			{Name: "internal-kms", Fn: internal.Check},
+		},
+		Registry:        reg,
+		MaxBodyBytes:    cfg.maxRequestBytes,
+		RevocationBound: cfg.revocationBound,
+		Logger:          log,
+	})
+	httpSrv := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: cfg.readHeaderTimeout,
+		ReadTimeout:       cfg.requestTimeout,
+		WriteTimeout:      cfg.requestTimeout,
+		IdleTimeout:       cfg.idleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.listen, err)
+	}
+	scheme := "https"
+	caFile := ""
+	if cfg.insecurePlaintext {
+		scheme = "http"
+		log.Warn("INSECURE: serving plain HTTP without TLS (--insecure-plaintext-http); tokens and keys cross the network in clear; never do this outside development")
+	} else {
+		tlsCfg, reloader, ca, err := newTLS(cfg)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		caFile = ca
+		httpSrv.TLSConfig = tlsCfg
+		ln = tlsListener(ln, tlsCfg)
+		go reloader.Watch(ctx, cfg.tlsReloadInterval, func(err error) {
+			log.Error("reloading the TLS certificate failed; keeping the previous one", "error", err.Error())
+		})
+		go reloadOnHUP(ctx, reloader, log)
+	}
+	addr := ln.Addr().String()
+	if cfg.addrFile != "" {
+		if err := writeFileAtomic(cfg.addrFile, []byte(addr+"\n")); err != nil {
+			ln.Close()
+			return fmt.Errorf("writing --addr-file: %w", err)
+		}
+	}
+	log.Info("tenantcrypt serving", "url", scheme+"://"+addr, "database", storeName, "ca_cert", caFile, "jwt_issuer", cfg.jwtIssuer)
+	if caFile != "" {
+		fmt.Fprintf(stdout, "tenantcrypt serving on %s://%s (trust the development CA in %s)\n", scheme, addr, caFile)
+	} else {
+		fmt.Fprintf(stdout, "tenantcrypt serving on %s://%s\n", scheme, addr)
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- httpSrv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing requests in flight", "timeout", cfg.shutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	if err := httpSrv.Shutdown(sctx); err != nil {
+		log.Warn("graceful shutdown timed out; closing connections", "error", err.Error())
+		httpSrv.Close()
+	}
+	log.Info("tenantcrypt stopped")
+	return nil
+}
+
+func newVerifier(cfg serveConfig, log *slog.Logger) (*auth.Verifier, func() any, error) {
+	var keys auth.KeySource
+	var jwks func() any
+	switch {
+	case cfg.jwksFile != "":
+		f, err := auth.NewJWKSFile(cfg.jwksFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		keys = f
+	case cfg.jwksURL != "":
+		u, err := auth.NewJWKSURL(cfg.jwksURL, &http.Client{Timeout: 10 * time.Second}, 5*time.Minute)
+		if err != nil {
+			return nil, nil, err
+		}
+		keys = u
+	default:
+		iss, err := auth.LoadOrCreateIssuer(cfg.dataDir, cfg.jwtIssuer)
+		if err != nil {
+			return nil, nil, fmt.Errorf("loading the built-in issuer's keys: %w", err)
+		}
+		keys = iss.KeySource()
+		if !cfg.disableSelfIssuer {
+			jwks = func() any { return iss.JWKS() }
+		}
+		log.Info("verifying tokens of the built-in issuer; mint them with `tenantcrypt token`", "issuer", cfg.jwtIssuer)
+	}
+	v, err := auth.NewVerifier(auth.VerifierConfig{Issuer: cfg.jwtIssuer, Audience: cfg.jwtAudience, Skew: cfg.jwtSkew, Keys: keys})
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, jwks, nil
+}
+
+func registerKeyringMetrics(reg *prometheus.Registry, ring *keyring.Service) {
+	stat := func(f func(keyring.CacheStats) float64) func() float64 {
+		return func() float64 { return f(ring.CacheStats()) }
+	}
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tenantcrypt_datakey_cache_hits_total", Help: "Data-key cache hits."},
+			stat(func(s keyring.CacheStats) float64 { return float64(s.Hits) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tenantcrypt_datakey_cache_misses_total", Help: "Data-key cache misses (each an unwrap by a KMS)."},
+			stat(func(s keyring.CacheStats) float64 { return float64(s.Misses) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tenantcrypt_datakey_cache_evictions_total", Help: "Data keys evicted (and zeroed) from the cache."},
+			stat(func(s keyring.CacheStats) float64 { return float64(s.Evictions) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tenantcrypt_datakey_cache_entries", Help: "Unwrapped data keys held in memory."},
+			stat(func(s keyring.CacheStats) float64 { return float64(s.Entries) })),
+	)
+}
+
+func reloadOnHUP(ctx context.Context, r *tlsconfig.Reloader, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := r.Reload(); err != nil {
+				log.Error("SIGHUP: reloading the TLS certificate failed; keeping the previous one", "error", err.Error())
+			} else {
+				log.Info("SIGHUP: TLS certificate reloaded")
+			}
+		}
+	}
+}

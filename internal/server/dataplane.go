@@ -1,0 +1,122 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+
+	"github.com/tenantcrypt/tenantcrypt/api"
+	"github.com/tenantcrypt/tenantcrypt/envelope"
+)
+
+// dataPlane serves one data-plane operation in its single and batch forms:
+// op runs once per item, for the token's own tenant (a token can reach no
+// other tenant: the tenant never comes from the request).
+func dataPlane[Req, Resp any](s *Server, w http.ResponseWriter, r *http.Request,
+	op func(ctx context.Context, tenantID string, req *Req) (*Resp, error)) error {
+	tenantID := principalFrom(r).TenantID
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	if !isBatch(body) {
+		var req Req
+		if err := decodeStrict(body, &req); err != nil {
+			return err
+		}
+		resp, err := op(r.Context(), tenantID, &req)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, resp)
+		return nil
+	}
+	var batch api.BatchRequest[Req]
+	if err := decodeStrict(body, &batch); err != nil {
+		return err
+	}
+	if len(batch.Items) == 0 || len(batch.Items) > api.MaxBatchItems {
+		return badRequest(fmt.Sprintf("items must hold 1 to %d requests", api.MaxBatchItems), map[string]any{"field": "items"})
+	}
+	out := api.BatchResponse[Resp]{Items: make([]api.BatchItem[Resp], len(batch.Items))}
+	for i := range batch.Items {
+		resp, err := op(r.Context(), tenantID, &batch.Items[i])
+		if err != nil {
+			he := toHTTPError(err)
+			if he.status >= 500 {
+				s.log.ErrorContext(r.Context(), "batch item failed", "request_id", requestIDFrom(r.Context()), "item", i, "error", err.Error())
+			}
+			out.Items[i].Error = he.apiError()
+			continue
+		}
+		out.Items[i].Result = resp
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) encrypt(w http.ResponseWriter, r *http.Request) error {
+	return dataPlane(s, w, r, func(ctx context.Context, tenantID string, req *api.EncryptRequest) (*api.EncryptResponse, error) {
+		pt, err := decodeBase64("plaintext", req.Plaintext)
+		if err != nil {
+			return nil, err
+		}
+		ct, err := s.cfg.Keyring.Encrypt(ctx, tenantID, envelope.Context(req.Context), pt)
+		if err != nil {
+			return nil, err
+		}
+		return &api.EncryptResponse{Ciphertext: ct}, nil
+	})
+}
+
+func (s *Server) decrypt(w http.ResponseWriter, r *http.Request) error {
+	return dataPlane(s, w, r, func(ctx context.Context, tenantID string, req *api.DecryptRequest) (*api.DecryptResponse, error) {
+		if req.Ciphertext == "" {
+			return nil, badRequest(`field "ciphertext" is required`, map[string]any{"field": "ciphertext"})
+		}
+		pt, err := s.cfg.Keyring.Decrypt(ctx, tenantID, envelope.Context(req.Context), req.Ciphertext)
+		if err != nil {
+			return nil, err
+		}
+		return &api.DecryptResponse{Plaintext: base64.StdEncoding.EncodeToString(pt)}, nil
+	})
+}
+
+func (s *Server) rewrap(w http.ResponseWriter, r *http.Request) error {
+	return dataPlane(s, w, r, func(ctx context.Context, tenantID string, req *api.RewrapRequest) (*api.RewrapResponse, error) {
+		if req.Ciphertext == "" {
+			return nil, badRequest(`field "ciphertext" is required`, map[string]any{"field": "ciphertext"})
+		}
+		ct, err := s.cfg.Keyring.Rewrap(ctx, tenantID, envelope.Context(req.Context), req.Ciphertext)
+		if err != nil {
+			return nil, err
+		}
+		return &api.RewrapResponse{Ciphertext: ct}, nil
+	})
+}
+
+func (s *Server) dataKey(w http.ResponseWriter, r *http.Request) error {
+	return dataPlane(s, w, r, func(ctx context.Context, tenantID string, req *api.DataKeyRequest) (*api.DataKeyResponse, error) {
+		dk, err := s.cfg.Keyring.IssuePlaintextDataKey(ctx, tenantID, envelope.Context(req.Context))
+		if err != nil {
+			return nil, err
+		}
+		defer dk.Plaintext.Destroy()
+		return &api.DataKeyResponse{Plaintext: base64.StdEncoding.EncodeToString(dk.Plaintext.Reveal()), Handle: dk.Handle}, nil
+	})
+}
+
+func (s *Server) dataKeyDecrypt(w http.ResponseWriter, r *http.Request) error {
+	return dataPlane(s, w, r, func(ctx context.Context, tenantID string, req *api.DataKeyDecryptRequest) (*api.DataKeyDecryptResponse, error) {
+		if req.Handle == "" {
+			return nil, badRequest(`field "handle" is required`, map[string]any{"field": "handle"})
+		}
+		key, err := s.cfg.Keyring.ResolvePlaintextDataKey(ctx, tenantID, envelope.Context(req.Context), req.Handle)
+		if err != nil {
+			return nil, err
+		}
+		defer key.Destroy()
+		return &api.DataKeyDecryptResponse{Plaintext: base64.StdEncoding.EncodeToString(key.Reveal())}, nil
+	})
+}

@@ -1,0 +1,110 @@
+package server
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/tenantcrypt/tenantcrypt/api"
+)
+
+// readBody reads a JSON request body within the size limit.
+func readBody(r *http.Request) ([]byte, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return nil, &httpError{status: 415, code: api.CodeUnsupportedMediaType, title: "Unsupported media type",
+				detail: "send the body as application/json"}
+		}
+	}
+	body, err := io.ReadAll(r.Body)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, &httpError{status: 413, code: api.CodeBodyTooLarge, title: "Body too large",
+			detail: fmt.Sprintf("the request body must be at most %d bytes", mbe.Limit)}
+	}
+	if err != nil {
+		return nil, badRequest("could not read the request body", nil)
+	}
+	return body, nil
+}
+
+// decodeStrict decodes exactly one JSON value into v, refusing unknown
+// fields and trailing data, and says precisely what is wrong.
+func decodeStrict(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return badRequest("the request body is empty; send a JSON object", nil)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("the request body has data after the JSON value", nil)
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return badRequest(fmt.Sprintf("the request body is not valid JSON (at byte %d)", syn.Offset), nil)
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			return badRequest(fmt.Sprintf("the request body must be a JSON object, not %s", typ.Value), nil)
+		}
+		return badRequest(fmt.Sprintf("field %q must be %s, not %s", field, jsonType(typ.Type.Kind().String()), typ.Value),
+			map[string]any{"field": field})
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("the request body is truncated JSON", nil)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return badRequest(fmt.Sprintf("unknown field %q", field), map[string]any{"field": field})
+	}
+	return badRequest("the request body is not valid JSON", nil)
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "map", "struct":
+		return "an object"
+	case "slice", "array":
+		return "an array"
+	default:
+		return "a number"
+	}
+}
+
+// isBatch reports whether a data-plane body is the batch form, an object
+// whose first key is "items" (a single request has no such field).
+func isBatch(body []byte) bool {
+	b := bytes.TrimLeft(body, " \t\r\n")
+	if len(b) == 0 || b[0] != '{' {
+		return false
+	}
+	b = bytes.TrimLeft(b[1:], " \t\r\n")
+	return bytes.HasPrefix(b, []byte(`"items"`))
+}
+
+// decodeBase64 decodes a standard, padded base64 field.
+func decodeBase64(field, s string) ([]byte, error) {
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return nil, badRequest(fmt.Sprintf("field %q must be standard base64 (with padding)", field), map[string]any{"field": field})
+	}
+	return b, nil
+}

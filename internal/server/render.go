@@ -1,0 +1,162 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/tenantcrypt/tenantcrypt/api"
+	"github.com/tenantcrypt/tenantcrypt/internal/auth"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
+)
+
+// httpError is an error that knows its status and public message. Cause,
+// if any, goes to the log only.
+type httpError struct {
+	status     int
+	code       api.Code
+	title      string
+	detail     string
+	meta       map[string]any
+	retryAfter int // seconds; 0 for none
+	cause      error
+}
+
+func (e *httpError) Error() string {
+	msg := e.title
+	if e.detail != "" {
+		msg += ": " + e.detail
+	}
+	if e.cause != nil {
+		msg += ": " + e.cause.Error()
+	}
+	return msg
+}
+
+func (e *httpError) Unwrap() error { return e.cause }
+
+var (
+	errRouteNotFound    = &httpError{status: 404, code: api.CodeNotFound, title: "Not found", detail: "no such endpoint; see /api/v1/openapi.json"}
+	errMethodNotAllowed = &httpError{status: 405, code: api.CodeMethodNotAllowed, title: "Method not allowed", detail: "see the Allow header for the methods of this endpoint"}
+	errInternal         = &httpError{status: 500, code: api.CodeInternal, title: "Internal error", detail: "the server failed; quote the request id to the operator"}
+)
+
+func badRequest(detail string, meta map[string]any) *httpError {
+	return &httpError{status: 400, code: api.CodeBadRequest, title: "Bad request", detail: detail, meta: meta}
+}
+
+func forbidden(detail string) *httpError {
+	return &httpError{status: 403, code: api.CodeForbidden, title: "Forbidden", detail: detail}
+}
+
+// toHTTPError maps any error a handler returns to what the client sees.
+// This is the one place where errors become statuses.
+func toHTTPError(err error) *httpError {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he
+	}
+	var ie *keyring.InputError
+	if errors.As(err, &ie) {
+		return badRequest(ie.Error(), map[string]any{"field": ie.Field})
+	}
+	var se *keyring.TenantStateError
+	if errors.As(err, &se) {
+		return tenantStateError(se.State)
+	}
+	switch {
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return &httpError{status: 401, code: api.CodeUnauthenticated, title: "Unauthorized", detail: authDetail(err)}
+	case errors.Is(err, keyring.ErrTenantNotFound):
+		return &httpError{status: 404, code: api.CodeTenantNotFound, title: "Tenant not found", detail: "no tenant with this id"}
+	case errors.Is(err, keyring.ErrTenantExists):
+		return &httpError{status: 409, code: api.CodeTenantExists, title: "Tenant exists", detail: "a tenant with this id exists already"}
+	case errors.Is(err, keyring.ErrDecrypt):
+		return &httpError{status: 400, code: api.CodeDecryptionFailed, title: "Decryption failed",
+			detail: "the ciphertext or handle does not decrypt for this tenant and context"}
+	case errors.Is(err, keyring.ErrHIPAARequiresCMK), errors.Is(err, keyring.ErrEditionForbidsCMK):
+		return &httpError{status: 409, code: api.CodeConflict, title: "Conflict", detail: err.Error()}
+	case errors.Is(err, kms.ErrKeyDisabled), errors.Is(err, kms.ErrAccessDenied):
+		return tenantStateError(keyring.StateKeyUnavailable)
+	case errors.Is(err, kms.ErrKeyPendingDeletion):
+		return tenantStateError(keyring.StateLocked)
+	case errors.Is(err, kms.ErrKeyNotFound):
+		return tenantStateError(keyring.StateDestroyed)
+	case errors.Is(err, kms.ErrThrottled):
+		return &httpError{status: 503, code: api.CodeKMSThrottled, title: "KMS throttled", retryAfter: 1, cause: err,
+			detail: "the key management service is throttling requests; retry after the Retry-After delay"}
+	case errors.Is(err, kms.ErrUnavailable):
+		return &httpError{status: 503, code: api.CodeUnavailable, title: "Service unavailable", retryAfter: 5, cause: err,
+			detail: "the key management service did not answer; retry after the Retry-After delay"}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &httpError{status: 503, code: api.CodeUnavailable, title: "Service unavailable", retryAfter: 1, cause: err,
+			detail: "the request timed out; retry after the Retry-After delay"}
+	}
+	return &httpError{status: errInternal.status, code: errInternal.code, title: errInternal.title, detail: errInternal.detail, cause: err}
+}
+
+func tenantStateError(state keyring.TenantState) *httpError {
+	switch state {
+	case keyring.StateKeyUnavailable:
+		return &httpError{status: 403, code: api.CodeKeyUnavailable, title: "Key unavailable",
+			detail: "the tenant's customer managed key is disabled or its key policy denies access; the key's owner must re-enable it",
+			meta:   map[string]any{"state": state.String()}}
+	case keyring.StateLocked:
+		return &httpError{status: 423, code: api.CodeTenantLocked, title: "Tenant locked",
+			detail: "the tenant's customer managed key is scheduled for deletion; cancel the deletion and enable the key to unlock the tenant",
+			meta:   map[string]any{"state": state.String()}}
+	case keyring.StateDestroyed:
+		return &httpError{status: 410, code: api.CodeTenantDestroyed, title: "Tenant destroyed",
+			detail: "the tenant's key no longer exists; its encrypted data cannot be recovered",
+			meta:   map[string]any{"state": state.String()}}
+	}
+	return errInternal
+}
+
+// authDetail is the verifier's public reason, which names what was wrong
+// with the token but never echoes it.
+func authDetail(err error) string {
+	if reason := auth.Reason(err); reason != "" {
+		return reason + "; a valid bearer token is required"
+	}
+	return "a valid bearer token is required"
+}
+
+func (e *httpError) apiError() *api.Error {
+	return &api.Error{Code: e.code, Title: e.title, Detail: e.detail, Status: strconv.Itoa(e.status), Meta: e.meta}
+}
+
+// writeError renders err in the error envelope; 5xx causes are logged with
+// the request id, never sent.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	he := toHTTPError(err)
+	if he.status >= 500 {
+		s.log.ErrorContext(r.Context(), "request failed", "request_id", requestIDFrom(r.Context()), "error", err.Error())
+	}
+	if he.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tenantcrypt"`)
+	}
+	if he.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(he.retryAfter))
+	}
+	writeJSON(w, he.status, api.ErrorResponse{Errors: []api.Error{*he.apiError()}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"errors":[{"code":"` + string(api.CodeInternal) + `","title":"Internal error"}]}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

@@ -1,0 +1,182 @@
+// Package server is tenantcrypt's HTTP API: routes in one place, handlers
+// that return errors, one mapping from errors to statuses and the error
+// envelope, strict JSON decoding, authentication and role checks, metrics.
+//
+// It knows the keyring and the authenticator only through the interfaces
+// below, never a store or a KMS provider.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/auth"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/secret"
+)
+
+// Keyring is what the API needs of the keyring (a *keyring.Service).
+type Keyring interface {
+	CreateTenant(ctx context.Context, spec keyring.TenantSpec) (keyring.Tenant, error)
+	Tenant(ctx context.Context, id string) (keyring.Tenant, error)
+	ListTenants(ctx context.Context, after string, limit int) ([]keyring.Tenant, error)
+	UpdateTenant(ctx context.Context, id string, u keyring.TenantUpdate) (keyring.Tenant, error)
+	DeleteTenant(ctx context.Context, id string) error
+	TenantStatus(ctx context.Context, id string) (keyring.TenantStatus, error)
+
+	Encrypt(ctx context.Context, tenantID string, ectx envelope.Context, plaintext []byte) (string, error)
+	Decrypt(ctx context.Context, tenantID string, ectx envelope.Context, ciphertext string) ([]byte, error)
+	Rewrap(ctx context.Context, tenantID string, ectx envelope.Context, ciphertext string) (string, error)
+	IssuePlaintextDataKey(ctx context.Context, tenantID string, ectx envelope.Context) (keyring.IssuedDataKey, error)
+	ResolvePlaintextDataKey(ctx context.Context, tenantID string, ectx envelope.Context, handle string) (*secret.Bytes, error)
+}
+
+// Authenticator verifies bearer tokens (an *auth.Verifier).
+type Authenticator interface {
+	// Verify returns the token's principal. Errors wrap
+	// auth.ErrUnauthenticated.
+	Verify(ctx context.Context, token string) (auth.Principal, error)
+}
+
+// Check is one readiness check, such as the database or the internal KMS.
+type Check struct {
+	Name string
+	Fn   func(ctx context.Context) error
+}
+
+// Config configures a Server. Keyring and Auth are required.
+type Config struct {
+	Keyring Keyring
+	Auth    Authenticator
+	// JWKS returns the self-issuer's public keys for /.well-known/jwks.json;
+	// nil when tenantcrypt does not issue its own tokens.
+	JWKS func() any
+	// Ready lists the checks behind /readyz.
+	Ready []Check
+	// Registry receives the server's metrics and is served at /metrics.
+	Registry *prometheus.Registry
+	// MaxBodyBytes bounds request bodies. Default 1 MiB.
+	MaxBodyBytes int64
+	// RevocationBound is reported in the encryption status.
+	RevocationBound time.Duration
+	Logger          *slog.Logger
+}
+
+// Server is the HTTP API. Use Handler to serve it.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	metrics *metrics
+	routes  []Route
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) *Server {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	s.metrics = newMetrics(cfg.Registry)
+	s.routes = s.routeTable()
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
+	}
+	return s
+}
+
+// Handler is the whole API with its middleware.
+func (s *Server) Handler() http.Handler {
+	return s.recoverer(s.requestID(http.HandlerFunc(s.dispatch)))
+}
+
+// Routes lists every route the server serves (for the OpenAPI check).
+func (s *Server) Routes() []Route { return s.routes }
+
+// Route is one method and path, the roles allowed on it (none: public),
+// and its handler.
+type Route struct {
+	Method string
+	Path   string
+	Roles  []auth.Role
+	h      handlerFunc
+}
+
+// handlerFunc is a handler that returns its error for writeError to render.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+var (
+	platformAdmin = []auth.Role{auth.RolePlatformAdmin}
+	service       = []auth.Role{auth.RoleService}
+	tenantReaders = []auth.Role{auth.RoleTenantAdmin, auth.RoleService}
+)
+
+func (s *Server) routeTable() []Route {
+	return []Route{
+		{"POST", "/api/v1/tenants", platformAdmin, s.createTenant},
+		{"GET", "/api/v1/tenants", platformAdmin, s.listTenants},
+		{"GET", "/api/v1/tenants/{id}", platformAdmin, s.getTenant},
+		{"PATCH", "/api/v1/tenants/{id}", platformAdmin, s.updateTenant},
+		{"DELETE", "/api/v1/tenants/{id}", platformAdmin, s.deleteTenant},
+
+		{"GET", "/api/v1/encryption/status", tenantReaders, s.status},
+		{"POST", "/api/v1/encryption/encrypt", service, s.encrypt},
+		{"POST", "/api/v1/encryption/decrypt", service, s.decrypt},
+		{"POST", "/api/v1/encryption/rewrap", service, s.rewrap},
+		{"POST", "/api/v1/encryption/datakeys", service, s.dataKey},
+		{"POST", "/api/v1/encryption/datakeys/decrypt", service, s.dataKeyDecrypt},
+
+		{"GET", "/.well-known/jwks.json", nil, s.jwks},
+		{"GET", "/livez", nil, s.livez},
+		{"GET", "/readyz", nil, s.readyz},
+		{"GET", "/metrics", nil, s.metricsHandler},
+		{"GET", "/api/v1/openapi.json", nil, s.openapi},
+	}
+}
+
+// dispatch routes a request, answering unknown paths (404) and wrong
+// methods (405) in the error envelope rather than ServeMux's plain text.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		s.mux.ServeHTTP(w, r) // sets the path values, which Handler does not
+		return
+	}
+	probe := &statusRecorder{header: http.Header{}}
+	h.ServeHTTP(probe, r)
+	switch probe.status {
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", probe.header.Get("Allow"))
+		s.writeError(w, r, errMethodNotAllowed)
+		s.metrics.observe("unmatched", http.StatusMethodNotAllowed, 0)
+	case http.StatusNotFound:
+		s.writeError(w, r, errRouteNotFound)
+		s.metrics.observe("unmatched", http.StatusNotFound, 0)
+	default: // a redirect to the canonical path
+		for k, v := range probe.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(probe.status)
+	}
+}
+
+// statusRecorder captures what ServeMux's own 404/405/redirect handlers
+// would write, without writing it.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (p *statusRecorder) Header() http.Header         { return p.header }
+func (p *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (p *statusRecorder) WriteHeader(code int)        { p.status = code }
