@@ -23,9 +23,9 @@ type clientFlags struct {
 	server    string
 	token     string
 	tokenFile string
-	caCert  string
-	dataDir string
-	timeout time.Duration
+	caCert    string
+	dataDir   string
+	timeout   time.Duration
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
