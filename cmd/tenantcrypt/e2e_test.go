@@ -61,6 +61,14 @@ func testTenants(t *testing.T, ts *testServer, admin string) {
 	if r := ts.do("PATCH", "/api/v1/tenants/acme", admin, map[string]any{"name": "Acme Inc"}); r.status != 200 || r.json(t)["name"] != "Acme Inc" {
 		t.Errorf("patch name: %d %s", r.status, r.body)
 	}
+	req, _ := http.NewRequest("PATCH", ts.url+"/api/v1/tenants/acme", strings.NewReader(`{"edition":"business"}`))
+	req.Header.Set("Content-Type", "application/merge-patch+json")
+	req.Header.Set("Authorization", "Bearer "+admin)
+	if resp, err := ts.http.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Errorf("patch as application/merge-patch+json: %v %v", resp.StatusCode, err)
+	} else {
+		resp.Body.Close()
+	}
 	if r := ts.do("PATCH", "/api/v1/tenants/acme", admin, map[string]any{"hipaa": true}); r.status != 409 || r.errorCode(t) != "Encryption-14" {
 		t.Errorf("patch hipaa on the internal KMS: %d %s, want 409", r.status, r.body)
 	}
@@ -166,6 +174,15 @@ func testDataPlane(t *testing.T, ts *testServer, admin string) {
 	want := fmt.Sprintf(`{"items":[{"plaintext":%q},{"plaintext":%q},{"error":`, b64("one"), b64("three"))
 	if r.status != 200 || !bytes.HasPrefix(r.body, []byte(want)) || !strings.Contains(string(r.body), "Encryption-09") {
 		t.Errorf("batch decrypt: %d %s", r.status, r.body)
+	}
+	// "items" need not be the first key.
+	r = ts.do("POST", "/api/v1/encryption/decrypt", alpha, `{"unused":1, "items":[{"ciphertext":"x"}]}`)
+	if r.status != 400 || !strings.Contains(string(r.body), `unknown field \"unused\"`) {
+		t.Errorf("batch with an unknown top-level field: %d %s", r.status, r.body)
+	}
+	r = ts.do("POST", "/api/v1/encryption/decrypt", alpha, fmt.Sprintf(`{ "items" : [{"context":{"app":"crm","record":"42"},"ciphertext":%q}]}`, ct))
+	if r.status != 200 || !strings.Contains(string(r.body), b64("s3cret")) {
+		t.Errorf("batch with spaces: %d %s", r.status, r.body)
 	}
 	for _, path := range []string{"/api/v1/encryption/rewrap", "/api/v1/encryption/datakeys", "/api/v1/encryption/datakeys/decrypt"} {
 		item := map[string]any{"ciphertext": ct, "context": ectx}

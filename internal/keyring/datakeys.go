@@ -2,7 +2,6 @@ package keyring
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/secret"
@@ -35,7 +34,7 @@ func (s *Service) IssuePlaintextDataKey(ctx context.Context, tenantID string, ec
 	}
 	if err := s.cfg.Store.InsertCipherKey(ctx, ck); err != nil {
 		l.key.Destroy()
-		return IssuedDataKey{}, fmt.Errorf("keyring: storing data key: %w", err)
+		return IssuedDataKey{}, storeError("storing data key", err)
 	}
 	bin, err := envelope.Handle{KeyID: ck.ID}.MarshalBinary()
 	if err != nil {

@@ -240,7 +240,7 @@ func (s *Service) CreateTenant(ctx context.Context, spec TenantSpec) (Tenant, er
 		if errors.Is(err, ErrExists) {
 			return Tenant{}, ErrTenantExists
 		}
-		return Tenant{}, fmt.Errorf("keyring: creating tenant: %w", err)
+		return Tenant{}, storeError("creating tenant", err)
 	}
 	s.cfg.Logger.InfoContext(ctx, "tenant created", "tenant", t.ID, "edition", t.Edition.String())
 	return t, nil
@@ -253,7 +253,7 @@ func (s *Service) Tenant(ctx context.Context, id string) (Tenant, error) {
 		return Tenant{}, ErrTenantNotFound
 	}
 	if err != nil {
-		return Tenant{}, fmt.Errorf("keyring: reading tenant: %w", err)
+		return Tenant{}, storeError("reading tenant", err)
 	}
 	return t, nil
 }
@@ -265,7 +265,7 @@ func (s *Service) ListTenants(ctx context.Context, after string, limit int) ([]T
 	}
 	ts, err := s.cfg.Store.ListTenants(ctx, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("keyring: listing tenants: %w", err)
+		return nil, storeError("listing tenants", err)
 	}
 	return ts, nil
 }
@@ -307,7 +307,7 @@ func (s *Service) UpdateTenant(ctx context.Context, id string, u TenantUpdate) (
 		if errors.Is(err, ErrNotFound) {
 			return Tenant{}, ErrTenantNotFound
 		}
-		return Tenant{}, fmt.Errorf("keyring: updating tenant: %w", err)
+		return Tenant{}, storeError("updating tenant", err)
 	}
 	te.snap.Store(&tenantSnapshot{t: t, fetched: s.now()})
 	return t, nil
@@ -332,7 +332,7 @@ func (s *Service) DeleteTenant(ctx context.Context, id string) error {
 		return ErrTenantNotFound
 	}
 	if err != nil {
-		return fmt.Errorf("keyring: deleting tenant: %w", err)
+		return storeError("deleting tenant", err)
 	}
 	te.removed = true
 	te.active.Store(nil)
@@ -532,7 +532,7 @@ func (s *Service) unwrap(ctx context.Context, tenantID string, id envelope.KeyID
 		return loaded{}, ErrDecrypt
 	}
 	if err != nil {
-		return loaded{}, fmt.Errorf("keyring: reading cipherkey: %w", err)
+		return loaded{}, storeError("reading cipherkey", err)
 	}
 	if ck.Purpose != purpose {
 		return loaded{}, ErrDecrypt
@@ -595,7 +595,7 @@ func (s *Service) TenantStatus(ctx context.Context, id string) (TenantStatus, er
 	}
 	counts, err := s.cfg.Store.CountCipherKeys(ctx, id)
 	if err != nil {
-		return TenantStatus{}, fmt.Errorf("keyring: counting cipherkeys: %w", err)
+		return TenantStatus{}, storeError("counting cipherkeys", err)
 	}
 	st := TenantStatus{Tenant: t, Prefix: s.cfg.Providers.Prefix(id, t.Provider), CipherKeys: counts}
 	p, err := s.cfg.Providers.Provider(ctx, id, t.Provider)

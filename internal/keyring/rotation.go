@@ -50,7 +50,7 @@ func (s *Service) refillActiveKey(ctx context.Context, t Tenant) (*activeKey, er
 		case errors.Is(err, ErrNotFound):
 			// No active key yet: make the first.
 		case err != nil:
-			return nil, fmt.Errorf("keyring: reading active key: %w", err)
+			return nil, storeError("reading active key", err)
 		default:
 			prev = &cur.ID
 			if s.cfg.Now().Sub(cur.CreatedAt) < s.cfg.MaxKeyAge {
@@ -59,7 +59,7 @@ func (s *Service) refillActiveKey(ctx context.Context, t Tenant) (*activeKey, er
 					return s.newActiveKey(t, cur), nil
 				}
 				if !errors.Is(err, ErrExhausted) && !errors.Is(err, ErrNotFound) {
-					return nil, fmt.Errorf("keyring: reserving key uses: %w", err)
+					return nil, storeError("reserving key uses", err)
 				}
 			}
 		}
@@ -92,7 +92,7 @@ func (s *Service) rotate(ctx context.Context, t Tenant, prev *envelope.KeyID) (*
 		if errors.Is(err, ErrNotFound) {
 			return nil, ErrTenantNotFound
 		}
-		return nil, fmt.Errorf("keyring: activating a new data key: %w", err)
+		return nil, storeError("activating a new data key", err)
 	}
 	s.cache.put(cacheKey{t.ID, ck.ID}, l)
 	s.cfg.Logger.InfoContext(ctx, "data key rotated", "tenant", t.ID, "key", ck.ID.String(), "provider", ck.Provider)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -22,15 +23,19 @@ func dataPlane[Req, Resp any](s *Server, w http.ResponseWriter, r *http.Request,
 	}
 	if !isBatch(body) {
 		var req Req
-		if err := decodeStrict(body, &req); err != nil {
+		err := decodeStrict(body, &req)
+		if err == nil {
+			resp, err := op(r.Context(), tenantID, &req)
+			if err != nil {
+				return err
+			}
+			writeJSON(w, http.StatusOK, resp)
+			return nil
+		}
+		if !bytes.Contains(body, []byte(`"items"`)) {
 			return err
 		}
-		resp, err := op(r.Context(), tenantID, &req)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, resp)
-		return nil
+		// "items" was not the first key: read the body as a batch.
 	}
 	var batch api.BatchRequest[Req]
 	if err := decodeStrict(body, &batch); err != nil {

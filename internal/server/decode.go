@@ -18,7 +18,8 @@ import (
 func readBody(r *http.Request) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
+		// A PATCH is a JSON merge patch, which clients may label as such.
+		if err != nil || mt != "application/json" && mt != "application/merge-patch+json" {
 			return nil, &httpError{status: 415, code: api.CodeUnsupportedMediaType, title: "Unsupported media type",
 				detail: "send the body as application/json"}
 		}
@@ -90,7 +91,10 @@ func jsonType(kind string) string {
 }
 
 // isBatch reports whether a data-plane body is the batch form, an object
-// whose first key is "items" (a single request has no such field).
+// with an "items" key (a single request has no such field). It looks at the
+// first key only, which is where clients put it, so that the common case
+// costs no second decoding; a body with "items" elsewhere is recognised
+// after the single form's decoding refuses it (see dataPlane).
 func isBatch(body []byte) bool {
 	b := bytes.TrimLeft(body, " \t\r\n")
 	if len(b) == 0 || b[0] != '{' {

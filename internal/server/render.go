@@ -91,6 +91,9 @@ func toHTTPError(err error) *httpError {
 	case errors.Is(err, kms.ErrUnavailable):
 		return &httpError{status: 503, code: api.CodeUnavailable, title: "Service unavailable", retryAfter: 5, cause: err,
 			detail: "the key management service did not answer; retry after the Retry-After delay"}
+	case errors.Is(err, keyring.ErrStoreUnavailable):
+		return &httpError{status: 503, code: api.CodeUnavailable, title: "Service unavailable", retryAfter: 2, cause: err,
+			detail: "the service's database is unavailable; retry after the Retry-After delay"}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &httpError{status: 503, code: api.CodeUnavailable, title: "Service unavailable", retryAfter: 1, cause: err,
 			detail: "the request timed out; retry after the Retry-After delay"}
