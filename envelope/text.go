@@ -59,15 +59,10 @@ func FormatText(prefix string, binary []byte) (string, error) {
 	if err := checkBinary(binary); err != nil {
 		return "", err
 	}
-	var sb strings.Builder
-	sb.Grow(len(prefix) + 1 + textEncoding.EncodedLen(len(binary)))
-	sb.WriteString(prefix)
-	sb.WriteByte(':')
-	// The builder's buffer is exactly sized; encode straight into it.
-	enc := base64.NewEncoder(textEncoding, &sb)
-	enc.Write(binary)
-	enc.Close()
-	return sb.String(), nil
+	b := make([]byte, 0, len(prefix)+1+textEncoding.EncodedLen(len(binary)))
+	b = append(b, prefix...)
+	b = append(b, ':')
+	return string(textEncoding.AppendEncode(b, binary)), nil
 }
 
 // ParseText splits a text form made by FormatText into its prefix and the
@@ -76,7 +71,10 @@ func FormatText(prefix string, binary []byte) (string, error) {
 // be canonical so that each value has one text form. Errors wrap
 // ErrMalformed.
 func ParseText(s string) (prefix string, binary []byte, err error) {
-	i := strings.LastIndexByte(s, ':')
+	// The payload (base64url) has no ':', so the last ':' is within the
+	// bounded prefix; looking only there keeps long inputs cheap, and a ':'
+	// further on fails the payload's decoding.
+	i := strings.LastIndexByte(s[:min(len(s), MaxPrefixSize+1)], ':')
 	if i < 0 {
 		return "", nil, fmt.Errorf("%w: text form has no ':'", ErrMalformed)
 	}
@@ -89,7 +87,7 @@ func ParseText(s string) (prefix string, binary []byte, err error) {
 	}
 	// The decoder skips CR and LF even in strict mode; refuse them so the
 	// text form stays unique.
-	if strings.ContainsAny(payload, "\r\n") {
+	if strings.IndexByte(payload, '\r') >= 0 || strings.IndexByte(payload, '\n') >= 0 {
 		return "", nil, fmt.Errorf("%w: text payload contains a line break", ErrMalformed)
 	}
 	binary, err = textEncoding.DecodeString(payload)

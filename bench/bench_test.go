@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary be the baseline server too: run starts
+// os.Executable() with -baseline-server, which is this binary under test.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == baselineServerFlag {
+		os.Exit(runBaselineServer(os.Args[2:], os.Stdin, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// TestEndToEnd runs the whole benchmark briefly: both servers, all three
+// loads, the table and the JSON file.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds tenantcrypt and runs both servers; skipped with -short")
+	}
+	// Built once, apart from the run's time limit: from an empty build
+	// cache, compiling the SQLite driver takes a minute or more.
+	start := time.Now()
+	bin, err := buildServer(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("built tenantcrypt in %s", time.Since(start).Round(time.Millisecond))
+
+	jsonFile := filepath.Join(t.TempDir(), "results.json")
+	cfg, err := parseFlags([]string{"-duration", "300ms", "-warmup", "100ms", "-concurrency", "2",
+		"-json", jsonFile, "-server-bin", bin}, io.Discard)
+	if err != nil {
+		t.Fatalf("parseFlags: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	rep, err := run(ctx, cfg, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\nprogress:\n%s", err, stderr.String())
+	}
+
+	if got, want := len(rep.Levels), 1; got != want {
+		t.Fatalf("levels = %d, want %d", got, want)
+	}
+	l := rep.Levels[0]
+	for _, res := range []result{l.Baseline, l.Encrypt, l.Decrypt} {
+		if res.Concurrency != 2 {
+			t.Errorf("%s: concurrency = %d, want 2", res.Target, res.Concurrency)
+		}
+		if res.RPS <= 0 || res.Requests == 0 {
+			t.Errorf("%s: %d requests, %.0f req/s, want some", res.Target, res.Requests, res.RPS)
+		}
+		if res.Errors != 0 {
+			t.Errorf("%s: %d errors, want none; first: %s", res.Target, res.Errors, res.FirstError)
+		}
+		if res.P50ms <= 0 || res.P99ms < res.P50ms || res.MaxMs < res.P99ms {
+			t.Errorf("%s: p50 %.3f ms, p99 %.3f ms, max %.3f ms, want 0 < p50 ≤ p99 ≤ max", res.Target, res.P50ms, res.P99ms, res.MaxMs)
+		}
+	}
+	for _, name := range targetNames {
+		if p := rep.Protocols[name]; p != "HTTP/2.0" {
+			t.Errorf("%s protocol = %q, want HTTP/2.0 (-http2 is on by default)", name, p)
+		}
+	}
+	if l.EncryptRatio <= 0 || l.DecryptRatio <= 0 {
+		t.Errorf("ratios = %.2f, %.2f, want both positive", l.EncryptRatio, l.DecryptRatio)
+	}
+
+	out := stdout.String()
+	for _, want := range []string{"| clients | baseline req/s |", "| 2 |", "encrypt/baseline", "DESIGN target", "not measured in this run"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+
+	data, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatalf("-json: %v", err)
+	}
+	var got report
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatalf("-json: %v", err)
+	}
+	if len(got.Levels) != 1 || got.Levels[0].Encrypt.Requests != l.Encrypt.Requests || got.CiphertextLen <= 0 {
+		t.Errorf("-json holds %+v, want the run's results", got)
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	for _, tt := range []struct {
+		args    []string
+		want    []int
+		wantErr string // "": valid
+	}{
+		{nil, []int{1, 4, 16, 64}, ""},
+		{[]string{"-concurrency", "16"}, []int{16}, ""},
+		{[]string{"-concurrency", " 1, 16 "}, []int{1, 16}, ""},
+		{[]string{"-concurrency", "1,0"}, nil, "between 1 and"},
+		{[]string{"-concurrency", "1,,2"}, nil, "between 1 and"},
+		{[]string{"-concurrency", "4,4"}, nil, "twice"},
+		{[]string{"-duration", "0s"}, nil, "-duration"},
+		{[]string{"-warmup", "-1s"}, nil, "-warmup"},
+		{[]string{"-size", "0"}, nil, "-size"},
+		{[]string{"-database", "sqlite:x.db"}, nil, "postgres://"},
+		{[]string{"extra"}, nil, "unexpected argument"},
+	} {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			cfg, err := parseFlags(tt.args, io.Discard)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("err = %v, want none", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("err = %v, want one saying %q", err, tt.wantErr)
+			case tt.wantErr == "" && !slices.Equal(cfg.levels, tt.want):
+				t.Errorf("levels = %v, want %v", cfg.levels, tt.want)
+			}
+		})
+	}
+}
+
+func TestDefaultsTakeAboutTwoAndAHalfMinutes(t *testing.T) {
+	cfg, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.loadTime(); got < 2*time.Minute || got > 3*time.Minute {
+		t.Errorf("default load time = %s, want about 2.5 minutes", got)
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	ms := func(ns ...int) []time.Duration {
+		var d []time.Duration
+		for _, n := range ns {
+			d = append(d, time.Duration(n)*time.Millisecond)
+		}
+		return d
+	}
+	hundred := make([]int, 100)
+	for i := range hundred {
+		hundred[i] = i + 1
+	}
+	for _, tt := range []struct {
+		name   string
+		sorted []time.Duration
+		q      float64
+		want   time.Duration
+	}{
+		{"empty", nil, 0.5, 0},
+		{"one", ms(7), 0.99, 7 * time.Millisecond},
+		{"p50 of 1..100", ms(hundred...), 0.50, 50 * time.Millisecond},
+		{"p99 of 1..100", ms(hundred...), 0.99, 99 * time.Millisecond},
+		{"max", ms(hundred...), 1, 100 * time.Millisecond},
+		{"min", ms(1, 2, 3), 0, 1 * time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := percentile(tt.sorted, tt.q); got != tt.want {
+				t.Errorf("percentile(%v) = %v, want %v", tt.q, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestThousands(t *testing.T) {
+	for _, tt := range []struct {
+		x    float64
+		want string
+	}{
+		{0, "0"}, {999.4, "999"}, {999.6, "1,000"}, {13950, "13,950"}, {1234567, "1,234,567"},
+	} {
+		if got := thousands(tt.x); got != tt.want {
+			t.Errorf("thousands(%v) = %q, want %q", tt.x, got, tt.want)
+		}
+	}
+}
+
+func TestReportVerdict(t *testing.T) {
+	for _, tt := range []struct {
+		name         string
+		level        int
+		base, enc    float64
+		wantMeasured bool
+		wantIn       string
+	}{
+		{"met", 16, 1000, 800, true, "measured 0.80: MET"},
+		{"not met", 16, 1000, 700, true, "measured 0.70: NOT MET"},
+		{"other level", 4, 1000, 800, false, "not measured in this run"},
+		{"baseline did nothing", 16, 0, 800, false, "not measured in this run"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, _ := parseFlags(nil, io.Discard)
+			r := newReport(cfg, time.Now())
+			r.add(levelResult{Concurrency: tt.level, Baseline: result{RPS: tt.base}, Encrypt: result{RPS: tt.enc}, Decrypt: result{RPS: tt.enc}})
+			if got := r.Target.Measured != nil; got != tt.wantMeasured {
+				t.Fatalf("measured = %v, want %v", got, tt.wantMeasured)
+			}
+			var out bytes.Buffer
+			r.printTable(&out)
+			if !strings.Contains(out.String(), tt.wantIn) {
+				t.Errorf("table lacks %q:\n%s", tt.wantIn, out.String())
+			}
+		})
+	}
+}

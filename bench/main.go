@@ -1,0 +1,180 @@
+// Command bench measures tenantcrypt's HTTP data plane against a bare HTTPS
+// baseline: the figure that DESIGN.md's performance target is stated in
+// (encrypt, 1 KiB, TLS, JWT at ≥ 75 % of the baseline's throughput with 16
+// concurrent clients, measured in the same run).
+//
+// Run it from anywhere inside the module:
+//
+//	go run ./bench                                   # defaults, about 2.5 minutes
+//	go run ./bench -duration 3s -concurrency 1,16    # a quick look
+//	go run ./bench -http2=false                      # HTTP/1.1, one connection per client
+//	go run ./bench -database postgres://... -json results.json
+//
+// It builds ./cmd/tenantcrypt into a temporary directory (or takes
+// -server-bin), starts it on 127.0.0.1:0 with a temporary data directory
+// (SQLite there, or the -database DSN), mints a platform-admin and a
+// service token with `tenantcrypt token`, creates the tenant "bench"
+// ("bench-<random>" with -database, so that runs never collide) and
+// prepares ciphertexts for the decrypt load. It then measures, for each
+// -concurrency level and for -warmup plus -duration each:
+//
+//   - baseline: a bare HTTPS handler that checks an Authorization header is
+//     present (without verifying it), decodes the same JSON request strictly
+//     and encodes an answer of the same shape and size as tenantcrypt's
+//     encrypt answer;
+//   - encrypt: POST /api/v1/encryption/encrypt with -size random bytes;
+//   - decrypt: POST /api/v1/encryption/decrypt of the prepared ciphertexts.
+//
+// Each load is N goroutines looping request → response on one shared
+// keep-alive http.Client; only requests that start after the warm-up and end
+// before the deadline count. It prints a markdown table (req/s, the ratios
+// to the baseline, p50/p99 latency, errors) and whether the DESIGN target is
+// met; -json FILE also writes the raw figures. Both servers are stopped
+// (SIGTERM, then waited for) when it ends, also on an error or Ctrl-C.
+//
+// # Fairness
+//
+// The baseline does not run in the load generator's process: bench
+// re-executes itself with a hidden -baseline-server flag, so that the
+// baseline, like tenantcrypt, is a separate process serving over loopback,
+// and the load generator (this process) costs both the same. The baseline
+// serves with the same TLS configuration as tenantcrypt
+// (internal/tlsconfig, the development certificate from tenantcrypt's data
+// directory), the same listener setup and the same http.Server timeouts;
+// HTTP/2 or HTTP/1.1 is whatever the server negotiates with the client
+// (-http2). All three processes share the machine's CPUs, as the DESIGN
+// figures (a 2-core machine) assume: compare ratios, not absolute numbers,
+// across machines.
+//
+// TENANTCRYPT_* environment variables are not passed to the servers, so
+// that a developer's settings (a config file, a database, root keys) do not
+// change what is measured; use -database for PostgreSQL.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// baselineServerFlag, as the first argument, makes this binary the
+// baseline server instead of the benchmark (see runBaselineServer).
+const baselineServerFlag = "-baseline-server"
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == baselineServerFlag {
+		os.Exit(runBaselineServer(os.Args[2:], os.Stdin, os.Stderr))
+	}
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	_, err = run(ctx, cfg, os.Stdout, os.Stderr)
+	interrupted := ctx.Err() != nil
+	stop()
+	if interrupted {
+		fmt.Fprintf(os.Stderr, "bench: interrupted (%v); the servers are stopped\n", err)
+		os.Exit(1)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// config is what a run is told by its flags.
+type config struct {
+	levels    []int
+	duration  time.Duration
+	warmup    time.Duration
+	size      int
+	http2     bool
+	database  string
+	jsonFile  string
+	serverBin string
+}
+
+// maxLevel bounds -concurrency: far beyond what one machine's loopback
+// benchmark can tell apart, and it bounds memory and connections.
+const maxLevel = 4096
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg config
+	levels := fs.String("concurrency", "1,4,16,64", "comma-separated numbers of concurrent clients, one load per level and target")
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time per target and level")
+	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "unmeasured time before each measurement")
+	fs.IntVar(&cfg.size, "size", 1024, "plaintext size in bytes")
+	fs.BoolVar(&cfg.http2, "http2", true, "offer HTTP/2 (ALPN h2) as well as HTTP/1.1; false: HTTP/1.1 only")
+	fs.StringVar(&cfg.database, "database", "", "tenantcrypt's --database (a postgres:// DSN); empty: SQLite in the temporary data directory")
+	fs.StringVar(&cfg.jsonFile, "json", "", "also write the raw results to this JSON file")
+	fs.StringVar(&cfg.serverBin, "server-bin", "", "use this tenantcrypt binary instead of building ./cmd/tenantcrypt")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: go run ./bench [flags]\n\nMeasures tenantcrypt's encrypt and decrypt throughput against a bare HTTPS baseline.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var err error
+	if cfg.levels, err = parseLevels(*levels); err != nil {
+		return config{}, err
+	}
+	var errs []error
+	if cfg.duration <= 0 {
+		errs = append(errs, errors.New("-duration must be positive"))
+	}
+	if cfg.warmup < 0 {
+		errs = append(errs, errors.New("-warmup must not be negative"))
+	}
+	if cfg.size < 1 || cfg.size > 512<<10 {
+		// tenantcrypt refuses request bodies over 1 MiB by default, and
+		// base64 makes the plaintext 4/3 as large.
+		errs = append(errs, errors.New("-size must be between 1 and 524288 bytes"))
+	}
+	if cfg.database != "" && !strings.HasPrefix(cfg.database, "postgres://") && !strings.HasPrefix(cfg.database, "postgresql://") {
+		errs = append(errs, errors.New("-database must be a postgres:// DSN (empty for SQLite)"))
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// parseLevels parses -concurrency: positive, distinct numbers, kept in the
+// order given.
+func parseLevels(s string) ([]int, error) {
+	var levels []int
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		n, err := strconv.Atoi(part)
+		if err != nil || n < 1 || n > maxLevel {
+			return nil, fmt.Errorf("-concurrency: %q is not a number of clients between 1 and %d", part, maxLevel)
+		}
+		if slices.Contains(levels, n) {
+			return nil, fmt.Errorf("-concurrency: %d is given twice", n)
+		}
+		levels = append(levels, n)
+	}
+	return levels, nil
+}
+
+// loadTime is how long the load phases take, without the setup.
+func (c config) loadTime() time.Duration {
+	return time.Duration(len(c.levels)*len(targetNames)) * (c.warmup + c.duration)
+}
