@@ -8,23 +8,27 @@ import (
 // concurrent requests rarely wait for one another. A power of two.
 const cacheShards = 16
 
-// tokenCache is a bounded LRU of verified tokens, keyed by the SHA-256 of the
-// token. Keying by digest keeps the token itself out of memory held longer
-// than the request, and an attacker cannot pick tokens that collide.
+// tokenCache is a bounded LRU of verified tokens, keyed by a per-process
+// seeded hash of the token (maphash: fast, unpredictable to an attacker).
+// Each entry keeps the token itself and a hit requires the very same token,
+// so a hash collision is a miss, never another token's principal. Tokens
+// stay in memory no longer than the entry (CacheMaxAge), less than their
+// own lifetime.
 type tokenCache struct {
 	shards [cacheShards]cacheShard
 }
 
 type cacheShard struct {
 	mu         sync.Mutex
-	entries    map[[32]byte]*cacheEntry
+	entries    map[uint64]*cacheEntry
 	head, tail *cacheEntry // most and least recently used
 	capacity   int
 	_          [64]byte // keep the shards' locks off each other's cache lines
 }
 
 type cacheEntry struct {
-	key        [32]byte
+	key        uint64
+	token      string
 	principal  Principal // Roles is never modified once cached
 	deadline   int64     // UnixNano after which the entry is not used
 	prev, next *cacheEntry
@@ -34,23 +38,24 @@ func newTokenCache(size int) *tokenCache {
 	c := &tokenCache{}
 	per := (size + cacheShards - 1) / cacheShards
 	for i := range c.shards {
-		c.shards[i].entries = make(map[[32]byte]*cacheEntry)
+		c.shards[i].entries = make(map[uint64]*cacheEntry)
 		c.shards[i].capacity = per
 	}
 	return c
 }
 
-func (c *tokenCache) shard(key *[32]byte) *cacheShard {
-	return &c.shards[key[0]&(cacheShards-1)]
+func (c *tokenCache) shard(key uint64) *cacheShard {
+	return &c.shards[key&(cacheShards-1)]
 }
 
-// get returns the principal cached under key if its deadline has not passed
-// at now (UnixNano). The principal shares its Roles with the cache.
-func (c *tokenCache) get(key *[32]byte, now int64) (Principal, bool) {
+// get returns the principal cached for token (whose hash is key) if its
+// deadline has not passed at now (UnixNano). The principal shares its Roles
+// with the cache.
+func (c *tokenCache) get(key uint64, token string, now int64) (Principal, bool) {
 	s := c.shard(key)
 	s.mu.Lock()
-	e := s.entries[*key]
-	if e == nil {
+	e := s.entries[key]
+	if e == nil || e.token != token {
 		s.mu.Unlock()
 		return Principal{}, false
 	}
@@ -65,14 +70,14 @@ func (c *tokenCache) get(key *[32]byte, now int64) (Principal, bool) {
 	return p, true
 }
 
-// put caches p under key until deadline (UnixNano). The cache takes
-// ownership of p.Roles.
-func (c *tokenCache) put(key *[32]byte, p Principal, deadline int64) {
+// put caches p for token (whose hash is key) until deadline (UnixNano),
+// replacing whatever had the same key. The cache takes ownership of p.Roles.
+func (c *tokenCache) put(key uint64, token string, p Principal, deadline int64) {
 	s := c.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.entries[*key]; e != nil {
-		e.principal, e.deadline = p, deadline
+	if e := s.entries[key]; e != nil {
+		e.token, e.principal, e.deadline = token, p, deadline
 		s.moveToFront(e)
 		return
 	}
@@ -84,8 +89,8 @@ func (c *tokenCache) put(key *[32]byte, p Principal, deadline int64) {
 	} else {
 		e = new(cacheEntry)
 	}
-	e.key, e.principal, e.deadline = *key, p, deadline
-	s.entries[*key] = e
+	e.key, e.token, e.principal, e.deadline = key, token, p, deadline
+	s.entries[key] = e
 	s.pushFront(e)
 }
 

@@ -2,8 +2,8 @@ package auth
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"sync"
 	"testing"
@@ -151,8 +151,8 @@ func TestTokenCacheBounded(t *testing.T) {
 	c := newTokenCache(size)
 	p := Principal{Subject: "s", Roles: []Role{RoleService}}
 	for i := range 10 * size {
-		key := hashOf(fmt.Sprint(i))
-		c.put(&key, p, 1<<62)
+		tok := fmt.Sprint(i)
+		c.put(hashOf(tok), tok, p, 1<<62)
 	}
 	total := 0
 	for i := range c.shards {
@@ -162,34 +162,49 @@ func TestTokenCacheBounded(t *testing.T) {
 		t.Errorf("cache holds %d entries, want at most %d", total, size)
 	}
 	// The most recently used entries survive.
-	last := hashOf(fmt.Sprint(10*size - 1))
-	if _, ok := c.get(&last, 0); !ok {
+	last := fmt.Sprint(10*size - 1)
+	if _, ok := c.get(hashOf(last), last, 0); !ok {
 		t.Errorf("most recent entry evicted")
 	}
-	first := hashOf("0")
-	if _, ok := c.get(&first, 0); ok {
+	if _, ok := c.get(hashOf("0"), "0", 0); ok {
 		t.Errorf("oldest entry still cached")
 	}
 }
 
 func TestTokenCacheLRUOrder(t *testing.T) {
 	c := newTokenCache(2 * cacheShards) // two entries per shard
-	var same [][32]byte                 // three keys of shard 0
+	var same []string                   // three tokens of shard 0
 	for i := 0; len(same) < 3; i++ {
-		k := hashOf(fmt.Sprint(i))
-		if k[0]&(cacheShards-1) == 0 {
-			same = append(same, k)
+		if tok := fmt.Sprint(i); hashOf(tok)&(cacheShards-1) == 0 {
+			same = append(same, tok)
 		}
 	}
 	p := Principal{Subject: "s"}
-	c.put(&same[0], p, 1<<62)
-	c.put(&same[1], p, 1<<62)
-	c.get(&same[0], 0) // same[1] is now least recently used
-	c.put(&same[2], p, 1<<62)
+	c.put(hashOf(same[0]), same[0], p, 1<<62)
+	c.put(hashOf(same[1]), same[1], p, 1<<62)
+	c.get(hashOf(same[0]), same[0], 0) // same[1] is now least recently used
+	c.put(hashOf(same[2]), same[2], p, 1<<62)
 	for i, want := range []bool{true, false, true} {
-		if _, ok := c.get(&same[i], 0); ok != want {
+		if _, ok := c.get(hashOf(same[i]), same[i], 0); ok != want {
 			t.Errorf("entry %d cached = %v, want %v", i, ok, want)
 		}
+	}
+}
+
+// TestTokenCacheCollisionIsAMiss: two tokens with the same hash never share
+// a principal; the second replaces the first.
+func TestTokenCacheCollisionIsAMiss(t *testing.T) {
+	c := newTokenCache(64)
+	c.put(42, "token-a", Principal{Subject: "a"}, 1<<62)
+	if _, ok := c.get(42, "token-b", 0); ok {
+		t.Fatalf("a colliding token got the other token's principal")
+	}
+	c.put(42, "token-b", Principal{Subject: "b"}, 1<<62)
+	if p, ok := c.get(42, "token-b", 0); !ok || p.Subject != "b" {
+		t.Errorf("get(token-b) = %v, %v", p.Subject, ok)
+	}
+	if _, ok := c.get(42, "token-a", 0); ok {
+		t.Errorf("the replaced token still hits")
 	}
 }
 
@@ -227,4 +242,6 @@ func TestVerifyConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-func hashOf(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+var testSeed = maphash.MakeSeed()
+
+func hashOf(s string) uint64 { return maphash.String(testSeed, s) }

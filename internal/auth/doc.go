@@ -30,8 +30,9 @@
 // # Caching and key removal
 //
 // At the service's request rates, verifying a signature per request is
-// wasteful, so a Verifier remembers tokens it has verified, keyed by their
-// SHA-256 digest, in a bounded LRU cache. An entry lives until the token's
+// wasteful, so a Verifier remembers tokens it has verified, in a bounded LRU
+// cache keyed by a per-process seeded hash and holding the token itself (a
+// hit needs the very same token). An entry lives until the token's
 // exp or for at most [VerifierConfig.CacheMaxAge] (default
 // [DefaultCacheMaxAge], 1 minute), whichever comes first. The second bound
 // is what makes removing a key from the key source effective: a token

@@ -6,12 +6,11 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"time"
-	"unsafe"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -71,6 +70,7 @@ type Verifier struct {
 	skew     time.Duration
 	keys     KeySource
 	cache    *tokenCache // nil when caching is off
+	seed     maphash.Seed
 	maxAge   time.Duration
 	now      func() time.Time
 }
@@ -114,6 +114,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	}
 	if cfg.CacheSize > 0 {
 		v.cache = newTokenCache(cfg.CacheSize)
+		v.seed = maphash.MakeSeed()
 	}
 	return v, nil
 }
@@ -130,10 +131,10 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Principal, error) 
 		return Principal{}, errTooLarge
 	}
 	now := v.now()
-	var sum [32]byte
+	var key uint64
 	if v.cache != nil {
-		sum = digest(token)
-		if p, ok := v.cache.get(&sum, now.UnixNano()); ok {
+		key = maphash.String(v.seed, token)
+		if p, ok := v.cache.get(key, token, now.UnixNano()); ok {
 			p.Roles = slices.Clone(p.Roles)
 			return p, nil
 		}
@@ -148,18 +149,11 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Principal, error) 
 		// token already past its exp (accepted within the skew) is not
 		// worth an entry.
 		if deadline := min(p.ExpiresAt.UnixNano(), now.Add(v.maxAge).UnixNano()); deadline > now.UnixNano() {
-			v.cache.put(&sum, p, deadline)
+			v.cache.put(key, token, p, deadline)
 			p.Roles = slices.Clone(p.Roles)
 		}
 	}
 	return p, nil
-}
-
-// digest is the SHA-256 of token, the token's cache key. It hashes the
-// string's bytes in place: copying them costs more than the hash, and
-// Sum256 only reads its input.
-func digest(token string) [32]byte {
-	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
 }
 
 // claims are the registered and private claims of a tenantcrypt token.
