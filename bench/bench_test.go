@@ -38,7 +38,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Logf("built tenantcrypt in %s", time.Since(start).Round(time.Millisecond))
 
 	jsonFile := filepath.Join(t.TempDir(), "results.json")
-	cfg, err := parseFlags([]string{"-duration", "300ms", "-warmup", "100ms", "-concurrency", "2",
+	cfg, err := parseFlags([]string{"-duration", "300ms", "-warmup", "100ms", "-rounds", "1", "-concurrency", "2",
 		"-json", jsonFile, "-server-bin", bin}, io.Discard)
 	if err != nil {
 		t.Fatalf("parseFlags: %v", err)
@@ -112,6 +112,7 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-concurrency", "4,4"}, nil, "twice"},
 		{[]string{"-duration", "0s"}, nil, "-duration"},
 		{[]string{"-warmup", "-1s"}, nil, "-warmup"},
+		{[]string{"-rounds", "0"}, nil, "-rounds"},
 		{[]string{"-size", "0"}, nil, "-size"},
 		{[]string{"-database", "sqlite:x.db"}, nil, "postgres://"},
 		{[]string{"extra"}, nil, "unexpected argument"},

@@ -16,7 +16,10 @@
 // service token with `tenantcrypt token`, creates the tenant "bench"
 // ("bench-<random>" with -database, so that runs never collide) and
 // prepares ciphertexts for the decrypt load. It then measures, for each
-// -concurrency level and for -warmup plus -duration each:
+// -concurrency level, in -rounds rounds in which the targets take turns,
+// for -warmup plus -duration each (the median round of each target is
+// reported, which keeps a shared machine's slow spells from landing on one
+// target only):
 //
 //   - baseline: a bare HTTPS handler that checks an Authorization header is
 //     present (without verifying it), decodes the same JSON request strictly
@@ -101,6 +104,7 @@ type config struct {
 	levels    []int
 	duration  time.Duration
 	warmup    time.Duration
+	rounds    int
 	size      int
 	http2     bool
 	database  string
@@ -117,8 +121,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	var cfg config
 	levels := fs.String("concurrency", "1,4,16,64", "comma-separated numbers of concurrent clients, one load per level and target")
-	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time per target and level")
-	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "unmeasured time before each measurement")
+	fs.DurationVar(&cfg.duration, "duration", 3*time.Second, "measured time per target, level and round")
+	fs.DurationVar(&cfg.warmup, "warmup", 1*time.Second, "unmeasured time before each measurement")
+	fs.IntVar(&cfg.rounds, "rounds", 3, "rounds per level: the targets take turns, and each target's median round is reported, so that a slow spell of a shared machine hits all of them")
 	fs.IntVar(&cfg.size, "size", 1024, "plaintext size in bytes")
 	fs.BoolVar(&cfg.http2, "http2", true, "offer HTTP/2 (ALPN h2) as well as HTTP/1.1; false: HTTP/1.1 only")
 	fs.StringVar(&cfg.database, "database", "", "tenantcrypt's --database (a postgres:// DSN); empty: SQLite in the temporary data directory")
@@ -141,6 +146,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var errs []error
 	if cfg.duration <= 0 {
 		errs = append(errs, errors.New("-duration must be positive"))
+	}
+	if cfg.rounds < 1 || cfg.rounds > 99 {
+		errs = append(errs, errors.New("-rounds must be between 1 and 99"))
 	}
 	if cfg.warmup < 0 {
 		errs = append(errs, errors.New("-warmup must not be negative"))
@@ -176,5 +184,5 @@ func parseLevels(s string) ([]int, error) {
 
 // loadTime is how long the load phases take, without the setup.
 func (c config) loadTime() time.Duration {
-	return time.Duration(len(c.levels)*len(targetNames)) * (c.warmup + c.duration)
+	return time.Duration(len(c.levels)*len(targetNames)*c.rounds) * (c.warmup + c.duration)
 }

@@ -35,6 +35,7 @@ type report struct {
 		Concurrency []int   `json:"concurrency"`
 		DurationSec float64 `json:"duration_seconds"`
 		WarmupSec   float64 `json:"warmup_seconds"`
+		Rounds      int     `json:"rounds"`
 		Size        int     `json:"size"`
 		HTTP2       bool    `json:"http2"`
 		Database    string  `json:"database"` // "sqlite" or "postgres", never the DSN
@@ -74,6 +75,7 @@ func newReport(cfg config, started time.Time) *report {
 	r.Config.Concurrency = slices.Clone(cfg.levels)
 	r.Config.DurationSec = cfg.duration.Seconds()
 	r.Config.WarmupSec = cfg.warmup.Seconds()
+	r.Config.Rounds = cfg.rounds
 	r.Config.Size = cfg.size
 	r.Config.HTTP2 = cfg.http2
 	r.Config.Database = "sqlite"
@@ -107,9 +109,9 @@ func (r *report) printTable(w io.Writer) {
 	for _, name := range targetNames {
 		protos = append(protos, name+" "+r.Protocols[name])
 	}
-	fmt.Fprintf(w, "tenantcrypt data plane vs. a bare HTTPS+JSON baseline: %d-byte plaintext, %s, %s, %s warm-up + %s per cell, %d CPUs, %s %s/%s\n\n",
+	fmt.Fprintf(w, "tenantcrypt data plane vs. a bare HTTPS+JSON baseline: %d-byte plaintext, %s, %s, median of %d rounds of %s warm-up + %s per cell, %d CPUs, %s %s/%s\n\n",
 		r.Config.Size, strings.Join(protos, ", "), r.Config.Database,
-		seconds(r.Config.WarmupSec), seconds(r.Config.DurationSec), r.NumCPU, r.GoVersion, r.GOOS, r.GOARCH)
+		r.Config.Rounds, seconds(r.Config.WarmupSec), seconds(r.Config.DurationSec), r.NumCPU, r.GoVersion, r.GOOS, r.GOARCH)
 	fmt.Fprintln(w, "| clients | baseline req/s | encrypt req/s | decrypt req/s | encrypt/baseline | decrypt/baseline | baseline p50 / p99 ms | encrypt p50 / p99 ms | decrypt p50 / p99 ms | errors b/e/d |")
 	fmt.Fprintln(w, "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, l := range r.Levels {

@@ -144,13 +144,20 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (rep *report
 	fmt.Fprintf(stderr, "bench: load for %s, until about %s\n", cfg.loadTime(), time.Now().Add(cfg.loadTime()).Format(time.TimeOnly))
 	for _, n := range cfg.levels {
 		l := levelResult{Concurrency: n}
-		for _, name := range targetNames {
-			res, err := runLoad(ctx, hc, targets[name], n, cfg.warmup, cfg.duration)
-			if err != nil {
-				return nil, err
+		rounds := map[string][]result{}
+		for round := range cfg.rounds {
+			for _, name := range targetNames {
+				res, err := runLoad(ctx, hc, targets[name], n, cfg.warmup, cfg.duration)
+				if err != nil {
+					return nil, err
+				}
+				fmt.Fprintf(stderr, "  %-8s %4d clients, round %d: %9s req/s  p50 %7.2f ms  p99 %7.2f ms  %d errors\n",
+					name, n, round+1, thousands(res.RPS), res.P50ms, res.P99ms, res.Errors)
+				rounds[name] = append(rounds[name], res)
 			}
-			fmt.Fprintf(stderr, "  %-8s %4d clients: %9s req/s  p50 %7.2f ms  p99 %7.2f ms  %d errors\n",
-				name, n, thousands(res.RPS), res.P50ms, res.P99ms, res.Errors)
+		}
+		for _, name := range targetNames {
+			res := medianRound(rounds[name])
 			switch name {
 			case "baseline":
 				l.Baseline = res
