@@ -37,6 +37,7 @@ Usage:
   tenantcrypt encrypt [flags]            encrypt stdin or --in, print the ciphertext
   tenantcrypt decrypt [flags]            decrypt a ciphertext from stdin or --in
   tenantcrypt rootkey rotate|generate    manage the internal KMS root key
+  tenantcrypt issuer rotate              rotate the built-in JWT issuer's signing key
   tenantcrypt version
 
 Run 'tenantcrypt COMMAND -h' for a command's flags. Every flag can also be set
@@ -71,6 +72,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdin io.R
 		return cmdToken(rest, env, stdout, stderr)
 	case "tenant":
 		return cmdTenant(rest, env, stdout, stderr)
+	case "issuer":
+		return cmdIssuer(rest, env, stdout, stderr)
 	case "rootkey":
 		return cmdRootKey(rest, env, stdout, stderr)
 	case "encrypt":

@@ -51,8 +51,10 @@ const maxIssuerFileSize = 1 << 20
 // Several processes may share the directory (the server, and the CLI that
 // mints tokens): the key file is created exactly once and always replaced
 // atomically. An Issuer reads the file only when loaded, so keys rotated
-// by another process are seen after the next LoadOrCreateIssuer, and only
-// one process (the server) should rotate.
+// by another process are seen after the next LoadOrCreateIssuer, or, for
+// verification, when the file changed and a token names a key id not known
+// yet (or the JWKS is asked for), checked at most every reloadInterval. One
+// process at a time should rotate (`tenantcrypt issuer rotate`, or Rotate).
 type Issuer struct {
 	name string
 	path string
@@ -60,6 +62,47 @@ type Issuer struct {
 
 	mu   sync.RWMutex
 	keys []*issuerKey // the current signing key is the last one
+
+	reloadMu sync.Mutex
+	checked  time.Time // last look at the file
+	stamp    fileStamp // the file as last loaded
+}
+
+// reloadInterval bounds how often an Issuer looks at its key file for
+// keys rotated by another process.
+const reloadInterval = 2 * time.Second
+
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+// refresh reloads the key file if another process changed it, at most
+// every reloadInterval. A file that does not load keeps the current keys.
+func (iss *Issuer) refresh() {
+	iss.reloadMu.Lock()
+	defer iss.reloadMu.Unlock()
+	now := time.Now()
+	if now.Sub(iss.checked) < reloadInterval {
+		return
+	}
+	iss.checked = now
+	info, err := os.Stat(iss.path)
+	if err != nil {
+		return
+	}
+	st := fileStamp{info.ModTime(), info.Size()}
+	if st == iss.stamp {
+		return
+	}
+	fresh := &Issuer{path: iss.path}
+	if err := fresh.load(); err != nil {
+		return
+	}
+	iss.mu.Lock()
+	iss.keys = fresh.keys
+	iss.mu.Unlock()
+	iss.stamp = st
 }
 
 // issuerKey is one signing key and what is known about its life.
@@ -258,6 +301,7 @@ func (iss *Issuer) Rotate(keepFor time.Duration) error {
 // JWKS returns the public keys that verifiers should trust: the signing
 // key first, then the retired keys still published.
 func (iss *Issuer) JWKS() jose.JSONWebKeySet {
+	iss.refresh()
 	iss.mu.RLock()
 	defer iss.mu.RUnlock()
 	now := iss.now()
@@ -279,15 +323,27 @@ type issuerKeys struct{ iss *Issuer }
 var _ KeySource = issuerKeys{}
 
 func (s issuerKeys) Key(_ context.Context, kid string) (jose.JSONWebKey, error) {
+	if k, ok := s.lookup(kid); ok {
+		return k, nil
+	}
+	// Perhaps rotated by another process (`tenantcrypt issuer rotate`).
+	s.iss.refresh()
+	if k, ok := s.lookup(kid); ok {
+		return k, nil
+	}
+	return jose.JSONWebKey{}, ErrKeyNotFound
+}
+
+func (s issuerKeys) lookup(kid string) (jose.JSONWebKey, bool) {
 	s.iss.mu.RLock()
 	defer s.iss.mu.RUnlock()
 	now := s.iss.now()
 	for _, k := range s.iss.keys {
 		if k.kid == kid && k.published(now) {
-			return k.public, nil
+			return k.public, true
 		}
 	}
-	return jose.JSONWebKey{}, ErrKeyNotFound
+	return jose.JSONWebKey{}, false
 }
 
 // newIssuerKey generates an ES256 signing key whose kid is its RFC 7638
