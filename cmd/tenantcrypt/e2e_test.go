@@ -345,7 +345,8 @@ func testPublicRoutes(t *testing.T, ts *testServer) {
 		t.Errorf("jwks: %d %s (want public keys only)", r.status, r.body)
 	}
 	r = ts.do("GET", "/metrics", "", nil)
-	for _, m := range []string{"tenantcrypt_http_requests_total", "tenantcrypt_http_request_duration_seconds", "tenantcrypt_datakey_cache_hits_total", "tenantcrypt_datakey_cache_misses_total"} {
+	for _, m := range []string{"tenantcrypt_http_requests_total", "tenantcrypt_http_request_duration_seconds", "tenantcrypt_datakey_cache_hits_total", "tenantcrypt_datakey_cache_misses_total",
+		`tenantcrypt_kms_operations_total{op="GenerateDataKey",provider="internal",result="ok"}`} {
 		if !strings.Contains(string(r.body), m) {
 			t.Errorf("metrics lack %s", m)
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/registry"
 	"github.com/tenantcrypt/tenantcrypt/internal/server"
@@ -247,7 +248,15 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	}
 	defer roots.Destroy()
 	internal := internalkms.New(roots, st)
-	providers := registry.New(internal)
+	reg := prometheus.NewRegistry()
+	kmsCalls := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tenantcrypt_kms_operations_total",
+		Help: "Calls to key providers (KMSs) by provider, operation and result.",
+	}, []string{"provider", "op", "result"})
+	reg.MustRegister(kmsCalls)
+	providers := registry.New(internal, registry.WithObserver(func(ref, op string, err error) {
+		kmsCalls.WithLabelValues(providerLabel(ref), op, kms.Outcome(err)).Inc()
+	}))
 	// After a root key rotation, rewrap every tenant KEK under the current
 	// root version, in the background; replicas doing the same at once are
 	// safe (each rewrap is a compare-and-swap).
@@ -280,7 +289,6 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerKeyringMetrics(reg, ring)
 
@@ -410,6 +418,16 @@ func registerKeyringMetrics(reg *prometheus.Registry, ring *keyring.Service) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tenantcrypt_datakey_cache_entries", Help: "Unwrapped data keys held in memory."},
 			stat(func(s keyring.CacheStats) float64 { return float64(s.Entries) })),
 	)
+}
+
+// providerLabel keeps the metric's cardinality bounded: "internal", or
+// "cmk" for every customer managed key together (per-key detail belongs in
+// the audit log, not in metric labels).
+func providerLabel(ref string) string {
+	if ref == internalkms.Ref {
+		return "internal"
+	}
+	return "cmk"
 }
 
 func reloadOnHUP(ctx context.Context, r *tlsconfig.Reloader, log *slog.Logger) {

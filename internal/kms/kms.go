@@ -186,3 +186,27 @@ func (e *Error) Is(target error) bool { return e.Kind == target }
 
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
+
+// Outcome names the result of a provider call for metrics and logs: "ok",
+// or the sentinel it failed with ("disabled", "throttled", ...), or "error".
+func Outcome(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, ErrKeyDisabled):
+		return "disabled"
+	case errors.Is(err, ErrKeyPendingDeletion):
+		return "pending_deletion"
+	case errors.Is(err, ErrKeyNotFound):
+		return "not_found"
+	case errors.Is(err, ErrAccessDenied):
+		return "access_denied"
+	case errors.Is(err, ErrThrottled):
+		return "throttled"
+	case errors.Is(err, ErrUnavailable):
+		return "unavailable"
+	case errors.Is(err, ErrInvalidCiphertext):
+		return "invalid_ciphertext"
+	}
+	return "error"
+}
