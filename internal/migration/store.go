@@ -1,0 +1,98 @@
+// Package migration moves a tenant's data keys from one key provider to
+// another: it records the migration, makes the target wrap new keys at
+// once, and rewraps every existing cipherkey in the background, resumably.
+package migration
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+)
+
+// Store is the persistence migrations need. Implementations live in
+// internal/store/... and pass internal/store/storetest; they return
+// keyring.ErrNotFound, keyring.ErrExists and keyring.ErrConflict like the
+// keyring's own store methods.
+type Store interface {
+	// InsertMigration records a new migration. Errors: ErrRunning (the
+	// tenant has a migration that is not Completed), keyring.ErrExists (same
+	// id), keyring.ErrNotFound (no such tenant).
+	InsertMigration(ctx context.Context, m Migration) error
+	// LatestMigration returns the tenant's most recent migration (by
+	// InitiatedAt). Errors: keyring.ErrNotFound when it never had one.
+	LatestMigration(ctx context.Context, tenantID string) (Migration, error)
+	// UpdateMigration replaces the stored migration's State, Done, Total,
+	// CompletedAt, LastError and UpdatedAt. Errors: keyring.ErrNotFound.
+	UpdateMigration(ctx context.Context, m Migration) error
+	// UnfinishedMigrations returns every migration, of any tenant, that is
+	// not Completed (for a restarted process to resume them).
+	UnfinishedMigrations(ctx context.Context) ([]Migration, error)
+
+	// CipherKeysNotWrappedBy returns up to limit of the tenant's
+	// cipherkeys whose Provider is not ref, with ids greater than after, in
+	// id order (bytewise).
+	CipherKeysNotWrappedBy(ctx context.Context, tenantID, ref string, after envelope.KeyID, limit int) ([]keyring.CipherKey, error)
+	// RewrapCipherKey replaces the wrapping (Provider, KeyVersion, Wrapped)
+	// of one cipherkey, provided it is still wrapped exactly as old says
+	// (same Provider and Wrapped bytes). Errors: keyring.ErrConflict (it
+	// changed meanwhile; nothing written), keyring.ErrNotFound.
+	RewrapCipherKey(ctx context.Context, old keyring.CipherKey, provider, keyVersion string, wrapped []byte) error
+}
+
+// ErrRunning: the tenant has a migration that is not completed.
+var ErrRunning = errors.New("a migration is already running")
+
+// Migration is one change of a tenant's key provider.
+type Migration struct {
+	ID       string
+	TenantID string
+	// From and To are keyring provider Refs ("internal", "cmk:<fp>").
+	From, To string
+	State    State
+	// Total is how many cipherkeys had to be rewrapped when it started
+	// (grown if more are found); Done how many are.
+	Total, Done int64
+	InitiatedAt time.Time
+	CompletedAt time.Time // zero until Completed
+	UpdatedAt   time.Time
+	// LastError is the last failure of a batch ("" when the last batch
+	// succeeded); the migration is retried.
+	LastError string
+}
+
+// State is where a migration stands.
+type State int
+
+// States. The zero value is invalid.
+const (
+	StateUnknown State = iota
+	StateNew
+	StateInProgress
+	StateCompleted
+)
+
+// String is the state as the key-provider API spells it.
+func (s State) String() string {
+	switch s {
+	case StateNew:
+		return "New"
+	case StateInProgress:
+		return "InProgress"
+	case StateCompleted:
+		return "Completed"
+	}
+	return "Unknown"
+}
+
+// ParseState parses the String form.
+func ParseState(s string) (State, error) {
+	for st := StateNew; st <= StateCompleted; st++ {
+		if st.String() == s {
+			return st, nil
+		}
+	}
+	return StateUnknown, errors.New("migration: unknown state " + s)
+}
