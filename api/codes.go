@@ -51,3 +51,32 @@ const (
 	// region (used in complianceError).
 	CodeNotCompliant Code = "Encryption-88"
 )
+
+// Error codes of the key-provider API.
+const (
+	// CodeKeyProviderNotFound: no key provider with that fingerprint (404).
+	CodeKeyProviderNotFound Code = "Encryption-30"
+	// CodeKeyNotAccessible: the key's policy refuses this service (403).
+	CodeKeyNotAccessible Code = "Encryption-31"
+	// CodeKMSTimeout: AWS KMS did not answer in time (408).
+	CodeKMSTimeout Code = "Encryption-32"
+	// CodeKeyRefused: the key cannot serve as a key provider: not enabled,
+	// asymmetric, not multi-region, or the edition forbids it (406).
+	CodeKeyRefused Code = "Encryption-33"
+	// CodeKeyProviderExists: the key is registered already (409).
+	CodeKeyProviderExists Code = "Encryption-34"
+	// CodeMalformedARN: the ARN is not a KMS key ARN (417).
+	CodeMalformedARN Code = "Encryption-35"
+	// CodeKeyProviderInUse: the provider is current or still wraps data
+	// keys (424).
+	CodeKeyProviderInUse Code = "Encryption-36"
+	// CodeFingerprintTooLong: the fingerprint in the path is too long (414).
+	CodeFingerprintTooLong Code = "Encryption-37"
+	// CodeMigrationNotStarted: the migration could not start, e.g. the
+	// target is current already or fails its test (412).
+	CodeMigrationNotStarted Code = "Encryption-38"
+	// CodeNoMigration: the tenant never had a migration (404).
+	CodeNoMigration Code = "Encryption-39"
+	// CodeCouldNotLoad: key providers could not be loaded (417).
+	CodeCouldNotLoad Code = "Encryption-40"
+)

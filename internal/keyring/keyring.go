@@ -593,9 +593,9 @@ func (s *Service) TenantStatus(ctx context.Context, id string) (TenantStatus, er
 	if err != nil {
 		return TenantStatus{}, err
 	}
-	counts, err := s.cfg.Store.CountCipherKeys(ctx, id)
+	counts, err := s.CipherKeyCounts(ctx, id)
 	if err != nil {
-		return TenantStatus{}, storeError("counting cipherkeys", err)
+		return TenantStatus{}, err
 	}
 	st := TenantStatus{Tenant: t, Prefix: s.cfg.Providers.Prefix(id, t.Provider), CipherKeys: counts}
 	p, err := s.cfg.Providers.Provider(ctx, id, t.Provider)
@@ -604,4 +604,14 @@ func (s *Service) TenantStatus(ctx context.Context, id string) (TenantStatus, er
 	}
 	st.KeyErr = err
 	return st, nil
+}
+
+// CipherKeyCounts counts the tenant's stored data keys by the Ref of the
+// provider that wraps them.
+func (s *Service) CipherKeyCounts(ctx context.Context, tenantID string) (map[string]int, error) {
+	counts, err := s.cfg.Store.CountCipherKeys(ctx, tenantID)
+	if err != nil {
+		return nil, storeError("counting cipherkeys", err)
+	}
+	return counts, nil
 }

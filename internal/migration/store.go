@@ -49,8 +49,12 @@ var ErrRunning = errors.New("a migration is already running")
 type Migration struct {
 	ID       string
 	TenantID string
-	// From and To are keyring provider Refs ("internal", "cmk:<fp>").
-	From, To string
+	// From and To are keyring provider Refs ("internal", "cmk:<fp>");
+	// FromARN and ToARN what the key-provider API shows for them (an ARN,
+	// or api.DefaultProviderARN), kept so that a deleted provider still
+	// reads well in the migration's history.
+	From, To       string
+	FromARN, ToARN string
 	State    State
 	// Total is how many cipherkeys had to be rewrapped when it started
 	// (grown if more are found); Done how many are.

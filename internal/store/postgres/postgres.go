@@ -1,6 +1,6 @@
 // Package postgres is the production store of tenantcrypt: the keyring's
-// tenants and cipherkeys and the internal KMS's key-encryption keys in
-// PostgreSQL, through pgx. Use it to run several replicas behind a load
+// tenants and cipherkeys, the tenants' key providers and the internal KMS's
+// key-encryption keys in PostgreSQL, through pgx. Use it to run several replicas behind a load
 // balancer: they share all state through the database, and every
 // compare-and-swap the keyring relies on (ActivateCipherKey, ReserveUses,
 // RewrapKEK) is atomic across replicas. A single replica can use the embedded
@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/schema"
@@ -38,14 +39,16 @@ var migrations embed.FS
 // has migrated beyond the schema versions this binary knows.
 var ErrSchemaTooNew = schema.ErrTooNew
 
-// Store is a keyring.Store and an internalkms.Store in a PostgreSQL schema. It
-// is safe for concurrent use, also by several processes on the same database.
+// Store is a keyring.Store, a keyprovider.Store and an internalkms.Store in a
+// PostgreSQL schema. It is safe for concurrent use, also by several processes
+// on the same database.
 type Store struct {
 	pool *pgxpool.Pool
 }
 
 var (
 	_ keyring.Store     = (*Store)(nil)
+	_ keyprovider.Store = (*Store)(nil)
 	_ internalkms.Store = (*Store)(nil)
 )
 
@@ -79,12 +82,18 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 // Close closes every connection, waiting for those in use to be released.
 func (s *Store) Close() { s.pool.Close() }
 
-// migrate applies the pending embedded migrations in one transaction.
+// migrate applies the pending embedded migrations.
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	ms, err := schema.Load(migrations, "migrations")
 	if err != nil {
 		return err
 	}
+	return apply(ctx, pool, ms)
+}
+
+// apply applies those of ms that the database lacks in one transaction. ms
+// are all the migrations the binary knows, in order.
+func apply(ctx context.Context, pool *pgxpool.Pool, ms []schema.Migration) error {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: migrating schema: %w", err)

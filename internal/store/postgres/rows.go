@@ -1,16 +1,21 @@
 package postgres
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 )
 
 // Rows are the tables as PostgreSQL stores them: enums as their String form,
-// key ids as 16-byte bytea, uint32 versions as bigint. Converting to a row
+// key ids as 16-byte bytea, uint32 versions as bigint, an optional time that
+// is zero as NULL, lists as jsonb arrays. Converting to a row
 // rejects values that would not read back (an unknown enum), so that a bad
 // write fails instead of leaving a row that every later read trips over.
 
@@ -164,6 +169,125 @@ func scanKEK(sc scanner) (internalkms.KEK, error) {
 		Wrapped:     nilIfEmpty(r.Wrapped),
 		CreatedAt:   r.CreatedAt.UTC(),
 	}, nil
+}
+
+type keyProviderRow struct {
+	TenantID          string
+	Fingerprint       string
+	ARN               string
+	Name              string
+	Description       string
+	MultiRegion       bool
+	Replicas          []byte // JSON array
+	DRCompliant       bool
+	ComplianceCode    string
+	ComplianceRegion  string
+	ComplianceMessage string
+	CreatedAt         time.Time
+	PromotedAt        pgtype.Timestamptz
+	DemotedAt         pgtype.Timestamptz
+	TestedAt          pgtype.Timestamptz
+}
+
+const keyProviderColumns = `tenant_id, fingerprint, arn, name, description, multi_region, replicas, dr_compliant,
+	compliance_code, compliance_region, compliance_message, created_at, promoted_at, demoted_at, tested_at`
+
+func newKeyProviderRow(p keyprovider.Provider) (keyProviderRow, error) {
+	replicas, err := encodeReplicas(p.Replicas)
+	if err != nil {
+		return keyProviderRow{}, fmt.Errorf("postgres: key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, err)
+	}
+	return keyProviderRow{
+		TenantID:          p.TenantID,
+		Fingerprint:       p.Fingerprint,
+		ARN:               p.ARN,
+		Name:              p.Name,
+		Description:       p.Description,
+		MultiRegion:       p.MultiRegion,
+		Replicas:          replicas,
+		DRCompliant:       p.DRCompliant,
+		ComplianceCode:    p.Compliance.Code,
+		ComplianceRegion:  p.Compliance.Region,
+		ComplianceMessage: p.Compliance.Message,
+		CreatedAt:         p.CreatedAt,
+		PromotedAt:        nullTime(p.PromotedAt),
+		DemotedAt:         nullTime(p.DemotedAt),
+		TestedAt:          nullTime(p.TestedAt),
+	}, nil
+}
+
+func (r keyProviderRow) args() []any {
+	return []any{r.TenantID, r.Fingerprint, r.ARN, r.Name, r.Description, r.MultiRegion, r.Replicas, r.DRCompliant,
+		r.ComplianceCode, r.ComplianceRegion, r.ComplianceMessage, r.CreatedAt, r.PromotedAt, r.DemotedAt, r.TestedAt}
+}
+
+func scanKeyProvider(sc scanner) (keyprovider.Provider, error) {
+	var r keyProviderRow
+	if err := sc.Scan(&r.TenantID, &r.Fingerprint, &r.ARN, &r.Name, &r.Description, &r.MultiRegion, &r.Replicas, &r.DRCompliant,
+		&r.ComplianceCode, &r.ComplianceRegion, &r.ComplianceMessage, &r.CreatedAt, &r.PromotedAt, &r.DemotedAt, &r.TestedAt); err != nil {
+		return keyprovider.Provider{}, err
+	}
+	replicas, err := decodeReplicas(r.Replicas)
+	if err != nil {
+		return keyprovider.Provider{}, fmt.Errorf("postgres: key provider %s of tenant %q: stored replicas: %w", r.Fingerprint, r.TenantID, err)
+	}
+	return keyprovider.Provider{
+		TenantID:    r.TenantID,
+		Fingerprint: r.Fingerprint,
+		ARN:         r.ARN,
+		Name:        r.Name,
+		Description: r.Description,
+		MultiRegion: r.MultiRegion,
+		Replicas:    replicas,
+		DRCompliant: r.DRCompliant,
+		Compliance: keyprovider.ComplianceError{
+			Code:    r.ComplianceCode,
+			Region:  r.ComplianceRegion,
+			Message: r.ComplianceMessage,
+		},
+		CreatedAt:  r.CreatedAt.UTC(),
+		PromotedAt: fromNullTime(r.PromotedAt),
+		DemotedAt:  fromNullTime(r.DemotedAt),
+		TestedAt:   fromNullTime(r.TestedAt),
+	}, nil
+}
+
+// encodeReplicas stores a nil list as an empty JSON array: the column holds
+// an array, never null.
+func encodeReplicas(rs []keyprovider.Replica) ([]byte, error) {
+	if rs == nil {
+		rs = []keyprovider.Replica{}
+	}
+	return json.Marshal(rs)
+}
+
+// decodeReplicas reads an empty array back as nil, so that both backends
+// return the same value.
+func decodeReplicas(b []byte) ([]keyprovider.Replica, error) {
+	var rs []keyprovider.Replica
+	if err := json.Unmarshal(b, &rs); err != nil {
+		return nil, err
+	}
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	return rs, nil
+}
+
+// nullTime stores the zero time ("never") as NULL.
+func nullTime(t time.Time) pgtype.Timestamptz {
+	if t.IsZero() {
+		return pgtype.Timestamptz{}
+	}
+	return pgtype.Timestamptz{Time: t, Valid: true}
+}
+
+// fromNullTime reads NULL back as the zero time, anything else in UTC.
+func fromNullTime(t pgtype.Timestamptz) time.Time {
+	if !t.Valid {
+		return time.Time{}
+	}
+	return t.Time.UTC()
 }
 
 // notNil stores a nil slice as an empty bytea: the columns are NOT NULL, and

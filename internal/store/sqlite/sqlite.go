@@ -1,6 +1,6 @@
 // Package sqlite is the embedded store of tenantcrypt: the keyring's tenants
-// and cipherkeys and the internal KMS's key-encryption keys in one SQLite file
-// in the data directory. It is pure Go (modernc.org/sqlite, no cgo), so that
+// and cipherkeys, the tenants' key providers and the internal KMS's
+// key-encryption keys in one SQLite file in the data directory. It is pure Go (modernc.org/sqlite, no cgo), so that
 // `serve` works on a fresh machine with nothing else installed. Use it for a
 // single replica; replicas behind a load balancer share one
 // internal/store/postgres database instead.
@@ -30,6 +30,7 @@ import (
 	msqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/schema"
@@ -45,8 +46,9 @@ var ErrSchemaTooNew = schema.ErrTooNew
 // busyTimeout bounds how long a statement waits for another process's lock.
 const busyTimeout = 10 * time.Second
 
-// Store is a keyring.Store and an internalkms.Store in one SQLite file. It is
-// safe for concurrent use, also by several processes on the same file.
+// Store is a keyring.Store, a keyprovider.Store and an internalkms.Store in
+// one SQLite file. It is safe for concurrent use, also by several processes
+// on the same file.
 type Store struct {
 	w *sql.DB // one connection: SQLite has one writer at a time
 	r *sql.DB // query-only pool
@@ -54,6 +56,7 @@ type Store struct {
 
 var (
 	_ keyring.Store     = (*Store)(nil)
+	_ keyprovider.Store = (*Store)(nil)
 	_ internalkms.Store = (*Store)(nil)
 )
 
@@ -150,14 +153,19 @@ func openDB(ctx context.Context, dsn string) (*sql.DB, error) {
 	return db, nil
 }
 
-// migrate applies the pending embedded migrations in one IMMEDIATE
-// transaction, so that two processes starting on the same file apply each
-// migration once.
+// migrate applies the pending embedded migrations.
 func migrate(ctx context.Context, db *sql.DB) error {
 	ms, err := schema.Load(migrations, "migrations")
 	if err != nil {
 		return err
 	}
+	return apply(ctx, db, ms)
+}
+
+// apply applies those of ms that the database lacks in one IMMEDIATE
+// transaction, so that two processes starting on the same file apply each
+// migration once. ms are all the migrations the binary knows, in order.
+func apply(ctx context.Context, db *sql.DB, ms []schema.Migration) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: migrating schema: %w", err)

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 )
@@ -71,6 +72,26 @@ func (r *roundRobin) ReserveUses(ctx context.Context, tenantID string, id envelo
 
 func (r *roundRobin) CountCipherKeys(ctx context.Context, tenantID string) (map[string]int, error) {
 	return r.next().CountCipherKeys(ctx, tenantID)
+}
+
+func (r *roundRobin) InsertKeyProvider(ctx context.Context, p keyprovider.Provider) error {
+	return r.next().InsertKeyProvider(ctx, p)
+}
+
+func (r *roundRobin) KeyProvider(ctx context.Context, tenantID, fingerprint string) (keyprovider.Provider, error) {
+	return r.next().KeyProvider(ctx, tenantID, fingerprint)
+}
+
+func (r *roundRobin) ListKeyProviders(ctx context.Context, tenantID string) ([]keyprovider.Provider, error) {
+	return r.next().ListKeyProviders(ctx, tenantID)
+}
+
+func (r *roundRobin) UpdateKeyProvider(ctx context.Context, p keyprovider.Provider) error {
+	return r.next().UpdateKeyProvider(ctx, p)
+}
+
+func (r *roundRobin) DeleteKeyProvider(ctx context.Context, tenantID, fingerprint string) error {
+	return r.next().DeleteKeyProvider(ctx, tenantID, fingerprint)
 }
 
 func (r *roundRobin) KEKs(ctx context.Context, tenantID string) ([]internalkms.KEK, error) {

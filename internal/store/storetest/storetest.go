@@ -12,15 +12,18 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 )
 
 // Store is what every store implementation provides: the keyring's tenants
-// and cipherkeys and the internal KMS's key-encryption keys in one database,
-// so that DeleteTenant can remove all three in one transaction.
+// and cipherkeys, the tenants' key providers and the internal KMS's
+// key-encryption keys in one database, so that DeleteTenant can remove all of
+// a tenant's rows in one transaction.
 type Store interface {
 	keyring.Store
+	keyprovider.Store
 	internalkms.Store
 }
 
@@ -46,6 +49,11 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"CipherKey/ActivateErrors", testActivateCipherKeyErrors},
 		{"CipherKey/ReserveUses", testReserveUses},
 		{"CipherKey/Count", testCountCipherKeys},
+		{"KeyProvider/RoundTrip", testKeyProviderRoundTrip},
+		{"KeyProvider/InsertErrors", testInsertKeyProviderErrors},
+		{"KeyProvider/List", testListKeyProviders},
+		{"KeyProvider/Update", testUpdateKeyProvider},
+		{"KeyProvider/Delete", testDeleteKeyProvider},
 		{"KEK/InsertAndList", testKEKs},
 		{"KEK/Rewrap", testRewrapKEK},
 		{"KEK/NotWrappedBy", testKEKsNotWrappedBy},
@@ -53,6 +61,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Concurrent/Rotations", testConcurrentRotations},
 		{"Concurrent/ReserveUses", testConcurrentReserveUses},
 		{"Concurrent/InsertKEK", testConcurrentInsertKEK},
+		{"Concurrent/InsertKeyProvider", testConcurrentInsertKeyProvider},
+		{"Concurrent/KeyProviderVsDeleteTenant", testConcurrentKeyProviderDeleteTenant},
 		{"CanceledContext", testCanceledContext},
 	}
 	for _, tc := range tests {
