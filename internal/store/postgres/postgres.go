@@ -1,9 +1,10 @@
 // Package postgres is the production store of tenantcrypt: the keyring's
-// tenants and cipherkeys, the tenants' key providers and the internal KMS's
-// key-encryption keys in PostgreSQL, through pgx. Use it to run several replicas behind a load
-// balancer: they share all state through the database, and every
-// compare-and-swap the keyring relies on (ActivateCipherKey, ReserveUses,
-// RewrapKEK) is atomic across replicas. A single replica can use the embedded
+// tenants and cipherkeys, the tenants' key providers and migrations between
+// them, and the internal KMS's key-encryption keys in PostgreSQL, through pgx.
+// Use it to run several replicas behind a load balancer: they share all state
+// through the database, and every compare-and-swap the keyring relies on
+// (ActivateCipherKey, ReserveUses, RewrapKEK, RewrapCipherKey) is atomic
+// across replicas. A single replica can use the embedded
 // internal/store/sqlite instead.
 //
 // The tables live in the first schema of the connection's search_path: put
@@ -29,6 +30,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
+	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/schema"
 )
 
@@ -39,8 +41,8 @@ var migrations embed.FS
 // has migrated beyond the schema versions this binary knows.
 var ErrSchemaTooNew = schema.ErrTooNew
 
-// Store is a keyring.Store, a keyprovider.Store and an internalkms.Store in a
-// PostgreSQL schema. It is safe for concurrent use, also by several processes
+// Store is a keyring.Store, a keyprovider.Store, an internalkms.Store and a
+// migration.Store in a PostgreSQL schema. It is safe for concurrent use, also by several processes
 // on the same database.
 type Store struct {
 	pool *pgxpool.Pool
@@ -50,6 +52,7 @@ var (
 	_ keyring.Store     = (*Store)(nil)
 	_ keyprovider.Store = (*Store)(nil)
 	_ internalkms.Store = (*Store)(nil)
+	_ migration.Store   = (*Store)(nil)
 )
 
 // Open connects to the database named by dsn (a URL or keyword/value
@@ -141,7 +144,8 @@ const (
 	uniqueViolation     = "23505"
 	foreignKeyViolation = "23503"
 
-	oneActiveIndex = "cipherkeys_one_active"
+	oneActiveIndex  = "cipherkeys_one_active"
+	oneRunningIndex = "migrations_one_running"
 )
 
 // violation returns the SQLSTATE and constraint of a PostgreSQL error.

@@ -11,13 +11,14 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
+	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
 
 // Rows are the tables as PostgreSQL stores them: enums as their String form,
 // key ids as 16-byte bytea, uint32 versions as bigint, an optional time that
-// is zero as NULL, lists as jsonb arrays. Converting to a row
-// rejects values that would not read back (an unknown enum), so that a bad
-// write fails instead of leaving a row that every later read trips over.
+// is zero as NULL, lists as jsonb arrays. Converting to a row rejects values
+// that would not read back (an unknown enum), so that a bad write fails
+// instead of leaving a row that every later read trips over.
 
 type tenantRow struct {
 	ID        string
@@ -249,6 +250,78 @@ func scanKeyProvider(sc scanner) (keyprovider.Provider, error) {
 		PromotedAt: fromNullTime(r.PromotedAt),
 		DemotedAt:  fromNullTime(r.DemotedAt),
 		TestedAt:   fromNullTime(r.TestedAt),
+	}, nil
+}
+
+type migrationRow struct {
+	ID          string
+	TenantID    string
+	From        string
+	To          string
+	FromARN     string
+	ToARN       string
+	State       string
+	Total       int64
+	Done        int64
+	InitiatedAt time.Time
+	CompletedAt pgtype.Timestamptz
+	UpdatedAt   time.Time
+	LastError   string
+}
+
+const migrationColumns = `id, tenant_id, from_ref, to_ref, from_arn, to_arn, state, total, done,
+	initiated_at, completed_at, updated_at, last_error`
+
+func newMigrationRow(m migration.Migration) (migrationRow, error) {
+	if _, err := migration.ParseState(m.State.String()); err != nil {
+		return migrationRow{}, fmt.Errorf("postgres: migration %q of tenant %q: invalid state %d", m.ID, m.TenantID, int(m.State))
+	}
+	return migrationRow{
+		ID:          m.ID,
+		TenantID:    m.TenantID,
+		From:        m.From,
+		To:          m.To,
+		FromARN:     m.FromARN,
+		ToARN:       m.ToARN,
+		State:       m.State.String(),
+		Total:       m.Total,
+		Done:        m.Done,
+		InitiatedAt: m.InitiatedAt,
+		CompletedAt: nullTime(m.CompletedAt),
+		UpdatedAt:   m.UpdatedAt,
+		LastError:   m.LastError,
+	}, nil
+}
+
+func (r migrationRow) args() []any {
+	return []any{r.ID, r.TenantID, r.From, r.To, r.FromARN, r.ToARN, r.State, r.Total, r.Done,
+		r.InitiatedAt, r.CompletedAt, r.UpdatedAt, r.LastError}
+}
+
+func scanMigration(sc scanner) (migration.Migration, error) {
+	var r migrationRow
+	if err := sc.Scan(&r.ID, &r.TenantID, &r.From, &r.To, &r.FromARN, &r.ToARN, &r.State, &r.Total, &r.Done,
+		&r.InitiatedAt, &r.CompletedAt, &r.UpdatedAt, &r.LastError); err != nil {
+		return migration.Migration{}, err
+	}
+	state, err := migration.ParseState(r.State)
+	if err != nil {
+		return migration.Migration{}, fmt.Errorf("postgres: migration %q of tenant %q: stored state: %w", r.ID, r.TenantID, err)
+	}
+	return migration.Migration{
+		ID:          r.ID,
+		TenantID:    r.TenantID,
+		From:        r.From,
+		To:          r.To,
+		FromARN:     r.FromARN,
+		ToARN:       r.ToARN,
+		State:       state,
+		Total:       r.Total,
+		Done:        r.Done,
+		InitiatedAt: r.InitiatedAt.UTC(),
+		CompletedAt: fromNullTime(r.CompletedAt),
+		UpdatedAt:   r.UpdatedAt.UTC(),
+		LastError:   r.LastError,
 	}, nil
 }
 

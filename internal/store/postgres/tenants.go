@@ -80,9 +80,9 @@ func (s *Store) ListTenants(ctx context.Context, after string, limit int) ([]key
 	return ts, nil
 }
 
-// DeleteTenant removes the tenant, its cipherkeys, its key providers and its
-// internal KMS key-encryption keys in one transaction. Errors: keyring.ErrNotFound, and
-// then nothing is deleted.
+// DeleteTenant removes the tenant, its cipherkeys, its key providers, its
+// migrations and its internal KMS key-encryption keys in one transaction. Errors:
+// keyring.ErrNotFound, and then nothing is deleted.
 func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -96,8 +96,8 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("postgres: tenant %q: %w", id, keyring.ErrNotFound)
 	}
-	// ON DELETE CASCADE has removed the cipherkeys and key providers already;
-	// the KEKs have no foreign key.
+	// ON DELETE CASCADE has removed the cipherkeys, key providers and
+	// migrations already; the KEKs have no foreign key.
 	if _, err := tx.Exec(ctx, `DELETE FROM internal_keks WHERE tenant_id = $1`, id); err != nil {
 		return fmt.Errorf("postgres: deleting tenant %q: %w", id, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
+	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
 
 // Rows are the tables as SQLite stores them: enums as their String form,
@@ -245,6 +246,78 @@ func scanKeyProvider(sc scanner) (keyprovider.Provider, error) {
 		PromotedAt: fromNullMicros(r.PromotedAt),
 		DemotedAt:  fromNullMicros(r.DemotedAt),
 		TestedAt:   fromNullMicros(r.TestedAt),
+	}, nil
+}
+
+type migrationRow struct {
+	ID          string
+	TenantID    string
+	From        string
+	To          string
+	FromARN     string
+	ToARN       string
+	State       string
+	Total       int64
+	Done        int64
+	InitiatedAt int64
+	CompletedAt sql.NullInt64
+	UpdatedAt   int64
+	LastError   string
+}
+
+const migrationColumns = `id, tenant_id, from_ref, to_ref, from_arn, to_arn, state, total, done,
+	initiated_at, completed_at, updated_at, last_error`
+
+func newMigrationRow(m migration.Migration) (migrationRow, error) {
+	if _, err := migration.ParseState(m.State.String()); err != nil {
+		return migrationRow{}, fmt.Errorf("sqlite: migration %q of tenant %q: invalid state %d", m.ID, m.TenantID, int(m.State))
+	}
+	return migrationRow{
+		ID:          m.ID,
+		TenantID:    m.TenantID,
+		From:        m.From,
+		To:          m.To,
+		FromARN:     m.FromARN,
+		ToARN:       m.ToARN,
+		State:       m.State.String(),
+		Total:       m.Total,
+		Done:        m.Done,
+		InitiatedAt: micros(m.InitiatedAt),
+		CompletedAt: nullMicros(m.CompletedAt),
+		UpdatedAt:   micros(m.UpdatedAt),
+		LastError:   m.LastError,
+	}, nil
+}
+
+func (r migrationRow) args() []any {
+	return []any{r.ID, r.TenantID, r.From, r.To, r.FromARN, r.ToARN, r.State, r.Total, r.Done,
+		r.InitiatedAt, r.CompletedAt, r.UpdatedAt, r.LastError}
+}
+
+func scanMigration(sc scanner) (migration.Migration, error) {
+	var r migrationRow
+	if err := sc.Scan(&r.ID, &r.TenantID, &r.From, &r.To, &r.FromARN, &r.ToARN, &r.State, &r.Total, &r.Done,
+		&r.InitiatedAt, &r.CompletedAt, &r.UpdatedAt, &r.LastError); err != nil {
+		return migration.Migration{}, err
+	}
+	state, err := migration.ParseState(r.State)
+	if err != nil {
+		return migration.Migration{}, fmt.Errorf("sqlite: migration %q of tenant %q: stored state: %w", r.ID, r.TenantID, err)
+	}
+	return migration.Migration{
+		ID:          r.ID,
+		TenantID:    r.TenantID,
+		From:        r.From,
+		To:          r.To,
+		FromARN:     r.FromARN,
+		ToARN:       r.ToARN,
+		State:       state,
+		Total:       r.Total,
+		Done:        r.Done,
+		InitiatedAt: fromMicros(r.InitiatedAt),
+		CompletedAt: fromNullMicros(r.CompletedAt),
+		UpdatedAt:   fromMicros(r.UpdatedAt),
+		LastError:   r.LastError,
 	}, nil
 }
 

@@ -1,9 +1,10 @@
 // Package sqlite is the embedded store of tenantcrypt: the keyring's tenants
-// and cipherkeys, the tenants' key providers and the internal KMS's
-// key-encryption keys in one SQLite file in the data directory. It is pure Go (modernc.org/sqlite, no cgo), so that
-// `serve` works on a fresh machine with nothing else installed. Use it for a
-// single replica; replicas behind a load balancer share one
-// internal/store/postgres database instead.
+// and cipherkeys, the tenants' key providers and migrations between them, and
+// the internal KMS's key-encryption keys in one SQLite file in the data
+// directory. It is pure Go
+// (modernc.org/sqlite, no cgo), so that `serve` works on a fresh machine with
+// nothing else installed. Use it for a single replica; replicas behind a load
+// balancer share one internal/store/postgres database instead.
 //
 // Open creates the file with mode 0600 and applies the embedded schema
 // migrations. SQLite has one writer at a time, so every write goes through a
@@ -33,6 +34,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
+	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/schema"
 )
 
@@ -46,8 +48,8 @@ var ErrSchemaTooNew = schema.ErrTooNew
 // busyTimeout bounds how long a statement waits for another process's lock.
 const busyTimeout = 10 * time.Second
 
-// Store is a keyring.Store, a keyprovider.Store and an internalkms.Store in
-// one SQLite file. It is safe for concurrent use, also by several processes
+// Store is a keyring.Store, a keyprovider.Store, an internalkms.Store and a
+// migration.Store in one SQLite file. It is safe for concurrent use, also by several processes
 // on the same file.
 type Store struct {
 	w *sql.DB // one connection: SQLite has one writer at a time
@@ -58,6 +60,7 @@ var (
 	_ keyring.Store     = (*Store)(nil)
 	_ keyprovider.Store = (*Store)(nil)
 	_ internalkms.Store = (*Store)(nil)
+	_ migration.Store   = (*Store)(nil)
 )
 
 // Open opens the database file at path, creating it with mode 0600 if it does
@@ -223,7 +226,8 @@ func code(err error) int {
 func isPrimaryKeyViolation(err error) bool { return code(err) == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY }
 
 // isUniqueViolation reports a violation of a UNIQUE index other than a
-// primary key: in this schema only cipherkeys_one_active.
+// primary key: in this schema cipherkeys_one_active and
+// migrations_one_running, one per table.
 func isUniqueViolation(err error) bool { return code(err) == sqlite3.SQLITE_CONSTRAINT_UNIQUE }
 
 func isForeignKeyViolation(err error) bool { return code(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY }

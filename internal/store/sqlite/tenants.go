@@ -85,10 +85,11 @@ func (s *Store) ListTenants(ctx context.Context, after string, limit int) ([]key
 	return ts, nil
 }
 
-// DeleteTenant removes the tenant, its cipherkeys, its key providers and its
-// internal KMS key-encryption keys in one transaction, then checkpoints the WAL so that
-// the deleted rows leave the files too (secure_delete has zeroed them in the
-// pages). Errors: keyring.ErrNotFound, and then nothing is deleted.
+// DeleteTenant removes the tenant, its cipherkeys, its key providers, its
+// migrations and its internal KMS key-encryption keys in one transaction, then checkpoints the
+// WAL so that the deleted rows leave the files too (secure_delete has zeroed
+// them in the pages). Errors: keyring.ErrNotFound, and then nothing is
+// deleted.
 func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -104,12 +105,13 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	} else if n == 0 {
 		return fmt.Errorf("sqlite: tenant %q: %w", id, keyring.ErrNotFound)
 	}
-	// ON DELETE CASCADE has removed the cipherkeys and key providers already;
-	// delete them explicitly too, so that shredding does not depend on the
-	// foreign_keys pragma of the connection.
+	// ON DELETE CASCADE has removed the cipherkeys, key providers and
+	// migrations already; delete them explicitly too, so that shredding does
+	// not depend on the foreign_keys pragma of the connection.
 	for _, q := range []string{
 		`DELETE FROM cipherkeys WHERE tenant_id = ?`,
 		`DELETE FROM key_providers WHERE tenant_id = ?`,
+		`DELETE FROM migrations WHERE tenant_id = ?`,
 		`DELETE FROM internal_keks WHERE tenant_id = ?`,
 	} {
 		if _, err := tx.ExecContext(ctx, q, id); err != nil {

@@ -3,6 +3,11 @@ package storetest
 import (
 	"context"
 	"testing"
+	"time"
+
+	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
+	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
 
 // testCanceledContext: every method gives up on a canceled context instead of
@@ -11,6 +16,13 @@ func testCanceledContext(t *testing.T, s Store) {
 	createTenant(t, s, "acme")
 	k := newEncryptionKey(t, "acme")
 	activate(t, s, k)
+	p := insertKeyProvider(t, s, newKeyProvider("acme", fingerprint(1)))
+	changed := p
+	changed.Name, changed.Replicas, changed.PromotedAt = "changed", nil, time.Time{}
+	mig := insertMigration(t, s, completed(newMigration("acme", "history")))
+	reopened := mig
+	reopened.State, reopened.CompletedAt, reopened.Done = migration.StateInProgress, time.Time{}, 0
+	k.Active = true
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 
@@ -25,6 +37,20 @@ func testCanceledContext(t *testing.T, s Store) {
 		{"ActivateCipherKey", func() error { return s.ActivateCipherKey(ctx, "acme", &k.ID, newEncryptionKey(t, "acme")) }},
 		{"ReserveUses", func() error { _, err := s.ReserveUses(ctx, "acme", k.ID, 1, 1000); return err }},
 		{"InsertKEK", func() error { return s.InsertKEK(ctx, newKEK("acme", 1, 1)) }},
+		{"InsertKeyProvider", func() error { return s.InsertKeyProvider(ctx, newKeyProvider("acme", fingerprint(2))) }},
+		{"KeyProvider", func() error { _, err := s.KeyProvider(ctx, "acme", p.Fingerprint); return err }},
+		{"ListKeyProviders", func() error { _, err := s.ListKeyProviders(ctx, "acme"); return err }},
+		{"UpdateKeyProvider", func() error { return s.UpdateKeyProvider(ctx, changed) }},
+		{"DeleteKeyProvider", func() error { return s.DeleteKeyProvider(ctx, "acme", p.Fingerprint) }},
+		{"InsertMigration", func() error { return s.InsertMigration(ctx, newMigration("acme", "new")) }},
+		{"LatestMigration", func() error { _, err := s.LatestMigration(ctx, "acme"); return err }},
+		{"UpdateMigration", func() error { return s.UpdateMigration(ctx, reopened) }},
+		{"UnfinishedMigrations", func() error { _, err := s.UnfinishedMigrations(ctx); return err }},
+		{"CipherKeysNotWrappedBy", func() error {
+			_, err := s.CipherKeysNotWrappedBy(ctx, "acme", "internal", envelope.KeyID{}, 10)
+			return err
+		}},
+		{"RewrapCipherKey", func() error { return s.RewrapCipherKey(ctx, k, "internal", "1", []byte("rewrapped")) }},
 	}
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {
@@ -38,10 +64,18 @@ func testCanceledContext(t *testing.T, s Store) {
 		t.Errorf("Tenant(acme): %v", err)
 	}
 	got, err := s.ActiveCipherKey(t.Context(), "acme")
-	if err != nil || got.ID != k.ID || got.UsesReserved != k.UsesReserved {
-		t.Errorf("ActiveCipherKey: got %s with %d uses, %v; want %s with %d", got.ID, got.UsesReserved, err, k.ID, k.UsesReserved)
+	if err != nil {
+		t.Fatalf("ActiveCipherKey: %v", err)
 	}
+	checkCipherKey(t, got, k)
 	if keks, err := s.KEKs(t.Context(), "acme"); err != nil || len(keks) != 0 {
 		t.Errorf("KEKs: got %d, %v; want none", len(keks), err)
 	}
+	providers, err := s.ListKeyProviders(t.Context(), "acme")
+	if err != nil {
+		t.Fatalf("ListKeyProviders: %v", err)
+	}
+	checkKeyProviders(t, "ListKeyProviders", providers, []keyprovider.Provider{p})
+	checkLatest(t, s, "acme", mig)
+	checkUnfinished(t, s)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 )
@@ -312,4 +313,75 @@ func sum(counts map[string]int) int {
 		n += c
 	}
 	return n
+}
+
+// testConcurrentInsertKeyProvider: racing registrations of one fingerprint;
+// one wins, the rest get ErrExists.
+func testConcurrentInsertKeyProvider(t *testing.T, s Store) {
+	ctx := t.Context()
+	createTenant(t, s, "acme")
+	errs := make([]error, racers)
+	race(racers, func(i int) {
+		p := newKeyProvider("acme", fingerprint(1))
+		p.Name = fmt.Sprintf("racer %d", i)
+		errs[i] = s.InsertKeyProvider(ctx, p)
+	})
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Errorf("InsertKeyProvider: racers %d and %d both won", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, keyring.ErrExists):
+			t.Errorf("InsertKeyProvider (racer %d): got error %v, want nil or %v", i, err, keyring.ErrExists)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("InsertKeyProvider: no racer won")
+	}
+	want := newKeyProvider("acme", fingerprint(1))
+	want.Name = fmt.Sprintf("racer %d", winner)
+	got, err := s.ListKeyProviders(ctx, "acme")
+	if err != nil {
+		t.Fatalf("ListKeyProviders: %v", err)
+	}
+	checkKeyProviders(t, "ListKeyProviders", got, []keyprovider.Provider{want})
+}
+
+// testConcurrentKeyProviderDeleteTenant: registrations racing the tenant's
+// deletion either land before it, and go with the tenant, or fail with
+// ErrNotFound; none outlives the tenant.
+func testConcurrentKeyProviderDeleteTenant(t *testing.T, s Store) {
+	ctx := t.Context()
+	createTenant(t, s, "acme")
+	insertKeyProvider(t, s, newKeyProvider("acme", fingerprint(0)))
+	errs := make([]error, racers)
+	race(racers, func(i int) {
+		if i == racers/2 {
+			errs[i] = s.DeleteTenant(ctx, "acme")
+			return
+		}
+		errs[i] = s.InsertKeyProvider(ctx, newKeyProvider("acme", fingerprint(i+1)))
+	})
+	for i, err := range errs {
+		if i == racers/2 {
+			checkErr(t, "DeleteTenant", err, nil)
+			continue
+		}
+		if err != nil && !errors.Is(err, keyring.ErrNotFound) {
+			t.Errorf("InsertKeyProvider (racer %d): got error %v, want nil or %v", i, err, keyring.ErrNotFound)
+		}
+	}
+	// A recreated tenant starts without providers.
+	createTenant(t, s, "acme")
+	got, err := s.ListKeyProviders(ctx, "acme")
+	if err != nil {
+		t.Fatalf("ListKeyProviders: %v", err)
+	}
+	checkKeyProviders(t, "ListKeyProviders after the deletion", got, nil)
+	for i := range racers + 1 {
+		_, err := s.KeyProvider(ctx, "acme", fingerprint(i))
+		checkErr(t, fmt.Sprintf("KeyProvider(%s)", fingerprint(i)), err, keyring.ErrNotFound)
+	}
 }

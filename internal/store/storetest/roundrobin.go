@@ -8,6 +8,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
+	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
 
 // RoundRobin returns a Store that sends each call to the next of stores in
@@ -108,4 +109,28 @@ func (r *roundRobin) RewrapKEK(ctx context.Context, tenantID string, version, ol
 
 func (r *roundRobin) KEKsNotWrappedBy(ctx context.Context, rootVersion uint32, limit int) ([]internalkms.KEK, error) {
 	return r.next().KEKsNotWrappedBy(ctx, rootVersion, limit)
+}
+
+func (r *roundRobin) InsertMigration(ctx context.Context, m migration.Migration) error {
+	return r.next().InsertMigration(ctx, m)
+}
+
+func (r *roundRobin) LatestMigration(ctx context.Context, tenantID string) (migration.Migration, error) {
+	return r.next().LatestMigration(ctx, tenantID)
+}
+
+func (r *roundRobin) UpdateMigration(ctx context.Context, m migration.Migration) error {
+	return r.next().UpdateMigration(ctx, m)
+}
+
+func (r *roundRobin) UnfinishedMigrations(ctx context.Context) ([]migration.Migration, error) {
+	return r.next().UnfinishedMigrations(ctx)
+}
+
+func (r *roundRobin) CipherKeysNotWrappedBy(ctx context.Context, tenantID, ref string, after envelope.KeyID, limit int) ([]keyring.CipherKey, error) {
+	return r.next().CipherKeysNotWrappedBy(ctx, tenantID, ref, after, limit)
+}
+
+func (r *roundRobin) RewrapCipherKey(ctx context.Context, old keyring.CipherKey, provider, keyVersion string, wrapped []byte) error {
+	return r.next().RewrapCipherKey(ctx, old, provider, keyVersion, wrapped)
 }

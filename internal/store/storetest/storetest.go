@@ -15,16 +15,18 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
+	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
 
 // Store is what every store implementation provides: the keyring's tenants
-// and cipherkeys, the tenants' key providers and the internal KMS's
-// key-encryption keys in one database, so that DeleteTenant can remove all of
-// a tenant's rows in one transaction.
+// and cipherkeys, the tenants' key providers and migrations between them, and
+// the internal KMS's key-encryption keys in one database, so that
+// DeleteTenant can remove all of a tenant's rows in one transaction.
 type Store interface {
 	keyring.Store
 	keyprovider.Store
 	internalkms.Store
+	migration.Store
 }
 
 // Run runs the conformance suite against the stores that open returns. It
@@ -49,6 +51,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"CipherKey/ActivateErrors", testActivateCipherKeyErrors},
 		{"CipherKey/ReserveUses", testReserveUses},
 		{"CipherKey/Count", testCountCipherKeys},
+		{"CipherKey/NotWrappedBy", testCipherKeysNotWrappedBy},
+		{"CipherKey/Rewrap", testRewrapCipherKey},
 		{"KeyProvider/RoundTrip", testKeyProviderRoundTrip},
 		{"KeyProvider/InsertErrors", testInsertKeyProviderErrors},
 		{"KeyProvider/List", testListKeyProviders},
@@ -57,12 +61,23 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"KEK/InsertAndList", testKEKs},
 		{"KEK/Rewrap", testRewrapKEK},
 		{"KEK/NotWrappedBy", testKEKsNotWrappedBy},
+		{"Migration/RoundTrip", testMigrationRoundTrip},
+		{"Migration/InsertErrors", testInsertMigrationErrors},
+		{"Migration/Latest", testLatestMigration},
+		{"Migration/Update", testUpdateMigration},
+		{"Migration/OneRunning", testOneRunningMigration},
+		{"Migration/Unfinished", testUnfinishedMigrations},
+		{"Migration/DeleteTenant", testMigrationsDeleteTenant},
 		{"Concurrent/Activate", testConcurrentActivate},
 		{"Concurrent/Rotations", testConcurrentRotations},
 		{"Concurrent/ReserveUses", testConcurrentReserveUses},
 		{"Concurrent/InsertKEK", testConcurrentInsertKEK},
 		{"Concurrent/InsertKeyProvider", testConcurrentInsertKeyProvider},
 		{"Concurrent/KeyProviderVsDeleteTenant", testConcurrentKeyProviderDeleteTenant},
+		{"Concurrent/InsertMigration", testConcurrentInsertMigration},
+		{"Concurrent/UpdateMigration", testConcurrentUpdateMigration},
+		{"Concurrent/Rewrap", testConcurrentRewrap},
+		{"Concurrent/RewrapVsReserveAndActivate", testConcurrentRewrapAndWrites},
 		{"CanceledContext", testCanceledContext},
 	}
 	for _, tc := range tests {

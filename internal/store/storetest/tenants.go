@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
@@ -227,6 +228,7 @@ func testDeleteTenant(t *testing.T, s Store) {
 	ctx := t.Context()
 	type fixture struct {
 		active, retired, data keyring.CipherKey
+		providers             []keyprovider.Provider
 	}
 	setup := func(id string) fixture {
 		createTenant(t, s, id)
@@ -240,6 +242,11 @@ func testDeleteTenant(t *testing.T, s Store) {
 		}
 		insertKEK(t, s, newKEK(id, 1, 1))
 		insertKEK(t, s, newKEK(id, 2, 1))
+		// Both tenants register the same key under the same fingerprint.
+		f.providers = []keyprovider.Provider{
+			insertKeyProvider(t, s, newKeyProvider(id, fingerprint(1))),
+			insertKeyProvider(t, s, newKeyProvider(id, fingerprint(2))),
+		}
 		return f
 	}
 	gone, kept := setup("gone"), setup("kept")
@@ -278,6 +285,14 @@ func testDeleteTenant(t *testing.T, s Store) {
 				t.Errorf("KEKsNotWrappedBy: got KEK %d of the deleted tenant", k.Version)
 			}
 		}
+		for _, p := range gone.providers {
+			_, err := s.KeyProvider(ctx, "gone", p.Fingerprint)
+			checkErr(t, "KeyProvider", err, keyring.ErrNotFound)
+		}
+		providers, err := s.ListKeyProviders(ctx, "gone")
+		if err != nil || len(providers) != 0 {
+			t.Errorf("ListKeyProviders: got %+v, %v; want none, nil", providers, err)
+		}
 		checkErr(t, "DeleteTenant again", s.DeleteTenant(ctx, "gone"), keyring.ErrNotFound)
 	})
 
@@ -304,6 +319,11 @@ func testDeleteTenant(t *testing.T, s Store) {
 			t.Fatalf("KEKs(kept): %v", err)
 		}
 		checkKEKs(t, "KEKs(kept)", keks, keptBefore)
+		providers, err := s.ListKeyProviders(ctx, "kept")
+		if err != nil {
+			t.Fatalf("ListKeyProviders(kept): %v", err)
+		}
+		checkKeyProviders(t, "ListKeyProviders(kept)", providers, kept.providers)
 	})
 
 	t.Run("recreate", func(t *testing.T) {
@@ -312,6 +332,14 @@ func testDeleteTenant(t *testing.T, s Store) {
 		checkErr(t, "ActiveCipherKey of the recreated tenant", err, keyring.ErrNotFound)
 		_, err = s.CipherKey(ctx, "gone", gone.data.ID)
 		checkErr(t, "CipherKey of the recreated tenant", err, keyring.ErrNotFound)
+		providers, err := s.ListKeyProviders(ctx, "gone")
+		if err != nil || len(providers) != 0 {
+			t.Errorf("ListKeyProviders of the recreated tenant: got %+v, %v; want none, nil", providers, err)
+		}
+		_, err = s.KeyProvider(ctx, "gone", gone.providers[0].Fingerprint)
+		checkErr(t, "KeyProvider of the recreated tenant", err, keyring.ErrNotFound)
+		// The fingerprint is free again.
+		insertKeyProvider(t, s, newKeyProvider("gone", gone.providers[0].Fingerprint))
 	})
 
 	checkErr(t, "DeleteTenant(missing)", s.DeleteTenant(ctx, "missing"), keyring.ErrNotFound)

@@ -1,0 +1,170 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/migration"
+)
+
+// InsertMigration records a new migration. The unique index
+// migrations_one_running refuses a second migration of the tenant that is
+// not Completed. Errors: migration.ErrRunning, keyring.ErrExists (same id;
+// also when the tenant has an unfinished migration besides),
+// keyring.ErrNotFound (no such tenant).
+func (s *Store) InsertMigration(ctx context.Context, m migration.Migration) error {
+	r, err := newMigrationRow(m)
+	if err != nil {
+		return err
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO migrations (`+migrationColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.args()...)
+	switch {
+	case isPrimaryKeyViolation(err):
+		return fmt.Errorf("sqlite: migration %q: %w", m.ID, keyring.ErrExists)
+	case isUniqueViolation(err):
+		// migrations_one_running, the table's only other unique index.
+		// SQLite may check it before the primary key; report a taken id the
+		// same way whatever the order.
+		var one int
+		switch err := s.r.QueryRowContext(ctx, `SELECT 1 FROM migrations WHERE id = ?`, m.ID).Scan(&one); {
+		case err == nil:
+			return fmt.Errorf("sqlite: migration %q: %w", m.ID, keyring.ErrExists)
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("sqlite: inserting migration %q of tenant %q: %w", m.ID, m.TenantID, err)
+		}
+		return fmt.Errorf("sqlite: migration %q of tenant %q: %w", m.ID, m.TenantID, migration.ErrRunning)
+	case isForeignKeyViolation(err):
+		return fmt.Errorf("sqlite: tenant %q: %w", m.TenantID, keyring.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("sqlite: inserting migration %q of tenant %q: %w", m.ID, m.TenantID, err)
+	}
+	return nil
+}
+
+// LatestMigration returns the tenant's migration with the latest
+// InitiatedAt (of equal ones, the greatest id). Errors: keyring.ErrNotFound
+// when it never had one.
+func (s *Store) LatestMigration(ctx context.Context, tenantID string) (migration.Migration, error) {
+	m, err := scanMigration(s.r.QueryRowContext(ctx, `SELECT `+migrationColumns+` FROM migrations
+		WHERE tenant_id = ? ORDER BY initiated_at DESC, id DESC LIMIT 1`, tenantID))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return migration.Migration{}, fmt.Errorf("sqlite: migration of tenant %q: %w", tenantID, keyring.ErrNotFound)
+	case err != nil:
+		return migration.Migration{}, fmt.Errorf("sqlite: reading latest migration of tenant %q: %w", tenantID, err)
+	}
+	return m, nil
+}
+
+// UpdateMigration replaces the State, Done, Total, CompletedAt, LastError and
+// UpdatedAt of the stored migration (m.TenantID, m.ID). Errors:
+// keyring.ErrNotFound, migration.ErrRunning (it would make a second
+// migration of the tenant unfinished).
+func (s *Store) UpdateMigration(ctx context.Context, m migration.Migration) error {
+	r, err := newMigrationRow(m)
+	if err != nil {
+		return err
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE migrations
+		SET state = ?, done = ?, total = ?, completed_at = ?, last_error = ?, updated_at = ?
+		WHERE id = ? AND tenant_id = ?`,
+		r.State, r.Done, r.Total, r.CompletedAt, r.LastError, r.UpdatedAt, r.ID, r.TenantID)
+	switch {
+	case isUniqueViolation(err):
+		return fmt.Errorf("sqlite: migration %q of tenant %q: %w", m.ID, m.TenantID, migration.ErrRunning)
+	case err != nil:
+		return fmt.Errorf("sqlite: updating migration %q of tenant %q: %w", m.ID, m.TenantID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: updating migration %q of tenant %q: %w", m.ID, m.TenantID, err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlite: migration %q of tenant %q: %w", m.ID, m.TenantID, keyring.ErrNotFound)
+	}
+	return nil
+}
+
+// UnfinishedMigrations returns every migration that is not Completed, of any
+// tenant, oldest first (by InitiatedAt, then id); an empty slice if there is
+// none.
+func (s *Store) UnfinishedMigrations(ctx context.Context) ([]migration.Migration, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+migrationColumns+` FROM migrations
+		WHERE state <> 'Completed' ORDER BY initiated_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: listing unfinished migrations: %w", err)
+	}
+	defer rows.Close()
+	ms := []migration.Migration{}
+	for rows.Next() {
+		m, err := scanMigration(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: listing unfinished migrations: %w", err)
+		}
+		ms = append(ms, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: listing unfinished migrations: %w", err)
+	}
+	return ms, nil
+}
+
+// CipherKeysNotWrappedBy returns up to limit of the tenant's cipherkeys whose
+// Provider is not ref, with ids greater than after, in id (byte) order; an
+// empty slice if there is none.
+func (s *Store) CipherKeysNotWrappedBy(ctx context.Context, tenantID, ref string, after envelope.KeyID, limit int) ([]keyring.CipherKey, error) {
+	ks := []keyring.CipherKey{}
+	if limit <= 0 {
+		return ks, nil
+	}
+	// The primary key (tenant_id, id) gives the order; BLOBs compare with
+	// memcmp.
+	rows, err := s.r.QueryContext(ctx, `SELECT `+cipherKeyColumns+` FROM cipherkeys
+		WHERE tenant_id = ? AND id > ? AND provider <> ? ORDER BY id LIMIT ?`, tenantID, after[:], ref, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: reading cipherkeys of tenant %q not wrapped by %q: %w", tenantID, ref, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		k, err := scanCipherKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: reading cipherkeys of tenant %q not wrapped by %q: %w", tenantID, ref, err)
+		}
+		ks = append(ks, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: reading cipherkeys of tenant %q not wrapped by %q: %w", tenantID, ref, err)
+	}
+	return ks, nil
+}
+
+// RewrapCipherKey replaces the Provider, KeyVersion and Wrapped of the
+// cipherkey (old.TenantID, old.ID), provided its Provider and Wrapped are
+// still old's, in one UPDATE that leaves every other column (Active,
+// UsesReserved) as it is then. Errors: keyring.ErrConflict (it changed;
+// nothing written), keyring.ErrNotFound.
+func (s *Store) RewrapCipherKey(ctx context.Context, old keyring.CipherKey, provider, keyVersion string, wrapped []byte) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE cipherkeys SET provider = ?, key_version = ?, wrapped = ?
+		WHERE tenant_id = ? AND id = ? AND provider = ? AND wrapped = ?`,
+		provider, keyVersion, notNil(wrapped), old.TenantID, old.ID[:], old.Provider, notNil(old.Wrapped))
+	if err != nil {
+		return fmt.Errorf("sqlite: rewrapping cipherkey %s of tenant %q: %w", old.ID, old.TenantID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: rewrapping cipherkey %s of tenant %q: %w", old.ID, old.TenantID, err)
+	} else if n > 0 {
+		return nil
+	}
+	var one int
+	err = s.r.QueryRowContext(ctx, `SELECT 1 FROM cipherkeys WHERE tenant_id = ? AND id = ?`, old.TenantID, old.ID[:]).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("sqlite: cipherkey %s of tenant %q: %w", old.ID, old.TenantID, keyring.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("sqlite: rewrapping cipherkey %s of tenant %q: %w", old.ID, old.TenantID, err)
+	}
+	return fmt.Errorf("sqlite: cipherkey %s of tenant %q is no longer wrapped by %q as read: %w", old.ID, old.TenantID, old.Provider, keyring.ErrConflict)
+}
