@@ -19,10 +19,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/registry"
+	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 	"github.com/tenantcrypt/tenantcrypt/internal/server"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/postgres"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/sqlite"
@@ -61,6 +64,14 @@ type serveConfig struct {
 	cacheIdle         time.Duration
 	logLevel, logFmt  string
 	disableSelfIssuer bool
+	region            string
+	drRegion          listFlag
+	kmsEndpoint       listFlag
+	allowSingleRegion bool
+	kmsTimeout        time.Duration
+	migrationRate     float64
+	kpReadsPerMinute  int
+	kpWritesPerMinute int
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -93,6 +104,14 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.cacheMaxEntries, "cache-max-entries", 10000, "most unwrapped data keys held in memory")
 	fs.DurationVar(&c.cacheTTL, "cache-ttl", 15*time.Minute, "hard limit on how long an unwrapped data key stays in memory")
 	fs.DurationVar(&c.cacheIdle, "cache-idle", 5*time.Minute, "an unwrapped data key unused this long is dropped")
+	fs.StringVar(&c.region, "region", "us-east-1", "the service's own AWS region")
+	fs.Var(&c.drRegion, "dr-region", "REGION=DR: the disaster-recovery region of a region (repeatable; defaults cover the common AWS regions)")
+	fs.Var(&c.kmsEndpoint, "kms-endpoint", "REGION=URL: the AWS KMS endpoint of a region, e.g. a local-kms (repeatable)")
+	fs.BoolVar(&c.allowSingleRegion, "allow-single-region-keys", false, "let tenants register customer managed keys that are not multi-region keys (no DR replica)")
+	fs.DurationVar(&c.kmsTimeout, "kms-timeout", 5*time.Second, "timeout of one AWS KMS call attempt")
+	fs.Float64Var(&c.migrationRate, "migration-rate", migration.DefaultRate, "cipherkeys per second one tenant's migration rewraps (0: no cap); each is a Decrypt and an Encrypt at the KMS")
+	fs.IntVar(&c.kpReadsPerMinute, "keyprovider-reads-per-minute", 1000, "per-tenant limit of key-provider API reads (per replica)")
+	fs.IntVar(&c.kpWritesPerMinute, "keyprovider-writes-per-minute", 100, "per-tenant limit of key-provider API writes (per replica)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFmt, "log-format", "json", "json or text")
 }
@@ -135,6 +154,24 @@ func (c *serveConfig) validate() error {
 	}
 	if _, err := parseLevel(c.logLevel); err != nil {
 		errs = append(errs, err)
+	}
+	if !regionPattern.MatchString(c.region) {
+		bad("--region %q is not an AWS region name such as eu-west-1", c.region)
+	}
+	if _, err := drRegions(c.drRegion); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := kmsEndpoints(c.kmsEndpoint); err != nil {
+		errs = append(errs, err)
+	}
+	if c.kmsTimeout < 100*time.Millisecond {
+		bad("--kms-timeout must be at least 100ms")
+	}
+	if c.kpReadsPerMinute < 1 || c.kpWritesPerMinute < 1 {
+		bad("--keyprovider-reads-per-minute and --keyprovider-writes-per-minute must be at least 1")
+	}
+	if c.migrationRate < 0 {
+		bad("--migration-rate must not be negative (0 means no cap)")
 	}
 	if c.logFmt != "json" && c.logFmt != "text" {
 		bad("--log-format must be json or text")
@@ -195,6 +232,8 @@ func cmdServe(ctx context.Context, args []string, env func(string) string, stdou
 type store interface {
 	keyring.Store
 	internalkms.Store
+	keyprovider.Store
+	migration.Store
 }
 
 func openStore(ctx context.Context, cfg serveConfig) (store, func(), string, error) {
@@ -254,7 +293,13 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 		Help: "Calls to key providers (KMSs) by provider, operation and result.",
 	}, []string{"provider", "op", "result"})
 	reg.MustRegister(kmsCalls)
-	providers := registry.New(internal, registry.WithObserver(func(ref, op string, err error) {
+	drs, _ := drRegions(cfg.drRegion)
+	endpoints, _ := kmsEndpoints(cfg.kmsEndpoint)
+	aws, err := awskms.New(ctx, awskms.Config{Region: cfg.region, Endpoints: endpoints, CallTimeout: cfg.kmsTimeout})
+	if err != nil {
+		return fmt.Errorf("setting up AWS KMS: %w", err)
+	}
+	providers := registry.New(internal, registry.WithAWS(st, aws), registry.WithObserver(func(ref, op string, err error) {
 		kmsCalls.WithLabelValues(providerLabel(ref), op, kms.Outcome(err)).Inc()
 	}))
 	// After a root key rotation, rewrap every tenant KEK under the current
@@ -284,6 +329,24 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	}
 	defer ring.Close()
 
+	keyProviders, err := keyprovider.New(keyprovider.Config{
+		Store: st, Inspector: aws, Tenants: ring, Region: cfg.region, DRRegions: drs,
+		AllowSingleRegion: cfg.allowSingleRegion, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	migrations, err := migration.New(migration.Config{
+		Store: st, KeyProviders: st, Keyring: ring, Providers: providers, Rate: cfg.migrationRate, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer migrations.Close()
+	if err := migrations.Resume(ctx); err != nil {
+		log.Error("resuming migrations failed; they resume at the next start", "error", err.Error())
+	}
+
 	verifier, jwks, err := newVerifier(cfg, log)
 	if err != nil {
 		return err
@@ -303,6 +366,10 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 		Registry:        reg,
 		MaxBodyBytes:    cfg.maxRequestBytes,
 		RevocationBound: cfg.revocationBound,
+		KeyProviders:    keyProviders,
+		Migrations:      migrations,
+		ReadsPerMinute:  cfg.kpReadsPerMinute,
+		WritesPerMinute: cfg.kpWritesPerMinute,
 		Logger:          log,
 	})
 	httpSrv := &http.Server{

@@ -562,6 +562,14 @@ func (s *Service) unwrap(ctx context.Context, tenantID string, id envelope.KeyID
 	return loaded{key: key, purpose: purpose, digest: got}, nil
 }
 
+// Binding is what the cipherkey's wrapping is bound to at its provider,
+// for whoever rewraps it (a provider migration).
+func Binding(ck CipherKey) kms.Binding {
+	var digest [32]byte
+	copy(digest[:], ck.ContextDigest)
+	return binding(ck.TenantID, ck.ID, ck.Purpose, digest)
+}
+
 // binding is what a wrapped data key is bound to at its provider: the
 // tenant, the key id, and for data keys the digest of the caller's context.
 func binding(tenantID string, id envelope.KeyID, purpose Purpose, digest [32]byte) kms.Binding {
@@ -614,4 +622,46 @@ func (s *Service) CipherKeyCounts(ctx context.Context, tenantID string) (map[str
 		return nil, storeError("counting cipherkeys", err)
 	}
 	return counts, nil
+}
+
+// SwitchProvider makes ref the provider that wraps the tenant's new data
+// keys, provided the tenant's provider is still from. The active data key
+// is rotated at its next use, so that new encryptions use a key made by the
+// new provider. Errors: ErrTenantNotFound, ErrConflict (the provider is not
+// from).
+func (s *Service) SwitchProvider(ctx context.Context, tenantID, from, to string) error {
+	te := s.entry(tenantID)
+	te.mu.Lock()
+	defer te.mu.Unlock()
+	t, err := s.Tenant(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	if t.Provider != from {
+		return ErrConflict
+	}
+	t.Provider = to
+	t.UpdatedAt = s.now()
+	if err := s.cfg.Store.UpdateTenant(ctx, t); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return ErrTenantNotFound
+		}
+		return storeError("switching provider", err)
+	}
+	te.active.Store(nil)
+	te.snap.Store(&tenantSnapshot{t: t, fetched: s.cfg.Now()})
+	s.cfg.Logger.InfoContext(ctx, "tenant key provider switched", "tenant", tenantID, "from", from, "to", to)
+	// Make the new provider's first data key now, so that encryptions from
+	// here on use it. If that fails (the KMS is slow), the next encryption
+	// rotates instead: an active key of another provider is replaced.
+	var prev *envelope.KeyID
+	if cur, err := s.cfg.Store.ActiveCipherKey(ctx, tenantID); err == nil {
+		prev = &cur.ID
+	}
+	if ak, err := s.rotate(ctx, t, prev); err == nil {
+		te.active.Store(ak)
+	} else if !errors.Is(err, ErrConflict) {
+		s.cfg.Logger.WarnContext(ctx, "making the new provider's first data key failed; the next encryption retries", "tenant", tenantID, "error", err.Error())
+	}
+	return nil
 }

@@ -53,7 +53,10 @@ func (s *Service) refillActiveKey(ctx context.Context, t Tenant) (*activeKey, er
 			return nil, storeError("reading active key", err)
 		default:
 			prev = &cur.ID
-			if s.cfg.Now().Sub(cur.CreatedAt) < s.cfg.MaxKeyAge {
+			// A key made by another provider than the tenant's current one
+			// is replaced, so that after a provider switch new data is
+			// encrypted under a key the new provider made.
+			if s.cfg.Now().Sub(cur.CreatedAt) < s.cfg.MaxKeyAge && cur.Provider == t.Provider {
 				_, err := s.cfg.Store.ReserveUses(ctx, t.ID, cur.ID, s.cfg.UseBlock, s.cfg.MaxKeyUses)
 				if err == nil {
 					return s.newActiveKey(t, cur), nil

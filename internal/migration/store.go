@@ -55,7 +55,7 @@ type Migration struct {
 	// reads well in the migration's history.
 	From, To       string
 	FromARN, ToARN string
-	State    State
+	State          State
 	// Total is how many cipherkeys had to be rewrapped when it started
 	// (grown if more are found); Done how many are.
 	Total, Done int64
@@ -100,3 +100,18 @@ func ParseState(s string) (State, error) {
 	}
 	return StateUnknown, errors.New("migration: unknown state " + s)
 }
+
+// NotStartedError: the migration cannot start (412): the target is current
+// already, fails its test, or the tenant may not leave its provider.
+type NotStartedError struct{ Reason string }
+
+func (e *NotStartedError) Error() string { return "migration not started: " + e.Reason }
+
+// PrepareError: the migration could not be prepared (424), e.g. the source
+// provider does not answer.
+type PrepareError struct{ Err error }
+
+func (e *PrepareError) Error() string { return "migration could not be prepared: " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *PrepareError) Unwrap() error { return e.Err }

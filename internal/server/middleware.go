@@ -91,6 +91,9 @@ func (s *Server) wrap(rt Route) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		r, err := s.authorize(rt, r)
 		if err == nil {
+			err = s.limit(rt, r)
+		}
+		if err == nil {
 			r.Body = http.MaxBytesReader(sw, r.Body, s.cfg.MaxBodyBytes)
 			err = rt.h(sw, r)
 		}
@@ -127,6 +130,23 @@ func (s *Server) authorize(rt Route, r *http.Request) (*http.Request, error) {
 		return r, forbidden(fmt.Sprintf("this operation needs the role %s", rolesText(rt.Roles)))
 	}
 	return r, nil
+}
+
+// limit applies the key-provider API's per-tenant rate limits.
+func (s *Server) limit(rt Route, r *http.Request) error {
+	var l *rateLimiter
+	switch rt.tier {
+	case readTier:
+		l = s.reads
+	case writeTier:
+		l = s.writes
+	default:
+		return nil
+	}
+	if ok, retry := l.allow(principalFrom(r).TenantID); !ok {
+		return rateLimited(retry)
+	}
+	return nil
 }
 
 func rolesText(roles []auth.Role) string {

@@ -63,7 +63,13 @@ type Config struct {
 	MaxBodyBytes int64
 	// RevocationBound is reported in the encryption status.
 	RevocationBound time.Duration
-	Logger          *slog.Logger
+	// KeyProviders and Migrations serve the key-provider API.
+	KeyProviders KeyProviders
+	Migrations   Migrations
+	// ReadsPerMinute and WritesPerMinute limit each tenant's calls of the
+	// key-provider API (Qlik's tiers 1 and 2). Defaults 1,000 and 100.
+	ReadsPerMinute, WritesPerMinute int
+	Logger                          *slog.Logger
 }
 
 // Server is the HTTP API. Use Handler to serve it.
@@ -73,6 +79,8 @@ type Server struct {
 	mux     *http.ServeMux
 	metrics *metrics
 	routes  []Route
+	// reads and writes rate-limit the key-provider API per tenant.
+	reads, writes *rateLimiter
 }
 
 // New returns a Server for cfg.
@@ -86,7 +94,14 @@ func New(cfg Config) *Server {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	if cfg.ReadsPerMinute <= 0 {
+		cfg.ReadsPerMinute = 1000
+	}
+	if cfg.WritesPerMinute <= 0 {
+		cfg.WritesPerMinute = 100
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(),
+		reads: newRateLimiter(cfg.ReadsPerMinute), writes: newRateLimiter(cfg.WritesPerMinute)}
 	s.metrics = newMetrics(cfg.Registry)
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
@@ -104,13 +119,23 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) Routes() []Route { return s.routes }
 
 // Route is one method and path, the roles allowed on it (none: public),
-// and its handler.
+// its rate-limit tier, and its handler.
 type Route struct {
 	Method string
 	Path   string
 	Roles  []auth.Role
 	h      handlerFunc
+	tier   tier
 }
+
+// tier is a route's rate-limit class (the key-provider API's tiers).
+type tier int
+
+const (
+	unlimited tier = iota
+	readTier
+	writeTier
+)
 
 // handlerFunc is a handler that returns its error for writeError to render.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
@@ -119,29 +144,46 @@ var (
 	platformAdmin = []auth.Role{auth.RolePlatformAdmin}
 	service       = []auth.Role{auth.RoleService}
 	tenantReaders = []auth.Role{auth.RoleTenantAdmin, auth.RoleService}
+	tenantAdmin   = []auth.Role{auth.RoleTenantAdmin}
 )
 
 func (s *Server) routeTable() []Route {
-	return []Route{
-		{"POST", "/api/v1/tenants", platformAdmin, s.createTenant},
-		{"GET", "/api/v1/tenants", platformAdmin, s.listTenants},
-		{"GET", "/api/v1/tenants/{id}", platformAdmin, s.getTenant},
-		{"PATCH", "/api/v1/tenants/{id}", platformAdmin, s.updateTenant},
-		{"DELETE", "/api/v1/tenants/{id}", platformAdmin, s.deleteTenant},
+	routes := []Route{
+		{"POST", "/api/v1/tenants", platformAdmin, s.createTenant, unlimited},
+		{"GET", "/api/v1/tenants", platformAdmin, s.listTenants, unlimited},
+		{"GET", "/api/v1/tenants/{id}", platformAdmin, s.getTenant, unlimited},
+		{"PATCH", "/api/v1/tenants/{id}", platformAdmin, s.updateTenant, unlimited},
+		{"DELETE", "/api/v1/tenants/{id}", platformAdmin, s.deleteTenant, unlimited},
 
-		{"GET", "/api/v1/encryption/status", tenantReaders, s.status},
-		{"POST", "/api/v1/encryption/encrypt", service, s.encrypt},
-		{"POST", "/api/v1/encryption/decrypt", service, s.decrypt},
-		{"POST", "/api/v1/encryption/rewrap", service, s.rewrap},
-		{"POST", "/api/v1/encryption/datakeys", service, s.dataKey},
-		{"POST", "/api/v1/encryption/datakeys/decrypt", service, s.dataKeyDecrypt},
+		{"GET", "/api/v1/encryption/status", tenantReaders, s.status, unlimited},
+		{"POST", "/api/v1/encryption/encrypt", service, s.encrypt, unlimited},
+		{"POST", "/api/v1/encryption/decrypt", service, s.decrypt, unlimited},
+		{"POST", "/api/v1/encryption/rewrap", service, s.rewrap, unlimited},
+		{"POST", "/api/v1/encryption/datakeys", service, s.dataKey, unlimited},
+		{"POST", "/api/v1/encryption/datakeys/decrypt", service, s.dataKeyDecrypt, unlimited},
 
-		{"GET", "/.well-known/jwks.json", nil, s.jwks},
-		{"GET", "/livez", nil, s.livez},
-		{"GET", "/readyz", nil, s.readyz},
-		{"GET", "/metrics", nil, s.metricsHandler},
-		{"GET", "/api/v1/openapi.json", nil, s.openapi},
+		{"GET", "/.well-known/jwks.json", nil, s.jwks, unlimited},
+		{"GET", "/livez", nil, s.livez, unlimited},
+		{"GET", "/readyz", nil, s.readyz, unlimited},
+		{"GET", "/metrics", nil, s.metricsHandler, unlimited},
+		{"GET", "/api/v1/openapi.json", nil, s.openapi, unlimited},
 	}
+	if s.cfg.KeyProviders != nil && s.cfg.Migrations != nil {
+		const kp = keyProvidersPath
+		routes = append(routes,
+			Route{"GET", kp, tenantAdmin, s.listKeyProviders, readTier},
+			Route{"POST", kp, tenantAdmin, s.registerKeyProvider, writeTier},
+			Route{"GET", kp + "/actions/list", tenantAdmin, s.listAllKeyProviders, readTier},
+			Route{"POST", kp + "/actions/reset-to-default-provider", tenantAdmin, s.resetToDefault, writeTier},
+			Route{"GET", kp + "/migration/actions/details", tenantAdmin, s.migrationDetails, readTier},
+			Route{"GET", kp + "/{fp}", tenantAdmin, s.getKeyProvider, readTier},
+			Route{"PATCH", kp + "/{fp}", tenantAdmin, s.patchKeyProvider, writeTier},
+			Route{"DELETE", kp + "/{fp}", tenantAdmin, s.deleteKeyProvider, writeTier},
+			Route{"POST", kp + "/{fp}/actions/test", tenantAdmin, s.testKeyProvider, writeTier},
+			Route{"POST", kp + "/{fp}/actions/migrate", tenantAdmin, s.migrate, writeTier},
+		)
+	}
+	return routes
 }
 
 // dispatch routes a request, answering unknown paths (404) and wrong

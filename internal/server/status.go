@@ -7,9 +7,6 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
-// DefaultProviderARN is how the key-provider API names the internal KMS.
-const DefaultProviderARN = "#QLIK_MANAGED_KEY_PROVIDER#"
-
 func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	tenantID := principalFrom(r).TenantID
 	st, err := s.cfg.Keyring.TenantStatus(r.Context(), tenantID)
@@ -24,9 +21,15 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 		CipherKeys:      st.CipherKeys,
 	}
 	if st.Tenant.Provider == keyring.InternalProvider {
-		out.Provider = api.StatusProvider{KeyProvider: "Qlik", ARN: DefaultProviderARN, ARNFingerPrint: tenantID, Prefix: st.Prefix}
+		out.Provider = api.StatusProvider{KeyProvider: "Qlik", ARN: api.DefaultProviderARN, ARNFingerPrint: tenantID, Prefix: st.Prefix}
 	} else {
-		out.Provider = api.StatusProvider{KeyProvider: "AWS-KMS", ARNFingerPrint: st.Tenant.Provider, Prefix: st.Prefix}
+		fp, _ := cutRef(st.Tenant.Provider)
+		out.Provider = api.StatusProvider{KeyProvider: "AWS-KMS", ARNFingerPrint: fp, Prefix: st.Prefix}
+		if s.cfg.KeyProviders != nil {
+			if p, err := s.cfg.KeyProviders.Get(r.Context(), tenantID, fp); err == nil {
+				out.Provider.ARN = p.ARN
+			}
+		}
 	}
 	if st.KeyErr != nil {
 		out.KeyState = toHTTPError(st.KeyErr).title

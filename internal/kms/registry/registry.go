@@ -5,10 +5,16 @@ package registry
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 	"github.com/tenantcrypt/tenantcrypt/internal/secret"
 )
@@ -17,6 +23,13 @@ import (
 type Registry struct {
 	internal *internalkms.Service
 	observe  Observer
+
+	// Customer managed keys: the tenants' registrations, and the AWS KMS
+	// client that serves them. Resolved providers are cached: a
+	// fingerprint always names the same ARN.
+	cmkStore keyprovider.Store
+	aws      *awskms.Client
+	cmks     sync.Map // tenantID + "\x00" + ref → kms.Provider
 }
 
 // Observer is told of every call to a provider: which provider (its
@@ -29,6 +42,12 @@ type Option func(*Registry)
 
 // WithObserver reports every provider call to fn.
 func WithObserver(fn Observer) Option { return func(r *Registry) { r.observe = fn } }
+
+// WithAWS serves customer managed keys ("cmk:<fingerprint>" refs) that
+// tenants registered in store, through client.
+func WithAWS(store keyprovider.Store, client *awskms.Client) Option {
+	return func(r *Registry) { r.cmkStore, r.aws = store, client }
+}
 
 var (
 	_ keyring.Providers       = (*Registry)(nil)
@@ -45,11 +64,16 @@ func New(internal *internalkms.Service, opts ...Option) *Registry {
 }
 
 // Provider implements keyring.Providers.
-func (r *Registry) Provider(_ context.Context, tenantID, ref string) (kms.Provider, error) {
+func (r *Registry) Provider(ctx context.Context, tenantID, ref string) (kms.Provider, error) {
 	var p kms.Provider
-	switch ref {
-	case internalkms.Ref:
+	switch {
+	case ref == internalkms.Ref:
 		p = r.internal.ForTenant(tenantID)
+	case strings.HasPrefix(ref, keyprovider.RefPrefix) && r.aws != nil:
+		var err error
+		if p, err = r.cmk(ctx, tenantID, ref); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, keyring.ErrUnknownProvider
 	}
@@ -59,18 +83,45 @@ func (r *Registry) Provider(_ context.Context, tenantID, ref string) (kms.Provid
 	return p, nil
 }
 
+func (r *Registry) cmk(ctx context.Context, tenantID, ref string) (kms.Provider, error) {
+	key := tenantID + "\x00" + ref
+	if p, ok := r.cmks.Load(key); ok {
+		return p.(kms.Provider), nil
+	}
+	kp, err := r.cmkStore.KeyProvider(ctx, tenantID, strings.TrimPrefix(ref, keyprovider.RefPrefix))
+	if errors.Is(err, keyring.ErrNotFound) {
+		return nil, keyring.ErrUnknownProvider
+	}
+	if err != nil {
+		return nil, &keyring.StoreError{Op: "reading key provider", Err: err}
+	}
+	arn, err := awskms.ParseARN(kp.ARN)
+	if err != nil {
+		return nil, fmt.Errorf("registry: stored ARN of %s: %w", ref, err)
+	}
+	p := r.aws.Provider(ref, arn)
+	r.cmks.Store(key, p)
+	return p, nil
+}
+
 // Prefix implements keyring.Providers.
 func (r *Registry) Prefix(tenantID, ref string) string {
-	if ref == internalkms.Ref {
-		return envelope.InternalPrefix(tenantID)
+	if fp, ok := strings.CutPrefix(ref, keyprovider.RefPrefix); ok {
+		return envelope.CMKPrefix(fp)
 	}
-	return envelope.CMKPrefix(ref)
+	return envelope.InternalPrefix(tenantID)
 }
 
 // Forget implements keyring.TenantForgetter: it drops the tenant's cached
-// KEKs after the tenant was deleted.
+// KEKs and providers after the tenant was deleted.
 func (r *Registry) Forget(tenantID string) {
 	r.internal.Forget(tenantID)
+	r.cmks.Range(func(k, _ any) bool {
+		if strings.HasPrefix(k.(string), tenantID+"\x00") {
+			r.cmks.Delete(k)
+		}
+		return true
+	})
 }
 
 // observed reports each call of a provider to an Observer.

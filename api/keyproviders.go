@@ -1,0 +1,80 @@
+package api
+
+// DefaultProviderARN is the "arn" of every tenant's default key provider,
+// the internal KMS.
+const DefaultProviderARN = "#QLIK_MANAGED_KEY_PROVIDER#"
+
+// NeverTime is how the key-provider API writes a time that never was.
+const NeverTime = "0001-01-01T00:00:00Z"
+
+// KeyProvider is the key-provider API's KeyProvider object (Qlik Cloud
+// compatible).
+type KeyProvider struct {
+	ARN                  string          `json:"arn"`
+	Name                 string          `json:"name"`
+	Description          string          `json:"description"`
+	KeyProvider          string          `json:"keyprovider"` // "AWS-KMS", or "Qlik" for the default
+	Current              bool            `json:"current,omitempty"`
+	TenantID             string          `json:"tenantId"`
+	CreatedAt            string          `json:"createdAt"` // RFC 3339, or "Qlik managed"
+	ARNFingerPrint       string          `json:"arnFingerPrint"`
+	MultiRegion          bool            `json:"multiRegion"`
+	ReplicaKeys          []ReplicaKey    `json:"replicaKeys"`
+	DRCompliant          bool            `json:"drCompliant"`
+	ComplianceError      ComplianceError `json:"complianceError"`
+	PromotedToCurrentAt  string          `json:"promotedToCurrentAt"`
+	DemotedFromCurrentAt string          `json:"demotedFromCurrentAt"`
+}
+
+// ReplicaKey is a multi-region key's replica.
+type ReplicaKey struct {
+	ARN    string `json:"arn"`
+	Region string `json:"region"`
+}
+
+// ComplianceError says why a key is not DR compliant (empty strings when
+// it is).
+type ComplianceError struct {
+	Code    string `json:"code"`
+	Region  string `json:"region"`
+	Message string `json:"message"`
+}
+
+// RegisterKeyProviderRequest is the body of POST
+// /api/v1/encryption/keyproviders. Older clients spell the type field
+// keyProvider; both are accepted.
+type RegisterKeyProviderRequest struct {
+	ARN            string `json:"arn"`
+	Name           string `json:"name"`
+	Description    string `json:"description,omitempty"`
+	KeyProvider    string `json:"keyprovider,omitempty"`
+	KeyProviderOld string `json:"keyProvider,omitempty"`
+}
+
+// PatchOperation is one element of a PATCH body (a JSON Patch array; only
+// "replace" of "/name" and "/description").
+type PatchOperation struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value"`
+}
+
+// Migration is the key-provider API's Migration object.
+type Migration struct {
+	ID                     string  `json:"id"`
+	State                  string  `json:"state"` // New, InProgress, Completed
+	Progress               float64 `json:"progress"`
+	TenantID               string  `json:"tenantId"`
+	InitiatedAt            string  `json:"initiatedAt"`
+	CompletedAt            string  `json:"completedAt"`
+	MigratingFrom          string  `json:"migratingFrom"`
+	MigratingTo            string  `json:"migratingTo"`
+	MigratingToPrefix      string  `json:"migratingToPrefix"`
+	MigratingToFingerprint string  `json:"migratingToFingerprint"`
+	Error                  string  `json:"error,omitempty"`
+}
+
+// Message is a plain answer such as reset's "already on the default".
+type Message struct {
+	Message string `json:"message"`
+}

@@ -1,0 +1,438 @@
+package migration
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tenantcrypt/tenantcrypt/api"
+	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
+)
+
+// Keyring is what migrations need of the keyring (a *keyring.Service).
+type Keyring interface {
+	Tenant(ctx context.Context, id string) (keyring.Tenant, error)
+	CipherKeyCounts(ctx context.Context, tenantID string) (map[string]int, error)
+	SwitchProvider(ctx context.Context, tenantID, from, to string) error
+}
+
+// Config configures a Service.
+type Config struct {
+	Store        Store
+	KeyProviders keyprovider.Store
+	Keyring      Keyring
+	Providers    keyring.Providers
+	// Rate caps the cipherkeys rewrapped per second for one tenant (each
+	// is a Decrypt and an Encrypt at the KMS); 0 means no cap.
+	Rate float64
+	// BatchSize is how many cipherkeys are read per batch. Default 100.
+	BatchSize int
+	// RetryMax bounds the backoff between failed batches. Default 30 s.
+	RetryMax time.Duration
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// DefaultRate is the default --migration-rate: 200 cipherkeys per second,
+// 400 KMS requests per second, well inside AWS KMS's smallest shared quota
+// for cryptographic operations (5,500 per second per account and region).
+const DefaultRate = 200
+
+// Service starts migrations and runs them in the background.
+type Service struct {
+	cfg Config
+
+	mu      sync.Mutex
+	running map[string]bool // tenants with a worker in this process
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// New returns a Service; Close stops its workers.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.KeyProviders == nil || cfg.Keyring == nil || cfg.Providers == nil {
+		return nil, errors.New("migration: Store, KeyProviders, Keyring and Providers are required")
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 100
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Service{cfg: cfg, running: map[string]bool{}, ctx: ctx, cancel: cancel}, nil
+}
+
+// Close stops the workers; their migrations resume at the next start.
+func (s *Service) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
+
+// Resume restarts every unfinished migration, after a restart or crash.
+func (s *Service) Resume(ctx context.Context) error {
+	ms, err := s.cfg.Store.UnfinishedMigrations(ctx)
+	if err != nil {
+		return &keyring.StoreError{Op: "listing unfinished migrations", Err: err}
+	}
+	for _, m := range ms {
+		s.cfg.Logger.InfoContext(ctx, "resuming migration", "tenant", m.TenantID, "migration", m.ID, "done", m.Done, "total", m.Total)
+		s.start(m)
+	}
+	return nil
+}
+
+// Latest returns the tenant's running or last migration.
+// Errors: keyring.ErrNotFound.
+func (s *Service) Latest(ctx context.Context, tenantID string) (Migration, error) {
+	m, err := s.cfg.Store.LatestMigration(ctx, tenantID)
+	if err != nil && !errors.Is(err, keyring.ErrNotFound) {
+		return Migration{}, &keyring.StoreError{Op: "reading migration", Err: err}
+	}
+	return m, err
+}
+
+// Migrate starts moving the tenant's keys to the provider with this
+// fingerprint.
+func (s *Service) Migrate(ctx context.Context, tenantID, fingerprint string) (Migration, error) {
+	target, err := s.cfg.KeyProviders.KeyProvider(ctx, tenantID, fingerprint)
+	if errors.Is(err, keyring.ErrNotFound) {
+		return Migration{}, keyprovider.ErrNotFound
+	}
+	if err != nil {
+		return Migration{}, &keyring.StoreError{Op: "reading key provider", Err: err}
+	}
+	return s.begin(ctx, tenantID, keyprovider.Ref(fingerprint), target.ARN)
+}
+
+// Reset starts moving the tenant's keys back to the internal KMS; started
+// is false when the tenant is on it already.
+func (s *Service) Reset(ctx context.Context, tenantID string) (Migration, bool, error) {
+	t, err := s.cfg.Keyring.Tenant(ctx, tenantID)
+	if err != nil {
+		return Migration{}, false, err
+	}
+	if t.HIPAA {
+		return Migration{}, false, &NotStartedError{Reason: "a hipaa tenant must stay on a customer managed key; clear the hipaa flag first (platform admin)"}
+	}
+	if t.Provider == keyring.InternalProvider {
+		if _, err := s.runningMigration(ctx, tenantID); err != nil {
+			return Migration{}, false, err
+		}
+		return Migration{}, false, nil
+	}
+	m, err := s.begin(ctx, tenantID, keyring.InternalProvider, api.DefaultProviderARN)
+	return m, err == nil, err
+}
+
+// runningMigration fails with ErrRunning if the tenant has a migration that
+// is not completed.
+func (s *Service) runningMigration(ctx context.Context, tenantID string) (Migration, error) {
+	m, err := s.Latest(ctx, tenantID)
+	if errors.Is(err, keyring.ErrNotFound) {
+		return Migration{}, nil
+	}
+	if err != nil {
+		return Migration{}, err
+	}
+	if m.State != StateCompleted {
+		return m, ErrRunning
+	}
+	return m, nil
+}
+
+func (s *Service) arnOf(ctx context.Context, tenantID, ref string) string {
+	if ref == keyring.InternalProvider {
+		return api.DefaultProviderARN
+	}
+	fp := ref[len(keyprovider.RefPrefix):]
+	if p, err := s.cfg.KeyProviders.KeyProvider(ctx, tenantID, fp); err == nil {
+		return p.ARN
+	}
+	return fp
+}
+
+// begin checks that a migration can start, records it, switches the
+// tenant's provider for new keys, and starts the worker.
+func (s *Service) begin(ctx context.Context, tenantID, to, toARN string) (Migration, error) {
+	t, err := s.cfg.Keyring.Tenant(ctx, tenantID)
+	if err != nil {
+		return Migration{}, err
+	}
+	if _, err := s.runningMigration(ctx, tenantID); err != nil {
+		return Migration{}, err
+	}
+	if t.Provider == to {
+		return Migration{}, &NotStartedError{Reason: "this key provider is the tenant's current one already"}
+	}
+	if to != keyring.InternalProvider && t.Edition != keyring.EditionEnterprise {
+		return Migration{}, &NotStartedError{Reason: fmt.Sprintf("the %s edition cannot use a customer managed key", t.Edition)}
+	}
+	if t.HIPAA && to == keyring.InternalProvider {
+		return Migration{}, &NotStartedError{Reason: "a hipaa tenant must stay on a customer managed key"}
+	}
+	// The target must work now, and the source must still answer: the
+	// migration needs both.
+	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := s.describe(dctx, tenantID, to); err != nil {
+		return Migration{}, &NotStartedError{Reason: "the target key fails its test: " + err.Error()}
+	}
+	if err := s.describe(dctx, tenantID, t.Provider); err != nil {
+		return Migration{}, &PrepareError{Err: fmt.Errorf("the current key provider does not answer: %w", err)}
+	}
+	counts, err := s.cfg.Keyring.CipherKeyCounts(ctx, tenantID)
+	if err != nil {
+		return Migration{}, err
+	}
+	var total int64
+	for ref, n := range counts {
+		if ref != to {
+			total += int64(n)
+		}
+	}
+	var id [12]byte
+	_, _ = rand.Read(id[:])
+	now := s.now()
+	m := Migration{
+		ID: hex.EncodeToString(id[:]), TenantID: tenantID, From: t.Provider, To: to,
+		FromARN: s.arnOf(ctx, tenantID, t.Provider), ToARN: toARN,
+		State: StateNew, Total: total, InitiatedAt: now, UpdatedAt: now,
+	}
+	if err := s.cfg.Store.InsertMigration(ctx, m); err != nil {
+		if errors.Is(err, ErrRunning) {
+			return Migration{}, ErrRunning
+		}
+		return Migration{}, &keyring.StoreError{Op: "recording migration", Err: err}
+	}
+	if err := s.cfg.Keyring.SwitchProvider(ctx, tenantID, t.Provider, to); err != nil {
+		// Another change of the tenant came first: record the migration as
+		// failed to start rather than leave it half begun.
+		m.State, m.CompletedAt, m.LastError = StateCompleted, s.now(), "not started: "+err.Error()
+		_ = s.cfg.Store.UpdateMigration(context.WithoutCancel(ctx), m)
+		return Migration{}, &PrepareError{Err: err}
+	}
+	s.cfg.Logger.InfoContext(ctx, "migration started", "tenant", tenantID, "migration", m.ID, "from", m.From, "to", m.To, "cipherkeys", total)
+	s.start(m)
+	return m, nil
+}
+
+func (s *Service) describe(ctx context.Context, tenantID, ref string) error {
+	p, err := s.cfg.Providers.Provider(ctx, tenantID, ref)
+	if err != nil {
+		return err
+	}
+	info, err := p.Describe(ctx)
+	if err != nil {
+		return err
+	}
+	if info.State != kms.KeyEnabled {
+		return fmt.Errorf("the key is %s", info.State)
+	}
+	return nil
+}
+
+// start runs the migration's worker unless this process runs one for the
+// tenant already.
+func (s *Service) start(m Migration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running[m.TenantID] || s.ctx.Err() != nil {
+		return
+	}
+	s.running[m.TenantID] = true
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			delete(s.running, m.TenantID)
+			s.mu.Unlock()
+		}()
+		s.run(s.ctx, m)
+	}()
+}
+
+// run rewraps batch after batch until no cipherkey is left wrapped by
+// another provider than the target, retrying failed batches with backoff.
+func (s *Service) run(ctx context.Context, m Migration) {
+	log := s.cfg.Logger.With("tenant", m.TenantID, "migration", m.ID)
+	if m.State == StateNew {
+		m.State = StateInProgress
+		m.UpdatedAt = s.now()
+		if err := s.cfg.Store.UpdateMigration(ctx, m); err != nil {
+			log.Error("migration: recording progress failed", "error", err.Error())
+		}
+	}
+	limiter := newPacer(s.cfg.Rate)
+	backoff := time.Second
+	for ctx.Err() == nil {
+		n, err := s.batch(ctx, &m, limiter)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			m.LastError = err.Error()
+			m.UpdatedAt = s.now()
+			_ = s.cfg.Store.UpdateMigration(ctx, m)
+			log.Warn("migration batch failed; retrying", "error", err.Error(), "retry_in", backoff.String())
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, s.cfg.RetryMax)
+			continue
+		}
+		backoff = time.Second
+		m.LastError = ""
+		m.UpdatedAt = s.now()
+		if n > 0 {
+			if err := s.cfg.Store.UpdateMigration(ctx, m); err != nil {
+				log.Warn("migration: recording progress failed", "error", err.Error())
+			}
+			continue
+		}
+		if err := s.complete(ctx, &m); err != nil {
+			if ctx.Err() == nil {
+				log.Warn("migration: completing failed; retrying", "error", err.Error())
+				time.Sleep(backoff)
+			}
+			continue
+		}
+		log.Info("migration completed", "cipherkeys", m.Done)
+		return
+	}
+}
+
+// batch rewraps up to BatchSize cipherkeys and returns how many it looked at.
+func (s *Service) batch(ctx context.Context, m *Migration, pace *pacer) (int, error) {
+	keys, err := s.cfg.Store.CipherKeysNotWrappedBy(ctx, m.TenantID, m.To, envelope.KeyID{}, s.cfg.BatchSize)
+	if err != nil {
+		return 0, fmt.Errorf("reading cipherkeys: %w", err)
+	}
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	target, err := s.cfg.Providers.Provider(ctx, m.TenantID, m.To)
+	if err != nil {
+		return 0, fmt.Errorf("target provider: %w", err)
+	}
+	for _, ck := range keys {
+		if err := pace.wait(ctx); err != nil {
+			return 0, err
+		}
+		source, err := s.cfg.Providers.Provider(ctx, m.TenantID, ck.Provider)
+		if err != nil {
+			return 0, fmt.Errorf("provider of cipherkey %s: %w", ck.ID, err)
+		}
+		b := keyring.Binding(ck)
+		key, err := source.Unwrap(ctx, kms.Wrapped{KeyVersion: ck.KeyVersion, Blob: ck.Wrapped}, b)
+		if err != nil {
+			return 0, fmt.Errorf("unwrapping cipherkey %s: %w", ck.ID, err)
+		}
+		w, err := target.Wrap(ctx, key, b)
+		key.Destroy()
+		if err != nil {
+			return 0, fmt.Errorf("wrapping cipherkey %s: %w", ck.ID, err)
+		}
+		switch err := s.cfg.Store.RewrapCipherKey(ctx, ck, m.To, w.KeyVersion, w.Blob); {
+		case err == nil:
+			m.Done++
+			if m.Done > m.Total {
+				m.Total = m.Done
+			}
+		case errors.Is(err, keyring.ErrConflict), errors.Is(err, keyring.ErrNotFound):
+			// Rewrapped by another worker, or deleted with its tenant: the
+			// next batch sees the row as it is now.
+		default:
+			return 0, fmt.Errorf("storing cipherkey %s: %w", ck.ID, err)
+		}
+	}
+	return len(keys), nil
+}
+
+// complete marks the migration done once nothing is left to rewrap, and
+// stamps the providers' promotion and demotion.
+func (s *Service) complete(ctx context.Context, m *Migration) error {
+	left, err := s.cfg.Store.CipherKeysNotWrappedBy(ctx, m.TenantID, m.To, envelope.KeyID{}, 1)
+	if err != nil {
+		return err
+	}
+	if len(left) > 0 {
+		return errors.New("cipherkeys remain wrapped by another provider")
+	}
+	now := s.now()
+	for ref, stamp := range map[string]func(*keyprovider.Provider){
+		m.To:   func(p *keyprovider.Provider) { p.PromotedAt = now },
+		m.From: func(p *keyprovider.Provider) { p.DemotedAt = now },
+	} {
+		if ref == keyring.InternalProvider {
+			continue
+		}
+		fp := ref[len(keyprovider.RefPrefix):]
+		p, err := s.cfg.KeyProviders.KeyProvider(ctx, m.TenantID, fp)
+		if err != nil {
+			continue // deleted since; nothing to stamp
+		}
+		stamp(&p)
+		if err := s.cfg.KeyProviders.UpdateKeyProvider(ctx, p); err != nil {
+			return err
+		}
+	}
+	m.State, m.CompletedAt, m.UpdatedAt, m.LastError = StateCompleted, now, now, ""
+	return s.cfg.Store.UpdateMigration(ctx, *m)
+}
+
+// pacer spaces calls to at most rate per second (no limit for rate 0).
+type pacer struct {
+	interval time.Duration
+	next     time.Time
+}
+
+func newPacer(rate float64) *pacer {
+	if rate <= 0 {
+		return &pacer{}
+	}
+	return &pacer{interval: time.Duration(float64(time.Second) / rate)}
+}
+
+func (p *pacer) wait(ctx context.Context) error {
+	if p.interval == 0 {
+		return ctx.Err()
+	}
+	now := time.Now()
+	if p.next.Before(now) {
+		p.next = now
+	}
+	d := p.next.Sub(now)
+	p.next = p.next.Add(p.interval)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

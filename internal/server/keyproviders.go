@@ -1,0 +1,273 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/tenantcrypt/tenantcrypt/api"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
+)
+
+// KeyProviders is what the key-provider API needs (a *keyprovider.Service).
+type KeyProviders interface {
+	List(ctx context.Context, tenantID string) ([]keyprovider.Provider, error)
+	Get(ctx context.Context, tenantID, fingerprint string) (keyprovider.Provider, error)
+	Register(ctx context.Context, tenantID string, r keyprovider.Registration) (keyprovider.Provider, error)
+	Test(ctx context.Context, tenantID, fingerprint string) (keyprovider.Provider, error)
+	Update(ctx context.Context, tenantID, fingerprint string, name, description *string) error
+	Delete(ctx context.Context, tenantID, fingerprint string) error
+}
+
+// maxFingerprint bounds the {fp} path segment; fingerprints are 32 hex
+// characters, the default provider's is the tenant id (at most 64).
+const maxFingerprint = 64
+
+const keyProvidersPath = "/api/v1/encryption/keyproviders"
+
+func timeText(t time.Time) string {
+	if t.IsZero() {
+		return api.NeverTime
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func keyProviderJSON(p keyprovider.Provider, current bool) api.KeyProvider {
+	out := api.KeyProvider{
+		ARN: p.ARN, Name: p.Name, Description: p.Description, KeyProvider: "AWS-KMS", Current: current,
+		TenantID: p.TenantID, CreatedAt: timeText(p.CreatedAt), ARNFingerPrint: p.Fingerprint,
+		MultiRegion: p.MultiRegion, ReplicaKeys: []api.ReplicaKey{}, DRCompliant: p.DRCompliant,
+		ComplianceError:      api.ComplianceError(p.Compliance),
+		PromotedToCurrentAt:  timeText(p.PromotedAt),
+		DemotedFromCurrentAt: timeText(p.DemotedAt),
+	}
+	for _, r := range p.Replicas {
+		out.ReplicaKeys = append(out.ReplicaKeys, api.ReplicaKey(r))
+	}
+	return out
+}
+
+// defaultProviderJSON is the entry of the internal KMS that every tenant has.
+func defaultProviderJSON(t keyring.Tenant) api.KeyProvider {
+	return api.KeyProvider{
+		ARN: api.DefaultProviderARN, Name: "Qlik managed key", Description: "tenantcrypt's internal KMS",
+		KeyProvider: "Qlik", Current: t.Provider == keyring.InternalProvider, TenantID: t.ID,
+		CreatedAt: "Qlik managed", ARNFingerPrint: t.ID, ReplicaKeys: []api.ReplicaKey{},
+		PromotedToCurrentAt: api.NeverTime, DemotedFromCurrentAt: api.NeverTime,
+	}
+}
+
+// keyProviderError maps the errors of the key-provider API to the statuses
+// that Qlik's clients expect; anything else goes through toHTTPError.
+func keyProviderError(err error, loading bool) error {
+	var refused *keyprovider.RefusedError
+	var se *keyring.StoreError
+	switch {
+	case errors.Is(err, keyprovider.ErrNotFound):
+		return &httpError{status: 404, code: api.CodeKeyProviderNotFound, title: "Key provider not found", detail: "no key provider with this fingerprint for your tenant"}
+	case errors.Is(err, keyprovider.ErrExists):
+		return &httpError{status: 409, code: api.CodeKeyProviderExists, title: "Key provider exists", detail: err.Error()}
+	case errors.Is(err, keyprovider.ErrMalformedARN):
+		return &httpError{status: 417, code: api.CodeMalformedARN, title: "Malformed ARN", detail: err.Error()}
+	case errors.Is(err, keyprovider.ErrInUse):
+		return &httpError{status: 424, code: api.CodeKeyProviderInUse, title: "Key provider in use", detail: err.Error()}
+	case errors.As(err, &refused):
+		return &httpError{status: 406, code: api.CodeKeyRefused, title: "Key cannot be registered", detail: refused.Reason}
+	case errors.Is(err, kms.ErrKeyDisabled), errors.Is(err, kms.ErrKeyPendingDeletion), errors.Is(err, kms.ErrKeyNotFound):
+		// The key changed state while it was being checked.
+		return &httpError{status: 406, code: api.CodeKeyRefused, title: "Key cannot be registered", cause: err,
+			detail: "the key is not usable (" + kms.Outcome(err) + "): enable it in AWS KMS first"}
+	case errors.Is(err, kms.ErrAccessDenied):
+		return &httpError{status: 403, code: api.CodeKeyNotAccessible, title: "Key not accessible", cause: err,
+			detail: "AWS KMS refused this service access to the key (" + err.Error() + "): grant it kms:DescribeKey, kms:GenerateDataKey, kms:Encrypt and kms:Decrypt in the key policy"}
+	case errors.Is(err, kms.ErrUnavailable), errors.Is(err, kms.ErrThrottled), errors.Is(err, context.DeadlineExceeded):
+		return &httpError{status: 408, code: api.CodeKMSTimeout, title: "KMS did not answer", cause: err,
+			detail: "AWS KMS did not answer in time; try again"}
+	case loading && errors.As(err, &se):
+		return &httpError{status: 417, code: api.CodeCouldNotLoad, title: "Could not load key providers", cause: err,
+			detail: "the key providers could not be loaded; try again"}
+	}
+	return err
+}
+
+func (s *Server) fingerprint(r *http.Request) (string, error) {
+	fp := r.PathValue("fp")
+	if len(fp) > maxFingerprint {
+		return "", &httpError{status: 414, code: api.CodeFingerprintTooLong, title: "Fingerprint too long",
+			detail: fmt.Sprintf("a key provider fingerprint has at most %d characters", maxFingerprint)}
+	}
+	if fp == "" {
+		return "", badRequest("the fingerprint is empty", nil)
+	}
+	return fp, nil
+}
+
+func (s *Server) listKeyProviders(w http.ResponseWriter, r *http.Request) error {
+	ps, err := s.cfg.KeyProviders.List(r.Context(), principalFrom(r).TenantID)
+	if err != nil {
+		return keyProviderError(err, true)
+	}
+	t, err := s.cfg.Keyring.Tenant(r.Context(), principalFrom(r).TenantID)
+	if err != nil {
+		return keyProviderError(err, true)
+	}
+	out := make([]api.KeyProvider, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, keyProviderJSON(p, t.Provider == keyprovider.Ref(p.Fingerprint)))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) listAllKeyProviders(w http.ResponseWriter, r *http.Request) error {
+	tenantID := principalFrom(r).TenantID
+	t, err := s.cfg.Keyring.Tenant(r.Context(), tenantID)
+	if err != nil {
+		return keyProviderError(err, true)
+	}
+	ps, err := s.cfg.KeyProviders.List(r.Context(), tenantID)
+	if err != nil {
+		return keyProviderError(err, true)
+	}
+	out := []api.KeyProvider{defaultProviderJSON(t)}
+	for _, p := range ps {
+		out = append(out, keyProviderJSON(p, t.Provider == keyprovider.Ref(p.Fingerprint)))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) registerKeyProvider(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var req api.RegisterKeyProviderRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return err
+	}
+	kind := req.KeyProvider
+	if kind == "" {
+		kind = req.KeyProviderOld
+	}
+	if kind != "AWS-KMS" {
+		return badRequest(`field "keyprovider" must be "AWS-KMS"`, map[string]any{"field": "keyprovider"})
+	}
+	if req.ARN == "" {
+		return badRequest(`field "arn" is required`, map[string]any{"field": "arn"})
+	}
+	p, err := s.cfg.KeyProviders.Register(r.Context(), principalFrom(r).TenantID,
+		keyprovider.Registration{ARN: req.ARN, Name: req.Name, Description: req.Description})
+	if err != nil {
+		return keyProviderError(err, false)
+	}
+	w.Header().Set("Location", keyProvidersPath+"/"+p.Fingerprint)
+	writeJSON(w, http.StatusCreated, keyProviderJSON(p, false))
+	return nil
+}
+
+func (s *Server) getKeyProvider(w http.ResponseWriter, r *http.Request) error {
+	fp, err := s.fingerprint(r)
+	if err != nil {
+		return err
+	}
+	tenantID := principalFrom(r).TenantID
+	t, err := s.cfg.Keyring.Tenant(r.Context(), tenantID)
+	if err != nil {
+		return keyProviderError(err, true)
+	}
+	if fp == tenantID {
+		writeJSON(w, http.StatusOK, defaultProviderJSON(t))
+		return nil
+	}
+	p, err := s.cfg.KeyProviders.Get(r.Context(), tenantID, fp)
+	if err != nil {
+		return keyProviderError(err, true)
+	}
+	writeJSON(w, http.StatusOK, keyProviderJSON(p, t.Provider == keyprovider.Ref(fp)))
+	return nil
+}
+
+func (s *Server) patchKeyProvider(w http.ResponseWriter, r *http.Request) error {
+	fp, err := s.fingerprint(r)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var ops []api.PatchOperation
+	if err := decodeStrict(body, &ops); err != nil {
+		return badRequest("the body must be a JSON Patch array: [{\"op\":\"replace\",\"path\":\"/name\",\"value\":\"...\"}]", nil)
+	}
+	if len(ops) == 0 {
+		return badRequest("the patch is empty", nil)
+	}
+	var name, description *string
+	for i, op := range ops {
+		if op.Op != "replace" {
+			return badRequest(fmt.Sprintf("operation %d: only \"replace\" is supported, not %q", i, op.Op), map[string]any{"index": i})
+		}
+		v, ok := op.Value.(string)
+		if !ok {
+			return badRequest(fmt.Sprintf("operation %d: value must be a string", i), map[string]any{"index": i})
+		}
+		switch op.Path {
+		case "/name":
+			name = &v
+		case "/description":
+			description = &v
+		default:
+			return badRequest(fmt.Sprintf("operation %d: only /name and /description can be replaced, not %q", i, op.Path), map[string]any{"index": i})
+		}
+	}
+	if fp == principalFrom(r).TenantID {
+		return badRequest("the default key provider cannot be changed", nil)
+	}
+	if err := s.cfg.KeyProviders.Update(r.Context(), principalFrom(r).TenantID, fp, name, description); err != nil {
+		return keyProviderError(err, false)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) deleteKeyProvider(w http.ResponseWriter, r *http.Request) error {
+	fp, err := s.fingerprint(r)
+	if err != nil {
+		return err
+	}
+	if fp == principalFrom(r).TenantID {
+		return badRequest("the default key provider cannot be deleted", nil)
+	}
+	if err := s.cfg.KeyProviders.Delete(r.Context(), principalFrom(r).TenantID, fp); err != nil {
+		return keyProviderError(err, false)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) testKeyProvider(w http.ResponseWriter, r *http.Request) error {
+	fp, err := s.fingerprint(r)
+	if err != nil {
+		return err
+	}
+	tenantID := principalFrom(r).TenantID
+	if fp == tenantID {
+		return badRequest("the default key provider needs no test", nil)
+	}
+	p, err := s.cfg.KeyProviders.Test(r.Context(), tenantID, fp)
+	if err != nil {
+		return keyProviderError(err, false)
+	}
+	t, err := s.cfg.Keyring.Tenant(r.Context(), tenantID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, keyProviderJSON(p, t.Provider == keyprovider.Ref(fp)))
+	return nil
+}

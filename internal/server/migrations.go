@@ -1,0 +1,116 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/tenantcrypt/tenantcrypt/api"
+	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/migration"
+)
+
+// Migrations is what the migration endpoints need (a *migration.Service).
+type Migrations interface {
+	// Migrate starts moving the tenant's keys to the provider with this
+	// fingerprint. Errors: keyprovider.ErrNotFound, *migration.NotStartedError,
+	// migration.ErrRunning, *migration.PrepareError.
+	Migrate(ctx context.Context, tenantID, fingerprint string) (migration.Migration, error)
+	// Reset starts moving the tenant's keys back to the internal KMS;
+	// started is false when the tenant is on it already.
+	Reset(ctx context.Context, tenantID string) (m migration.Migration, started bool, err error)
+	// Latest returns the running or last migration. Errors:
+	// keyring.ErrNotFound when there never was one.
+	Latest(ctx context.Context, tenantID string) (migration.Migration, error)
+}
+
+func migrationJSON(m migration.Migration) api.Migration {
+	out := api.Migration{
+		ID: m.ID, State: m.State.String(), TenantID: m.TenantID,
+		InitiatedAt: timeText(m.InitiatedAt), CompletedAt: timeText(m.CompletedAt),
+		MigratingFrom: m.FromARN, MigratingTo: m.ToARN, Error: m.LastError,
+	}
+	switch {
+	case m.State == migration.StateCompleted:
+		out.Progress = 100
+	case m.Total > 0:
+		out.Progress = float64(int(10000*float64(m.Done)/float64(m.Total))) / 100
+	}
+	if fp, ok := cutRef(m.To); ok {
+		out.MigratingToFingerprint = fp
+		out.MigratingToPrefix = envelope.CMKPrefix(fp)
+	} else {
+		out.MigratingToFingerprint = m.TenantID
+		out.MigratingToPrefix = envelope.InternalPrefix(m.TenantID)
+	}
+	return out
+}
+
+func cutRef(ref string) (string, bool) {
+	if len(ref) > len(keyprovider.RefPrefix) && ref[:len(keyprovider.RefPrefix)] == keyprovider.RefPrefix {
+		return ref[len(keyprovider.RefPrefix):], true
+	}
+	return "", false
+}
+
+// migrationError maps the migration errors to the statuses of QLIK-API.md;
+// reset answers 406 where migrate answers 428 for a running migration.
+func migrationError(err error, reset bool) error {
+	var ns *migration.NotStartedError
+	var pe *migration.PrepareError
+	switch {
+	case errors.Is(err, migration.ErrRunning):
+		status := http.StatusPreconditionRequired // 428
+		if reset {
+			status = http.StatusNotAcceptable // 406
+		}
+		return &httpError{status: status, code: api.CodeMigrationNotStarted, title: "A migration is already running",
+			detail: "wait for the running migration to complete (see /api/v1/encryption/keyproviders/migration/actions/details)"}
+	case errors.As(err, &ns):
+		return &httpError{status: 412, code: api.CodeMigrationNotStarted, title: "Migration could not start", detail: ns.Reason}
+	case errors.As(err, &pe):
+		return &httpError{status: 424, code: api.CodeMigrationNotStarted, title: "Migration could not be prepared", detail: pe.Error(), cause: err}
+	case errors.Is(err, keyring.ErrNotFound):
+		return &httpError{status: 404, code: api.CodeNoMigration, title: "No migration", detail: "this tenant never had a key-provider migration"}
+	}
+	return keyProviderError(err, false)
+}
+
+func (s *Server) migrate(w http.ResponseWriter, r *http.Request) error {
+	fp, err := s.fingerprint(r)
+	if err != nil {
+		return err
+	}
+	m, err := s.cfg.Migrations.Migrate(r.Context(), principalFrom(r).TenantID, fp)
+	if err != nil {
+		return migrationError(err, false)
+	}
+	writeJSON(w, http.StatusOK, migrationJSON(m))
+	return nil
+}
+
+func (s *Server) resetToDefault(w http.ResponseWriter, r *http.Request) error {
+	m, started, err := s.cfg.Migrations.Reset(r.Context(), principalFrom(r).TenantID)
+	if err != nil {
+		return migrationError(err, true)
+	}
+	if !started {
+		writeJSON(w, http.StatusOK, api.Message{Message: "the tenant already uses the default key provider"})
+		return nil
+	}
+	// Fetch-based clients drop a 205's body and poll the details, which
+	// already show this migration: it was stored before this answer.
+	writeJSON(w, http.StatusResetContent, migrationJSON(m))
+	return nil
+}
+
+func (s *Server) migrationDetails(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.cfg.Migrations.Latest(r.Context(), principalFrom(r).TenantID)
+	if err != nil {
+		return migrationError(err, false)
+	}
+	writeJSON(w, http.StatusOK, migrationJSON(m))
+	return nil
+}
