@@ -33,7 +33,7 @@ type cmkEnv struct {
 	admin         string
 }
 
-func startCMKEnv(t *testing.T, extra ...string) *cmkEnv {
+func startCMKEnv(t testing.TB, extra ...string) *cmkEnv {
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTENANTCRYPTTEST")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "tenantcrypt-test-secret")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
@@ -53,7 +53,7 @@ func startCMKEnv(t *testing.T, extra ...string) *cmkEnv {
 	return e
 }
 
-func (e *cmkEnv) tenant(t *testing.T, id, edition string) string {
+func (e *cmkEnv) tenant(t testing.TB, id, edition string) string {
 	t.Helper()
 	if r := e.do("POST", "/api/v1/tenants", e.admin, map[string]any{"id": id, "name": id, "edition": edition}); r.status != 201 {
 		t.Fatalf("create tenant %s: %d %s", id, r.status, r.body)
@@ -277,7 +277,7 @@ func TestKeyProviderAPI(t *testing.T) {
 }
 
 // waitMigration polls the migration details until the migration completes.
-func (e *cmkEnv) waitMigration(t *testing.T, token string) api.Migration {
+func (e *cmkEnv) waitMigration(t testing.TB, token string) api.Migration {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
