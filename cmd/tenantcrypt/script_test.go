@@ -14,6 +14,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv("TENANTCRYPT_TEST_RUN_MAIN") == "1" {
+		main()
+		return
+	}
 	testscript.Main(m, map[string]func(){"tenantcrypt": main})
 }
 

@@ -336,8 +336,20 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	if err != nil {
 		return err
 	}
+	migRewrapped := prometheus.NewCounter(prometheus.CounterOpts{Name: "tenantcrypt_migration_cipherkeys_rewrapped_total",
+		Help: "Cipherkeys rewrapped by provider migrations (its rate is the migrations' speed)."})
+	migFailures := prometheus.NewCounter(prometheus.CounterOpts{Name: "tenantcrypt_migration_batch_failures_total",
+		Help: "Migration batches that failed and are retried."})
+	migRunning := prometheus.NewGauge(prometheus.GaugeOpts{Name: "tenantcrypt_migrations_running",
+		Help: "Provider migrations this process is working on."})
+	reg.MustRegister(migRewrapped, migFailures, migRunning)
 	migrations, err := migration.New(migration.Config{
 		Store: st, KeyProviders: st, Keyring: ring, Providers: providers, Rate: cfg.migrationRate, Logger: log,
+		Hooks: migration.Hooks{
+			Rewrapped:   func(n int) { migRewrapped.Add(float64(n)) },
+			BatchFailed: migFailures.Inc,
+			Running:     func(d int) { migRunning.Add(float64(d)) },
+		},
 	})
 	if err != nil {
 		return err

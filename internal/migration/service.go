@@ -33,12 +33,46 @@ type Config struct {
 	// Rate caps the cipherkeys rewrapped per second for one tenant (each
 	// is a Decrypt and an Encrypt at the KMS); 0 means no cap.
 	Rate float64
-	// BatchSize is how many cipherkeys are read per batch. Default 100.
+	// BatchSize is how many cipherkeys are read, and their new wrappings
+	// stored in one transaction, per batch. Default 256.
 	BatchSize int
+	// Concurrency is how many cipherkeys of a batch are rewrapped at once
+	// (KMS round trips in flight). Default 16.
+	Concurrency int
 	// RetryMax bounds the backoff between failed batches. Default 30 s.
 	RetryMax time.Duration
-	Logger   *slog.Logger
+	// Hooks report progress to metrics; any may be nil.
+	Hooks  Hooks
+	Logger *slog.Logger
 	Now      func() time.Time
+}
+
+// Hooks are told what the workers do, for metrics. They must be fast.
+type Hooks struct {
+	// Rewrapped is called with the number of cipherkeys a batch rewrapped.
+	Rewrapped func(n int)
+	// BatchFailed is called when a batch fails (and will be retried).
+	BatchFailed func()
+	// Running is called with +1 when a worker starts and -1 when it stops.
+	Running func(delta int)
+}
+
+func (h Hooks) rewrapped(n int) {
+	if h.Rewrapped != nil && n > 0 {
+		h.Rewrapped(n)
+	}
+}
+
+func (h Hooks) batchFailed() {
+	if h.BatchFailed != nil {
+		h.BatchFailed()
+	}
+}
+
+func (h Hooks) running(delta int) {
+	if h.Running != nil {
+		h.Running(delta)
+	}
 }
 
 // DefaultRate is the default --migration-rate: 200 cipherkeys per second,
@@ -63,7 +97,10 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("migration: Store, KeyProviders, Keyring and Providers are required")
 	}
 	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 100
+		cfg.BatchSize = 256
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 16
 	}
 	if cfg.RetryMax <= 0 {
 		cfg.RetryMax = 30 * time.Second
@@ -259,8 +296,10 @@ func (s *Service) start(m Migration) {
 	}
 	s.running[m.TenantID] = true
 	s.wg.Add(1)
+	s.cfg.Hooks.running(1)
 	go func() {
 		defer s.wg.Done()
+		defer s.cfg.Hooks.running(-1)
 		defer func() {
 			s.mu.Lock()
 			delete(s.running, m.TenantID)
@@ -289,6 +328,7 @@ func (s *Service) run(ctx context.Context, m Migration) {
 			if ctx.Err() != nil {
 				return
 			}
+			s.cfg.Hooks.batchFailed()
 			m.LastError = err.Error()
 			m.UpdatedAt = s.now()
 			_ = s.cfg.Store.UpdateMigration(ctx, m)
@@ -322,7 +362,10 @@ func (s *Service) run(ctx context.Context, m Migration) {
 	}
 }
 
-// batch rewraps up to BatchSize cipherkeys and returns how many it looked at.
+// batch rewraps up to BatchSize cipherkeys and returns how many it looked
+// at. The KMS calls run Concurrency at a time (each key needs an unwrap at
+// its provider and a wrap at the target, two network round trips with a
+// customer managed key); the new wrappings are stored in one transaction.
 func (s *Service) batch(ctx context.Context, m *Migration, pace *pacer) (int, error) {
 	keys, err := s.cfg.Store.CipherKeysNotWrappedBy(ctx, m.TenantID, m.To, envelope.KeyID{}, s.cfg.BatchSize)
 	if err != nil {
@@ -335,49 +378,83 @@ func (s *Service) batch(ctx context.Context, m *Migration, pace *pacer) (int, er
 	if err != nil {
 		return 0, fmt.Errorf("target provider: %w", err)
 	}
-	for _, ck := range keys {
+	rewraps := make([]Rewrap, len(keys))
+	errs := make([]error, len(keys))
+	sem := make(chan struct{}, s.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for i, ck := range keys {
 		if err := pace.wait(ctx); err != nil {
+			wg.Wait()
 			return 0, err
 		}
-		source, err := s.cfg.Providers.Provider(ctx, m.TenantID, ck.Provider)
-		if err != nil {
-			return 0, fmt.Errorf("provider of cipherkey %s: %w", ck.ID, err)
-		}
-		b := keyring.Binding(ck)
-		key, err := source.Unwrap(ctx, kms.Wrapped{KeyVersion: ck.KeyVersion, Blob: ck.Wrapped}, b)
-		if err != nil {
-			return 0, fmt.Errorf("unwrapping cipherkey %s: %w", ck.ID, err)
-		}
-		w, err := target.Wrap(ctx, key, b)
-		key.Destroy()
-		if err != nil {
-			return 0, fmt.Errorf("wrapping cipherkey %s: %w", ck.ID, err)
-		}
-		switch err := s.cfg.Store.RewrapCipherKey(ctx, ck, m.To, w.KeyVersion, w.Blob); {
-		case err == nil:
-			m.Done++
-			if m.Done > m.Total {
-				m.Total = m.Done
-			}
-		case errors.Is(err, keyring.ErrConflict), errors.Is(err, keyring.ErrNotFound):
-			// Rewrapped by another worker, or deleted with its tenant: the
-			// next batch sees the row as it is now.
-		default:
-			return 0, fmt.Errorf("storing cipherkey %s: %w", ck.ID, err)
-		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			rewraps[i], errs[i] = s.rewrap(ctx, ck, m.To, target)
+		})
 	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		// Keep what worked: the failed keys come back in the next batch.
+		ok := rewraps[:0]
+		for i, r := range rewraps {
+			if errs[i] == nil {
+				ok = append(ok, r)
+			}
+		}
+		if n, serr := s.cfg.Store.RewrapCipherKeys(ctx, ok); serr == nil {
+			s.applied(m, n)
+		}
+		return 0, err
+	}
+	n, err := s.cfg.Store.RewrapCipherKeys(ctx, rewraps)
+	if err != nil {
+		return 0, fmt.Errorf("storing rewrapped cipherkeys: %w", err)
+	}
+	// Keys skipped by the store were rewrapped by another worker, or
+	// deleted with their tenant: the next batch sees them as they are now.
+	s.applied(m, n)
 	return len(keys), nil
+}
+
+func (s *Service) applied(m *Migration, n int) {
+	s.cfg.Hooks.rewrapped(n)
+	m.Done += int64(n)
+	m.Total = max(m.Total, m.Done)
+}
+
+// rewrap unwraps one cipherkey with the provider that wraps it now and
+// wraps it with the target, bound as before.
+func (s *Service) rewrap(ctx context.Context, ck keyring.CipherKey, to string, target kms.Provider) (Rewrap, error) {
+	source, err := s.cfg.Providers.Provider(ctx, ck.TenantID, ck.Provider)
+	if err != nil {
+		return Rewrap{}, fmt.Errorf("provider of cipherkey %s: %w", ck.ID, err)
+	}
+	b := keyring.Binding(ck)
+	key, err := source.Unwrap(ctx, kms.Wrapped{KeyVersion: ck.KeyVersion, Blob: ck.Wrapped}, b)
+	if err != nil {
+		return Rewrap{}, fmt.Errorf("unwrapping cipherkey %s: %w", ck.ID, err)
+	}
+	w, err := target.Wrap(ctx, key, b)
+	key.Destroy()
+	if err != nil {
+		return Rewrap{}, fmt.Errorf("wrapping cipherkey %s: %w", ck.ID, err)
+	}
+	return Rewrap{Old: ck, Provider: to, KeyVersion: w.KeyVersion, Wrapped: w.Blob}, nil
 }
 
 // complete marks the migration done once nothing is left to rewrap, and
 // stamps the providers' promotion and demotion.
 func (s *Service) complete(ctx context.Context, m *Migration) error {
-	left, err := s.cfg.Store.CipherKeysNotWrappedBy(ctx, m.TenantID, m.To, envelope.KeyID{}, 1)
+	// Count rather than list: the count has no cursor that could skip a key.
+	counts, err := s.cfg.Keyring.CipherKeyCounts(ctx, m.TenantID)
 	if err != nil {
 		return err
 	}
-	if len(left) > 0 {
-		return errors.New("cipherkeys remain wrapped by another provider")
+	for ref, n := range counts {
+		if ref != m.To && n > 0 {
+			return fmt.Errorf("%d cipherkeys remain wrapped by %s", n, ref)
+		}
 	}
 	now := s.now()
 	for ref, stamp := range map[string]func(*keyprovider.Provider){

@@ -40,6 +40,18 @@ type Store interface {
 	// (same Provider and Wrapped bytes). Errors: keyring.ErrConflict (it
 	// changed meanwhile; nothing written), keyring.ErrNotFound.
 	RewrapCipherKey(ctx context.Context, old keyring.CipherKey, provider, keyVersion string, wrapped []byte) error
+	// RewrapCipherKeys applies many rewraps in one transaction, each under
+	// the same condition as RewrapCipherKey; a cipherkey that changed or
+	// vanished meanwhile is skipped. It returns how many were applied.
+	RewrapCipherKeys(ctx context.Context, rs []Rewrap) (int, error)
+}
+
+// Rewrap is a cipherkey's new wrapping, to apply only while the key is still
+// wrapped as Old says.
+type Rewrap struct {
+	Old                  keyring.CipherKey
+	Provider, KeyVersion string
+	Wrapped              []byte
 }
 
 // ErrRunning: the tenant has a migration that is not completed.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
@@ -172,4 +173,40 @@ func (s *Store) RewrapCipherKey(ctx context.Context, old keyring.CipherKey, prov
 		return fmt.Errorf("postgres: rewrapping cipherkey %s of tenant %q: %w", old.ID, old.TenantID, err)
 	}
 	return fmt.Errorf("postgres: cipherkey %s of tenant %q is no longer wrapped by %q as read: %w", old.ID, old.TenantID, old.Provider, keyring.ErrConflict)
+}
+
+// RewrapCipherKeys implements migration.Store: one transaction and one
+// round trip (a pgx batch) for a whole batch.
+func (s *Store) RewrapCipherKeys(ctx context.Context, rs []migration.Rewrap) (int, error) {
+	if len(rs) == 0 {
+		return 0, nil
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: rewrapping cipherkeys: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	var b pgx.Batch
+	for _, r := range rs {
+		b.Queue(`UPDATE cipherkeys SET provider = $1, key_version = $2, wrapped = $3
+			WHERE tenant_id = $4 AND id = $5 AND provider = $6 AND wrapped = $7`,
+			r.Provider, r.KeyVersion, notNil(r.Wrapped), r.Old.TenantID, r.Old.ID[:], r.Old.Provider, notNil(r.Old.Wrapped))
+	}
+	results := tx.SendBatch(ctx, &b)
+	applied := 0
+	for range rs {
+		tag, err := results.Exec()
+		if err != nil {
+			results.Close()
+			return 0, fmt.Errorf("postgres: rewrapping cipherkeys: %w", err)
+		}
+		applied += int(tag.RowsAffected())
+	}
+	if err := results.Close(); err != nil {
+		return 0, fmt.Errorf("postgres: rewrapping cipherkeys: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("postgres: rewrapping cipherkeys: %w", err)
+	}
+	return applied, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
 
 // keyID returns the key id that starts with b and continues with zeros.
@@ -445,4 +446,65 @@ func testConcurrentRewrapAndWrites(t *testing.T, s Store) {
 		t.Fatalf("CipherKey(k1): %v", err)
 	}
 	checkCipherKey(t, got, k1) // inserted active, retired: Active false again
+}
+
+// testRewrapCipherKeys: a batch applies every rewrap whose key is still
+// wrapped as read, skips the others, and touches nothing else.
+func testRewrapCipherKeys(t *testing.T, s Store) {
+	ctx := t.Context()
+	createTenant(t, s, "acme")
+	var keys []keyring.CipherKey
+	for range 5 {
+		k := newDataKey(t, "acme")
+		if err := s.InsertCipherKey(ctx, k); err != nil {
+			t.Fatalf("InsertCipherKey: %v", err)
+		}
+		keys = append(keys, k)
+	}
+	// Key 1 is rewrapped by someone else first; key 2 is gone (its tenant
+	// is another one in the batch's eyes: wrong tenant id).
+	if err := s.RewrapCipherKey(ctx, keys[1], "cmk:elsewhere", "v9", []byte("theirs")); err != nil {
+		t.Fatalf("RewrapCipherKey: %v", err)
+	}
+	gone := keys[2]
+	gone.TenantID = "nobody"
+	var rs []migration.Rewrap
+	for i, k := range keys {
+		if i == 2 {
+			k = gone
+		}
+		rs = append(rs, migration.Rewrap{Old: k, Provider: "cmk:target", KeyVersion: "v1", Wrapped: fmt.Appendf(nil, "batch %d", i)})
+	}
+	n, err := s.RewrapCipherKeys(ctx, rs)
+	if err != nil {
+		t.Fatalf("RewrapCipherKeys: %v", err)
+	}
+	if got, want := n, 3; got != want {
+		t.Errorf("applied = %d, want %d", got, want)
+	}
+	for i, k := range keys {
+		got, err := s.CipherKey(ctx, "acme", k.ID)
+		if err != nil {
+			t.Fatalf("CipherKey: %v", err)
+		}
+		want := "cmk:target"
+		switch i {
+		case 1:
+			want = "cmk:elsewhere"
+		case 2:
+			want = k.Provider
+		}
+		if got.Provider != want {
+			t.Errorf("key %d provider = %q, want %q", i, got.Provider, want)
+		}
+		if want == "cmk:target" && (string(got.Wrapped) != fmt.Sprintf("batch %d", i) || got.KeyVersion != "v1") {
+			t.Errorf("key %d = %q/%q, want the batch's wrapping", i, got.KeyVersion, got.Wrapped)
+		}
+		if got.UsesReserved != k.UsesReserved || got.Purpose != k.Purpose {
+			t.Errorf("key %d: rewrap touched other fields", i)
+		}
+	}
+	if n, err := s.RewrapCipherKeys(ctx, nil); n != 0 || err != nil {
+		t.Errorf("empty batch = %d, %v", n, err)
+	}
 }

@@ -134,3 +134,7 @@ func (r *roundRobin) CipherKeysNotWrappedBy(ctx context.Context, tenantID, ref s
 func (r *roundRobin) RewrapCipherKey(ctx context.Context, old keyring.CipherKey, provider, keyVersion string, wrapped []byte) error {
 	return r.next().RewrapCipherKey(ctx, old, provider, keyVersion, wrapped)
 }
+
+func (r *roundRobin) RewrapCipherKeys(ctx context.Context, rs []migration.Rewrap) (int, error) {
+	return r.next().RewrapCipherKeys(ctx, rs)
+}

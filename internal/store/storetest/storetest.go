@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"CipherKey/Count", testCountCipherKeys},
 		{"CipherKey/NotWrappedBy", testCipherKeysNotWrappedBy},
 		{"CipherKey/Rewrap", testRewrapCipherKey},
+		{"CipherKey/RewrapBatch", testRewrapCipherKeys},
 		{"KeyProvider/RoundTrip", testKeyProviderRoundTrip},
 		{"KeyProvider/InsertErrors", testInsertKeyProviderErrors},
 		{"KeyProvider/List", testListKeyProviders},

@@ -1,0 +1,552 @@
+package main
+
+import (
+	crand "crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tenantcrypt/tenantcrypt/api"
+	"github.com/tenantcrypt/tenantcrypt/internal/auth"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
+	"github.com/tenantcrypt/tenantcrypt/internal/testkms"
+	"github.com/tenantcrypt/tenantcrypt/internal/tlsconfig"
+)
+
+// The crash test runs the server as a child process: this test binary again,
+// which TestMain turns into `tenantcrypt` when runMainEnv is "1".
+const (
+	runMainEnv = "TENANTCRYPT_TEST_RUN_MAIN"
+	// exitWithStdinEnv makes the child exit when its standard input closes,
+	// which happens when the test process that holds the other end dies
+	// without running its cleanups (a test timeout, a panic): no server
+	// outlives its test.
+	exitWithStdinEnv = "TENANTCRYPT_TEST_EXIT_WITH_STDIN"
+	// crashSeedEnv replays the kill times of an earlier run.
+	crashSeedEnv = "TENANTCRYPT_TEST_CRASH_SEED"
+)
+
+func init() {
+	if os.Getenv(runMainEnv) == "1" && os.Getenv(exitWithStdinEnv) == "1" {
+		go func() {
+			_, _ = io.Copy(io.Discard, os.Stdin)
+			os.Exit(exitFailure)
+		}()
+	}
+}
+
+// Sizes of the crash test. At --migration-rate 300 the migration takes
+// about crashDataKeys/300 seconds of server uptime: long enough for every
+// kill to land in the middle of it.
+const (
+	crashDataKeys    = 3000
+	crashCiphertexts = 200
+	crashKills       = 5
+	crashRate        = "300"
+)
+
+// TestMigrationCrash kills the server (SIGKILL) at random points of a
+// provider migration several times, restarts it on the same data, and shows
+// that the migration completes, that its progress never goes backwards, and
+// that every cipherkey still resolves to the very key it was.
+func TestMigrationCrash(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("the crash test needs POSIX signals (SIGKILL, SIGTERM)")
+	}
+	if testing.Short() {
+		t.Skip("the crash test takes a while; skipped with -short")
+	}
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv(crashSeedEnv); v != "" {
+		var err error
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("%s=%q: %v", crashSeedEnv, v, err)
+		}
+	}
+	t.Logf("kill times seeded with %d (replay with %s=%d)", seed, crashSeedEnv, seed)
+	b := backends(t)
+	names := make([]string, 0, len(b))
+	for name := range b {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			testMigrationCrash(t, rand.New(rand.NewPCG(seed, 0x7e4a47c4)), b[name](t))
+		})
+	}
+}
+
+// crashedKey is a data key handed out by the server, as the caller saw it.
+type crashedKey struct {
+	handle    string
+	context   map[string]string
+	plaintext string // base64
+}
+
+// crashedCiphertext is a ciphertext and what it must decrypt to.
+type crashedCiphertext struct {
+	ciphertext string
+	context    map[string]string
+	plaintext  string // base64
+}
+
+func testMigrationCrash(t *testing.T, rng *rand.Rand, extra []string) {
+	start := time.Now()
+	primary, dr := testkms.StartPair(t, primaryRegion, drRegion)
+	pProxy, dProxy := testkms.NewProxy(t, primary), testkms.NewProxy(t, dr)
+	pProxy.SetMultiRegion(testkms.MultiRegionKeyID, primaryRegion, drRegion)
+	dProxy.SetMultiRegion(testkms.MultiRegionKeyID, primaryRegion, drRegion)
+
+	dir := t.TempDir()
+	p := &serverProcess{
+		t:        t,
+		dataDir:  filepath.Join(dir, "data"),
+		addrFile: filepath.Join(dir, "addr"),
+		logPath:  filepath.Join(dir, "server.log"),
+	}
+	p.args = append([]string{
+		"serve", "--data-dir", p.dataDir, "--listen", "127.0.0.1:0", "--addr-file", p.addrFile,
+		"--region", primaryRegion, "--dr-region", primaryRegion + "=" + drRegion,
+		"--kms-endpoint", primaryRegion + "=" + pProxy.URL, "--kms-endpoint", drRegion + "=" + dProxy.URL,
+		"--migration-rate", crashRate, "--log-level", "warn",
+	}, extra...)
+	p.env = childEnv()
+	t.Cleanup(p.cleanup)
+
+	ts := p.start()
+	admin := ts.token(auth.RolePlatformAdmin, "")
+	if r := ts.do("POST", "/api/v1/tenants", admin, map[string]any{"id": "crash", "name": "crash", "edition": "enterprise"}); r.status != 201 {
+		t.Fatalf("create tenant: %d %s", r.status, r.body)
+	}
+	ta := ts.token(auth.RoleTenantAdmin, "crash")
+	svc := ts.token(auth.RoleService, "crash")
+
+	// The tenant's data, on the internal KMS.
+	var keys []crashedKey
+	for len(keys) < crashDataKeys {
+		keys = append(keys, newDataKeys(t, ts, svc, len(keys), min(api.MaxBatchItems, crashDataKeys-len(keys)))...)
+	}
+	cts := encryptSome(t, ts, svc, crashCiphertexts)
+	t.Logf("%d data keys and %d ciphertexts made in %v", len(keys), len(cts), time.Since(start).Round(time.Millisecond))
+
+	// Migrate to the multi-region CMK.
+	mrk := primary.ARN(testkms.MultiRegionKeyID)
+	fp := keyprovider.Fingerprint(mrk)
+	if r := ts.do("POST", kp, ta, register(mrk, "crash key")); r.status != 201 {
+		t.Fatalf("register: %d %s", r.status, r.body)
+	}
+	r := ts.do("POST", kp+"/"+fp+"/actions/migrate", ta, nil)
+	if r.status != 200 {
+		t.Fatalf("migrate: %d %s", r.status, r.body)
+	}
+	var m api.Migration
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatal(err)
+	}
+	mt := &migrationTracker{t: t, id: m.ID}
+	migrateStart := time.Now()
+
+	// Kill it at random points, keep the tenant working in between.
+	for i := range crashKills {
+		window := time.Duration(50+rng.IntN(451)) * time.Millisecond
+		deadline := time.Now().Add(window)
+		// The data plane keeps working during the migration: new keys
+		// (wrapped by the CMK already), and old ones resolved.
+		keys = append(keys, newDataKeys(t, ts, svc, len(keys), 5)...)
+		resolveSome(t, ts, svc, keys, rng, 5)
+		for time.Now().Before(deadline) {
+			mt.check(ts, ta)
+			time.Sleep(min(20*time.Millisecond, time.Until(deadline)))
+		}
+		rewrapped := rewrappedBy(t, ts)
+		p.kill()
+		before := mt.last
+		restart := time.Now()
+		ts = p.start()
+		after := mt.check(ts, ta) // the details still answer after the crash
+		t.Logf("kill %d after %v, the server having rewrapped ≥ %d cipherkeys: progress %.2f%% (%s); %.2f%% (%s) after a restart of %v",
+			i+1, window, rewrapped, before.Progress, before.State, after.Progress, after.State, time.Since(restart).Round(time.Millisecond))
+	}
+	lastStart := time.Now()
+
+	// Let it finish.
+	for mt.check(ts, ta).State != "Completed" {
+		if time.Since(migrateStart) > 2*time.Minute {
+			t.Fatalf("migration not completed 2 minutes after it started (and %d crashes): %+v", crashKills, mt.last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("migration completed %v after it started, %d crashes included; the last server rewrapped %d cipherkeys in %v",
+		time.Since(migrateStart).Round(time.Millisecond), crashKills, rewrappedBy(t, ts), time.Since(lastStart).Round(time.Millisecond))
+	verifyStart := time.Now()
+	if mt.last.Progress != 100 || mt.last.Error != "" || mt.last.CompletedAt == api.NeverTime || mt.last.MigratingTo != mrk {
+		t.Errorf("completed migration: %+v", mt.last)
+	}
+
+	// Every cipherkey is intact, and wrapped by the CMK only.
+	verifyDataKeys(t, ts, svc, keys)
+	verifyCiphertexts(t, ts, svc, cts)
+	t.Logf("%d data keys and %d ciphertexts verified in %v", len(keys), len(cts), time.Since(verifyStart).Round(time.Millisecond))
+	var st api.EncryptionStatus
+	if r := ts.do("GET", "/api/v1/encryption/status", ta, nil); r.status != 200 || json.Unmarshal(r.body, &st) != nil {
+		t.Fatalf("status: %d %s", r.status, r.body)
+	}
+	if len(st.CipherKeys) != 1 || st.CipherKeys[keyprovider.Ref(fp)] < len(keys)+1 {
+		t.Errorf("cipherKeys = %v, want only %s, with at least %d (the data keys and the ciphertexts' key)",
+			st.CipherKeys, keyprovider.Ref(fp), len(keys)+1)
+	}
+	if st.Provider.ARN != mrk {
+		t.Errorf("current provider = %+v, want %s", st.Provider, mrk)
+	}
+	var prov api.KeyProvider
+	if r := ts.do("GET", kp+"/"+fp, ta, nil); r.status != 200 || json.Unmarshal(r.body, &prov) != nil ||
+		!prov.Current || prov.PromotedToCurrentAt == api.NeverTime {
+		t.Errorf("the CMK after the migration: %d %s", r.status, r.body)
+	}
+
+	// A graceful stop still ends well.
+	if code := p.terminate(); code != exitOK {
+		t.Errorf("exit code after SIGTERM = %d, want %d", code, exitOK)
+	}
+	if logs := p.logs(); strings.Contains(logs, "DATA RACE") || strings.Contains(logs, "panic:") {
+		t.Errorf("the server's log shows a data race or a panic:\n%s", logs)
+	}
+	t.Logf("crash test on this backend took %v", time.Since(start).Round(time.Millisecond))
+}
+
+// childEnv is the test's environment without any TENANTCRYPT_ or AWS_
+// setting of the developer's, with local-kms's credentials.
+func childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "TENANTCRYPT_") || strings.HasPrefix(kv, "AWS_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env,
+		runMainEnv+"=1", exitWithStdinEnv+"=1",
+		"AWS_ACCESS_KEY_ID=AKIDTENANTCRYPTTEST", "AWS_SECRET_ACCESS_KEY=tenantcrypt-test-secret", "AWS_EC2_METADATA_DISABLED=true")
+}
+
+// serverProcess runs `tenantcrypt serve` as a child process, again and again
+// on the same data directory.
+type serverProcess struct {
+	t                          *testing.T
+	args, env                  []string
+	dataDir, addrFile, logPath string
+
+	starts int
+	cmd    *exec.Cmd
+	stdin  *os.File      // our end of the child's standard input
+	exited chan struct{} // closed when cmd has exited
+}
+
+// start starts the server and waits until it serves.
+func (p *serverProcess) start() *testServer {
+	t := p.t
+	t.Helper()
+	if p.cmd != nil {
+		t.Fatal("serverProcess.start: the previous server is still running")
+	}
+	p.starts++
+	if err := os.Remove(p.addrFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	logFile, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	fmt.Fprintf(logFile, "=== start %d\n", p.starts)
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdinR.Close()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, p.args...)
+	cmd.Env = p.env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, logFile, logFile
+	if err := cmd.Start(); err != nil {
+		stdinW.Close()
+		t.Fatalf("starting the server: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	p.cmd, p.stdin, p.exited = cmd, stdinW, exited
+
+	var addr string
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		if b, err := os.ReadFile(p.addrFile); err == nil && strings.HasSuffix(string(b), "\n") {
+			addr = strings.TrimSpace(string(b))
+			break
+		}
+		select {
+		case <-exited:
+			t.Fatalf("server %d exited with %v before serving", p.starts, cmd.ProcessState)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server %d did not serve within 60s", p.starts)
+		}
+	}
+	tlsCfg, err := tlsconfig.ClientConfig(filepath.Join(p.dataDir, "tls", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testServer{
+		t: t, url: "https://" + addr, dataDir: p.dataDir,
+		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true}},
+	}
+}
+
+// kill ends the server with SIGKILL: no cleanup of any kind.
+func (p *serverProcess) kill() {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		p.t.Fatalf("SIGKILL: %v", err)
+	}
+	if code := p.wait(10 * time.Second); code != -1 {
+		p.t.Fatalf("server ended with exit code %d, not by SIGKILL", code)
+	}
+}
+
+// terminate asks the server to stop (SIGTERM) and returns its exit code.
+func (p *serverProcess) terminate() int {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatalf("SIGTERM: %v", err)
+	}
+	return p.wait(40 * time.Second)
+}
+
+// wait waits for the server to exit and returns its exit code (-1: killed
+// by a signal).
+func (p *serverProcess) wait(d time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(d):
+		p.t.Fatalf("server %d did not exit within %v", p.starts, d)
+	}
+	code := p.cmd.ProcessState.ExitCode()
+	p.stdin.Close()
+	p.cmd = nil
+	return code
+}
+
+// cleanup kills a server that is still running, whatever happened.
+func (p *serverProcess) cleanup() {
+	if p.cmd != nil {
+		_ = p.cmd.Process.Kill()
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+			p.t.Errorf("server %d (pid %d) did not exit after SIGKILL", p.starts, p.cmd.Process.Pid)
+		}
+		p.stdin.Close()
+		p.cmd = nil
+	}
+	if p.t.Failed() {
+		p.t.Logf("server log:\n%s", p.logs())
+	}
+}
+
+// logs returns the servers' log, the last 64 KiB of it.
+func (p *serverProcess) logs() string {
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return err.Error()
+	}
+	if len(b) > 64<<10 {
+		b = b[len(b)-64<<10:]
+	}
+	return string(b)
+}
+
+// migrationTracker follows a migration through the crashes: its progress
+// and state must never go backwards.
+type migrationTracker struct {
+	t    *testing.T
+	id   string
+	last api.Migration
+}
+
+func (mt *migrationTracker) check(ts *testServer, token string) api.Migration {
+	mt.t.Helper()
+	r := ts.do("GET", kp+"/migration/actions/details", token, nil)
+	var m api.Migration
+	if r.status != 200 || json.Unmarshal(r.body, &m) != nil {
+		mt.t.Fatalf("migration details: %d %s", r.status, r.body)
+	}
+	if m.ID != mt.id {
+		mt.t.Fatalf("migration details show migration %q, want %q", m.ID, mt.id)
+	}
+	if m.Progress < mt.last.Progress {
+		mt.t.Errorf("progress went back from %.2f%% to %.2f%%", mt.last.Progress, m.Progress)
+	}
+	if mt.last.State == "Completed" && m.State != "Completed" {
+		mt.t.Errorf("state went back from Completed to %s", m.State)
+	}
+	if m.Progress < 0 || m.Progress > 100 {
+		mt.t.Errorf("progress %.2f%% out of range", m.Progress)
+	}
+	mt.last = m
+	return m
+}
+
+// newDataKeys asks for n fresh data keys, each with its own context.
+func newDataKeys(t *testing.T, ts *testServer, svc string, from, n int) []crashedKey {
+	t.Helper()
+	req := api.BatchRequest[api.DataKeyRequest]{Items: make([]api.DataKeyRequest, n)}
+	for i := range req.Items {
+		req.Items[i].Context = map[string]string{"object": "obj-" + strconv.Itoa(from+i), "bucket": "b" + strconv.Itoa((from+i)%7)}
+	}
+	r := ts.do("POST", "/api/v1/encryption/datakeys", svc, req)
+	var resp api.BatchResponse[api.DataKeyResponse]
+	if r.status != 200 || json.Unmarshal(r.body, &resp) != nil || len(resp.Items) != n {
+		t.Fatalf("datakeys: %d %.500s", r.status, r.body)
+	}
+	out := make([]crashedKey, n)
+	for i, it := range resp.Items {
+		if it.Error != nil || it.Result.Handle == "" || it.Result.Plaintext == "" {
+			t.Fatalf("datakeys item %d: %+v", i, it)
+		}
+		out[i] = crashedKey{handle: it.Result.Handle, context: req.Items[i].Context, plaintext: it.Result.Plaintext}
+	}
+	return out
+}
+
+// encryptSome encrypts n random payloads, each with its own context.
+func encryptSome(t *testing.T, ts *testServer, svc string, n int) []crashedCiphertext {
+	t.Helper()
+	req := api.BatchRequest[api.EncryptRequest]{Items: make([]api.EncryptRequest, n)}
+	for i := range req.Items {
+		pt := make([]byte, 16+i%100)
+		_, _ = crand.Read(pt)
+		req.Items[i] = api.EncryptRequest{Plaintext: base64.StdEncoding.EncodeToString(pt), Context: map[string]string{"row": strconv.Itoa(i)}}
+	}
+	r := ts.do("POST", "/api/v1/encryption/encrypt", svc, req)
+	var resp api.BatchResponse[api.EncryptResponse]
+	if r.status != 200 || json.Unmarshal(r.body, &resp) != nil || len(resp.Items) != n {
+		t.Fatalf("encrypt: %d %.500s", r.status, r.body)
+	}
+	out := make([]crashedCiphertext, n)
+	for i, it := range resp.Items {
+		if it.Error != nil {
+			t.Fatalf("encrypt item %d: %+v", i, it.Error)
+		}
+		out[i] = crashedCiphertext{ciphertext: it.Result.Ciphertext, context: req.Items[i].Context, plaintext: req.Items[i].Plaintext}
+	}
+	return out
+}
+
+// resolveSome resolves n of the keys, chosen at random, during the
+// migration.
+func resolveSome(t *testing.T, ts *testServer, svc string, keys []crashedKey, rng *rand.Rand, n int) {
+	t.Helper()
+	sample := make([]crashedKey, n)
+	for i := range sample {
+		sample[i] = keys[rng.IntN(len(keys))]
+	}
+	verifyDataKeys(t, ts, svc, sample)
+}
+
+// verifyDataKeys resolves every handle and compares it with the plaintext
+// handed out with it.
+func verifyDataKeys(t *testing.T, ts *testServer, svc string, keys []crashedKey) {
+	t.Helper()
+	bad := 0
+	for from := 0; from < len(keys); from += api.MaxBatchItems {
+		batch := keys[from:min(from+api.MaxBatchItems, len(keys))]
+		req := api.BatchRequest[api.DataKeyDecryptRequest]{Items: make([]api.DataKeyDecryptRequest, len(batch))}
+		for i, k := range batch {
+			req.Items[i] = api.DataKeyDecryptRequest{Handle: k.handle, Context: k.context}
+		}
+		r := ts.do("POST", "/api/v1/encryption/datakeys/decrypt", svc, req)
+		var resp api.BatchResponse[api.DataKeyDecryptResponse]
+		if r.status != 200 || json.Unmarshal(r.body, &resp) != nil || len(resp.Items) != len(batch) {
+			t.Fatalf("datakeys/decrypt: %d %.500s", r.status, r.body)
+		}
+		for i, it := range resp.Items {
+			switch {
+			case it.Error != nil:
+				bad++
+				if bad <= 10 {
+					t.Errorf("data key %d (%s) does not resolve: %+v", from+i, batch[i].handle, *it.Error)
+				}
+			case it.Result.Plaintext != batch[i].plaintext:
+				bad++
+				if bad <= 10 {
+					t.Errorf("data key %d (%s) resolves to another key than it was", from+i, batch[i].handle)
+				}
+			}
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d data keys are lost or changed", bad, len(keys))
+	}
+}
+
+// verifyCiphertexts decrypts every ciphertext and compares the plaintext.
+func verifyCiphertexts(t *testing.T, ts *testServer, svc string, cts []crashedCiphertext) {
+	t.Helper()
+	req := api.BatchRequest[api.DecryptRequest]{Items: make([]api.DecryptRequest, len(cts))}
+	for i, c := range cts {
+		req.Items[i] = api.DecryptRequest{Ciphertext: c.ciphertext, Context: c.context}
+	}
+	r := ts.do("POST", "/api/v1/encryption/decrypt", svc, req)
+	var resp api.BatchResponse[api.DecryptResponse]
+	if r.status != 200 || json.Unmarshal(r.body, &resp) != nil || len(resp.Items) != len(cts) {
+		t.Fatalf("decrypt: %d %.500s", r.status, r.body)
+	}
+	for i, it := range resp.Items {
+		switch {
+		case it.Error != nil:
+			t.Errorf("ciphertext %d does not decrypt: %+v", i, *it.Error)
+		case it.Result.Plaintext != cts[i].plaintext:
+			t.Errorf("ciphertext %d decrypts to another plaintext", i)
+		}
+	}
+}
+
+// rewrappedBy returns how many cipherkeys this server process has
+// rewrapped, from its metrics.
+func rewrappedBy(t *testing.T, ts *testServer) int {
+	t.Helper()
+	const name = "tenantcrypt_migration_cipherkeys_rewrapped_total "
+	r := ts.do("GET", "/metrics", "", nil)
+	for line := range strings.Lines(string(r.body)) {
+		if v, ok := strings.CutPrefix(line, name); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", line, err)
+			}
+			return int(n)
+		}
+	}
+	t.Fatalf("no %s in /metrics (%d)", strings.TrimSpace(name), r.status)
+	return 0
+}
