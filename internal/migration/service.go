@@ -44,7 +44,7 @@ type Config struct {
 	// Hooks report progress to metrics; any may be nil.
 	Hooks  Hooks
 	Logger *slog.Logger
-	Now      func() time.Time
+	Now    func() time.Time
 }
 
 // Hooks are told what the workers do, for metrics. They must be fast.
