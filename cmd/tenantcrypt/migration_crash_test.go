@@ -163,7 +163,7 @@ func testMigrationCrash(t *testing.T, rng *rand.Rand, extra []string) {
 
 	// Kill it at random points, keep the tenant working in between.
 	for i := range crashKills {
-		window := time.Duration(50+rng.IntN(451)) * time.Millisecond
+		window := time.Duration(50+rng.IntN(451)) * time.Millisecond * 6
 		deadline := time.Now().Add(window)
 		// The data plane keeps working during the migration: new keys
 		// (wrapped by the CMK already), and old ones resolved.

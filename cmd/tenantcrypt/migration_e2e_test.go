@@ -82,6 +82,12 @@ func TestMigrationRefusals(t *testing.T) {
 		if m["state"] == "Completed" {
 			t.Errorf("the slow migration completed already; the test saw nothing")
 		}
+		// While it runs, the source is still the current provider.
+		var all []api.KeyProvider
+		_ = json.Unmarshal(e.do("GET", kp+"/actions/list", ta, nil).body, &all)
+		if len(all) < 2 || !all[0].Current || all[1].Current && all[1].ARN == e.primary.ARN(testkms.MultiRegionKeyID) {
+			t.Errorf("during the migration the default provider must still be current: %+v", all)
+		}
 		e.waitMigration(t, ta)
 
 		// A hipaa tenant cannot go back to the internal KMS.

@@ -11,6 +11,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
+	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
 
 // KeyProviders is what the key-provider API needs (a *keyprovider.Service).
@@ -51,12 +52,30 @@ func keyProviderJSON(p keyprovider.Provider, current bool) api.KeyProvider {
 	return out
 }
 
+// currentRef is the provider the API calls current: the tenant's provider,
+// except while a migration runs, when it is still the one migrated from
+// (the target becomes current when the migration completes).
+func (s *Server) currentRef(ctx context.Context, tenantID string) (string, error) {
+	t, err := s.cfg.Keyring.Tenant(ctx, tenantID)
+	if err != nil {
+		return "", err
+	}
+	m, err := s.cfg.Migrations.Latest(ctx, tenantID)
+	switch {
+	case err == nil && m.State != migration.StateCompleted && m.To == t.Provider:
+		return m.From, nil
+	case err == nil, errors.Is(err, keyring.ErrNotFound):
+		return t.Provider, nil
+	}
+	return "", err
+}
+
 // defaultProviderJSON is the entry of the internal KMS that every tenant has.
-func defaultProviderJSON(t keyring.Tenant) api.KeyProvider {
+func defaultProviderJSON(tenantID, current string) api.KeyProvider {
 	return api.KeyProvider{
 		ARN: api.DefaultProviderARN, Name: "Qlik managed key", Description: "tenantcrypt's internal KMS",
-		KeyProvider: "Qlik", Current: t.Provider == keyring.InternalProvider, TenantID: t.ID,
-		CreatedAt: "Qlik managed", ARNFingerPrint: t.ID, ReplicaKeys: []api.ReplicaKey{},
+		KeyProvider: "Qlik", Current: current == keyring.InternalProvider, TenantID: tenantID,
+		CreatedAt: "Qlik managed", ARNFingerPrint: tenantID, ReplicaKeys: []api.ReplicaKey{},
 		PromotedToCurrentAt: api.NeverTime, DemotedFromCurrentAt: api.NeverTime,
 	}
 }
@@ -111,13 +130,13 @@ func (s *Server) listKeyProviders(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return keyProviderError(err, true)
 	}
-	t, err := s.cfg.Keyring.Tenant(r.Context(), principalFrom(r).TenantID)
+	current, err := s.currentRef(r.Context(), principalFrom(r).TenantID)
 	if err != nil {
 		return keyProviderError(err, true)
 	}
 	out := make([]api.KeyProvider, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, keyProviderJSON(p, t.Provider == keyprovider.Ref(p.Fingerprint)))
+		out = append(out, keyProviderJSON(p, current == keyprovider.Ref(p.Fingerprint)))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -125,7 +144,7 @@ func (s *Server) listKeyProviders(w http.ResponseWriter, r *http.Request) error 
 
 func (s *Server) listAllKeyProviders(w http.ResponseWriter, r *http.Request) error {
 	tenantID := principalFrom(r).TenantID
-	t, err := s.cfg.Keyring.Tenant(r.Context(), tenantID)
+	current, err := s.currentRef(r.Context(), tenantID)
 	if err != nil {
 		return keyProviderError(err, true)
 	}
@@ -133,9 +152,9 @@ func (s *Server) listAllKeyProviders(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return keyProviderError(err, true)
 	}
-	out := []api.KeyProvider{defaultProviderJSON(t)}
+	out := []api.KeyProvider{defaultProviderJSON(tenantID, current)}
 	for _, p := range ps {
-		out = append(out, keyProviderJSON(p, t.Provider == keyprovider.Ref(p.Fingerprint)))
+		out = append(out, keyProviderJSON(p, current == keyprovider.Ref(p.Fingerprint)))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -176,19 +195,19 @@ func (s *Server) getKeyProvider(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	tenantID := principalFrom(r).TenantID
-	t, err := s.cfg.Keyring.Tenant(r.Context(), tenantID)
+	current, err := s.currentRef(r.Context(), tenantID)
 	if err != nil {
 		return keyProviderError(err, true)
 	}
 	if fp == tenantID {
-		writeJSON(w, http.StatusOK, defaultProviderJSON(t))
+		writeJSON(w, http.StatusOK, defaultProviderJSON(tenantID, current))
 		return nil
 	}
 	p, err := s.cfg.KeyProviders.Get(r.Context(), tenantID, fp)
 	if err != nil {
 		return keyProviderError(err, true)
 	}
-	writeJSON(w, http.StatusOK, keyProviderJSON(p, t.Provider == keyprovider.Ref(fp)))
+	writeJSON(w, http.StatusOK, keyProviderJSON(p, current == keyprovider.Ref(fp)))
 	return nil
 }
 
@@ -264,10 +283,10 @@ func (s *Server) testKeyProvider(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return keyProviderError(err, false)
 	}
-	t, err := s.cfg.Keyring.Tenant(r.Context(), tenantID)
+	current, err := s.currentRef(r.Context(), tenantID)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, keyProviderJSON(p, t.Provider == keyprovider.Ref(fp)))
+	writeJSON(w, http.StatusCreated, keyProviderJSON(p, current == keyprovider.Ref(fp)))
 	return nil
 }
