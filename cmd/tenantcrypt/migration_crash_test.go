@@ -161,15 +161,28 @@ func testMigrationCrash(t *testing.T, rng *rand.Rand, extra []string) {
 	mt := &migrationTracker{t: t, id: m.ID}
 	migrateStart := time.Now()
 
-	// Kill it at random points, keep the tenant working in between.
+	// Kill it at random points: even kills within the first batch after a
+	// (re)start, odd ones in the middle of the batch after one was stored,
+	// so that the restarts resume from both kinds of state. The tenant keeps
+	// working in between.
 	for i := range crashKills {
-		window := time.Duration(50+rng.IntN(451)) * time.Millisecond * 6
-		deadline := time.Now().Add(window)
-		// The data plane keeps working during the migration: new keys
-		// (wrapped by the CMK already), and old ones resolved.
+		// The data plane works during the migration: new keys (wrapped by
+		// the CMK already), and old ones resolved.
 		keys = append(keys, newDataKeys(t, ts, svc, len(keys), 5)...)
 		resolveSome(t, ts, svc, keys, rng, 5)
-		for time.Now().Before(deadline) {
+		phase := "in the first batch"
+		if i%2 == 1 {
+			phase = "after a stored batch"
+			base := mt.last.Progress
+			for waitUntil := time.Now().Add(30 * time.Second); mt.check(ts, ta).Progress == base && mt.last.State != "Completed"; {
+				if time.Now().After(waitUntil) {
+					t.Fatalf("no progress within 30s of a restart: %+v", mt.last)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		window := time.Duration(50+rng.IntN(451)) * time.Millisecond
+		for deadline := time.Now().Add(window); time.Now().Before(deadline); {
 			mt.check(ts, ta)
 			time.Sleep(min(20*time.Millisecond, time.Until(deadline)))
 		}
@@ -179,8 +192,8 @@ func testMigrationCrash(t *testing.T, rng *rand.Rand, extra []string) {
 		restart := time.Now()
 		ts = p.start()
 		after := mt.check(ts, ta) // the details still answer after the crash
-		t.Logf("kill %d after %v, the server having rewrapped ≥ %d cipherkeys: progress %.2f%% (%s); %.2f%% (%s) after a restart of %v",
-			i+1, window, rewrapped, before.Progress, before.State, after.Progress, after.State, time.Since(restart).Round(time.Millisecond))
+		t.Logf("kill %d %s, %v later, the server having rewrapped %d cipherkeys: progress %.2f%% (%s); %.2f%% (%s) after a restart of %v",
+			i+1, phase, window, rewrapped, before.Progress, before.State, after.Progress, after.State, time.Since(restart).Round(time.Millisecond))
 	}
 	lastStart := time.Now()
 
