@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	crand "crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -137,10 +139,7 @@ func testMigrationCrash(t *testing.T, rng *rand.Rand, extra []string) {
 	svc := ts.token(auth.RoleService, "crash")
 
 	// The tenant's data, on the internal KMS.
-	var keys []crashedKey
-	for len(keys) < crashDataKeys {
-		keys = append(keys, newDataKeys(t, ts, svc, len(keys), min(api.MaxBatchItems, crashDataKeys-len(keys)))...)
-	}
+	keys := newDataKeys(t, ts, svc, 0, crashDataKeys)
 	cts := encryptSome(t, ts, svc, crashCiphertexts)
 	t.Logf("%d data keys and %d ciphertexts made in %v", len(keys), len(cts), time.Since(start).Round(time.Millisecond))
 
@@ -430,24 +429,97 @@ func (mt *migrationTracker) check(ts *testServer, token string) api.Migration {
 	return m
 }
 
-// newDataKeys asks for n fresh data keys, each with its own context.
-func newDataKeys(t *testing.T, ts *testServer, svc string, from, n int) []crashedKey {
+// crashChunk is how many items one data-plane request of the crash test
+// carries; crashClients requests are in flight at once, so that the server
+// and local-kms, not the round trips, set the pace.
+const (
+	crashChunk   = 250
+	crashClients = 4
+)
+
+// inParallel runs fn for every chunk [from, to) of n items, crashClients at
+// a time, and returns the first error.
+func inParallel(n int, fn func(from, to int) error) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	sem := make(chan struct{}, crashClients)
+	for from := 0; from < n; from += crashChunk {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := fn(from, min(from+crashChunk, n)); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// post sends one JSON request and decodes a 200 answer into out; unlike
+// testServer.do it may be called from any goroutine.
+func post(ts *testServer, path, token string, in, out any) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequest("POST", ts.url+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := ts.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("POST %s: %d %.500s", path, resp.StatusCode, data)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("POST %s: %w", path, err)
+	}
+	return nil
+}
+
+// newDataKeys asks for n fresh data keys, each with its own context; they
+// are numbered from first on.
+func newDataKeys(t *testing.T, ts *testServer, svc string, first, n int) []crashedKey {
 	t.Helper()
-	req := api.BatchRequest[api.DataKeyRequest]{Items: make([]api.DataKeyRequest, n)}
-	for i := range req.Items {
-		req.Items[i].Context = map[string]string{"object": "obj-" + strconv.Itoa(from+i), "bucket": "b" + strconv.Itoa((from+i)%7)}
-	}
-	r := ts.do("POST", "/api/v1/encryption/datakeys", svc, req)
-	var resp api.BatchResponse[api.DataKeyResponse]
-	if r.status != 200 || json.Unmarshal(r.body, &resp) != nil || len(resp.Items) != n {
-		t.Fatalf("datakeys: %d %.500s", r.status, r.body)
-	}
 	out := make([]crashedKey, n)
-	for i, it := range resp.Items {
-		if it.Error != nil || it.Result.Handle == "" || it.Result.Plaintext == "" {
-			t.Fatalf("datakeys item %d: %+v", i, it)
+	err := inParallel(n, func(from, to int) error {
+		req := api.BatchRequest[api.DataKeyRequest]{Items: make([]api.DataKeyRequest, to-from)}
+		for i := range req.Items {
+			k := first + from + i
+			req.Items[i].Context = map[string]string{"object": "obj-" + strconv.Itoa(k), "bucket": "b" + strconv.Itoa(k%7)}
 		}
-		out[i] = crashedKey{handle: it.Result.Handle, context: req.Items[i].Context, plaintext: it.Result.Plaintext}
+		var resp api.BatchResponse[api.DataKeyResponse]
+		if err := post(ts, "/api/v1/encryption/datakeys", svc, req, &resp); err != nil {
+			return err
+		}
+		if len(resp.Items) != len(req.Items) {
+			return fmt.Errorf("datakeys: %d answers to %d requests", len(resp.Items), len(req.Items))
+		}
+		for i, it := range resp.Items {
+			if it.Error != nil || it.Result.Handle == "" || it.Result.Plaintext == "" {
+				return fmt.Errorf("datakeys item %d: %+v", from+i, it)
+			}
+			out[from+i] = crashedKey{handle: it.Result.Handle, context: req.Items[i].Context, plaintext: it.Result.Plaintext}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
@@ -491,32 +563,44 @@ func resolveSome(t *testing.T, ts *testServer, svc string, keys []crashedKey, rn
 // handed out with it.
 func verifyDataKeys(t *testing.T, ts *testServer, svc string, keys []crashedKey) {
 	t.Helper()
-	bad := 0
-	for from := 0; from < len(keys); from += api.MaxBatchItems {
-		batch := keys[from:min(from+api.MaxBatchItems, len(keys))]
-		req := api.BatchRequest[api.DataKeyDecryptRequest]{Items: make([]api.DataKeyDecryptRequest, len(batch))}
-		for i, k := range batch {
+	var (
+		mu     sync.Mutex
+		failed []string
+		bad    int
+	)
+	err := inParallel(len(keys), func(from, to int) error {
+		req := api.BatchRequest[api.DataKeyDecryptRequest]{Items: make([]api.DataKeyDecryptRequest, to-from)}
+		for i, k := range keys[from:to] {
 			req.Items[i] = api.DataKeyDecryptRequest{Handle: k.handle, Context: k.context}
 		}
-		r := ts.do("POST", "/api/v1/encryption/datakeys/decrypt", svc, req)
 		var resp api.BatchResponse[api.DataKeyDecryptResponse]
-		if r.status != 200 || json.Unmarshal(r.body, &resp) != nil || len(resp.Items) != len(batch) {
-			t.Fatalf("datakeys/decrypt: %d %.500s", r.status, r.body)
+		if err := post(ts, "/api/v1/encryption/datakeys/decrypt", svc, req, &resp); err != nil {
+			return err
 		}
+		if len(resp.Items) != len(req.Items) {
+			return fmt.Errorf("datakeys/decrypt: %d answers to %d requests", len(resp.Items), len(req.Items))
+		}
+		mu.Lock()
+		defer mu.Unlock()
 		for i, it := range resp.Items {
+			k := keys[from+i]
 			switch {
 			case it.Error != nil:
 				bad++
-				if bad <= 10 {
-					t.Errorf("data key %d (%s) does not resolve: %+v", from+i, batch[i].handle, *it.Error)
-				}
-			case it.Result.Plaintext != batch[i].plaintext:
+				failed = append(failed, fmt.Sprintf("data key %d (%s) does not resolve: %+v", from+i, k.handle, *it.Error))
+			case it.Result.Plaintext != k.plaintext:
 				bad++
-				if bad <= 10 {
-					t.Errorf("data key %d (%s) resolves to another key than it was", from+i, batch[i].handle)
-				}
+				failed = append(failed, fmt.Sprintf("data key %d (%s) resolves to another key than it was", from+i, k.handle))
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(failed)
+	for _, f := range failed[:min(len(failed), 10)] {
+		t.Error(f)
 	}
 	if bad > 0 {
 		t.Errorf("%d of %d data keys are lost or changed", bad, len(keys))

@@ -149,11 +149,33 @@ func openDB(ctx context.Context, dsn string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: opening database: %w", err)
 	}
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("sqlite: opening database: %w", err)
+	// The first connection applies the pragmas; switching a new file to WAL
+	// takes an exclusive lock and answers SQLITE_BUSY at once, without the
+	// busy handler, when several processes open the same new file together.
+	// Retry for a while in that case only.
+	deadline := time.Now().Add(busyTimeout)
+	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
+		err = db.PingContext(ctx)
+		if err == nil {
+			return db, nil
+		}
+		if !isBusy(err) || time.Now().After(deadline) {
+			db.Close()
+			return nil, fmt.Errorf("sqlite: opening database: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			db.Close()
+			return nil, fmt.Errorf("sqlite: opening database: %w", ctx.Err())
+		case <-time.After(delay):
+		}
 	}
-	return db, nil
+}
+
+// isBusy reports whether err is SQLITE_BUSY (or an extended code of it).
+func isBusy(err error) bool {
+	var coded interface{ Code() int }
+	return errors.As(err, &coded) && coded.Code()&0xff == 5
 }
 
 // migrate applies the pending embedded migrations.
