@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/api"
+	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/testkms"
@@ -160,6 +161,9 @@ func testMigrationCrash(t *testing.T, rng *rand.Rand, extra []string) {
 	mt := &migrationTracker{t: t, id: m.ID}
 	migrateStart := time.Now()
 
+	// From here on new data keys are the CMK's (their handles say so).
+	cmkFrom := len(keys)
+
 	// Kill it at random points: even kills within the first batch after a
 	// (re)start, odd ones in the middle of the batch after one was stored,
 	// so that the restarts resume from both kinds of state. The tenant keeps
@@ -210,6 +214,12 @@ func testMigrationCrash(t *testing.T, rng *rand.Rand, extra []string) {
 		t.Errorf("completed migration: %+v", mt.last)
 	}
 
+	for i, k := range keys[cmkFrom:] {
+		if !strings.HasPrefix(k.handle, envelope.CMKPrefix(fp)+":") {
+			t.Errorf("data key %d, made during the migration, has handle %s, want the prefix %s", cmkFrom+i, k.handle, envelope.CMKPrefix(fp))
+		}
+	}
+
 	// Every cipherkey is intact, and wrapped by the CMK only.
 	verifyDataKeys(t, ts, svc, keys)
 	verifyCiphertexts(t, ts, svc, cts)
@@ -222,6 +232,7 @@ func testMigrationCrash(t *testing.T, rng *rand.Rand, extra []string) {
 		t.Errorf("cipherKeys = %v, want only %s, with at least %d (the data keys and the ciphertexts' key)",
 			st.CipherKeys, keyprovider.Ref(fp), len(keys)+1)
 	}
+	t.Logf("cipherKeys after the migration: %v", st.CipherKeys)
 	if st.Provider.ARN != mrk {
 		t.Errorf("current provider = %+v, want %s", st.Provider, mrk)
 	}
@@ -235,8 +246,8 @@ func testMigrationCrash(t *testing.T, rng *rand.Rand, extra []string) {
 	if code := p.terminate(); code != exitOK {
 		t.Errorf("exit code after SIGTERM = %d, want %d", code, exitOK)
 	}
-	if logs := p.logs(); strings.Contains(logs, "DATA RACE") || strings.Contains(logs, "panic:") {
-		t.Errorf("the server's log shows a data race or a panic:\n%s", logs)
+	if logs := p.logs(0); strings.Contains(logs, "DATA RACE") || strings.Contains(logs, "panic:") {
+		t.Errorf("a server's log shows a data race or a panic (the log follows)")
 	}
 	t.Logf("crash test on this backend took %v", time.Since(start).Round(time.Millisecond))
 }
@@ -337,6 +348,11 @@ func (p *serverProcess) start() *testServer {
 // kill ends the server with SIGKILL: no cleanup of any kind.
 func (p *serverProcess) kill() {
 	p.t.Helper()
+	select {
+	case <-p.exited:
+		p.t.Fatalf("server %d exited by itself (%v) before it was killed", p.starts, p.cmd.ProcessState)
+	default:
+	}
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		p.t.Fatalf("SIGKILL: %v", err)
 	}
@@ -382,18 +398,19 @@ func (p *serverProcess) cleanup() {
 		p.cmd = nil
 	}
 	if p.t.Failed() {
-		p.t.Logf("server log:\n%s", p.logs())
+		p.t.Logf("server log (its end):\n%s", p.logs(64<<10))
 	}
 }
 
-// logs returns the servers' log, the last 64 KiB of it.
-func (p *serverProcess) logs() string {
+// logs returns the log of every server started, or its last max bytes
+// (0: all of it).
+func (p *serverProcess) logs(max int) string {
 	b, err := os.ReadFile(p.logPath)
 	if err != nil {
 		return err.Error()
 	}
-	if len(b) > 64<<10 {
-		b = b[len(b)-64<<10:]
+	if max > 0 && len(b) > max {
+		b = b[len(b)-max:]
 	}
 	return string(b)
 }

@@ -322,8 +322,14 @@ func (s *Service) run(ctx context.Context, m Migration) {
 	}
 	limiter := newPacer(s.cfg.Rate)
 	backoff := time.Second
+	var cursor envelope.KeyID // resume point within one pass over the keys
 	for ctx.Err() == nil {
-		n, err := s.batch(ctx, &m, limiter)
+		err := s.ensureSwitched(ctx, m)
+		var n int
+		var last envelope.KeyID
+		if err == nil {
+			n, last, err = s.batch(ctx, &m, limiter, cursor)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -345,9 +351,16 @@ func (s *Service) run(ctx context.Context, m Migration) {
 		m.LastError = ""
 		m.UpdatedAt = s.now()
 		if n > 0 {
+			cursor = last
 			if err := s.cfg.Store.UpdateMigration(ctx, m); err != nil {
 				log.Warn("migration: recording progress failed", "error", err.Error())
 			}
+			continue
+		}
+		if cursor != (envelope.KeyID{}) {
+			// End of a pass: go over the keys once more from the start, for
+			// any that a failed or lost compare-and-swap left behind.
+			cursor = envelope.KeyID{}
 			continue
 		}
 		if err := s.complete(ctx, &m); err != nil {
@@ -366,17 +379,20 @@ func (s *Service) run(ctx context.Context, m Migration) {
 // at. The KMS calls run Concurrency at a time (each key needs an unwrap at
 // its provider and a wrap at the target, two network round trips with a
 // customer managed key); the new wrappings are stored in one transaction.
-func (s *Service) batch(ctx context.Context, m *Migration, pace *pacer) (int, error) {
-	keys, err := s.cfg.Store.CipherKeysNotWrappedBy(ctx, m.TenantID, m.To, envelope.KeyID{}, s.cfg.BatchSize)
+// It reads the keys after cursor, so that a pass over a large tenant does
+// not read the keys it has done again, and returns the last key's id.
+func (s *Service) batch(ctx context.Context, m *Migration, pace *pacer, cursor envelope.KeyID) (int, envelope.KeyID, error) {
+	keys, err := s.cfg.Store.CipherKeysNotWrappedBy(ctx, m.TenantID, m.To, cursor, s.cfg.BatchSize)
 	if err != nil {
-		return 0, fmt.Errorf("reading cipherkeys: %w", err)
+		return 0, cursor, fmt.Errorf("reading cipherkeys: %w", err)
 	}
 	if len(keys) == 0 {
-		return 0, nil
+		return 0, cursor, nil
 	}
+	last := keys[len(keys)-1].ID
 	target, err := s.cfg.Providers.Provider(ctx, m.TenantID, m.To)
 	if err != nil {
-		return 0, fmt.Errorf("target provider: %w", err)
+		return 0, cursor, fmt.Errorf("target provider: %w", err)
 	}
 	rewraps := make([]Rewrap, len(keys))
 	errs := make([]error, len(keys))
@@ -385,7 +401,7 @@ func (s *Service) batch(ctx context.Context, m *Migration, pace *pacer) (int, er
 	for i, ck := range keys {
 		if err := pace.wait(ctx); err != nil {
 			wg.Wait()
-			return 0, err
+			return 0, cursor, err
 		}
 		sem <- struct{}{}
 		wg.Go(func() {
@@ -405,16 +421,36 @@ func (s *Service) batch(ctx context.Context, m *Migration, pace *pacer) (int, er
 		if n, serr := s.cfg.Store.RewrapCipherKeys(ctx, ok); serr == nil {
 			s.applied(m, n)
 		}
-		return 0, err
+		return 0, cursor, err
 	}
 	n, err := s.cfg.Store.RewrapCipherKeys(ctx, rewraps)
 	if err != nil {
-		return 0, fmt.Errorf("storing rewrapped cipherkeys: %w", err)
+		return 0, cursor, fmt.Errorf("storing rewrapped cipherkeys: %w", err)
 	}
 	// Keys skipped by the store were rewrapped by another worker, or
-	// deleted with their tenant: the next batch sees them as they are now.
+	// deleted with their tenant: the next pass sees them as they are now.
 	s.applied(m, n)
-	return len(keys), nil
+	return len(keys), last, nil
+}
+
+// ensureSwitched makes sure the tenant's provider is the migration's
+// target. Recording the migration and switching the provider are two
+// writes; a crash between them leaves a migration whose tenant is still on
+// the source, which this finishes (and refuses to go on if the tenant was
+// moved elsewhere meanwhile).
+func (s *Service) ensureSwitched(ctx context.Context, m Migration) error {
+	t, err := s.cfg.Keyring.Tenant(ctx, m.TenantID)
+	if err != nil {
+		return err
+	}
+	switch t.Provider {
+	case m.To:
+		return nil
+	case m.From:
+		s.cfg.Logger.WarnContext(ctx, "migration: the tenant's provider was not switched before a stop; switching it now", "tenant", m.TenantID, "migration", m.ID)
+		return s.cfg.Keyring.SwitchProvider(ctx, m.TenantID, m.From, m.To)
+	}
+	return fmt.Errorf("the tenant's provider is %s, neither the migration's source nor its target", t.Provider)
 }
 
 func (s *Service) applied(m *Migration, n int) {
@@ -446,6 +482,9 @@ func (s *Service) rewrap(ctx context.Context, ck keyring.CipherKey, to string, t
 // complete marks the migration done once nothing is left to rewrap, and
 // stamps the providers' promotion and demotion.
 func (s *Service) complete(ctx context.Context, m *Migration) error {
+	if err := s.ensureSwitched(ctx, *m); err != nil {
+		return err
+	}
 	// Count rather than list: the count has no cursor that could skip a key.
 	counts, err := s.cfg.Keyring.CipherKeyCounts(ctx, m.TenantID)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -148,6 +149,11 @@ func (c *Client) regionClient(region string) (*awskms.Client, error) {
 		o.Region = region
 		if c.cfg.HTTPClient != nil {
 			o.HTTPClient = c.cfg.HTTPClient
+		} else if b, ok := o.HTTPClient.(*awshttp.BuildableClient); ok {
+			// Keep as many idle connections as a migration has calls in
+			// flight (16), rather than the default 10, so that it does not
+			// open (and TLS-handshake) a new connection for every call.
+			o.HTTPClient = b.WithTransportOptions(func(t *http.Transport) { t.MaxIdleConnsPerHost = 64 })
 		}
 		if ep, ok := c.cfg.Endpoints[region]; ok {
 			o.BaseEndpoint = aws.String(ep)
