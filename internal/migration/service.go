@@ -364,9 +364,14 @@ func (s *Service) run(ctx context.Context, m Migration) {
 			continue
 		}
 		if err := s.complete(ctx, &m); err != nil {
-			if ctx.Err() == nil {
-				log.Warn("migration: completing failed; retrying", "error", err.Error())
-				time.Sleep(backoff)
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn("migration: completing failed; retrying", "error", err.Error())
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
 			}
 			continue
 		}
