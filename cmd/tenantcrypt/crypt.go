@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/tenantcrypt/tenantcrypt/client"
 )
 
 // contextFlag collects --context key=value pairs.
@@ -60,37 +62,25 @@ func (f *cryptFlags) contextOrNil() map[string]string {
 }
 
 func cmdEncrypt(args []string, env func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("encrypt", flag.ContinueOnError)
-	var f cryptFlags
-	f.register(fs)
-	if _, ok := parseClientFlags(fs, args, env, stderr); !ok {
-		return exitUsage
-	}
-	c, err := f.client()
-	if err != nil {
-		fmt.Fprintf(stderr, "encrypt: %v\n", err)
-		return exitUsage
-	}
-	pt, err := f.read(stdin)
-	if err != nil {
-		fmt.Fprintf(stderr, "encrypt: reading input: %v\n", err)
-		return exitFailure
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
-	defer cancel()
-	ct, err := c.Encrypt(ctx, pt, f.contextOrNil())
-	if err != nil {
-		return fail(stderr, "encrypt", err)
-	}
-	if err := f.write(stdout, []byte(ct+"\n")); err != nil {
-		fmt.Fprintf(stderr, "encrypt: writing output: %v\n", err)
-		return exitFailure
-	}
-	return exitOK
+	return runCrypt("encrypt", args, env, stdin, stdout, stderr,
+		func(ctx context.Context, c *client.Client, in []byte, ectx map[string]string) ([]byte, error) {
+			ct, err := c.Encrypt(ctx, in, ectx)
+			return []byte(ct + "\n"), err
+		})
 }
 
 func cmdDecrypt(args []string, env func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("decrypt", flag.ContinueOnError)
+	return runCrypt("decrypt", args, env, stdin, stdout, stderr,
+		func(ctx context.Context, c *client.Client, in []byte, ectx map[string]string) ([]byte, error) {
+			return c.Decrypt(ctx, string(bytes.TrimSpace(in)), ectx)
+		})
+}
+
+// runCrypt is encrypt and decrypt: read the input, call the service, write
+// the output, and say what failed with an exit code a script can use.
+func runCrypt(name string, args []string, env func(string) string, stdin io.Reader, stdout, stderr io.Writer,
+	op func(ctx context.Context, c *client.Client, in []byte, ectx map[string]string) ([]byte, error)) int {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	var f cryptFlags
 	f.register(fs)
 	if _, ok := parseClientFlags(fs, args, env, stderr); !ok {
@@ -98,22 +88,22 @@ func cmdDecrypt(args []string, env func(string) string, stdin io.Reader, stdout,
 	}
 	c, err := f.client()
 	if err != nil {
-		fmt.Fprintf(stderr, "decrypt: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return exitUsage
 	}
 	in, err := f.read(stdin)
 	if err != nil {
-		fmt.Fprintf(stderr, "decrypt: reading input: %v\n", err)
+		fmt.Fprintf(stderr, "%s: reading input: %v\n", name, err)
 		return exitFailure
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
-	pt, err := c.Decrypt(ctx, string(bytes.TrimSpace(in)), f.contextOrNil())
+	out, err := op(ctx, c, in, f.contextOrNil())
 	if err != nil {
-		return fail(stderr, "decrypt", err)
+		return fail(stderr, name, err)
 	}
-	if err := f.write(stdout, pt); err != nil {
-		fmt.Fprintf(stderr, "decrypt: writing output: %v\n", err)
+	if err := f.write(stdout, out); err != nil {
+		fmt.Fprintf(stderr, "%s: writing output: %v\n", name, err)
 		return exitFailure
 	}
 	return exitOK
