@@ -23,6 +23,13 @@ const RefPrefix = "cmk:"
 // Ref is the keyring Ref of the provider with this fingerprint.
 func Ref(fingerprint string) string { return RefPrefix + fingerprint }
 
+// FingerprintOf returns the fingerprint a Ref names, and false for a Ref
+// that is not a customer managed key's (the internal KMS's).
+func FingerprintOf(ref string) (string, bool) {
+	fp, ok := strings.CutPrefix(ref, RefPrefix)
+	return fp, ok && fp != ""
+}
+
 // Fingerprint is the stable id of a key provider entry: the first 16
 // bytes of the SHA-256 of the canonical ARN, in lowercase hex.
 func Fingerprint(arn string) string {

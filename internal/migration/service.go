@@ -196,10 +196,10 @@ func (s *Service) runningMigration(ctx context.Context, tenantID string) (Migrat
 }
 
 func (s *Service) arnOf(ctx context.Context, tenantID, ref string) string {
-	if ref == keyring.InternalProvider {
+	fp, ok := keyprovider.FingerprintOf(ref)
+	if !ok {
 		return api.DefaultProviderARN
 	}
-	fp := ref[len(keyprovider.RefPrefix):]
 	if p, err := s.cfg.KeyProviders.KeyProvider(ctx, tenantID, fp); err == nil {
 		return p.ARN
 	}
@@ -505,10 +505,10 @@ func (s *Service) complete(ctx context.Context, m *Migration) error {
 		m.To:   func(p *keyprovider.Provider) { p.PromotedAt = now },
 		m.From: func(p *keyprovider.Provider) { p.DemotedAt = now },
 	} {
-		if ref == keyring.InternalProvider {
+		fp, ok := keyprovider.FingerprintOf(ref)
+		if !ok {
 			continue
 		}
-		fp := ref[len(keyprovider.RefPrefix):]
 		p, err := s.cfg.KeyProviders.KeyProvider(ctx, m.TenantID, fp)
 		if err != nil {
 			continue // deleted since; nothing to stamp

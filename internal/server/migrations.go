@@ -38,7 +38,7 @@ func migrationJSON(m migration.Migration) api.Migration {
 	case m.Total > 0:
 		out.Progress = float64(int(10000*float64(m.Done)/float64(m.Total))) / 100
 	}
-	if fp, ok := cutRef(m.To); ok {
+	if fp, ok := keyprovider.FingerprintOf(m.To); ok {
 		out.MigratingToFingerprint = fp
 		out.MigratingToPrefix = envelope.CMKPrefix(fp)
 	} else {
@@ -46,13 +46,6 @@ func migrationJSON(m migration.Migration) api.Migration {
 		out.MigratingToPrefix = envelope.InternalPrefix(m.TenantID)
 	}
 	return out
-}
-
-func cutRef(ref string) (string, bool) {
-	if len(ref) > len(keyprovider.RefPrefix) && ref[:len(keyprovider.RefPrefix)] == keyprovider.RefPrefix {
-		return ref[len(keyprovider.RefPrefix):], true
-	}
-	return "", false
 }
 
 // migrationError maps the migration errors to the statuses of QLIK-API.md;

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/tenantcrypt/tenantcrypt/api"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
@@ -23,7 +24,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	if st.Tenant.Provider == keyring.InternalProvider {
 		out.Provider = api.StatusProvider{KeyProvider: "Qlik", ARN: api.DefaultProviderARN, ARNFingerPrint: tenantID, Prefix: st.Prefix}
 	} else {
-		fp, _ := cutRef(st.Tenant.Provider)
+		fp, _ := keyprovider.FingerprintOf(st.Tenant.Provider)
 		out.Provider = api.StatusProvider{KeyProvider: "AWS-KMS", ARNFingerPrint: fp, Prefix: st.Prefix}
 		if s.cfg.KeyProviders != nil {
 			if p, err := s.cfg.KeyProviders.Get(r.Context(), tenantID, fp); err == nil {

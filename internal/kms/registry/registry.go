@@ -69,9 +69,13 @@ func (r *Registry) Provider(ctx context.Context, tenantID, ref string) (kms.Prov
 	switch {
 	case ref == internalkms.Ref:
 		p = r.internal.ForTenant(tenantID)
-	case strings.HasPrefix(ref, keyprovider.RefPrefix) && r.aws != nil:
+	case r.aws != nil:
+		fp, ok := keyprovider.FingerprintOf(ref)
+		if !ok {
+			return nil, keyring.ErrUnknownProvider
+		}
 		var err error
-		if p, err = r.cmk(ctx, tenantID, ref); err != nil {
+		if p, err = r.cmk(ctx, tenantID, ref, fp); err != nil {
 			return nil, err
 		}
 	default:
@@ -83,12 +87,12 @@ func (r *Registry) Provider(ctx context.Context, tenantID, ref string) (kms.Prov
 	return p, nil
 }
 
-func (r *Registry) cmk(ctx context.Context, tenantID, ref string) (kms.Provider, error) {
+func (r *Registry) cmk(ctx context.Context, tenantID, ref, fp string) (kms.Provider, error) {
 	key := tenantID + "\x00" + ref
 	if p, ok := r.cmks.Load(key); ok {
 		return p.(kms.Provider), nil
 	}
-	kp, err := r.cmkStore.KeyProvider(ctx, tenantID, strings.TrimPrefix(ref, keyprovider.RefPrefix))
+	kp, err := r.cmkStore.KeyProvider(ctx, tenantID, fp)
 	if errors.Is(err, keyring.ErrNotFound) {
 		return nil, keyring.ErrUnknownProvider
 	}
@@ -106,7 +110,7 @@ func (r *Registry) cmk(ctx context.Context, tenantID, ref string) (kms.Provider,
 
 // Prefix implements keyring.Providers.
 func (r *Registry) Prefix(tenantID, ref string) string {
-	if fp, ok := strings.CutPrefix(ref, keyprovider.RefPrefix); ok {
+	if fp, ok := keyprovider.FingerprintOf(ref); ok {
 		return envelope.CMKPrefix(fp)
 	}
 	return envelope.InternalPrefix(tenantID)
