@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,6 +86,8 @@ type Proxy struct {
 	rp     *httputil.ReverseProxy
 	closed chan struct{}
 
+	target atomic.Pointer[url.URL] // the server calls are forwarded to
+
 	mu          sync.Mutex
 	faults      []*faultRule
 	down        bool
@@ -114,9 +117,10 @@ func NewProxy(t testing.TB, target *Server) *Proxy {
 		calls:       map[string]int{},
 		multiRegion: map[string]multiRegionConfiguration{},
 	}
+	p.target.Store(u)
 	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:        func(pr *httputil.ProxyRequest) { pr.SetURL(u) },
+		Rewrite:        func(pr *httputil.ProxyRequest) { pr.SetURL(p.target.Load()) },
 		Transport:      tr,
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -186,6 +190,18 @@ func (p *Proxy) Inject(f Fault) (remove func()) {
 		defer p.mu.Unlock()
 		p.faults = slices.DeleteFunc(p.faults, func(x *faultRule) bool { return x == r })
 	}
+}
+
+// Retarget forwards the calls from now on to target, another server of the
+// same Region and account: as if the Region's KMS had changed behind the
+// same endpoint (say, a key's deletion took effect; see StartWithout).
+func (p *Proxy) Retarget(target *Server) {
+	p.t.Helper()
+	u, err := url.Parse(target.URL)
+	if err != nil || target.URL == "" || target.Region != p.Region || target.AccountID != p.AccountID {
+		p.t.Fatalf("testkms.Proxy.Retarget: need a server of Region %s and account %s at a valid URL", p.Region, p.AccountID)
+	}
+	p.target.Store(u)
 }
 
 // Down makes the whole Region unreachable: every call, on new and on open
