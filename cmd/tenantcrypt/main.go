@@ -3,6 +3,7 @@
 //	tenantcrypt serve --data-dir DIR --listen HOST:PORT   run the service
 //	tenantcrypt token --data-dir DIR --role ROLE ...      mint a token
 //	tenantcrypt tenant create|get|list|update|delete ...  manage tenants
+//	tenantcrypt rootkey rotate|status|reload ...          rotate the internal KMS root key
 //	tenantcrypt encrypt|decrypt ...                       use the data plane
 //
 // Every flag can also be set by an environment variable TENANTCRYPT_<FLAG>
@@ -33,10 +34,11 @@ const usage = `tenantcrypt — per-tenant encryption service
 Usage:
   tenantcrypt serve   [flags]            run the service (HTTPS)
   tenantcrypt token   [flags]            mint a token with the built-in issuer
-  tenantcrypt tenant  create|get|list|update|delete [flags]
+  tenantcrypt tenant  create|get|list|update|delete|rotate-key [flags]
   tenantcrypt encrypt [flags]            encrypt stdin or --in, print the ciphertext
   tenantcrypt decrypt [flags]            decrypt a ciphertext from stdin or --in
-  tenantcrypt rootkey rotate|generate    manage the internal KMS root key
+  tenantcrypt rootkey rotate|activate|generate|status|reload
+                                         manage the internal KMS root key
   tenantcrypt issuer rotate              rotate the built-in JWT issuer's signing key
   tenantcrypt version
 

@@ -7,17 +7,33 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strconv"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 )
 
 const rootkeyUsage = `Usage:
-  tenantcrypt rootkey rotate [--data-dir DIR | --root-key-file FILE]
+  tenantcrypt rootkey rotate [--stage] [--data-dir DIR | --root-key-file FILE]
       add a new root key version to the key file and make it current; then
-      restart every server: at start each rewraps the tenant KEKs under it
+      reload every server (tenantcrypt rootkey reload) or restart them: each
+      rewraps the tenant KEKs under it in the background. With --stage the
+      version is added but not made current: load it into every server
+      first, then activate it (several servers; see docs/operations.md)
+  tenantcrypt rootkey activate VERSION [--data-dir DIR | --root-key-file FILE]
+      make a staged version current; then reload every server
   tenantcrypt rootkey generate
       print a fresh root key as a TENANTCRYPT_ROOT_KEYS value ("1:<base64>"),
       for operators who keep the root key in a secret store, not a file
+  tenantcrypt rootkey status [--server URL]
+      show a server's root key versions, the KEKs each seals, and its
+      background rewrap job
+  tenantcrypt rootkey reload [--server URL] [--wait]
+      make a server load its key file again and rewrap the tenant KEKs under
+      the current version in the background (--wait: until it has finished)
+rotate, activate and generate work offline on the key file; status and reload
+call the server's API with a platform-admin token (TENANTCRYPT_TOKEN or
+--token). A running server can also rotate its own file: POST
+/api/v1/internal-kms/actions/rotate-root-key.
 `
 
 func cmdRootKey(args []string, env func(string) string, stdout, stderr io.Writer) int {
@@ -26,40 +42,76 @@ func cmdRootKey(args []string, env func(string) string, stdout, stderr io.Writer
 		return exitUsage
 	}
 	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("rootkey "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", "tenantcrypt-data", "the server's data directory")
-	file := fs.String("root-key-file", "", "the root key file (default DATA-DIR/root-keys.json)")
-	if err := fs.Parse(args); err != nil {
+	switch sub {
+	case "status", "reload":
+		return cmdRootKeyOnline(sub, args, env, stdout, stderr)
+	case "rotate", "activate", "generate":
+	default:
+		fmt.Fprintf(stderr, "rootkey: unknown subcommand %q\n\n%s", sub, rootkeyUsage)
 		return exitUsage
 	}
-	if err := resolveFlags(fs, "", env); err != nil {
-		fmt.Fprintf(stderr, "rootkey: %v\n", err)
+	fs := flag.NewFlagSet("rootkey "+sub, flag.ContinueOnError)
+	dataDir := fs.String("data-dir", "tenantcrypt-data", "the server's data directory")
+	file := fs.String("root-key-file", "", "the root key file (default DATA-DIR/root-keys.json)")
+	var stage bool
+	if sub == "rotate" {
+		fs.BoolVar(&stage, "stage", false, "add the version without making it current (activate it once every server has loaded it)")
+	}
+	pos, ok := parseClientFlags(fs, args, env, stderr)
+	if !ok {
 		return exitUsage
+	}
+	wantPos := 0
+	if sub == "activate" {
+		wantPos = 1
+	}
+	if len(pos) != wantPos {
+		fmt.Fprint(stderr, rootkeyUsage)
+		return exitUsage
+	}
+	path := *file
+	if path == "" {
+		path = filepath.Join(*dataDir, "root-keys.json")
 	}
 	switch sub {
 	case "rotate":
-		path := *file
-		if path == "" {
-			path = filepath.Join(*dataDir, "root-keys.json")
+		if stage {
+			v, err := internalkms.StageRootKeyFile(path)
+			if err != nil {
+				fmt.Fprintf(stderr, "rootkey rotate: %v\n", err)
+				return exitFailure
+			}
+			fmt.Fprintf(stdout, "root key version %d added to %s, not current yet; load it into every server (tenantcrypt rootkey reload), "+
+				"then run `tenantcrypt rootkey activate %d` and reload every server again\n", v, path, v)
+			return exitOK
 		}
 		v, err := internalkms.RotateRootKeyFile(path)
 		if err != nil {
 			fmt.Fprintf(stderr, "rootkey rotate: %v\n", err)
 			return exitFailure
 		}
-		fmt.Fprintf(stdout, "root key version %d is now current in %s; restart the servers to rewrap tenant KEKs under it\n", v, path)
+		fmt.Fprintf(stdout, "root key version %d is now current in %s; reload (tenantcrypt rootkey reload) or restart the servers to rewrap tenant KEKs under it\n", v, path)
 		return exitOK
-	case "generate":
-		var k [32]byte
-		if _, err := rand.Read(k[:]); err != nil {
-			fmt.Fprintf(stderr, "rootkey generate: %v\n", err)
+	case "activate":
+		v, err := strconv.ParseUint(pos[0], 10, 32)
+		if err != nil || v == 0 {
+			fmt.Fprintf(stderr, "rootkey activate: VERSION must be a root key version number (got %q)\n", pos[0])
+			return exitUsage
+		}
+		if err := internalkms.PromoteRootKeyVersion(path, uint32(v)); err != nil {
+			fmt.Fprintf(stderr, "rootkey activate: %v\n", err)
 			return exitFailure
 		}
-		fmt.Fprintf(stdout, "1:%s\n", base64.StdEncoding.EncodeToString(k[:]))
-		clear(k[:])
+		fmt.Fprintf(stdout, "root key version %d is now current in %s; reload every server (tenantcrypt rootkey reload) to rewrap tenant KEKs under it\n", v, path)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "rootkey: unknown subcommand %q\n\n%s", sub, rootkeyUsage)
-	return exitUsage
+	// generate
+	var k [32]byte
+	if _, err := rand.Read(k[:]); err != nil {
+		fmt.Fprintf(stderr, "rootkey generate: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "1:%s\n", base64.StdEncoding.EncodeToString(k[:]))
+	clear(k[:])
+	return exitOK
 }

@@ -15,6 +15,9 @@ const tenantUsage = `Usage:
   tenantcrypt tenant list [--after ID] [--limit N]
   tenantcrypt tenant update ID [--name NAME] [--edition E] [--hipaa=true|false]
   tenantcrypt tenant delete ID --yes      (destroys the tenant's keys: irreversible)
+  tenantcrypt tenant rotate-key ID [--wait]
+      rotate the tenant's internal KMS key (KEK) and rewrap its data keys under
+      it in the background (--wait: until done); ciphertexts do not change
 These need a platform-admin token (TENANTCRYPT_TOKEN or --token).
 `
 
@@ -24,6 +27,9 @@ func cmdTenant(args []string, env func(string) string, stdout, stderr io.Writer)
 		return exitUsage
 	}
 	sub, args := args[0], args[1:]
+	if sub == "rotate-key" {
+		return cmdTenantRotateKey(args, env, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("tenant "+sub, flag.ContinueOnError)
 	var cf clientFlags
 	cf.register(fs)

@@ -47,6 +47,9 @@ type kekCache struct {
 	now      func() time.Time
 	byTenant map[string]*kekSet
 	order    list.List // of *kekSet, oldest load first
+	// gen counts forgets, so that a load that read the store before a
+	// forget (a rotation, a deletion) does not cache what it read after it.
+	gen uint64
 }
 
 func newKEKCache(maxTenants int, ttl time.Duration) *kekCache {
@@ -64,6 +67,29 @@ func (c *kekCache) acquire(tenantID string) *kekSet {
 	}
 	s.refs++
 	return s
+}
+
+// generation is to be read before a load reads the store, and given to
+// addIfCurrent.
+func (c *kekCache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// addIfCurrent is add, unless a forget happened since gen was read: then
+// s may predate it (a KEK version added, the tenant deleted), so it is
+// handed back uncached, for this one use.
+func (c *kekCache) addIfCurrent(s *kekSet, gen uint64) *kekSet {
+	c.mu.Lock()
+	if c.gen != gen {
+		defer c.mu.Unlock()
+		s.refs++
+		s.evicted = true
+		return s
+	}
+	c.mu.Unlock()
+	return c.add(s)
 }
 
 // add caches s, replacing any set of the same tenant (s is the fresher
@@ -104,8 +130,19 @@ func (c *kekCache) release(s *kekSet) {
 func (c *kekCache) forget(tenantID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	if s := c.byTenant[tenantID]; s != nil {
 		c.evictLocked(s)
+	}
+}
+
+// purge evicts every set.
+func (c *kekCache) purge() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for c.order.Len() > 0 {
+		c.evictLocked(c.order.Front().Value.(*kekSet))
 	}
 }
 
@@ -114,6 +151,7 @@ func (c *kekCache) forget(tenantID string) {
 func (c *kekCache) forgetIfSame(s *kekSet) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	if c.byTenant[s.tenantID] == s {
 		c.evictLocked(s)
 	}

@@ -9,8 +9,9 @@
 //	       └─ data keys (kms.Wrapped blobs, kept by the keyring)
 //
 // Use New to build the Service once at start, ForTenant to get a tenant's
-// kms.Provider, RotateTenantKEK and RotateRootKeyFile + RewrapKEKs to rotate,
-// Forget after deleting a tenant, and Check for readiness. All ciphers are
+// kms.Provider, RotateTenantKEK (+ RewrapDataKey) and RotateRootKeyFile +
+// SetRootKeys + RewrapKEKs to rotate, Forget after deleting a tenant, Check
+// for readiness and Close at shutdown. All ciphers are
 // AES-256-GCM with random nonces; every sealed value authenticates the tenant
 // and versions that select its key, so rows and blobs cannot be moved.
 package internalkms
@@ -48,7 +49,7 @@ const (
 // Service is the internal KMS. It is safe for concurrent use; several
 // processes may share one Store as long as they load the same root keys.
 type Service struct {
-	roots       *RootKeys
+	root        *rootHolder // a pointer, so that printing a Service by value copies no lock
 	store       Store
 	cache       *kekCache
 	rewrapBatch int
@@ -93,7 +94,7 @@ func New(roots *RootKeys, store Store, opts ...Option) *Service {
 		opt(&o)
 	}
 	return &Service{
-		roots:       roots,
+		root:        &rootHolder{keys: roots},
 		store:       store,
 		cache:       newKEKCache(o.cacheSize, o.cacheTTL),
 		rewrapBatch: o.rewrapBatch,
@@ -122,7 +123,7 @@ func (s *Service) Check(ctx context.Context) error {
 
 // String describes s without any key material.
 func (s Service) String() string {
-	return fmt.Sprintf("internalkms.Service{root: v%d, cachedTenants: %d}", s.roots.Current(), s.cache.len())
+	return fmt.Sprintf("internalkms.Service{root: v%d, cachedTenants: %d}", s.root.current(), s.cache.len())
 }
 
 // Format prints String for every verb, so that no formatting path can reach
@@ -157,22 +158,24 @@ func (s *Service) checkRoot(ctx context.Context, op string) error {
 	if err := ctxError(ctx, op); err != nil {
 		return err
 	}
-	cur := s.roots.Current()
-	root := s.roots.key(cur)
-	if root == nil || root.Len() != keySize {
-		return opError(op, kms.ErrUnavailable, fmt.Errorf("current root key version %d is not loaded", cur))
-	}
-	aead, err := newAEAD(root)
-	if err != nil {
-		return opError(op, kms.ErrUnavailable, fmt.Errorf("root key version %d: %w", cur, err))
-	}
-	ad := appendString(nil, probeDomain)
-	probe := []byte("readiness probe")
-	sealed := aead.Seal(nil, nil, probe, ad)
-	if got, err := aead.Open(nil, nil, sealed, ad); err != nil || string(got) != string(probe) {
-		return opError(op, kms.ErrUnavailable, fmt.Errorf("root key version %d does not round-trip", cur))
-	}
-	return nil
+	return s.root.with(func(r *RootKeys) error {
+		cur := r.Current()
+		root := r.key(cur)
+		if root == nil || root.Len() != keySize {
+			return opError(op, kms.ErrUnavailable, fmt.Errorf("current root key version %d is not loaded", cur))
+		}
+		aead, err := newAEAD(root)
+		if err != nil {
+			return opError(op, kms.ErrUnavailable, fmt.Errorf("root key version %d: %w", cur, err))
+		}
+		ad := appendString(nil, probeDomain)
+		probe := []byte("readiness probe")
+		sealed := aead.Seal(nil, nil, probe, ad)
+		if got, err := aead.Open(nil, nil, sealed, ad); err != nil || string(got) != string(probe) {
+			return opError(op, kms.ErrUnavailable, fmt.Errorf("root key version %d does not round-trip", cur))
+		}
+		return nil
+	})
 }
 
 // kekSet returns tenantID's KEKs with a cache reference taken, loading them
@@ -185,6 +188,7 @@ func (s *Service) kekSet(ctx context.Context, op, tenantID string, create bool) 
 }
 
 func (s *Service) load(ctx context.Context, op, tenantID string, create bool) (*kekSet, error) {
+	gen := s.cache.generation()
 	rows, err := s.store.KEKs(ctx, tenantID)
 	if err != nil {
 		return nil, opError(op, kms.ErrUnavailable, fmt.Errorf("reading KEKs of tenant %q: %w", tenantID, err))
@@ -211,26 +215,34 @@ func (s *Service) load(ctx context.Context, op, tenantID string, create bool) (*
 	if err != nil {
 		return nil, err
 	}
-	return s.cache.add(set), nil
+	return s.cache.addIfCurrent(set, gen), nil
 }
 
 // insertKEK seals a fresh KEK version under the current root key and stores
 // it. Errors: a *kms.Error, or ErrKEKExists from the store unwrapped, for
 // callers that resolve the race themselves.
 func (s *Service) insertKEK(ctx context.Context, op, tenantID string, version uint32) error {
-	rootVersion := s.roots.Current()
-	root := s.roots.key(rootVersion)
-	if root == nil {
-		return opError(op, kms.ErrUnavailable, fmt.Errorf("current root key version %d is not loaded", rootVersion))
-	}
 	kek, err := secret.Random(keySize)
 	if err != nil {
 		return opError(op, kms.ErrUnavailable, err)
 	}
 	defer kek.Destroy()
-	sealed, err := sealKEK(root, tenantID, version, rootVersion, kek)
+	var rootVersion uint32
+	var sealed []byte
+	err = s.root.with(func(r *RootKeys) error {
+		rootVersion = r.Current()
+		root := r.key(rootVersion)
+		if root == nil {
+			return opError(op, kms.ErrUnavailable, fmt.Errorf("current root key version %d is not loaded", rootVersion))
+		}
+		var err error
+		if sealed, err = sealKEK(root, tenantID, version, rootVersion, kek); err != nil {
+			return opError(op, kms.ErrUnavailable, fmt.Errorf("sealing KEK: %w", err))
+		}
+		return nil
+	})
 	if err != nil {
-		return opError(op, kms.ErrUnavailable, fmt.Errorf("sealing KEK: %w", err))
+		return err
 	}
 	err = s.store.InsertKEK(ctx, KEK{
 		TenantID:    tenantID,
@@ -259,28 +271,34 @@ func (s *Service) openKEKs(op, tenantID string, rows []KEK) (_ *kekSet, err erro
 			set.destroy()
 		}
 	}()
-	for _, row := range rows {
-		if row.TenantID != tenantID || row.Version == 0 {
-			return nil, opError(op, kms.ErrUnavailable, fmt.Errorf("store returned KEK v%d of tenant %q for tenant %q", row.Version, row.TenantID, tenantID))
+	err = s.root.with(func(r *RootKeys) error {
+		for _, row := range rows {
+			if row.TenantID != tenantID || row.Version == 0 {
+				return opError(op, kms.ErrUnavailable, fmt.Errorf("store returned KEK v%d of tenant %q for tenant %q", row.Version, row.TenantID, tenantID))
+			}
+			root := r.key(row.RootVersion)
+			if root == nil {
+				return opError(op, kms.ErrUnavailable, fmt.Errorf(
+					"KEK v%d of tenant %q is sealed by root key version %d, which this process has not loaded (loaded: %v)",
+					row.Version, tenantID, row.RootVersion, r.Versions()))
+			}
+			kek, err := openKEK(root, row)
+			if err != nil {
+				return opError(op, kms.ErrUnavailable, fmt.Errorf(
+					"KEK v%d of tenant %q does not open under root key version %d: wrong root key, or the row was altered",
+					row.Version, tenantID, row.RootVersion))
+			}
+			if _, dup := set.keys[row.Version]; dup {
+				kek.Destroy()
+				return opError(op, kms.ErrUnavailable, fmt.Errorf("store returned KEK v%d of tenant %q twice", row.Version, tenantID))
+			}
+			set.keys[row.Version] = kek
+			set.current = max(set.current, row.Version)
 		}
-		root := s.roots.key(row.RootVersion)
-		if root == nil {
-			return nil, opError(op, kms.ErrUnavailable, fmt.Errorf(
-				"KEK v%d of tenant %q is sealed by root key version %d, which this process has not loaded (loaded: %v)",
-				row.Version, tenantID, row.RootVersion, s.roots.Versions()))
-		}
-		kek, err := openKEK(root, row)
-		if err != nil {
-			return nil, opError(op, kms.ErrUnavailable, fmt.Errorf(
-				"KEK v%d of tenant %q does not open under root key version %d: wrong root key, or the row was altered",
-				row.Version, tenantID, row.RootVersion))
-		}
-		if _, dup := set.keys[row.Version]; dup {
-			kek.Destroy()
-			return nil, opError(op, kms.ErrUnavailable, fmt.Errorf("store returned KEK v%d of tenant %q twice", row.Version, tenantID))
-		}
-		set.keys[row.Version] = kek
-		set.current = max(set.current, row.Version)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return set, nil
 }

@@ -112,7 +112,7 @@ func TestDeletedTenantIsKeyNotFound(t *testing.T) {
 		t.Errorf("error = %#v, want a *kms.Error for Op Unwrap, Provider %q", err, Ref)
 	}
 	// A fresh process finds nothing either.
-	got, err = New(s.roots, store).ForTenant("t1").Unwrap(t.Context(), w, testBinding("t1"))
+	got, err = New(s.root.keys, store).ForTenant("t1").Unwrap(t.Context(), w, testBinding("t1"))
 	if !errors.Is(err, kms.ErrKeyNotFound) || got != nil {
 		t.Fatalf("Unwrap in a fresh process after deletion = %v, want ErrKeyNotFound", err)
 	}

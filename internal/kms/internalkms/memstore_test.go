@@ -148,3 +148,18 @@ func (m *memStore) counts() (reads, inserts, conflicts int) {
 	defer m.mu.Unlock()
 	return m.reads, m.inserts, m.insertConflicts
 }
+
+func (m *memStore) CountKEKsByRootVersion(ctx context.Context) (map[uint32]int, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	counts := map[uint32]int{}
+	for _, rows := range m.rows {
+		for _, k := range rows {
+			counts[k.RootVersion]++
+		}
+	}
+	return counts, nil
+}

@@ -153,6 +153,13 @@ func LoadOrCreateRootKeyFile(path string) (*RootKeys, error) {
 	return kf.rootKeys()
 }
 
+// LoadRootKeyFile loads the root keys in the JSON file at path, with the
+// checks of LoadOrCreateRootKeyFile, but never creates the file: for a
+// process that reloads its keys after the file was rotated.
+func LoadRootKeyFile(path string) (*RootKeys, error) {
+	return loadRootKeyFile(path)
+}
+
 // RotateRootKeyFile adds a fresh root key version to the file at path and
 // makes it current, keeping every older version so that KEKs sealed by them
 // still open. Running processes keep their loaded keys: restart (or reload)
@@ -160,52 +167,127 @@ func LoadOrCreateRootKeyFile(path string) (*RootKeys, error) {
 // an old version from the file only after RewrapKEKs has moved every KEK off
 // it.
 //
-// Two rotations of one file at a time are refused rather than letting one
-// silently discard the other's new key.
+// Two rotations of one file at a time are refused (ErrRootKeyFileLocked)
+// rather than letting one silently discard the other's new key.
 func RotateRootKeyFile(path string) (newVersion uint32, err error) {
-	unlock, err := lockKeyFile(path)
+	return addRootKeyVersion(path, true)
+}
+
+// StageRootKeyFile adds a fresh root key version to the file at path
+// without making it current: a process that loads the file can open KEKs
+// sealed by the new version, but keeps sealing with the current one. With
+// several processes, load a staged version into every one of them before
+// any makes it current (PromoteRootKeyVersion, then a reload), so that no
+// process meets a KEK sealed by a version it has not loaded.
+func StageRootKeyFile(path string) (newVersion uint32, err error) {
+	return addRootKeyVersion(path, false)
+}
+
+// PromoteRootKeyVersion makes version, which the file at path holds
+// already (see StageRootKeyFile), its current version. Promoting the current
+// version again does nothing; an older version is refused, since KEKs
+// sealed by the newer one would then be rewrapped back.
+func PromoteRootKeyVersion(path string, version uint32) error {
+	return updateKeyFile(path, func(kf *keyFile) error {
+		if version == kf.Current {
+			return nil
+		}
+		if version < kf.Current {
+			return fmt.Errorf("version %d is older than the current version %d; promote only a newer version", version, kf.Current)
+		}
+		for _, v := range kf.Versions {
+			if v.Version == version {
+				kf.Current = version
+				return nil
+			}
+		}
+		return fmt.Errorf("the file has no root key version %d", version)
+	})
+}
+
+func addRootKeyVersion(path string, makeCurrent bool) (newVersion uint32, err error) {
+	err = updateKeyFile(path, func(kf *keyFile) error {
+		last := uint32(0)
+		for _, v := range kf.Versions {
+			last = max(last, v.Version)
+		}
+		if last == math.MaxUint32 {
+			return fmt.Errorf("no root key version left after %d", last)
+		}
+		newVersion = last + 1
+		key := make([]byte, keySize)
+		_, _ = rand.Read(key)
+		kf.Versions = append(kf.Versions, keyFileVersion{Version: newVersion, Key: key, CreatedAt: time.Now().UTC()})
+		if makeCurrent {
+			kf.Current = newVersion
+		}
+		return nil
+	})
 	if err != nil {
 		return 0, err
+	}
+	return newVersion, nil
+}
+
+// updateKeyFile applies change to the key file at path under its lock, and
+// writes the result atomically. It refuses to build on a file that would
+// not load, and to write one that would not.
+func updateKeyFile(path string, change func(kf *keyFile) error) error {
+	unlock, err := lockKeyFile(path)
+	if err != nil {
+		return err
 	}
 	defer unlock()
 	kf, err := readKeyFile(path)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer kf.destroy()
-	// Refuse to build on a file that would not load: validate a copy.
+	if err := validateKeyFile(kf); err != nil {
+		return fmt.Errorf("internalkms: root key file %s: %w", path, err)
+	}
+	if err := change(kf); err != nil {
+		return fmt.Errorf("internalkms: root key file %s: %w", path, err)
+	}
+	if err := validateKeyFile(kf); err != nil {
+		return fmt.Errorf("internalkms: root key file %s: the change would make it invalid: %w", path, err)
+	}
+	data, err := json.MarshalIndent(kf, "", "  ")
+	defer clear(data)
+	if err != nil {
+		return fmt.Errorf("internalkms: root key file: %w", err)
+	}
+	return writeFileAtomic(path, data, true)
+}
+
+// validateKeyFile checks that kf loads, on a copy of its keys (rootKeys
+// takes the ones it is given).
+func validateKeyFile(kf *keyFile) error {
 	check := &keyFile{Current: kf.Current, Versions: make([]keyFileVersion, len(kf.Versions))}
 	for i, v := range kf.Versions {
 		check.Versions[i] = v
 		check.Versions[i].Key = bytes.Clone(v.Key)
 	}
-	old, err := check.rootKeys()
+	r, err := check.rootKeys()
 	if err != nil {
-		return 0, fmt.Errorf("internalkms: root key file %s: %w", path, err)
+		return err
 	}
-	old.Destroy()
-	last := uint32(0)
-	for _, v := range kf.Versions {
-		last = max(last, v.Version)
-	}
-	if last == math.MaxUint32 {
-		return 0, fmt.Errorf("internalkms: root key file %s: no root key version left after %d", path, last)
-	}
-	newVersion = last + 1
-	key := make([]byte, keySize)
-	_, _ = rand.Read(key)
-	kf.Versions = append(kf.Versions, keyFileVersion{Version: newVersion, Key: key, CreatedAt: time.Now().UTC()})
-	kf.Current = newVersion
-	data, err := json.MarshalIndent(kf, "", "  ")
-	defer clear(data)
-	if err != nil {
-		return 0, fmt.Errorf("internalkms: root key file: %w", err)
-	}
-	if err := writeFileAtomic(path, data, true); err != nil {
-		return 0, err
-	}
-	return newVersion, nil
+	r.Destroy()
+	return nil
 }
+
+// ErrRootKeyFileLocked: another change of the root key file is running, or
+// a crashed one left its lock file behind.
+var ErrRootKeyFileLocked = errors.New("root key file is locked")
+
+type keyFileLockedError struct{ lock string }
+
+func (e *keyFileLockedError) Error() string {
+	return fmt.Sprintf("internalkms: %s exists: another rotation of the root key file is running, "+
+		"or a crashed one left it behind (remove it once no rotation is running)", e.lock)
+}
+
+func (e *keyFileLockedError) Is(target error) bool { return target == ErrRootKeyFileLocked }
 
 // lockKeyFile takes an exclusive lock beside path with O_EXCL, which works on
 // every platform and filesystem; the price is a stale lock after a crash,
@@ -214,8 +296,7 @@ func lockKeyFile(path string) (unlock func(), err error) {
 	lock := path + ".lock"
 	f, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		return nil, fmt.Errorf("internalkms: %s exists: another rotation of the root key file is running, "+
-			"or a crashed one left it behind (remove it once no rotation is running)", lock)
+		return nil, &keyFileLockedError{lock: lock}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("internalkms: locking root key file: %w", err)

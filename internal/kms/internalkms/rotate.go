@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 )
@@ -72,17 +73,24 @@ const maxStalledBatches = 10
 // if still sealed by the version that was read (Store.RewrapKEK), and a row
 // lost to another writer is skipped and, if still stale, picked up again by
 // a later batch. On a context or store error it stops and returns the count
-// so far; running it again resumes.
+// so far; running it again resumes. It follows SetRootKeys: each batch seals
+// under the version that is current when the batch starts.
 func (s *Service) RewrapKEKs(ctx context.Context) (n int, err error) {
+	return s.RewrapKEKsReporting(ctx, nil)
+}
+
+// RewrapKEKsReporting is RewrapKEKs telling progress, if not nil, after
+// each batch how many KEKs the batch resealed and how many it lost to
+// another writer, so that a background job can show its progress.
+func (s *Service) RewrapKEKsReporting(ctx context.Context, progress func(rewrapped, lost int)) (n int, err error) {
 	const op = "RewrapKEKs"
-	cur := s.roots.Current()
-	root := s.roots.key(cur)
-	if root == nil {
-		return 0, opError(op, kms.ErrUnavailable, fmt.Errorf("current root key version %d is not loaded", cur))
-	}
 	stalled := 0
 	for {
 		if err := ctxError(ctx, op); err != nil {
+			return n, err
+		}
+		cur, err := s.loadedCurrent(op)
+		if err != nil {
 			return n, err
 		}
 		rows, err := s.store.KEKsNotWrappedBy(ctx, cur, s.rewrapBatch)
@@ -96,12 +104,18 @@ func (s *Service) RewrapKEKs(ctx context.Context) (n int, err error) {
 		for _, row := range rows {
 			ok, err := s.rewrapKEK(ctx, op, row, cur)
 			if err != nil {
+				if progress != nil {
+					progress(done, 0)
+				}
 				return n, err
 			}
 			if ok {
 				n++
 				done++
 			}
+		}
+		if progress != nil {
+			progress(done, len(rows)-done)
 		}
 		if done > 0 {
 			stalled = 0
@@ -113,25 +127,47 @@ func (s *Service) RewrapKEKs(ctx context.Context) (n int, err error) {
 	}
 }
 
+// loadedCurrent returns the current root key version, if its key is loaded.
+func (s *Service) loadedCurrent(op string) (uint32, error) {
+	var cur uint32
+	err := s.root.with(func(r *RootKeys) error {
+		cur = r.Current()
+		if r.key(cur) == nil {
+			return opError(op, kms.ErrUnavailable, fmt.Errorf("current root key version %d is not loaded", cur))
+		}
+		return nil
+	})
+	return cur, err
+}
+
 // rewrapKEK reseals one row under root version cur; false means another
 // writer changed the row first.
 func (s *Service) rewrapKEK(ctx context.Context, op string, row KEK, cur uint32) (bool, error) {
-	old := s.roots.key(row.RootVersion)
-	if old == nil {
-		return false, opError(op, kms.ErrUnavailable, fmt.Errorf(
-			"KEK v%d of tenant %q is sealed by root key version %d, which this process has not loaded (loaded: %v)",
-			row.Version, row.TenantID, row.RootVersion, s.roots.Versions()))
-	}
-	kek, err := openKEK(old, row)
+	var sealed []byte
+	err := s.root.with(func(r *RootKeys) error {
+		old, next := r.key(row.RootVersion), r.key(cur)
+		if old == nil {
+			return opError(op, kms.ErrUnavailable, fmt.Errorf(
+				"KEK v%d of tenant %q is sealed by root key version %d, which this process has not loaded (loaded: %v)",
+				row.Version, row.TenantID, row.RootVersion, r.Versions()))
+		}
+		if next == nil {
+			return opError(op, kms.ErrUnavailable, fmt.Errorf("root key version %d is no longer loaded", cur))
+		}
+		kek, err := openKEK(old, row)
+		if err != nil {
+			return opError(op, kms.ErrUnavailable, fmt.Errorf(
+				"KEK v%d of tenant %q does not open under root key version %d: wrong root key, or the row was altered",
+				row.Version, row.TenantID, row.RootVersion))
+		}
+		defer kek.Destroy()
+		if sealed, err = sealKEK(next, row.TenantID, row.Version, cur, kek); err != nil {
+			return opError(op, kms.ErrUnavailable, fmt.Errorf("sealing KEK: %w", err))
+		}
+		return nil
+	})
 	if err != nil {
-		return false, opError(op, kms.ErrUnavailable, fmt.Errorf(
-			"KEK v%d of tenant %q does not open under root key version %d: wrong root key, or the row was altered",
-			row.Version, row.TenantID, row.RootVersion))
-	}
-	defer kek.Destroy()
-	sealed, err := sealKEK(s.roots.key(cur), row.TenantID, row.Version, cur, kek)
-	if err != nil {
-		return false, opError(op, kms.ErrUnavailable, fmt.Errorf("sealing KEK: %w", err))
+		return false, err
 	}
 	err = s.store.RewrapKEK(ctx, row.TenantID, row.Version, row.RootVersion, cur, sealed)
 	if errors.Is(err, ErrKEKConflict) {
@@ -141,4 +177,59 @@ func (s *Service) rewrapKEK(ctx context.Context, op string, row KEK, cur uint32)
 		return false, opError(op, kms.ErrUnavailable, fmt.Errorf("storing rewrapped KEK v%d of tenant %q: %w", row.Version, row.TenantID, err))
 	}
 	return true, nil
+}
+
+// RewrapDataKey reseals a data key that the internal KMS wrapped for
+// tenantID (w, bound to b) under the tenant's newest KEK version, which must
+// be minVersion or later: pass the version RotateTenantKEK returned, and a
+// cached view of the tenant's KEKs older than that is reloaded first. The
+// data key itself does not change and never leaves this package, so
+// everything encrypted under it still opens.
+//
+// Errors: as Unwrap's (kms.ErrInvalidCiphertext for a blob that does not
+// open, kms.ErrKeyNotFound for a tenant without KEKs), and kms.ErrUnavailable
+// when the tenant has no KEK version minVersion or later.
+func (s *Service) RewrapDataKey(ctx context.Context, tenantID string, w kms.Wrapped, b kms.Binding, minVersion uint32) (kms.Wrapped, error) {
+	const op = "RewrapDataKey"
+	if tenantID == "" {
+		return kms.Wrapped{}, errNoTenant
+	}
+	if err := ctxError(ctx, op); err != nil {
+		return kms.Wrapped{}, err
+	}
+	version, sealed, ok := parseBlob(w.Blob)
+	if !ok || (w.KeyVersion != "" && w.KeyVersion != strconv.FormatUint(uint64(version), 10)) {
+		return kms.Wrapped{}, invalidCiphertext(op)
+	}
+	set, err := s.kekSet(ctx, op, tenantID, false)
+	if err != nil {
+		return kms.Wrapped{}, err
+	}
+	if set.current < max(minVersion, version) {
+		// A rotation this view missed (another process's, or a load that
+		// raced RotateTenantKEK): reload once.
+		s.cache.forgetIfSame(set)
+		s.cache.release(set)
+		if set, err = s.load(ctx, op, tenantID, false); err != nil {
+			return kms.Wrapped{}, err
+		}
+	}
+	defer s.cache.release(set)
+	if set.current < minVersion {
+		return kms.Wrapped{}, opError(op, kms.ErrUnavailable, fmt.Errorf("tenant %q has no KEK version %d or later", tenantID, minVersion))
+	}
+	kek := set.keys[version]
+	if kek == nil {
+		return kms.Wrapped{}, invalidCiphertext(op)
+	}
+	dk, ok := openDataKey(kek, tenantID, version, sealed, b)
+	if !ok {
+		return kms.Wrapped{}, invalidCiphertext(op)
+	}
+	defer dk.Destroy()
+	blob, err := sealDataKey(set.keys[set.current], tenantID, set.current, dk, b)
+	if err != nil {
+		return kms.Wrapped{}, opError(op, kms.ErrUnavailable, fmt.Errorf("sealing data key: %w", err))
+	}
+	return kms.Wrapped{KeyVersion: strconv.FormatUint(uint64(set.current), 10), Blob: blob}, nil
 }

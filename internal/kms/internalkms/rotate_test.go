@@ -36,7 +36,7 @@ func TestRotateTenantKEK(t *testing.T) {
 	}
 
 	// A fresh process sees both versions too.
-	fresh := New(s.roots, store)
+	fresh := New(s.root.keys, store)
 	mustUnwrap(t, fresh, "t1", w1, old1)
 	mustUnwrap(t, fresh, "t1", w2, new2)
 

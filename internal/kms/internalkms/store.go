@@ -29,6 +29,9 @@ type Store interface {
 	// KEKsNotWrappedBy returns up to limit KEKs of any tenant whose root
 	// version is not rootVersion.
 	KEKsNotWrappedBy(ctx context.Context, rootVersion uint32, limit int) ([]KEK, error)
+	// CountKEKsByRootVersion counts the KEKs of every tenant by their root
+	// version; versions that wrap none are absent.
+	CountKEKsByRootVersion(ctx context.Context) (map[uint32]int, error)
 }
 
 // KEK is one version of a tenant's key-encryption key, sealed by a root key
