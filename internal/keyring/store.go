@@ -32,9 +32,19 @@ type Store interface {
 	CreateTenant(ctx context.Context, t Tenant) error
 	// Tenant returns one tenant. Errors: ErrNotFound.
 	Tenant(ctx context.Context, id string) (Tenant, error)
-	// UpdateTenant replaces every field of the stored tenant t.ID but ID and
-	// CreatedAt. Errors: ErrNotFound.
+	// UpdateTenant replaces every field of the stored tenant t.ID but ID,
+	// CreatedAt and the lifecycle fields (State, StateReason,
+	// StateChangedAt), which only SetTenantState writes, so that an admin's
+	// edit racing a revocation cannot undo it. Errors: ErrNotFound.
 	UpdateTenant(ctx context.Context, t Tenant) error
+	// SetTenantState moves the tenant to state with reason, provided its
+	// provider is still provider and it is not destroyed (a terminal
+	// state). StateChangedAt becomes at when the state changes; a new
+	// reason for the same state keeps it. It returns the tenant as it was
+	// before, and whether anything was written.
+	// Errors: ErrNotFound; ErrConflict when the provider is another or the
+	// tenant is destroyed (nothing is written).
+	SetTenantState(ctx context.Context, id, provider string, state TenantState, reason string, at time.Time) (prev Tenant, changed bool, err error)
 	// ListTenants returns up to limit tenants with ids greater than after, in
 	// id order.
 	ListTenants(ctx context.Context, after string, limit int) ([]Tenant, error)
@@ -72,6 +82,11 @@ type Tenant struct {
 	Edition Edition
 	HIPAA   bool
 	State   TenantState
+	// StateReason says why the tenant is in State, for its admins (empty
+	// for a tenant that was always active); StateChangedAt is when it
+	// entered State (zero if it never left active).
+	StateReason    string
+	StateChangedAt time.Time
 	// Provider is the Ref of the key provider that wraps new data keys.
 	Provider  string
 	CreatedAt time.Time

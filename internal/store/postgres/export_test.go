@@ -27,3 +27,6 @@ func MigrateTo(ctx context.Context, dsn string, version int) error {
 	defer pool.Close()
 	return apply(ctx, pool, ms[:version])
 }
+
+// WatchedQuery is WatchedTenants' query.
+const WatchedQuery = watchedQuery

@@ -1,11 +1,11 @@
 // Package postgres is the production store of tenantcrypt: the keyring's
 // tenants and cipherkeys, the tenants' key providers and migrations between
-// them, and the internal KMS's key-encryption keys in PostgreSQL, through pgx.
-// Use it to run several replicas behind a load balancer: they share all state
-// through the database, and every compare-and-swap the keyring relies on
-// (ActivateCipherKey, ReserveUses, RewrapKEK, RewrapCipherKey) is atomic
-// across replicas. A single replica can use the embedded
-// internal/store/sqlite instead.
+// them, the key monitor's checks, and the internal KMS's key-encryption keys
+// in PostgreSQL, through pgx. Use it to run several replicas behind a load
+// balancer: they share all state through the database, and every
+// compare-and-swap the keyring relies on (ActivateCipherKey, ReserveUses,
+// RewrapKEK, RewrapCipherKey, SetTenantState) is atomic across replicas. A
+// single replica can use the embedded internal/store/sqlite instead.
 //
 // The tables live in the first schema of the connection's search_path: put
 // search_path in the DSN to choose one, or leave it out for the database's
@@ -30,6 +30,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
+	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/schema"
 )
@@ -41,9 +42,9 @@ var migrations embed.FS
 // has migrated beyond the schema versions this binary knows.
 var ErrSchemaTooNew = schema.ErrTooNew
 
-// Store is a keyring.Store, a keyprovider.Store, an internalkms.Store and a
-// migration.Store in a PostgreSQL schema. It is safe for concurrent use, also by several processes
-// on the same database.
+// Store is a keyring.Store, a keyprovider.Store, an internalkms.Store, a
+// migration.Store and a lifecycle.Store in a PostgreSQL schema. It is safe
+// for concurrent use, also by several processes on the same database.
 type Store struct {
 	pool *pgxpool.Pool
 }
@@ -53,6 +54,7 @@ var (
 	_ keyprovider.Store = (*Store)(nil)
 	_ internalkms.Store = (*Store)(nil)
 	_ migration.Store   = (*Store)(nil)
+	_ lifecycle.Store   = (*Store)(nil)
 )
 
 // Open connects to the database named by dsn (a URL or keyword/value

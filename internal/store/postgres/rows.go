@@ -11,6 +11,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
+	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
 
@@ -21,35 +22,61 @@ import (
 // instead of leaving a row that every later read trips over.
 
 type tenantRow struct {
-	ID        string
-	Name      string
-	Edition   string
-	HIPAA     bool
-	State     string
-	Provider  string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	ID             string
+	Name           string
+	Edition        string
+	HIPAA          bool
+	State          string
+	StateReason    string
+	StateChangedAt pgtype.Timestamptz
+	Provider       string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
-const tenantColumns = `id, name, edition, hipaa, state, provider, created_at, updated_at`
+const tenantColumns = `id, name, edition, hipaa, state, state_reason, state_changed_at, provider, created_at, updated_at`
 
 func newTenantRow(t keyring.Tenant) (tenantRow, error) {
-	if _, err := keyring.ParseEdition(t.Edition.String()); err != nil {
-		return tenantRow{}, fmt.Errorf("postgres: tenant %q: invalid edition %d", t.ID, int(t.Edition))
+	edition, err := encodeEdition(t)
+	if err != nil {
+		return tenantRow{}, err
 	}
-	if _, err := keyring.ParseTenantState(t.State.String()); err != nil {
-		return tenantRow{}, fmt.Errorf("postgres: tenant %q: invalid state %d", t.ID, int(t.State))
+	state, err := encodeState(t.ID, t.State)
+	if err != nil {
+		return tenantRow{}, err
 	}
 	return tenantRow{
-		ID:        t.ID,
-		Name:      t.Name,
-		Edition:   t.Edition.String(),
-		HIPAA:     t.HIPAA,
-		State:     t.State.String(),
-		Provider:  t.Provider,
-		CreatedAt: t.CreatedAt,
-		UpdatedAt: t.UpdatedAt,
+		ID:             t.ID,
+		Name:           t.Name,
+		Edition:        edition,
+		HIPAA:          t.HIPAA,
+		State:          state,
+		StateReason:    t.StateReason,
+		StateChangedAt: nullTime(t.StateChangedAt),
+		Provider:       t.Provider,
+		CreatedAt:      t.CreatedAt,
+		UpdatedAt:      t.UpdatedAt,
 	}, nil
+}
+
+func (r tenantRow) args() []any {
+	return []any{r.ID, r.Name, r.Edition, r.HIPAA, r.State, r.StateReason, r.StateChangedAt, r.Provider, r.CreatedAt, r.UpdatedAt}
+}
+
+// encodeEdition and encodeState are the String forms, refusing the values
+// that ParseEdition and ParseTenantState would not read back.
+func encodeEdition(t keyring.Tenant) (string, error) {
+	if _, err := keyring.ParseEdition(t.Edition.String()); err != nil {
+		return "", fmt.Errorf("postgres: tenant %q: invalid edition %d", t.ID, int(t.Edition))
+	}
+	return t.Edition.String(), nil
+}
+
+func encodeState(tenantID string, s keyring.TenantState) (string, error) {
+	if _, err := keyring.ParseTenantState(s.String()); err != nil {
+		return "", fmt.Errorf("postgres: tenant %q: invalid state %d", tenantID, int(s))
+	}
+	return s.String(), nil
 }
 
 // scanner is a pgx.Row or pgx.Rows.
@@ -57,7 +84,7 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanTenant(sc scanner) (keyring.Tenant, error) {
 	var r tenantRow
-	if err := sc.Scan(&r.ID, &r.Name, &r.Edition, &r.HIPAA, &r.State, &r.Provider, &r.CreatedAt, &r.UpdatedAt); err != nil {
+	if err := sc.Scan(&r.ID, &r.Name, &r.Edition, &r.HIPAA, &r.State, &r.StateReason, &r.StateChangedAt, &r.Provider, &r.CreatedAt, &r.UpdatedAt); err != nil {
 		return keyring.Tenant{}, err
 	}
 	edition, err := keyring.ParseEdition(r.Edition)
@@ -69,14 +96,16 @@ func scanTenant(sc scanner) (keyring.Tenant, error) {
 		return keyring.Tenant{}, fmt.Errorf("postgres: tenant %q: stored state: %w", r.ID, err)
 	}
 	return keyring.Tenant{
-		ID:        r.ID,
-		Name:      r.Name,
-		Edition:   edition,
-		HIPAA:     r.HIPAA,
-		State:     state,
-		Provider:  r.Provider,
-		CreatedAt: r.CreatedAt.UTC(),
-		UpdatedAt: r.UpdatedAt.UTC(),
+		ID:             r.ID,
+		Name:           r.Name,
+		Edition:        edition,
+		HIPAA:          r.HIPAA,
+		State:          state,
+		StateReason:    r.StateReason,
+		StateChangedAt: fromNullTime(r.StateChangedAt),
+		Provider:       r.Provider,
+		CreatedAt:      r.CreatedAt.UTC(),
+		UpdatedAt:      r.UpdatedAt.UTC(),
 	}, nil
 }
 
@@ -322,6 +351,53 @@ func scanMigration(sc scanner) (migration.Migration, error) {
 		CompletedAt: fromNullTime(r.CompletedAt),
 		UpdatedAt:   r.UpdatedAt.UTC(),
 		LastError:   r.LastError,
+	}, nil
+}
+
+type keyCheckRow struct {
+	TenantID  string
+	Provider  string
+	Region    string
+	KeyARN    string
+	CheckedAt time.Time
+	Result    string
+	KeyState  string
+	Detail    string
+}
+
+const keyCheckColumns = `tenant_id, provider, region, key_arn, checked_at, result, key_state, detail`
+
+func newKeyCheckRow(c lifecycle.KeyCheck) keyCheckRow {
+	return keyCheckRow{
+		TenantID:  c.TenantID,
+		Provider:  c.Provider,
+		Region:    c.Region,
+		KeyARN:    c.KeyARN,
+		CheckedAt: c.CheckedAt,
+		Result:    c.Result,
+		KeyState:  c.KeyState,
+		Detail:    c.Detail,
+	}
+}
+
+func (r keyCheckRow) args() []any {
+	return []any{r.TenantID, r.Provider, r.Region, r.KeyARN, r.CheckedAt, r.Result, r.KeyState, r.Detail}
+}
+
+func scanKeyCheck(sc scanner) (lifecycle.KeyCheck, error) {
+	var r keyCheckRow
+	if err := sc.Scan(&r.TenantID, &r.Provider, &r.Region, &r.KeyARN, &r.CheckedAt, &r.Result, &r.KeyState, &r.Detail); err != nil {
+		return lifecycle.KeyCheck{}, err
+	}
+	return lifecycle.KeyCheck{
+		TenantID:  r.TenantID,
+		Provider:  r.Provider,
+		Region:    r.Region,
+		KeyARN:    r.KeyARN,
+		CheckedAt: r.CheckedAt.UTC(),
+		Result:    r.Result,
+		KeyState:  r.KeyState,
+		Detail:    r.Detail,
 	}, nil
 }
 

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
@@ -13,8 +14,7 @@ func (s *Store) CreateTenant(ctx context.Context, t keyring.Tenant) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO tenants (`+tenantColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		r.ID, r.Name, r.Edition, r.HIPAA, r.State, r.Provider, r.CreatedAt, r.UpdatedAt)
+	_, err = s.pool.Exec(ctx, `INSERT INTO tenants (`+tenantColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, r.args()...)
 	if code, _ := violation(err); code == uniqueViolation {
 		return fmt.Errorf("postgres: tenant %q: %w", t.ID, keyring.ErrExists)
 	} else if err != nil {
@@ -35,17 +35,18 @@ func (s *Store) Tenant(ctx context.Context, id string) (keyring.Tenant, error) {
 	return t, nil
 }
 
-// UpdateTenant replaces every field of the stored tenant t.ID but ID and
-// CreatedAt. Errors: keyring.ErrNotFound.
+// UpdateTenant replaces every field of the stored tenant t.ID but ID,
+// CreatedAt and the lifecycle fields (State, StateReason, StateChangedAt),
+// which it neither writes nor checks. Errors: keyring.ErrNotFound.
 func (s *Store) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
-	r, err := newTenantRow(t)
+	edition, err := encodeEdition(t)
 	if err != nil {
 		return err
 	}
 	tag, err := s.pool.Exec(ctx, `UPDATE tenants
-		SET name = $1, edition = $2, hipaa = $3, state = $4, provider = $5, updated_at = $6
-		WHERE id = $7`,
-		r.Name, r.Edition, r.HIPAA, r.State, r.Provider, r.UpdatedAt, r.ID)
+		SET name = $1, edition = $2, hipaa = $3, provider = $4, updated_at = $5
+		WHERE id = $6`,
+		t.Name, edition, t.HIPAA, t.Provider, t.UpdatedAt, t.ID)
 	if err != nil {
 		return fmt.Errorf("postgres: updating tenant %q: %w", t.ID, err)
 	}
@@ -53,6 +54,58 @@ func (s *Store) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
 		return fmt.Errorf("postgres: tenant %q: %w", t.ID, keyring.ErrNotFound)
 	}
 	return nil
+}
+
+// SetTenantState moves the tenant to state with reason, provided its
+// provider is still provider and it is not destroyed, in one transaction
+// that first locks the tenant row: concurrent calls for the tenant, from any
+// replica, run one after the other, and each compares with what its
+// predecessor wrote. StateChangedAt becomes at when the state changes;
+// UpdatedAt, the time of the last admin edit, stays. It returns the tenant as
+// it was before, and whether anything was written.
+// Errors: keyring.ErrNotFound; keyring.ErrConflict (another provider, or
+// destroyed; nothing written).
+func (s *Store) SetTenantState(ctx context.Context, id, provider string, state keyring.TenantState, reason string, at time.Time) (keyring.Tenant, bool, error) {
+	encoded, err := encodeState(id, state)
+	if err != nil {
+		return keyring.Tenant{}, false, err
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return keyring.Tenant{}, false, fmt.Errorf("postgres: setting state of tenant %q: %w", id, err)
+	}
+	defer tx.Rollback(ctx)
+	// FOR NO KEY UPDATE, as the UPDATE below would take: it orders this
+	// call after every other writer of the row, and read committed reads the
+	// row as the previous holder left it. Inserts of the tenant's other rows,
+	// whose foreign key check takes FOR KEY SHARE, go on.
+	prev, err := scanTenant(tx.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = $1 FOR NO KEY UPDATE`, id))
+	switch {
+	case isNoRows(err):
+		return keyring.Tenant{}, false, fmt.Errorf("postgres: tenant %q: %w", id, keyring.ErrNotFound)
+	case err != nil:
+		return keyring.Tenant{}, false, fmt.Errorf("postgres: setting state of tenant %q: %w", id, err)
+	}
+	switch {
+	case prev.State == keyring.StateDestroyed:
+		return prev, false, fmt.Errorf("postgres: tenant %q is destroyed: %w", id, keyring.ErrConflict)
+	case prev.Provider != provider:
+		return prev, false, fmt.Errorf("postgres: tenant %q: provider is %q, not %q: %w", id, prev.Provider, provider, keyring.ErrConflict)
+	case prev.State == state && prev.StateReason == reason:
+		return prev, false, nil
+	}
+	changedAt := prev.StateChangedAt
+	if prev.State != state {
+		changedAt = at
+	}
+	if _, err := tx.Exec(ctx, `UPDATE tenants SET state = $1, state_reason = $2, state_changed_at = $3 WHERE id = $4`,
+		encoded, reason, nullTime(changedAt), id); err != nil {
+		return keyring.Tenant{}, false, fmt.Errorf("postgres: setting state of tenant %q: %w", id, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return keyring.Tenant{}, false, fmt.Errorf("postgres: setting state of tenant %q: %w", id, err)
+	}
+	return prev, true, nil
 }
 
 // ListTenants returns up to limit tenants with ids greater than after, in id
@@ -81,8 +134,8 @@ func (s *Store) ListTenants(ctx context.Context, after string, limit int) ([]key
 }
 
 // DeleteTenant removes the tenant, its cipherkeys, its key providers, its
-// migrations and its internal KMS key-encryption keys in one transaction. Errors:
-// keyring.ErrNotFound, and then nothing is deleted.
+// migrations, its key checks and its internal KMS key-encryption keys in one
+// transaction. Errors: keyring.ErrNotFound, and then nothing is deleted.
 func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -96,8 +149,9 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("postgres: tenant %q: %w", id, keyring.ErrNotFound)
 	}
-	// ON DELETE CASCADE has removed the cipherkeys, key providers and
-	// migrations already; the KEKs have no foreign key.
+	// ON DELETE CASCADE has removed the cipherkeys, key providers,
+	// migrations and key checks already (PostgreSQL always enforces foreign
+	// keys); the KEKs have no foreign key.
 	if _, err := tx.Exec(ctx, `DELETE FROM internal_keks WHERE tenant_id = $1`, id); err != nil {
 		return fmt.Errorf("postgres: deleting tenant %q: %w", id, err)
 	}

@@ -3,6 +3,8 @@ package sqlite
 import (
 	"errors"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,5 +41,36 @@ func TestOneActiveIndex(t *testing.T) {
 	}
 	if err := insertCipherKeyError(k2, err); !errors.Is(err, keyring.ErrConflict) {
 		t.Errorf("inserting a second active key: got %v, want %v", err, keyring.ErrConflict)
+	}
+}
+
+// TestWatchedTenantsIndex: WatchedTenants spells its condition as the
+// partial index tenants_watched does, so that the planner uses it and a
+// page costs its size, not the number of internal tenants in between.
+func TestWatchedTenantsIndex(t *testing.T) {
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "tenantcrypt.db"))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	rows, err := s.r.QueryContext(t.Context(), `EXPLAIN QUERY PLAN `+watchedQuery, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(plan, func(d string) bool { return strings.Contains(d, "USING INDEX tenants_watched") }) {
+		t.Errorf("plan of WatchedTenants: got %q, want a search using tenants_watched", plan)
 	}
 }

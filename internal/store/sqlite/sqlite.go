@@ -1,7 +1,7 @@
 // Package sqlite is the embedded store of tenantcrypt: the keyring's tenants
-// and cipherkeys, the tenants' key providers and migrations between them, and
-// the internal KMS's key-encryption keys in one SQLite file in the data
-// directory. It is pure Go
+// and cipherkeys, the tenants' key providers and migrations between them, the
+// key monitor's checks, and the internal KMS's key-encryption keys in one
+// SQLite file in the data directory. It is pure Go
 // (modernc.org/sqlite, no cgo), so that `serve` works on a fresh machine with
 // nothing else installed. Use it for a single replica; replicas behind a load
 // balancer share one internal/store/postgres database instead.
@@ -34,6 +34,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
+	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/schema"
 )
@@ -48,9 +49,9 @@ var ErrSchemaTooNew = schema.ErrTooNew
 // busyTimeout bounds how long a statement waits for another process's lock.
 const busyTimeout = 10 * time.Second
 
-// Store is a keyring.Store, a keyprovider.Store, an internalkms.Store and a
-// migration.Store in one SQLite file. It is safe for concurrent use, also by several processes
-// on the same file.
+// Store is a keyring.Store, a keyprovider.Store, an internalkms.Store, a
+// migration.Store and a lifecycle.Store in one SQLite file. It is safe for
+// concurrent use, also by several processes on the same file.
 type Store struct {
 	w *sql.DB // one connection: SQLite has one writer at a time
 	r *sql.DB // query-only pool
@@ -61,6 +62,7 @@ var (
 	_ keyprovider.Store = (*Store)(nil)
 	_ internalkms.Store = (*Store)(nil)
 	_ migration.Store   = (*Store)(nil)
+	_ lifecycle.Store   = (*Store)(nil)
 )
 
 // Open opens the database file at path, creating it with mode 0600 if it does

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
@@ -15,8 +16,7 @@ func (s *Store) CreateTenant(ctx context.Context, t keyring.Tenant) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO tenants (`+tenantColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.ID, r.Name, r.Edition, r.HIPAA, r.State, r.Provider, r.CreatedAt, r.UpdatedAt)
+	_, err = s.w.ExecContext(ctx, `INSERT INTO tenants (`+tenantColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.args()...)
 	switch {
 	case isPrimaryKeyViolation(err):
 		return fmt.Errorf("sqlite: tenant %q: %w", t.ID, keyring.ErrExists)
@@ -38,17 +38,18 @@ func (s *Store) Tenant(ctx context.Context, id string) (keyring.Tenant, error) {
 	return t, nil
 }
 
-// UpdateTenant replaces every field of the stored tenant t.ID but ID and
-// CreatedAt. Errors: keyring.ErrNotFound.
+// UpdateTenant replaces every field of the stored tenant t.ID but ID,
+// CreatedAt and the lifecycle fields (State, StateReason, StateChangedAt),
+// which it neither writes nor checks. Errors: keyring.ErrNotFound.
 func (s *Store) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
-	r, err := newTenantRow(t)
+	edition, err := encodeEdition(t)
 	if err != nil {
 		return err
 	}
 	res, err := s.w.ExecContext(ctx, `UPDATE tenants
-		SET name = ?, edition = ?, hipaa = ?, state = ?, provider = ?, updated_at = ?
+		SET name = ?, edition = ?, hipaa = ?, provider = ?, updated_at = ?
 		WHERE id = ?`,
-		r.Name, r.Edition, r.HIPAA, r.State, r.Provider, r.UpdatedAt, r.ID)
+		t.Name, edition, t.HIPAA, t.Provider, micros(t.UpdatedAt), t.ID)
 	if err != nil {
 		return fmt.Errorf("sqlite: updating tenant %q: %w", t.ID, err)
 	}
@@ -58,6 +59,53 @@ func (s *Store) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
 		return fmt.Errorf("sqlite: tenant %q: %w", t.ID, keyring.ErrNotFound)
 	}
 	return nil
+}
+
+// SetTenantState moves the tenant to state with reason, provided its
+// provider is still provider and it is not destroyed, in one IMMEDIATE
+// transaction: concurrent callers queue on the write lock, so that each
+// compares with what its predecessor wrote. StateChangedAt becomes at when
+// the state changes; UpdatedAt, the time of the last admin edit, stays. It
+// returns the tenant as it was before, and whether anything was written.
+// Errors: keyring.ErrNotFound; keyring.ErrConflict (another provider, or
+// destroyed; nothing written).
+func (s *Store) SetTenantState(ctx context.Context, id, provider string, state keyring.TenantState, reason string, at time.Time) (keyring.Tenant, bool, error) {
+	encoded, err := encodeState(id, state)
+	if err != nil {
+		return keyring.Tenant{}, false, err
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return keyring.Tenant{}, false, fmt.Errorf("sqlite: setting state of tenant %q: %w", id, err)
+	}
+	defer tx.Rollback()
+	prev, err := scanTenant(tx.QueryRowContext(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = ?`, id))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return keyring.Tenant{}, false, fmt.Errorf("sqlite: tenant %q: %w", id, keyring.ErrNotFound)
+	case err != nil:
+		return keyring.Tenant{}, false, fmt.Errorf("sqlite: setting state of tenant %q: %w", id, err)
+	}
+	switch {
+	case prev.State == keyring.StateDestroyed:
+		return prev, false, fmt.Errorf("sqlite: tenant %q is destroyed: %w", id, keyring.ErrConflict)
+	case prev.Provider != provider:
+		return prev, false, fmt.Errorf("sqlite: tenant %q: provider is %q, not %q: %w", id, prev.Provider, provider, keyring.ErrConflict)
+	case prev.State == state && prev.StateReason == reason:
+		return prev, false, nil
+	}
+	changedAt := prev.StateChangedAt
+	if prev.State != state {
+		changedAt = at
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE tenants SET state = ?, state_reason = ?, state_changed_at = ? WHERE id = ?`,
+		encoded, reason, nullMicros(changedAt), id); err != nil {
+		return keyring.Tenant{}, false, fmt.Errorf("sqlite: setting state of tenant %q: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return keyring.Tenant{}, false, fmt.Errorf("sqlite: setting state of tenant %q: %w", id, err)
+	}
+	return prev, true, nil
 }
 
 // ListTenants returns up to limit tenants with ids greater than after, in id
@@ -86,7 +134,8 @@ func (s *Store) ListTenants(ctx context.Context, after string, limit int) ([]key
 }
 
 // DeleteTenant removes the tenant, its cipherkeys, its key providers, its
-// migrations and its internal KMS key-encryption keys in one transaction, then checkpoints the
+// migrations, its key checks and its internal KMS key-encryption keys in one
+// transaction, then checkpoints the
 // WAL so that the deleted rows leave the files too (secure_delete has zeroed
 // them in the pages). Errors: keyring.ErrNotFound, and then nothing is
 // deleted.
@@ -105,13 +154,14 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	} else if n == 0 {
 		return fmt.Errorf("sqlite: tenant %q: %w", id, keyring.ErrNotFound)
 	}
-	// ON DELETE CASCADE has removed the cipherkeys, key providers and
-	// migrations already; delete them explicitly too, so that shredding does
-	// not depend on the foreign_keys pragma of the connection.
+	// ON DELETE CASCADE has removed the cipherkeys, key providers,
+	// migrations and key checks already; delete them explicitly too, so that
+	// shredding does not depend on the foreign_keys pragma of the connection.
 	for _, q := range []string{
 		`DELETE FROM cipherkeys WHERE tenant_id = ?`,
 		`DELETE FROM key_providers WHERE tenant_id = ?`,
 		`DELETE FROM migrations WHERE tenant_id = ?`,
+		`DELETE FROM key_checks WHERE tenant_id = ?`,
 		`DELETE FROM internal_keks WHERE tenant_id = ?`,
 	} {
 		if _, err := tx.ExecContext(ctx, q, id); err != nil {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
 
@@ -22,6 +24,8 @@ func testCanceledContext(t *testing.T, s Store) {
 	mig := insertMigration(t, s, completed(newMigration("acme", "history")))
 	reopened := mig
 	reopened.State, reopened.CompletedAt, reopened.Done = migration.StateInProgress, time.Time{}, 0
+	checks := []lifecycle.KeyCheck{newKeyCheck("acme", "eu-west-1")}
+	replaceKeyChecks(t, s, "acme", checks)
 	k.Active = true
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -51,6 +55,14 @@ func testCanceledContext(t *testing.T, s Store) {
 			return err
 		}},
 		{"RewrapCipherKey", func() error { return s.RewrapCipherKey(ctx, k, "internal", "1", []byte("rewrapped")) }},
+		{"SetTenantState", func() error {
+			_, _, err := s.SetTenantState(ctx, "acme", "internal", keyring.StateLocked, "canceled", time.Now())
+			return err
+		}},
+		{"WatchedTenants", func() error { _, err := s.WatchedTenants(ctx, "", 10); return err }},
+		{"ReplaceKeyChecks", func() error { return s.ReplaceKeyChecks(ctx, "acme", nil) }},
+		{"KeyChecks", func() error { _, err := s.KeyChecks(ctx, "acme"); return err }},
+		{"CountTenantsByState", func() error { _, err := s.CountTenantsByState(ctx); return err }},
 	}
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {
@@ -60,9 +72,12 @@ func testCanceledContext(t *testing.T, s Store) {
 		})
 	}
 	// Nothing was written.
-	if _, err := s.Tenant(t.Context(), "acme"); err != nil {
+	if tn, err := s.Tenant(t.Context(), "acme"); err != nil {
 		t.Errorf("Tenant(acme): %v", err)
+	} else {
+		checkTenant(t, tn, newTenant("acme"))
 	}
+	checkKeyChecks(t, s, "acme", checks)
 	got, err := s.ActiveCipherKey(t.Context(), "acme")
 	if err != nil {
 		t.Fatalf("ActiveCipherKey: %v", err)

@@ -3,11 +3,13 @@ package storetest
 import (
 	"context"
 	"sync/atomic"
+	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
+	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
 
@@ -41,6 +43,10 @@ func (r *roundRobin) Tenant(ctx context.Context, id string) (keyring.Tenant, err
 
 func (r *roundRobin) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
 	return r.next().UpdateTenant(ctx, t)
+}
+
+func (r *roundRobin) SetTenantState(ctx context.Context, id, provider string, state keyring.TenantState, reason string, at time.Time) (keyring.Tenant, bool, error) {
+	return r.next().SetTenantState(ctx, id, provider, state, reason, at)
 }
 
 func (r *roundRobin) ListTenants(ctx context.Context, after string, limit int) ([]keyring.Tenant, error) {
@@ -137,4 +143,20 @@ func (r *roundRobin) RewrapCipherKey(ctx context.Context, old keyring.CipherKey,
 
 func (r *roundRobin) RewrapCipherKeys(ctx context.Context, rs []migration.Rewrap) (int, error) {
 	return r.next().RewrapCipherKeys(ctx, rs)
+}
+
+func (r *roundRobin) WatchedTenants(ctx context.Context, after string, limit int) ([]keyring.Tenant, error) {
+	return r.next().WatchedTenants(ctx, after, limit)
+}
+
+func (r *roundRobin) ReplaceKeyChecks(ctx context.Context, tenantID string, checks []lifecycle.KeyCheck) error {
+	return r.next().ReplaceKeyChecks(ctx, tenantID, checks)
+}
+
+func (r *roundRobin) KeyChecks(ctx context.Context, tenantID string) ([]lifecycle.KeyCheck, error) {
+	return r.next().KeyChecks(ctx, tenantID)
+}
+
+func (r *roundRobin) CountTenantsByState(ctx context.Context) (map[keyring.TenantState]int, error) {
+	return r.next().CountTenantsByState(ctx)
 }

@@ -15,18 +15,23 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
+	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
+	"github.com/tenantcrypt/tenantcrypt/internal/rotation"
 )
 
 // Store is what every store implementation provides: the keyring's tenants
-// and cipherkeys, the tenants' key providers and migrations between them, and
-// the internal KMS's key-encryption keys in one database, so that
-// DeleteTenant can remove all of a tenant's rows in one transaction.
+// and cipherkeys, the tenants' key providers and migrations between them, the
+// key monitor's checks, and the internal KMS's key-encryption keys in one
+// database, so that DeleteTenant can remove all of a tenant's rows in one
+// transaction.
 type Store interface {
 	keyring.Store
 	keyprovider.Store
 	internalkms.Store
 	migration.Store
+	rotation.Store
+	lifecycle.Store
 }
 
 // Run runs the conformance suite against the stores that open returns. It
@@ -62,6 +67,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"KEK/InsertAndList", testKEKs},
 		{"KEK/Rewrap", testRewrapKEK},
 		{"KEK/NotWrappedBy", testKEKsNotWrappedBy},
+		{"KEK/CountByRootVersion", testCountKEKsByRootVersion},
+		{"CipherKey/WrappedByOtherVersion", testCipherKeysWrappedByOtherVersion},
 		{"Migration/RoundTrip", testMigrationRoundTrip},
 		{"Migration/InsertErrors", testInsertMigrationErrors},
 		{"Migration/Latest", testLatestMigration},
@@ -69,6 +76,15 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Migration/OneRunning", testOneRunningMigration},
 		{"Migration/Unfinished", testUnfinishedMigrations},
 		{"Migration/DeleteTenant", testMigrationsDeleteTenant},
+		{"Lifecycle/StateRoundTrip", testStateRoundTrip},
+		{"Lifecycle/SetTenantState", testSetTenantState},
+		{"Lifecycle/SetTenantStateErrors", testSetTenantStateErrors},
+		{"Lifecycle/UpdateKeepsState", testUpdateTenantKeepsState},
+		{"Lifecycle/Watched", testWatchedTenants},
+		{"Lifecycle/KeyChecks", testKeyChecks},
+		{"Lifecycle/ReplaceKeyChecksErrors", testReplaceKeyChecksErrors},
+		{"Lifecycle/DeleteTenant", testKeyChecksDeleteTenant},
+		{"Lifecycle/CountByState", testCountTenantsByState},
 		{"Concurrent/Activate", testConcurrentActivate},
 		{"Concurrent/Rotations", testConcurrentRotations},
 		{"Concurrent/ReserveUses", testConcurrentReserveUses},
@@ -79,6 +95,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Concurrent/UpdateMigration", testConcurrentUpdateMigration},
 		{"Concurrent/Rewrap", testConcurrentRewrap},
 		{"Concurrent/RewrapVsReserveAndActivate", testConcurrentRewrapAndWrites},
+		{"Concurrent/SetTenantState", testConcurrentSetTenantState},
+		{"Concurrent/ReplaceKeyChecks", testConcurrentReplaceKeyChecks},
 		{"CanceledContext", testCanceledContext},
 	}
 	for _, tc := range tests {
@@ -204,11 +222,12 @@ func checkTime(t *testing.T, what string, got, want time.Time) {
 func checkTenant(t *testing.T, got, want keyring.Tenant) {
 	t.Helper()
 	if got.ID != want.ID || got.Name != want.Name || got.Edition != want.Edition || got.HIPAA != want.HIPAA ||
-		got.State != want.State || got.Provider != want.Provider {
+		got.State != want.State || got.StateReason != want.StateReason || got.Provider != want.Provider {
 		t.Errorf("tenant:\ngot  %+v\nwant %+v", got, want)
 	}
 	checkTime(t, "tenant "+want.ID+" CreatedAt", got.CreatedAt, want.CreatedAt)
 	checkTime(t, "tenant "+want.ID+" UpdatedAt", got.UpdatedAt, want.UpdatedAt)
+	checkTime(t, "tenant "+want.ID+" StateChangedAt", got.StateChangedAt, want.StateChangedAt)
 }
 
 func checkCipherKey(t *testing.T, got, want keyring.CipherKey) {

@@ -74,16 +74,23 @@ func testTenantNotFound(t *testing.T, s Store) {
 func testUpdateTenant(t *testing.T, s Store) {
 	orig := createTenant(t, s, "acme")
 	createTenant(t, s, "other")
+	// Out of the initial state, so that keeping the lifecycle fields shows.
+	revokedAt := time.Date(2025, 11, 12, 13, 14, 15, 161718192, zone)
+	if _, _, err := s.SetTenantState(t.Context(), "acme", orig.Provider, keyring.StateKeyUnavailable, "key disabled", revokedAt); err != nil {
+		t.Fatalf("SetTenantState: %v", err)
+	}
 
 	upd := keyring.Tenant{
-		ID:        "acme",
-		Name:      "ACME Health",
-		Edition:   keyring.EditionBusiness,
-		HIPAA:     false,
-		State:     keyring.StateLocked,
-		Provider:  "arn:aws:kms:us-east-1:111122223333:key/mrk-0000",
-		CreatedAt: time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC), // must be ignored
-		UpdatedAt: time.Date(2026, 7, 8, 9, 10, 11, 121314151, zone),
+		ID:             "acme",
+		Name:           "ACME Health",
+		Edition:        keyring.EditionBusiness,
+		HIPAA:          false,
+		State:          keyring.StateLocked, // must be ignored, as the two below
+		StateReason:    "edited",
+		StateChangedAt: time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC),
+		Provider:       "arn:aws:kms:us-east-1:111122223333:key/mrk-0000",
+		CreatedAt:      time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC), // must be ignored
+		UpdatedAt:      time.Date(2026, 7, 8, 9, 10, 11, 121314151, zone),
 	}
 	if err := s.UpdateTenant(t.Context(), upd); err != nil {
 		t.Fatalf("UpdateTenant: %v", err)
@@ -94,6 +101,7 @@ func testUpdateTenant(t *testing.T, s Store) {
 	}
 	want := upd
 	want.CreatedAt = orig.CreatedAt
+	want.State, want.StateReason, want.StateChangedAt = keyring.StateKeyUnavailable, "key disabled", revokedAt
 	checkTenant(t, got, want)
 
 	other, err := s.Tenant(t.Context(), "other")
@@ -109,14 +117,18 @@ func testUpdateTenant(t *testing.T, s Store) {
 }
 
 // testTenantInvalidEnums: a store refuses what it could not read back.
+// UpdateTenant does not write the state, so it neither refuses an invalid one.
 func testTenantInvalidEnums(t *testing.T, s Store) {
 	tests := []struct {
 		name   string
 		mutate func(*keyring.Tenant)
+		// updated: UpdateTenant ignores the field and succeeds.
+		updated bool
 	}{
-		{"edition", func(tn *keyring.Tenant) { tn.Edition = keyring.EditionUnknown }},
-		{"state", func(tn *keyring.Tenant) { tn.State = keyring.StateUnknown }},
-		{"edition-out-of-range", func(tn *keyring.Tenant) { tn.Edition = 99 }},
+		{"edition", func(tn *keyring.Tenant) { tn.Edition = keyring.EditionUnknown }, false},
+		{"state", func(tn *keyring.Tenant) { tn.State = keyring.StateUnknown }, true},
+		{"edition-out-of-range", func(tn *keyring.Tenant) { tn.Edition = 99 }, false},
+		{"state-out-of-range", func(tn *keyring.Tenant) { tn.State = 99 }, true},
 	}
 	createTenant(t, s, "valid")
 	for _, tc := range tests {
@@ -131,7 +143,10 @@ func testTenantInvalidEnums(t *testing.T, s Store) {
 
 			upd := newTenant("valid")
 			tc.mutate(&upd)
-			if err := s.UpdateTenant(t.Context(), upd); err == nil {
+			switch err := s.UpdateTenant(t.Context(), upd); {
+			case tc.updated && err != nil:
+				t.Errorf("UpdateTenant: got error %v, want none", err)
+			case !tc.updated && err == nil:
 				t.Errorf("UpdateTenant: got no error, want one")
 			}
 			got, err := s.Tenant(t.Context(), "valid")

@@ -1,0 +1,64 @@
+package lifecycle
+
+import (
+	"context"
+	"time"
+
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+)
+
+// Store keeps what the monitor found. Implementations live in
+// internal/store/... and pass internal/store/storetest.
+type Store interface {
+	// WatchedTenants returns up to limit tenants with ids greater than
+	// after, in id order, whose provider is not keyring.InternalProvider
+	// and whose state is not destroyed: the tenants whose key is checked.
+	WatchedTenants(ctx context.Context, after string, limit int) ([]keyring.Tenant, error)
+	// ReplaceKeyChecks replaces every stored check of the tenant by checks,
+	// in one transaction. Errors: keyring.ErrNotFound (no such tenant).
+	ReplaceKeyChecks(ctx context.Context, tenantID string, checks []KeyCheck) error
+	// KeyChecks returns the tenant's stored checks ordered by region; an
+	// empty slice if there are none.
+	KeyChecks(ctx context.Context, tenantID string) ([]KeyCheck, error)
+	// CountTenantsByState counts every tenant by state.
+	CountTenantsByState(ctx context.Context) (map[keyring.TenantState]int, error)
+}
+
+// KeyCheck is the outcome of checking a tenant's key in one region.
+type KeyCheck struct {
+	TenantID string
+	// Provider is the Ref of the provider whose key was checked.
+	Provider string
+	Region   string
+	// KeyARN is the key's ARN in Region.
+	KeyARN    string
+	CheckedAt time.Time
+	// Result is one of the Result* constants.
+	Result string
+	// KeyState is the key's state as AWS spells it ("Enabled",
+	// "PendingDeletion"), empty when KMS did not describe it.
+	KeyState string
+	// Detail explains the result for the tenant's admins; never secret.
+	Detail string
+}
+
+// Results of a key check.
+const (
+	// ResultOK: the key is enabled and usable.
+	ResultOK = "ok"
+	// ResultDisabled: the key (or a state like a disconnected key store)
+	// refuses cryptographic operations.
+	ResultDisabled = "disabled"
+	// ResultPendingDeletion: the key is scheduled for deletion.
+	ResultPendingDeletion = "pending-deletion"
+	// ResultNotFound: the key does not exist (any more).
+	ResultNotFound = "not-found"
+	// ResultAccessDenied: the key policy or grants refuse this service.
+	ResultAccessDenied = "access-denied"
+	// ResultThrottled: KMS throttled the check; nothing is known.
+	ResultThrottled = "throttled"
+	// ResultUnavailable: KMS did not answer in time; nothing is known.
+	ResultUnavailable = "unavailable"
+	// ResultError: the check failed for another reason (see Detail).
+	ResultError = "error"
+)
