@@ -155,12 +155,28 @@ type EncryptionStatus struct {
 	// State is the tenant's lifecycle state: active, key-unavailable,
 	// locked or destroyed.
 	State string `json:"state"`
+	// StateReason says why the tenant is in State (what was found of its
+	// key, where); StateChangedAt is when it entered State. Both are
+	// absent for a tenant that never left active.
+	StateReason    string     `json:"stateReason,omitempty"`
+	StateChangedAt *time.Time `json:"stateChangedAt,omitempty"`
+	// Degraded is set while the key's own region could not be checked
+	// (KMS unreachable or throttling): the tenant stays active and serves
+	// from cached data keys until their TTL; DegradedReason says why.
+	Degraded       bool   `json:"degraded"`
+	DegradedReason string `json:"degradedReason,omitempty"`
 	// Provider is the key provider that wraps new data keys.
 	Provider StatusProvider `json:"currentProvider"`
-	// KeyState is the state of the provider's key (Enabled, Disabled, ...).
+	// KeyState is the state of the provider's key as last seen in its own
+	// region (Enabled, Disabled, PendingDeletion, ...; Unknown when it
+	// could not be described).
 	KeyState string `json:"keyState"`
-	// LastCheck is the last check of the key, if any.
+	// LastCheck is the last check of a customer managed key: its time and
+	// result in the key's own region, and every region's in Regions.
 	LastCheck *KeyCheck `json:"lastCheck,omitempty"`
+	// KeyCheckInterval is how often the key is checked, as a Go duration
+	// string; absent for the internal KMS.
+	KeyCheckInterval string `json:"keyCheckInterval,omitempty"`
 	// RevocationBound is how long at most a revoked key's data keys stay
 	// usable, as a Go duration string.
 	RevocationBound string `json:"revocationBound"`
@@ -176,11 +192,18 @@ type StatusProvider struct {
 	Prefix         string `json:"prefix"`
 }
 
-// KeyCheck is the result of checking a key's state.
+// KeyCheck is the result of checking a key in a region: ok, disabled,
+// pending-deletion, not-found, access-denied, throttled, unavailable or
+// error.
 type KeyCheck struct {
-	Time   time.Time `json:"time"`
-	Result string    `json:"result"`
-	Region string    `json:"region,omitempty"`
+	Time     time.Time `json:"time"`
+	Result   string    `json:"result"`
+	Region   string    `json:"region,omitempty"`
+	ARN      string    `json:"arn,omitempty"`
+	KeyState string    `json:"keyState,omitempty"`
+	Detail   string    `json:"detail,omitempty"`
+	// Regions is every region's check, the key's own region first.
+	Regions []KeyCheck `json:"regions,omitempty"`
 }
 
 // Health is the body of /livez and /readyz.

@@ -10,8 +10,6 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
-	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
-	"github.com/tenantcrypt/tenantcrypt/internal/testkms"
 )
 
 // BenchmarkHTTPDataPlane drives the real server in this process (TLS, JWT,
@@ -74,16 +72,7 @@ func BenchmarkHTTPDataPlane(b *testing.B) {
 //	go test -run '^$' -bench CMKDataPlane ./cmd/tenantcrypt
 func BenchmarkCMKDataPlane(b *testing.B) {
 	e := startCMKEnv(b)
-	ta := e.tenant(b, "acme", "enterprise")
-	mrk := e.primary.ARN(testkms.MultiRegionKeyID)
-	if r := e.do("POST", kp, ta, register(mrk, "bench")); r.status != 201 {
-		b.Fatalf("register: %d %s", r.status, r.body)
-	}
-	if r := e.do("POST", kp+"/"+keyprovider.Fingerprint(mrk)+"/actions/migrate", ta, nil); r.status != 200 {
-		b.Fatalf("migrate: %d %s", r.status, r.body)
-	}
-	e.waitMigration(b, ta)
-	svc := e.token(auth.RoleService, "acme")
+	_, svc := e.onCMK(b, "acme")
 	encBody, _ := json.Marshal(api.EncryptRequest{Plaintext: b64("a small secret"), Context: map[string]string{"app": "bench"}})
 	warm := e.do("POST", "/api/v1/encryption/encrypt", svc, encBody)
 	if warm.status != 200 {

@@ -25,7 +25,9 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/registry"
+	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
+	"github.com/tenantcrypt/tenantcrypt/internal/rotation"
 	"github.com/tenantcrypt/tenantcrypt/internal/server"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/postgres"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/sqlite"
@@ -41,37 +43,39 @@ type serveConfig struct {
 
 	rootKeyFile string
 
-	tlsCert, tlsKey   string
-	tlsClientCA       string
-	tlsRequireClient  bool
-	tlsHosts          listFlag
-	insecurePlaintext bool
-	tlsReloadInterval time.Duration
-	maxRequestBytes   int64
-	shutdownTimeout   time.Duration
-	readHeaderTimeout time.Duration
-	requestTimeout    time.Duration
-	idleTimeout       time.Duration
-	jwksFile, jwksURL string
-	jwtIssuer         string
-	jwtAudience       string
-	jwtSkew           time.Duration
-	revocationBound   time.Duration
-	keyMaxUses        int64
-	keyMaxAge         time.Duration
-	cacheMaxEntries   int
-	cacheTTL          time.Duration
-	cacheIdle         time.Duration
-	logLevel, logFmt  string
-	disableSelfIssuer bool
-	region            string
-	drRegion          listFlag
-	kmsEndpoint       listFlag
-	allowSingleRegion bool
-	kmsTimeout        time.Duration
-	migrationRate     float64
-	kpReadsPerMinute  int
-	kpWritesPerMinute int
+	tlsCert, tlsKey     string
+	tlsClientCA         string
+	tlsRequireClient    bool
+	tlsHosts            listFlag
+	insecurePlaintext   bool
+	tlsReloadInterval   time.Duration
+	maxRequestBytes     int64
+	shutdownTimeout     time.Duration
+	readHeaderTimeout   time.Duration
+	requestTimeout      time.Duration
+	idleTimeout         time.Duration
+	jwksFile, jwksURL   string
+	jwtIssuer           string
+	jwtAudience         string
+	jwtSkew             time.Duration
+	revocationBound     time.Duration
+	keyCheckInterval    time.Duration
+	keyCheckConcurrency int
+	keyMaxUses          int64
+	keyMaxAge           time.Duration
+	cacheMaxEntries     int
+	cacheTTL            time.Duration
+	cacheIdle           time.Duration
+	logLevel, logFmt    string
+	disableSelfIssuer   bool
+	region              string
+	drRegion            listFlag
+	kmsEndpoint         listFlag
+	allowSingleRegion   bool
+	kmsTimeout          time.Duration
+	migrationRate       float64
+	kpReadsPerMinute    int
+	kpWritesPerMinute   int
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -99,6 +103,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.jwtSkew, "jwt-skew", auth.DefaultSkew, "clock skew allowed when checking exp and nbf")
 	fs.BoolVar(&c.disableSelfIssuer, "disable-self-issuer", false, "do not publish the built-in issuer's keys (implied by --jwks-file/--jwks-url)")
 	fs.DurationVar(&c.revocationBound, "revocation-bound", 10*time.Second, "longest time a tenant state change (a revoked key) takes to reach this process")
+	fs.DurationVar(&c.keyCheckInterval, "key-check-interval", 0, "how often every customer managed key is checked (DescribeKey per tenant and region); 0: half the revocation bound")
+	fs.IntVar(&c.keyCheckConcurrency, "key-check-concurrency", lifecycle.DefaultConcurrency, "how many tenants' keys are checked at once")
 	fs.Int64Var(&c.keyMaxUses, "key-max-uses", 1<<30, "encryptions after which a tenant's data key is rotated")
 	fs.DurationVar(&c.keyMaxAge, "key-max-age", 30*24*time.Hour, "age after which a tenant's data key is rotated")
 	fs.IntVar(&c.cacheMaxEntries, "cache-max-entries", 10000, "most unwrapped data keys held in memory")
@@ -145,6 +151,11 @@ func (c *serveConfig) validate() error {
 	}
 	if c.revocationBound < time.Second {
 		bad("--revocation-bound must be at least 1s")
+	}
+	if c.revocationBound >= time.Second {
+		if err := c.validateLifecycle(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.keyMaxUses < 1 || c.keyMaxUses > 1<<32 {
 		bad("--key-max-uses must be between 1 and 2^32 (the limit for random GCM nonces)")
@@ -234,6 +245,8 @@ type store interface {
 	internalkms.Store
 	keyprovider.Store
 	migration.Store
+	rotation.Store
+	lifecycle.Store
 }
 
 func openStore(ctx context.Context, cfg serveConfig) (store, func(), string, error) {
@@ -287,6 +300,7 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	}
 	defer roots.Destroy()
 	internal := internalkms.New(roots, st)
+	defer internal.Close()
 	reg := prometheus.NewRegistry()
 	kmsCalls := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tenantcrypt_kms_operations_total",
@@ -302,32 +316,37 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	providers := registry.New(internal, registry.WithAWS(st, aws), registry.WithObserver(func(ref, op string, err error) {
 		kmsCalls.WithLabelValues(providerLabel(ref), op, kms.Outcome(err)).Inc()
 	}))
-	// After a root key rotation, rewrap every tenant KEK under the current
-	// root version, in the background; replicas doing the same at once are
-	// safe (each rewrap is a compare-and-swap).
-	go func() {
-		n, err := internal.RewrapKEKs(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			log.Error("rewrapping tenant KEKs under the current root key failed; it is retried at the next start", "error", err.Error())
-		case n > 0:
-			log.Info("tenant KEKs rewrapped under the current root key", "count", n, "root_version", roots.Current())
-		}
-	}()
 
+	lt := cfg.lifecycleTimes()
+	lm := newLifecycleMetrics(reg, st, log)
+	var monitor *lifecycle.Monitor // set below; the keyring tells it of keys refused on use
 	ring, err := keyring.New(keyring.Config{
 		Store: st, Providers: providers,
 		MaxKeyUses: cfg.keyMaxUses, MaxKeyAge: cfg.keyMaxAge,
 		// A state change made by another process is seen within a fifth
 		// of the revocation bound.
-		TenantRefresh: cfg.revocationBound / 5,
+		TenantRefresh: lt.refresh,
 		Cache:         keyring.CacheConfig{MaxEntries: cfg.cacheMaxEntries, TTL: cfg.cacheTTL, IdleTimeout: cfg.cacheIdle},
+		OnStateChange: lm.stateChanged,
+		OnKeyRefused:  func(tenantID, _ string, _ error) { monitor.Notify(tenantID) },
 		Logger:        log,
 	})
 	if err != nil {
 		return err
 	}
 	defer ring.Close()
+	monitor, err = lifecycle.New(lifecycle.Config{
+		Store: st, Tenants: ring, KeyProviders: st, KMS: aws, Region: cfg.region, DRRegions: drs,
+		Interval: lt.interval, Timeout: lt.timeout, Concurrency: cfg.keyCheckConcurrency,
+		Checked: func(region, result string) { lm.checks.WithLabelValues(region, result).Inc() },
+		Swept:   func(_ int, elapsed time.Duration) { lm.sweep.Set(elapsed.Seconds()) },
+		Logger:  log,
+	})
+	if err != nil {
+		return err
+	}
+	monitor.Start()
+	defer monitor.Close()
 
 	keyProviders, err := keyprovider.New(keyprovider.Config{
 		Store: st, Inspector: aws, Tenants: ring, Region: cfg.region, DRRegions: drs,
@@ -359,6 +378,19 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 		log.Error("resuming migrations failed; they resume at the next start", "error", err.Error())
 	}
 
+	// After a root key rotation, rewrap every tenant KEK under the current
+	// root version, in the background (package rotation, which also serves
+	// the internal KMS's rotation API); replicas doing the same at once are
+	// safe (each rewrap is a compare-and-swap).
+	rotations, err := rotation.New(rotation.Config{KMS: internal, Store: st, Tenants: ring, RootKeyFile: rootKeyFile(cfg, env), Logger: log})
+	if err != nil {
+		return err
+	}
+	defer rotations.Close()
+	if err := rotations.Start(); err != nil {
+		log.Error("rewrapping tenant KEKs under the current root key could not start; it is retried at the next start", "error", err.Error())
+	}
+
 	verifier, jwks, err := newVerifier(cfg, log)
 	if err != nil {
 		return err
@@ -380,6 +412,8 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 		RevocationBound: cfg.revocationBound,
 		KeyProviders:    keyProviders,
 		Migrations:      migrations,
+		InternalKMS:     rotations,
+		Lifecycle:       monitor,
 		ReadsPerMinute:  cfg.kpReadsPerMinute,
 		WritesPerMinute: cfg.kpWritesPerMinute,
 		Logger:          log,

@@ -3,6 +3,7 @@ package keyring
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 )
@@ -54,13 +55,26 @@ type InputError struct {
 
 func (e *InputError) Error() string { return fmt.Sprintf("invalid %s: %s", e.Field, e.Reason) }
 
-// TenantStateError refuses a data-plane operation because of the tenant's
-// lifecycle state.
+// TenantStateError refuses an operation because of the tenant's lifecycle
+// state: the data plane of every state but active, and admin changes of a
+// locked or destroyed tenant.
 type TenantStateError struct {
 	TenantID string
 	State    TenantState
+	// Reason says why the tenant is in State (what was found of its key,
+	// where and when); Since is when it entered State. Both may be empty.
+	Reason string
+	Since  time.Time
 }
 
 func (e *TenantStateError) Error() string {
-	return fmt.Sprintf("tenant %s is %s", e.TenantID, e.State)
+	msg := fmt.Sprintf("tenant %s is %s", e.TenantID, e.State)
+	if e.Reason != "" {
+		msg += ": " + e.Reason
+	}
+	return msg
+}
+
+func stateError(t Tenant) *TenantStateError {
+	return &TenantStateError{TenantID: t.ID, State: t.State, Reason: t.StateReason, Since: t.StateChangedAt}
 }

@@ -62,6 +62,14 @@ type Config struct {
 	// Cache bounds the cache of unwrapped data keys.
 	Cache CacheConfig
 
+	// OnStateChange, if set, is told of every change of a tenant's state
+	// made through this Service (for metrics); it must be fast.
+	OnStateChange func(StateChange)
+	// OnKeyRefused, if set, is told when a tenant's key refuses a call on
+	// use (disabled, pending deletion, not found, access denied), so that
+	// the key monitor can check the key at once; it must not block.
+	OnKeyRefused func(tenantID, ref string, err error)
+
 	Logger *slog.Logger
 	Now    func() time.Time // for tests; default time.Now
 }
@@ -309,7 +317,9 @@ func (s *Service) UpdateTenant(ctx context.Context, id string, u TenantUpdate) (
 		}
 		return Tenant{}, storeError("updating tenant", err)
 	}
-	te.snap.Store(&tenantSnapshot{t: t, fetched: s.now()})
+	// Read again at next use: t's lifecycle fields may be older than what
+	// the key monitor wrote meanwhile.
+	te.snap.Store(nil)
 	return t, nil
 }
 
@@ -391,7 +401,7 @@ func (s *Service) usableTenant(ctx context.Context, id string) (*tenantEntry, Te
 		}
 	}
 	if snap.t.State != StateActive {
-		return nil, Tenant{}, &TenantStateError{TenantID: id, State: snap.t.State}
+		return nil, Tenant{}, stateError(snap.t)
 	}
 	return te, snap.t, nil
 }
@@ -412,14 +422,22 @@ func (s *Service) refreshTenant(ctx context.Context, id string, te *tenantEntry)
 		}
 		return nil, err
 	}
-	if old := te.snap.Load(); old != nil && (old.t.State != t.State || old.t.Provider != t.Provider) {
+	old := te.snap.Load()
+	if old != nil && old.fetched.After(fetched) {
+		// SetTenantState stored a newer record while we read this one.
+		return old, nil
+	}
+	if old == nil || old.t.State != t.State || old.t.Provider != t.Provider {
 		te.active.Store(nil)
 		if t.State != StateActive {
 			s.cache.purge(id)
 		}
 	}
 	snap := &tenantSnapshot{t: t, fetched: fetched}
-	te.snap.Store(snap)
+	if !te.snap.CompareAndSwap(old, snap) {
+		// SetTenantState stored a newer record while we read this one.
+		return te.snap.Load(), nil
+	}
 	return snap, nil
 }
 
@@ -553,6 +571,7 @@ func (s *Service) unwrap(ctx context.Context, tenantID string, id envelope.KeyID
 	}
 	key, err := p.Unwrap(ctx, kms.Wrapped{KeyVersion: ck.KeyVersion, Blob: ck.Wrapped}, binding(tenantID, id, purpose, digest))
 	if err != nil {
+		s.noticeKeyError(ctx, tenantID, ck.Provider, err)
 		return loaded{}, err
 	}
 	if key.Len() != kms.DataKeySize {
@@ -585,8 +604,9 @@ type TenantStatus struct {
 	Tenant Tenant
 	// Prefix is the text-form prefix of what the current provider issues.
 	Prefix string
-	// Key is the current provider's description of its key; KeyErr is set
-	// instead when the provider could not describe it.
+	// Key is the internal KMS's description of its key; KeyErr is set
+	// instead when it could not describe it. Both are zero for a customer
+	// managed key, whose state the key monitor reports.
 	Key    kms.KeyInfo
 	KeyErr error
 	// CipherKeys counts the tenant's stored data keys by provider Ref.
@@ -606,6 +626,11 @@ func (s *Service) TenantStatus(ctx context.Context, id string) (TenantStatus, er
 		return TenantStatus{}, err
 	}
 	st := TenantStatus{Tenant: t, Prefix: s.cfg.Providers.Prefix(id, t.Provider), CipherKeys: counts}
+	if t.Provider != InternalProvider {
+		// A customer managed key's state is what the key monitor last
+		// found, not a KMS call per status request.
+		return st, nil
+	}
 	p, err := s.cfg.Providers.Provider(ctx, id, t.Provider)
 	if err == nil {
 		st.Key, err = p.Describe(ctx)
@@ -649,7 +674,7 @@ func (s *Service) SwitchProvider(ctx context.Context, tenantID, from, to string)
 		return storeError("switching provider", err)
 	}
 	te.active.Store(nil)
-	te.snap.Store(&tenantSnapshot{t: t, fetched: s.cfg.Now()})
+	te.snap.Store(nil) // read again at next use, lifecycle fields included
 	s.cfg.Logger.InfoContext(ctx, "tenant key provider switched", "tenant", tenantID, "from", from, "to", to)
 	// Make the new provider's first data key now, so that encryptions from
 	// here on use it. If that fails (the KMS is slow), the next encryption

@@ -483,22 +483,29 @@ func TestDeleteTenantShredsItsKeys(t *testing.T) {
 	}
 }
 
+// TestTenantStateRefusesDataPlane: a state set by another process (through
+// the store) refuses the data plane once this process's copy of the tenant
+// is stale, purges its cached keys, and lifts when the tenant is active
+// again; destroyed never lifts.
 func TestTenantStateRefusesDataPlane(t *testing.T) {
 	ctx := context.Background()
 	clock := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	h := newHarness(t, keyring.Config{TenantRefresh: time.Second, Now: clock.Now})
 	tn := h.tenant("acme")
 	ct := h.encrypt("acme", nil, []byte("x"))
+	set := func(state keyring.TenantState) {
+		t.Helper()
+		if _, _, err := h.store.SetTenantState(ctx, "acme", tn.Provider, state, "test: "+state.String(), clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Second) // the process's copy goes stale
+	}
 	for _, state := range []keyring.TenantState{keyring.StateKeyUnavailable, keyring.StateLocked, keyring.StateDestroyed} {
 		t.Run(state.String(), func(t *testing.T) {
-			tn.State = state
-			if err := h.store.UpdateTenant(ctx, tn); err != nil {
-				t.Fatal(err)
-			}
-			clock.Advance(time.Second) // the process's copy goes stale
+			set(state)
 			var se *keyring.TenantStateError
-			if _, err := h.svc.Decrypt(ctx, "acme", nil, ct); !errors.As(err, &se) || se.State != state {
-				t.Errorf("Decrypt: err = %v, want TenantStateError %s", err, state)
+			if _, err := h.svc.Decrypt(ctx, "acme", nil, ct); !errors.As(err, &se) || se.State != state || se.Reason != "test: "+state.String() || se.Since.IsZero() {
+				t.Errorf("Decrypt: err = %v, want TenantStateError %s with its reason and time", err, state)
 			}
 			if _, err := h.svc.Encrypt(ctx, "acme", nil, []byte("y")); !errors.As(err, &se) {
 				t.Errorf("Encrypt: err = %v, want TenantStateError", err)
@@ -506,11 +513,13 @@ func TestTenantStateRefusesDataPlane(t *testing.T) {
 			if got := h.svc.CacheStats().Entries; got != 0 {
 				t.Errorf("cached keys after the tenant became %s: %d, want 0", state, got)
 			}
-			tn.State = keyring.StateActive
-			if err := h.store.UpdateTenant(ctx, tn); err != nil {
-				t.Fatal(err)
+			if state == keyring.StateDestroyed {
+				if _, _, err := h.store.SetTenantState(ctx, "acme", tn.Provider, keyring.StateActive, "", clock.Now()); !errors.Is(err, keyring.ErrConflict) {
+					t.Errorf("leaving destroyed: err = %v, want ErrConflict", err)
+				}
+				return
 			}
-			clock.Advance(time.Second)
+			set(keyring.StateActive)
 			if _, err := h.svc.Decrypt(ctx, "acme", nil, ct); err != nil {
 				t.Errorf("Decrypt once active again: %v", err)
 			}

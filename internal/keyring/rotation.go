@@ -121,6 +121,7 @@ func (s *Service) generate(ctx context.Context, t Tenant, purpose Purpose, diges
 	}
 	key, w, err := p.GenerateDataKey(ctx, binding(t.ID, id, purpose, digest))
 	if err != nil {
+		s.noticeKeyError(ctx, t.ID, t.Provider, err)
 		return CipherKey{}, loaded{}, err
 	}
 	if key.Len() != kms.DataKeySize {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
@@ -65,7 +66,7 @@ func toHTTPError(err error) *httpError {
 	}
 	var se *keyring.TenantStateError
 	if errors.As(err, &se) {
-		return tenantStateError(se.State)
+		return tenantStateError(se)
 	}
 	switch {
 	case errors.Is(err, auth.ErrUnauthenticated):
@@ -79,12 +80,12 @@ func toHTTPError(err error) *httpError {
 			detail: "the ciphertext or handle does not decrypt for this tenant and context"}
 	case errors.Is(err, keyring.ErrHIPAARequiresCMK), errors.Is(err, keyring.ErrEditionForbidsCMK):
 		return &httpError{status: 409, code: api.CodeConflict, title: "Conflict", detail: err.Error()}
-	case errors.Is(err, kms.ErrKeyDisabled), errors.Is(err, kms.ErrAccessDenied):
-		return tenantStateError(keyring.StateKeyUnavailable)
-	case errors.Is(err, kms.ErrKeyPendingDeletion):
-		return tenantStateError(keyring.StateLocked)
-	case errors.Is(err, kms.ErrKeyNotFound):
-		return tenantStateError(keyring.StateDestroyed)
+	}
+	if state, ok := keyring.StateOnUse(err); ok {
+		// This request met the refusal itself; the tenant's state follows.
+		return tenantStateError(&keyring.TenantStateError{State: state, Reason: keyring.KeyRefusal(err)})
+	}
+	switch {
 	case errors.Is(err, kms.ErrThrottled):
 		return &httpError{status: 503, code: api.CodeKMSThrottled, title: "KMS throttled", retryAfter: 1, cause: err,
 			detail: "the key management service is throttling requests; retry after the Retry-After delay"}
@@ -101,20 +102,33 @@ func toHTTPError(err error) *httpError {
 	return &httpError{status: errInternal.status, code: errInternal.code, title: errInternal.title, detail: errInternal.detail, cause: err}
 }
 
-func tenantStateError(state keyring.TenantState) *httpError {
-	switch state {
+// tenantStateError refuses a request because of the tenant's lifecycle
+// state. Its detail says what the caller can do; meta carries the state,
+// why (what was found of the key, where) and since when.
+func tenantStateError(se *keyring.TenantStateError) *httpError {
+	meta := map[string]any{"state": se.State.String()}
+	if se.Reason != "" {
+		meta["reason"] = se.Reason
+	}
+	if !se.Since.IsZero() {
+		meta["since"] = se.Since.UTC().Format(time.RFC3339)
+	}
+	because := ""
+	if se.Reason != "" {
+		because = " (" + se.Reason + ")"
+	}
+	switch se.State {
 	case keyring.StateKeyUnavailable:
-		return &httpError{status: 403, code: api.CodeKeyUnavailable, title: "Key unavailable",
-			detail: "the tenant's customer managed key is disabled or its key policy denies access; the key's owner must re-enable it",
-			meta:   map[string]any{"state": state.String()}}
+		return &httpError{status: 403, code: api.CodeKeyUnavailable, title: "Key unavailable", meta: meta,
+			detail: "the tenant's customer managed key is disabled or its key policy denies this service" + because +
+				"; the data stays unreadable until the key's owner enables it or restores access, after which the tenant is active again without any other action"}
 	case keyring.StateLocked:
-		return &httpError{status: 423, code: api.CodeTenantLocked, title: "Tenant locked",
-			detail: "the tenant's customer managed key is scheduled for deletion; cancel the deletion and enable the key to unlock the tenant",
-			meta:   map[string]any{"state": state.String()}}
+		return &httpError{status: 423, code: api.CodeTenantLocked, title: "Tenant locked", meta: meta,
+			detail: "the tenant's customer managed key is scheduled for deletion" + because +
+				"; the tenant is locked until the key's owner cancels the deletion and enables the key"}
 	case keyring.StateDestroyed:
-		return &httpError{status: 410, code: api.CodeTenantDestroyed, title: "Tenant destroyed",
-			detail: "the tenant's key no longer exists; its encrypted data cannot be recovered",
-			meta:   map[string]any{"state": state.String()}}
+		return &httpError{status: 410, code: api.CodeTenantDestroyed, title: "Tenant destroyed", meta: meta,
+			detail: "the tenant's customer managed key no longer exists" + because + "; its encrypted data cannot be recovered"}
 	}
 	return errInternal
 }

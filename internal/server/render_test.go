@@ -36,7 +36,9 @@ func TestErrorMapping(t *testing.T) {
 		{"kms disabled", &kms.Error{Op: "Unwrap", Kind: kms.ErrKeyDisabled}, 403, api.CodeKeyUnavailable, false},
 		{"kms access denied", &kms.Error{Op: "Unwrap", Kind: kms.ErrAccessDenied}, 403, api.CodeKeyUnavailable, false},
 		{"kms pending deletion", &kms.Error{Op: "Unwrap", Kind: kms.ErrKeyPendingDeletion}, 423, api.CodeTenantLocked, false},
-		{"kms not found", &kms.Error{Op: "Unwrap", Kind: kms.ErrKeyNotFound}, 410, api.CodeTenantDestroyed, false},
+		// A key not found on use is unavailable until the key monitor,
+		// asking the key's own region, declares the tenant destroyed.
+		{"kms not found", &kms.Error{Op: "Unwrap", Kind: kms.ErrKeyNotFound}, 403, api.CodeKeyUnavailable, false},
 		{"kms throttled", &kms.Error{Op: "Unwrap", Kind: kms.ErrThrottled}, 503, api.CodeKMSThrottled, true},
 		{"kms unavailable", &kms.Error{Op: "Unwrap", Kind: kms.ErrUnavailable, Err: secretCause}, 503, api.CodeUnavailable, true},
 		{"database down", &keyring.StoreError{Op: "reading tenant", Err: secretCause}, 503, api.CodeUnavailable, true},

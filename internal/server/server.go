@@ -16,6 +16,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/secret"
 )
 
@@ -33,6 +34,17 @@ type Keyring interface {
 	Rewrap(ctx context.Context, tenantID string, ectx envelope.Context, ciphertext string) (string, error)
 	IssuePlaintextDataKey(ctx context.Context, tenantID string, ectx envelope.Context) (keyring.IssuedDataKey, error)
 	ResolvePlaintextDataKey(ctx context.Context, tenantID string, ectx envelope.Context, handle string) (*secret.Bytes, error)
+}
+
+// Lifecycle is what the status needs of the key monitor (a
+// *lifecycle.Monitor).
+type Lifecycle interface {
+	// KeyChecks returns the stored checks of the tenant's key.
+	KeyChecks(ctx context.Context, tenantID string) ([]lifecycle.KeyCheck, error)
+	// Check checks the tenant's key now.
+	Check(ctx context.Context, tenantID string) ([]lifecycle.KeyCheck, error)
+	// Interval is how often every tenant's key is checked.
+	Interval() time.Duration
 }
 
 // Authenticator verifies bearer tokens (an *auth.Verifier).
@@ -66,6 +78,12 @@ type Config struct {
 	// KeyProviders and Migrations serve the key-provider API.
 	KeyProviders KeyProviders
 	Migrations   Migrations
+	// Lifecycle reports the checks of customer managed keys in the
+	// encryption status; nil without AWS KMS.
+	Lifecycle Lifecycle
+	// InternalKMS serves the internal KMS's rotation endpoints (platform
+	// admin); without it they answer 404.
+	InternalKMS InternalKMS
 	// ReadsPerMinute and WritesPerMinute limit each tenant's calls of the
 	// key-provider API (Qlik's tiers 1 and 2). Defaults 1,000 and 100.
 	ReadsPerMinute, WritesPerMinute int
@@ -154,6 +172,10 @@ func (s *Server) routeTable() []Route {
 		{"GET", "/api/v1/tenants/{id}", platformAdmin, s.getTenant, unlimited},
 		{"PATCH", "/api/v1/tenants/{id}", platformAdmin, s.updateTenant, unlimited},
 		{"DELETE", "/api/v1/tenants/{id}", platformAdmin, s.deleteTenant, unlimited},
+		{"POST", "/api/v1/tenants/{id}/actions/rotate-key", platformAdmin, s.rotateTenantKey, unlimited},
+		{"GET", internalKMSPath, platformAdmin, s.getInternalKMS, unlimited},
+		{"POST", internalKMSPath + "/actions/rotate-root-key", platformAdmin, s.rotateRootKey, unlimited},
+		{"POST", internalKMSPath + "/actions/reload-root-keys", platformAdmin, s.reloadRootKeys, unlimited},
 
 		{"GET", "/api/v1/encryption/status", tenantReaders, s.status, unlimited},
 		{"POST", "/api/v1/encryption/encrypt", service, s.encrypt, unlimited},
@@ -172,18 +194,36 @@ func (s *Server) routeTable() []Route {
 		const kp = keyProvidersPath
 		routes = append(routes,
 			Route{"GET", kp, tenantAdmin, s.listKeyProviders, readTier},
-			Route{"POST", kp, tenantAdmin, s.registerKeyProvider, writeTier},
+			Route{"POST", kp, tenantAdmin, s.unlocked(s.registerKeyProvider), writeTier},
 			Route{"GET", kp + "/actions/list", tenantAdmin, s.listAllKeyProviders, readTier},
-			Route{"POST", kp + "/actions/reset-to-default-provider", tenantAdmin, s.resetToDefault, writeTier},
+			Route{"POST", kp + "/actions/reset-to-default-provider", tenantAdmin, s.unlocked(s.resetToDefault), writeTier},
 			Route{"GET", kp + "/migration/actions/details", tenantAdmin, s.migrationDetails, readTier},
 			Route{"GET", kp + "/{fp}", tenantAdmin, s.getKeyProvider, readTier},
-			Route{"PATCH", kp + "/{fp}", tenantAdmin, s.patchKeyProvider, writeTier},
-			Route{"DELETE", kp + "/{fp}", tenantAdmin, s.deleteKeyProvider, writeTier},
+			Route{"PATCH", kp + "/{fp}", tenantAdmin, s.unlocked(s.patchKeyProvider), writeTier},
+			Route{"DELETE", kp + "/{fp}", tenantAdmin, s.unlocked(s.deleteKeyProvider), writeTier},
+			// A test changes nothing but the recorded result: it is how a
+			// locked tenant's admin sees why.
 			Route{"POST", kp + "/{fp}/actions/test", tenantAdmin, s.testKeyProvider, writeTier},
-			Route{"POST", kp + "/{fp}/actions/migrate", tenantAdmin, s.migrate, writeTier},
+			Route{"POST", kp + "/{fp}/actions/migrate", tenantAdmin, s.unlocked(s.migrate), writeTier},
 		)
 	}
 	return routes
+}
+
+// unlocked refuses h to the admins of a locked or destroyed tenant: its
+// key is pending deletion or gone, and nothing may change until the key's
+// owner has decided (cancelled the deletion, or not).
+func (s *Server) unlocked(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		t, err := s.cfg.Keyring.Tenant(r.Context(), principalFrom(r).TenantID)
+		if err != nil {
+			return err
+		}
+		if t.State == keyring.StateLocked || t.State == keyring.StateDestroyed {
+			return &keyring.TenantStateError{TenantID: t.ID, State: t.State, Reason: t.StateReason, Since: t.StateChangedAt}
+		}
+		return h(w, r)
+	}
 }
 
 // dispatch routes a request, answering unknown paths (404) and wrong

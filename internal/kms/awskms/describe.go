@@ -19,6 +19,9 @@ type KeyDescription struct {
 	// State is the key's lifecycle state (see Provider's Describe for
 	// how AWS's states map to it).
 	State kms.KeyState
+	// AWSState is the key state as AWS spells it ("Enabled",
+	// "PendingDeletion", "Unavailable", ...).
+	AWSState string
 	// Spec is the key spec as AWS spells it; tenantcrypt needs
 	// SYMMETRIC_DEFAULT.
 	Spec string
@@ -56,6 +59,7 @@ func (c *Client) DescribeKey(ctx context.Context, key ARN) (KeyDescription, erro
 	d := KeyDescription{
 		ARN:         aws.ToString(md.Arn),
 		State:       keyState(md.KeyState),
+		AWSState:    string(md.KeyState),
 		Spec:        string(md.KeySpec),
 		Usage:       string(md.KeyUsage),
 		MultiRegion: aws.ToBool(md.MultiRegion) || md.MultiRegionConfiguration != nil,

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
+)
+
+// lifecycleTimes splits the revocation bound into its terms: a revoked key
+// is noticed by the next check (within interval), the check itself takes
+// at most timeout, and other replicas read the tenant's new state within
+// refresh. Their sum stays within the bound.
+type lifecycleTimes struct {
+	interval, timeout, refresh time.Duration
+}
+
+func (c *serveConfig) lifecycleTimes() lifecycleTimes {
+	lt := lifecycleTimes{interval: c.keyCheckInterval, timeout: c.revocationBound / 5, refresh: c.revocationBound / 5}
+	if lt.interval <= 0 {
+		lt.interval = c.revocationBound / 2
+	}
+	return lt
+}
+
+func (c *serveConfig) validateLifecycle() error {
+	if c.keyCheckInterval < 0 {
+		return fmt.Errorf("--key-check-interval must not be negative (0: half the revocation bound)")
+	}
+	lt := c.lifecycleTimes()
+	if lt.interval < 500*time.Millisecond {
+		return fmt.Errorf("--key-check-interval must be at least 500ms")
+	}
+	if sum := lt.interval + lt.timeout + lt.refresh; sum > c.revocationBound {
+		return fmt.Errorf("--key-check-interval %s does not fit the --revocation-bound %s: a check every %s, taking up to %s, seen by other replicas within %s, can take %s; use an interval of at most %s or a longer bound",
+			lt.interval, c.revocationBound, lt.interval, lt.timeout, lt.refresh, sum, c.revocationBound-lt.timeout-lt.refresh)
+	}
+	if c.keyCheckConcurrency < 1 {
+		return fmt.Errorf("--key-check-concurrency must be at least 1")
+	}
+	return nil
+}
+
+// lifecycleMetrics counts key checks and tenant state changes, and gauges
+// tenants by state (read from the database at scrape time).
+type lifecycleMetrics struct {
+	checks  *prometheus.CounterVec
+	changes *prometheus.CounterVec
+	sweep   prometheus.Gauge
+}
+
+func newLifecycleMetrics(reg *prometheus.Registry, st lifecycle.Store, log *slog.Logger) *lifecycleMetrics {
+	m := &lifecycleMetrics{
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tenantcrypt_key_checks_total",
+			Help: "Checks of customer managed keys by region and result (ok, disabled, pending-deletion, not-found, access-denied, throttled, unavailable, error)."},
+			[]string{"region", "result"}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tenantcrypt_tenant_state_changes_total",
+			Help: "Tenant lifecycle state changes made by this process, by old and new state."},
+			[]string{"from", "to"}),
+		sweep: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tenantcrypt_key_check_sweep_seconds",
+			Help: "How long the last check of every tenant's key took; above the check interval, the revocation bound is not kept."}),
+	}
+	reg.MustRegister(m.checks, m.changes, m.sweep, &tenantStates{st: st, log: log})
+	return m
+}
+
+func (m *lifecycleMetrics) stateChanged(c keyring.StateChange) {
+	m.changes.WithLabelValues(c.From.String(), c.To.String()).Inc()
+}
+
+// tenantStates is the tenantcrypt_tenants gauge: tenants by state, counted
+// in the database when scraped, so that every replica reports the same.
+type tenantStates struct {
+	st  lifecycle.Store
+	log *slog.Logger
+}
+
+var tenantStatesDesc = prometheus.NewDesc("tenantcrypt_tenants", "Tenants by lifecycle state (active, key-unavailable, locked, destroyed).", []string{"state"}, nil)
+
+func (c *tenantStates) Describe(ch chan<- *prometheus.Desc) { ch <- tenantStatesDesc }
+
+func (c *tenantStates) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	counts, err := c.st.CountTenantsByState(ctx)
+	if err != nil {
+		c.log.Warn("counting tenants by state for /metrics failed", "error", err.Error())
+		return
+	}
+	for _, s := range []keyring.TenantState{keyring.StateActive, keyring.StateKeyUnavailable, keyring.StateLocked, keyring.StateDestroyed} {
+		ch <- prometheus.MustNewConstMetric(tenantStatesDesc, prometheus.GaugeValue, float64(counts[s]), s.String())
+	}
+}

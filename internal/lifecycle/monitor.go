@@ -1,0 +1,509 @@
+// Package lifecycle watches each tenant's customer managed key and moves the
+// tenant through the lifecycle states: active, key-unavailable (the key is
+// disabled or its policy denies this service), locked (the key is pending
+// deletion) and destroyed (the key no longer exists; terminal).
+//
+// A Monitor checks every watched tenant's key once per Interval, with
+// DescribeKey in each region the tenant uses, and at once when the keyring
+// reports a refusal on use (Notify). What a check finds is stored per
+// region (KeyChecks) for the tenant's status. Only answers about the key
+// change a tenant's state; throttling, timeouts and KMS errors never do
+// (the tenant is then "degraded": still active, serving from cached keys).
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms"
+)
+
+// Inspector is what the monitor asks of AWS KMS (an *awskms.Client).
+type Inspector interface {
+	DescribeKey(ctx context.Context, key awskms.ARN) (awskms.KeyDescription, error)
+	Probe(ctx context.Context, key awskms.ARN, region string, b kms.Binding) []awskms.ProbeResult
+}
+
+// Tenants is what the monitor needs of the keyring.
+type Tenants interface {
+	Tenant(ctx context.Context, id string) (keyring.Tenant, error)
+	SetTenantState(ctx context.Context, id, provider string, to keyring.TenantState, reason string) (keyring.StateChange, bool, error)
+}
+
+// KeyProviders finds a tenant's registered key (a keyprovider.Store).
+type KeyProviders interface {
+	KeyProvider(ctx context.Context, tenantID, fingerprint string) (keyprovider.Provider, error)
+}
+
+// Defaults of Config.
+const (
+	DefaultInterval    = 5 * time.Second
+	DefaultConcurrency = 16
+)
+
+// Config configures a Monitor. Store, Tenants, KeyProviders and KMS are
+// required.
+type Config struct {
+	Store        Store
+	Tenants      Tenants
+	KeyProviders KeyProviders
+	KMS          Inspector
+	// Region is the service's own region; DRRegions maps a region to its
+	// disaster-recovery region, where a multi-region key's replica is
+	// checked too.
+	Region    string
+	DRRegions map[string]string
+	// Interval is how often every watched tenant's key is checked. It is
+	// the main term of the revocation bound. Default DefaultInterval.
+	Interval time.Duration
+	// Timeout bounds one tenant's check (every region). Default the
+	// smaller of Interval and 5 s.
+	Timeout time.Duration
+	// Concurrency is how many tenants are checked at once. Default
+	// DefaultConcurrency.
+	Concurrency int
+	// Checked, if set, is told the result of every region's check (for
+	// metrics); Swept, of every completed sweep over all tenants.
+	Checked func(region, result string)
+	Swept   func(tenants int, elapsed time.Duration)
+
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Monitor checks tenants' keys. Start it once; Close stops it.
+type Monitor struct {
+	cfg     Config
+	trigger chan string
+
+	mu       sync.Mutex
+	inflight map[string]chan struct{} // tenants being checked now
+
+	stop      chan struct{}
+	startOnce sync.Once
+	stopOnce  sync.Once
+	wg        sync.WaitGroup
+}
+
+// New returns a Monitor; Start begins its checks.
+func New(cfg Config) (*Monitor, error) {
+	if cfg.Store == nil || cfg.Tenants == nil || cfg.KeyProviders == nil || cfg.KMS == nil {
+		return nil, errors.New("lifecycle: Store, Tenants, KeyProviders and KMS are required")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = min(cfg.Interval, 5*time.Second)
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Monitor{
+		cfg:      cfg,
+		trigger:  make(chan string, 1024),
+		inflight: make(map[string]chan struct{}),
+		stop:     make(chan struct{}),
+	}, nil
+}
+
+// Interval is the configured check interval.
+func (m *Monitor) Interval() time.Duration { return m.cfg.Interval }
+
+// Start begins the periodic sweep and the handling of Notify.
+func (m *Monitor) Start() {
+	m.startOnce.Do(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		m.wg.Add(3)
+		go func() {
+			defer m.wg.Done()
+			<-m.stop
+			cancel()
+		}()
+		go m.sweepLoop(ctx)
+		go m.triggerLoop(ctx)
+	})
+}
+
+// Close stops the checks and waits for those under way to end.
+func (m *Monitor) Close() {
+	m.stopOnce.Do(func() { close(m.stop) })
+	m.wg.Wait()
+}
+
+// Notify asks for a check of the tenant's key soon, without waiting: the
+// keyring calls it when the key refused a call on use. Requests beyond
+// the queue's capacity are dropped; the next sweep checks those tenants.
+func (m *Monitor) Notify(tenantID string) {
+	select {
+	case m.trigger <- tenantID:
+	default:
+	}
+}
+
+func (m *Monitor) sweepLoop(ctx context.Context) {
+	defer m.wg.Done()
+	t := time.NewTicker(m.cfg.Interval)
+	defer t.Stop()
+	for {
+		m.sweep(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (m *Monitor) triggerLoop(ctx context.Context) {
+	defer m.wg.Done()
+	sem := make(chan struct{}, m.cfg.Concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-m.trigger:
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				if _, err := m.Check(ctx, id); err != nil && ctx.Err() == nil && !errors.Is(err, keyring.ErrTenantNotFound) {
+					m.cfg.Logger.WarnContext(ctx, "key check failed", "tenant", id, "error", err.Error())
+				}
+			})
+		}
+	}
+}
+
+// sweep checks every watched tenant once.
+func (m *Monitor) sweep(ctx context.Context) {
+	start := m.cfg.Now()
+	sem := make(chan struct{}, m.cfg.Concurrency)
+	var wg sync.WaitGroup
+	n, after := 0, ""
+	for ctx.Err() == nil {
+		ts, err := m.cfg.Store.WatchedTenants(ctx, after, 500)
+		if err != nil {
+			if ctx.Err() == nil {
+				m.cfg.Logger.ErrorContext(ctx, "listing tenants to check failed; retrying at the next interval", "error", err.Error())
+			}
+			break
+		}
+		for _, t := range ts {
+			n++
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				if _, err := m.check(ctx, t); err != nil && ctx.Err() == nil {
+					m.cfg.Logger.WarnContext(ctx, "key check failed", "tenant", t.ID, "error", err.Error())
+				}
+			})
+		}
+		if len(ts) < 500 {
+			break
+		}
+		after = ts[len(ts)-1].ID
+	}
+	wg.Wait()
+	elapsed := m.cfg.Now().Sub(start)
+	if ctx.Err() != nil {
+		return
+	}
+	if elapsed > m.cfg.Interval {
+		m.cfg.Logger.WarnContext(ctx, "checking every tenant's key took longer than the check interval: revocations are noticed later than the bound promises; raise --key-check-concurrency or the interval",
+			"tenants", n, "elapsed", elapsed.String(), "interval", m.cfg.Interval.String())
+	}
+	if m.cfg.Swept != nil {
+		m.cfg.Swept(n, elapsed)
+	}
+}
+
+// Check checks the tenant's key now and returns what it found (none for a
+// tenant on the internal KMS). A check of the same tenant already under
+// way is waited for instead of repeated.
+// Errors: keyring.ErrTenantNotFound, store errors, context errors.
+func (m *Monitor) Check(ctx context.Context, tenantID string) ([]KeyCheck, error) {
+	t, err := m.cfg.Tenants.Tenant(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	return m.check(ctx, t)
+}
+
+// KeyChecks returns the stored checks of the tenant's key, the check of
+// the key's own region (whose answer decides the tenant's state) first.
+func (m *Monitor) KeyChecks(ctx context.Context, tenantID string) ([]KeyCheck, error) {
+	cs, err := m.cfg.Store.KeyChecks(ctx, tenantID)
+	if err != nil {
+		return nil, &keyring.StoreError{Op: "reading key checks", Err: err}
+	}
+	if len(cs) < 2 {
+		return cs, nil
+	}
+	fp, _ := keyprovider.FingerprintOf(cs[0].Provider)
+	kp, err := m.cfg.KeyProviders.KeyProvider(ctx, tenantID, fp)
+	if err != nil {
+		return cs, nil // the provider is gone; so is the order's meaning
+	}
+	if arn, err := awskms.ParseARN(kp.ARN); err == nil {
+		slices.SortStableFunc(cs, func(a, b KeyCheck) int {
+			return cmpBool(b.Region == arn.Region, a.Region == arn.Region)
+		})
+	}
+	return cs, nil
+}
+
+// cmpBool orders true before false when called as cmpBool(b, a).
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+func (m *Monitor) check(ctx context.Context, t keyring.Tenant) ([]KeyCheck, error) {
+	fp, ok := keyprovider.FingerprintOf(t.Provider)
+	if !ok || t.State == keyring.StateDestroyed {
+		return nil, nil
+	}
+	// One check per tenant at a time; a second caller waits for the first
+	// and then reads what it stored.
+	m.mu.Lock()
+	if done, busy := m.inflight[t.ID]; busy {
+		m.mu.Unlock()
+		select {
+		case <-done:
+			return m.KeyChecks(ctx, t.ID)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	done := make(chan struct{})
+	m.inflight[t.ID] = done
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.inflight, t.ID)
+		m.mu.Unlock()
+		close(done)
+	}()
+
+	kp, err := m.cfg.KeyProviders.KeyProvider(ctx, t.ID, fp)
+	if err != nil {
+		if errors.Is(err, keyring.ErrNotFound) {
+			return nil, fmt.Errorf("lifecycle: tenant %s uses key provider %s, which is not registered", t.ID, fp)
+		}
+		return nil, &keyring.StoreError{Op: "reading key provider", Err: err}
+	}
+	arn, err := awskms.ParseARN(kp.ARN)
+	if err != nil {
+		return nil, fmt.Errorf("lifecycle: stored ARN of %s: %w", fp, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
+	defer cancel()
+	v := m.inspect(cctx, t, kp, arn)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	for _, c := range v.checks {
+		if m.cfg.Checked != nil {
+			m.cfg.Checked(c.Region, c.Result)
+		}
+	}
+	if err := m.cfg.Store.ReplaceKeyChecks(ctx, t.ID, v.checks); err != nil {
+		if errors.Is(err, keyring.ErrNotFound) {
+			return nil, keyring.ErrTenantNotFound
+		}
+		return nil, &keyring.StoreError{Op: "storing key checks", Err: err}
+	}
+	if v.known && (v.state != t.State || v.state != keyring.StateActive && v.reason != t.StateReason) {
+		_, _, err := m.cfg.Tenants.SetTenantState(ctx, t.ID, t.Provider, v.state, v.reason)
+		if err != nil && !errors.Is(err, keyring.ErrConflict) {
+			return v.checks, err
+		}
+	}
+	return v.checks, nil
+}
+
+// verdict is what a check concludes: the checks per region, and the state
+// the tenant should be in when known is set (an outage concludes nothing).
+type verdict struct {
+	checks []KeyCheck
+	known  bool
+	state  keyring.TenantState
+	reason string
+}
+
+// inspect describes the key in its own region (whose answer decides the
+// tenant's state), in the DR region for a multi-region key (recorded, for
+// DR compliance) and, when AWS names a primary key in a third region, there
+// too (a disabled primary revokes as well). A key that answers enabled
+// while the tenant is not active is probed with real calls before the
+// tenant is let back in, since a key policy can allow DescribeKey and deny
+// Decrypt.
+func (m *Monitor) inspect(ctx context.Context, t keyring.Tenant, kp keyprovider.Provider, arn awskms.ARN) verdict {
+	dr := m.cfg.DRRegions[arn.Region]
+	if dr == "" {
+		dr = m.cfg.DRRegions[m.cfg.Region]
+	}
+	var drCheck *KeyCheck
+	var wg sync.WaitGroup
+	if kp.MultiRegion && dr != "" && dr != arn.Region {
+		wg.Go(func() {
+			c, _ := m.describe(ctx, t, arn.InRegion(dr))
+			drCheck = &c
+		})
+	}
+	home, desc := m.describe(ctx, t, arn)
+	v := verdict{checks: []KeyCheck{home}}
+	if p := desc.Primary; p != nil && p.Region != arn.Region && p.Region != dr {
+		if parn, err := awskms.ParseARN(p.ARN); err == nil {
+			primary, _ := m.describe(ctx, t, parn)
+			v.checks = append(v.checks, primary)
+			if primary.Result != ResultNotFound && severity(primary.Result) > severity(home.Result) {
+				home = primary
+			}
+		}
+	}
+	wg.Wait()
+	if drCheck != nil {
+		v.checks = append(v.checks, *drCheck)
+	}
+
+	switch home.Result {
+	case ResultOK:
+		v.known, v.state = true, keyring.StateActive
+		if t.State != keyring.StateActive {
+			v = m.probe(ctx, t, arn, v)
+		}
+	case ResultDisabled, ResultAccessDenied:
+		v.known, v.state, v.reason = true, keyring.StateKeyUnavailable, home.Detail
+	case ResultPendingDeletion:
+		v.known, v.state, v.reason = true, keyring.StateLocked, home.Detail
+	case ResultNotFound:
+		v.known, v.state, v.reason = true, keyring.StateDestroyed, home.Detail
+	}
+	return v
+}
+
+// probe tries the actions the tenant needs before it returns to active.
+func (m *Monitor) probe(ctx context.Context, t keyring.Tenant, arn awskms.ARN, v verdict) verdict {
+	b := kms.Binding{kms.BindingTenant: t.ID, kms.BindingKeyID: "key-check-probe"}
+	for _, r := range m.cfg.KMS.Probe(ctx, arn, arn.Region, b) {
+		if r.Err == nil {
+			continue
+		}
+		if state, ok := keyring.StateOnUse(r.Err); ok {
+			v.state, v.reason = state, fmt.Sprintf("DescribeKey in %s shows the key enabled, but %s", arn.Region, keyring.KeyRefusal(r.Err))
+			return v
+		}
+		// Not an answer about the key: stay as we are until a probe works.
+		v.known = false
+		return v
+	}
+	return v
+}
+
+// severity orders results by how much of the tenant they shut off.
+func severity(result string) int {
+	switch result {
+	case ResultNotFound:
+		return 4
+	case ResultPendingDeletion:
+		return 3
+	case ResultDisabled, ResultAccessDenied:
+		return 2
+	case ResultOK:
+		return 1
+	}
+	return 0
+}
+
+// describe checks key in its region.
+func (m *Monitor) describe(ctx context.Context, t keyring.Tenant, key awskms.ARN) (KeyCheck, awskms.KeyDescription) {
+	c := KeyCheck{TenantID: t.ID, Provider: t.Provider, Region: key.Region, KeyARN: key.String()}
+	desc, err := m.cfg.KMS.DescribeKey(ctx, key)
+	c.CheckedAt = m.cfg.Now().UTC().Truncate(time.Microsecond)
+	if err != nil {
+		c.Result = resultOf(err)
+		c.Detail = fmt.Sprintf("DescribeKey in %s: %s", key.Region, describeError(c.Result, err))
+		return c, desc
+	}
+	c.KeyState = desc.AWSState
+	switch desc.State {
+	case kms.KeyEnabled:
+		c.Result = ResultOK
+		c.Detail = fmt.Sprintf("DescribeKey in %s: the key is enabled", key.Region)
+	case kms.KeyDisabled:
+		c.Result = ResultDisabled
+		if desc.AWSState == "" || desc.AWSState == "Disabled" {
+			c.Detail = fmt.Sprintf("DescribeKey in %s: the key is disabled in the customer's AWS account; its owner must enable it", key.Region)
+		} else {
+			c.Detail = fmt.Sprintf("DescribeKey in %s: the key cannot be used (AWS key state %s) in the customer's AWS account; its owner must make it usable", key.Region, desc.AWSState)
+		}
+	case kms.KeyPendingDeletion:
+		c.Result = ResultPendingDeletion
+		c.Detail = fmt.Sprintf("DescribeKey in %s: the key is scheduled for deletion (%s); its owner must cancel the deletion and enable it", key.Region, awsState(desc))
+	default:
+		c.Result = ResultError
+		c.Detail = fmt.Sprintf("DescribeKey in %s: the key is in state %s, which tenantcrypt does not know", key.Region, awsState(desc))
+	}
+	return c, desc
+}
+
+func awsState(d awskms.KeyDescription) string {
+	if d.AWSState != "" {
+		return d.AWSState
+	}
+	return d.State.String()
+}
+
+func resultOf(err error) string {
+	switch {
+	case errors.Is(err, kms.ErrKeyNotFound):
+		return ResultNotFound
+	case errors.Is(err, kms.ErrAccessDenied):
+		return ResultAccessDenied
+	case errors.Is(err, kms.ErrKeyDisabled):
+		return ResultDisabled
+	case errors.Is(err, kms.ErrKeyPendingDeletion):
+		return ResultPendingDeletion
+	case errors.Is(err, kms.ErrThrottled):
+		return ResultThrottled
+	case errors.Is(err, kms.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return ResultUnavailable
+	}
+	return ResultError
+}
+
+func describeError(result string, err error) string {
+	switch result {
+	case ResultNotFound:
+		return "the key does not exist: it was deleted, or this service cannot see it"
+	case ResultAccessDenied:
+		return "the key policy or grants deny this service access to the key"
+	case ResultThrottled:
+		return "AWS KMS throttled the check; the key's state is unknown until the next check"
+	case ResultUnavailable:
+		return "AWS KMS did not answer; the key's state is unknown until the next check"
+	}
+	return "the check failed (" + kms.Outcome(err) + ")"
+}

@@ -1,0 +1,379 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms"
+)
+
+// These are unit tests of the monitor's decisions, with AWS KMS and the
+// stores replaced by in-memory fakes; the end-to-end tests in
+// cmd/tenantcrypt drive the same decisions through local-kms.
+
+const (
+	home = "eu-west-1"
+	dr   = "eu-west-3"
+	far  = "us-east-1"
+	mrk  = "arn:aws:kms:eu-west-1:111122223333:key/mrk-0123456789abcdef0123456789abcdef"
+)
+
+var ref = keyprovider.Ref(keyprovider.Fingerprint(mrk))
+
+// answer is what the fake KMS says of a key in a region.
+type answer struct {
+	desc awskms.KeyDescription
+	err  error
+}
+
+type fakeKMS struct {
+	mu        sync.Mutex
+	answers   map[string]answer // by region
+	probeErr  error             // the error of the probe's Decrypt
+	describes int
+	probes    int
+}
+
+func (f *fakeKMS) set(region string, a answer) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.answers[region] = a
+}
+
+func (f *fakeKMS) DescribeKey(_ context.Context, key awskms.ARN) (awskms.KeyDescription, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.describes++
+	a, ok := f.answers[key.Region]
+	if !ok {
+		return awskms.KeyDescription{}, &kms.Error{Op: "DescribeKey", Region: key.Region, Kind: kms.ErrKeyNotFound}
+	}
+	return a.desc, a.err
+}
+
+func (f *fakeKMS) Probe(_ context.Context, key awskms.ARN, region string, _ kms.Binding) []awskms.ProbeResult {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.probes++
+	return []awskms.ProbeResult{
+		{Action: "DescribeKey", Region: region},
+		{Action: "GenerateDataKey", Region: region},
+		{Action: "Encrypt", Region: region},
+		{Action: "Decrypt", Region: region, Err: f.probeErr},
+	}
+}
+
+func enabled(state kms.KeyState, aws string) answer {
+	return answer{desc: awskms.KeyDescription{State: state, AWSState: aws, MultiRegion: true}}
+}
+
+func failed(region string, kind error) answer {
+	return answer{err: &kms.Error{Op: "DescribeKey", Region: region, Kind: kind}}
+}
+
+type fakeTenants struct {
+	mu      sync.Mutex
+	tenants map[string]keyring.Tenant
+	sets    int
+}
+
+func (f *fakeTenants) Tenant(_ context.Context, id string) (keyring.Tenant, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t, ok := f.tenants[id]
+	if !ok {
+		return keyring.Tenant{}, keyring.ErrTenantNotFound
+	}
+	return t, nil
+}
+
+func (f *fakeTenants) SetTenantState(_ context.Context, id, provider string, to keyring.TenantState, reason string) (keyring.StateChange, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sets++
+	t := f.tenants[id]
+	if t.Provider != provider || t.State == keyring.StateDestroyed {
+		return keyring.StateChange{}, false, keyring.ErrConflict
+	}
+	c := keyring.StateChange{TenantID: id, Provider: provider, From: t.State, To: to, Reason: reason}
+	t.State, t.StateReason = to, reason
+	f.tenants[id] = t
+	return c, true, nil
+}
+
+func (f *fakeTenants) state(id string) keyring.Tenant {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tenants[id]
+}
+
+type fakeStore struct {
+	tenants *fakeTenants
+	mu      sync.Mutex
+	checks  map[string][]KeyCheck
+}
+
+func (f *fakeStore) WatchedTenants(_ context.Context, after string, limit int) ([]keyring.Tenant, error) {
+	f.tenants.mu.Lock()
+	defer f.tenants.mu.Unlock()
+	var out []keyring.Tenant
+	for _, t := range f.tenants.tenants {
+		if t.ID > after && t.Provider != keyring.InternalProvider && t.State != keyring.StateDestroyed {
+			out = append(out, t)
+		}
+	}
+	slices.SortFunc(out, func(a, b keyring.Tenant) int { return strings.Compare(a.ID, b.ID) })
+	return out[:min(limit, len(out))], nil
+}
+
+func (f *fakeStore) ReplaceKeyChecks(_ context.Context, tenantID string, checks []KeyCheck) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cs := slices.Clone(checks)
+	slices.SortFunc(cs, func(a, b KeyCheck) int { return strings.Compare(a.Region, b.Region) })
+	f.checks[tenantID] = cs
+	return nil
+}
+
+func (f *fakeStore) KeyChecks(_ context.Context, tenantID string) ([]KeyCheck, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.checks[tenantID]), nil
+}
+
+func (f *fakeStore) CountTenantsByState(context.Context) (map[keyring.TenantState]int, error) {
+	return nil, errors.New("not used")
+}
+
+type fakeProviders struct{ multiRegion bool }
+
+func (f fakeProviders) KeyProvider(_ context.Context, tenantID, fp string) (keyprovider.Provider, error) {
+	if fp != keyprovider.Fingerprint(mrk) {
+		return keyprovider.Provider{}, keyring.ErrNotFound
+	}
+	return keyprovider.Provider{TenantID: tenantID, Fingerprint: fp, ARN: mrk, MultiRegion: f.multiRegion}, nil
+}
+
+type fixture struct {
+	m       *Monitor
+	kms     *fakeKMS
+	tenants *fakeTenants
+	store   *fakeStore
+}
+
+func newFixture(t *testing.T, state keyring.TenantState) *fixture {
+	t.Helper()
+	f := &fixture{
+		kms: &fakeKMS{answers: map[string]answer{
+			home: enabled(kms.KeyEnabled, "Enabled"),
+			dr:   enabled(kms.KeyEnabled, "Enabled"),
+		}},
+		tenants: &fakeTenants{tenants: map[string]keyring.Tenant{
+			"acme":  {ID: "acme", State: state, Provider: ref},
+			"local": {ID: "local", State: keyring.StateActive, Provider: keyring.InternalProvider},
+		}},
+	}
+	f.store = &fakeStore{tenants: f.tenants, checks: map[string][]KeyCheck{}}
+	m, err := New(Config{
+		Store: f.store, Tenants: f.tenants, KeyProviders: fakeProviders{multiRegion: true}, KMS: f.kms,
+		Region: home, DRRegions: map[string]string{home: dr}, Interval: 50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.m = m
+	return f
+}
+
+// TestCheckDecidesTheState: what DescribeKey says in the key's own region
+// decides the tenant's state; answers that are not about the key change
+// nothing, whatever the state.
+func TestCheckDecidesTheState(t *testing.T) {
+	all := []keyring.TenantState{keyring.StateActive, keyring.StateKeyUnavailable, keyring.StateLocked}
+	tests := []struct {
+		name   string
+		answer answer
+		want   keyring.TenantState // StateUnknown: unchanged
+		reason string
+		result string
+	}{
+		{"enabled", enabled(kms.KeyEnabled, "Enabled"), keyring.StateActive, "", ResultOK},
+		{"disabled", enabled(kms.KeyDisabled, "Disabled"), keyring.StateKeyUnavailable, "disabled in the customer's AWS account", ResultDisabled},
+		{"key store disconnected", enabled(kms.KeyDisabled, "Unavailable"), keyring.StateKeyUnavailable, "AWS key state Unavailable", ResultDisabled},
+		{"pending deletion", enabled(kms.KeyPendingDeletion, "PendingDeletion"), keyring.StateLocked, "scheduled for deletion", ResultPendingDeletion},
+		{"access denied", failed(home, kms.ErrAccessDenied), keyring.StateKeyUnavailable, "deny this service", ResultAccessDenied},
+		{"not found", failed(home, kms.ErrKeyNotFound), keyring.StateDestroyed, "does not exist", ResultNotFound},
+		{"throttled", failed(home, kms.ErrThrottled), keyring.StateUnknown, "", ResultThrottled},
+		{"unavailable", failed(home, kms.ErrUnavailable), keyring.StateUnknown, "", ResultUnavailable},
+		{"deadline", answer{err: context.DeadlineExceeded}, keyring.StateUnknown, "", ResultUnavailable},
+		{"other error", answer{err: errors.New("ValidationException")}, keyring.StateUnknown, "", ResultError},
+	}
+	for _, tc := range tests {
+		for _, from := range all {
+			t.Run(tc.name+"/from "+from.String(), func(t *testing.T) {
+				f := newFixture(t, from)
+				f.kms.set(home, tc.answer)
+				checks, err := f.m.Check(t.Context(), "acme")
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := tc.want
+				if want == keyring.StateUnknown {
+					want = from
+				}
+				got := f.tenants.state("acme")
+				if got.State != want {
+					t.Fatalf("state = %s, want %s", got.State, want)
+				}
+				if got.State != from && !strings.Contains(got.StateReason, tc.reason) {
+					t.Errorf("reason %q does not say %q", got.StateReason, tc.reason)
+				}
+				if got.State != from && !strings.Contains(got.StateReason, home) && tc.want != keyring.StateActive {
+					t.Errorf("reason %q does not name the region", got.StateReason)
+				}
+				if len(checks) != 2 || checks[0].Region != home || checks[0].Result != tc.result || checks[1].Region != dr {
+					t.Errorf("checks = %+v, want %s then the DR region", checks, tc.result)
+				}
+				if tc.want == keyring.StateUnknown && f.tenants.sets != 0 {
+					t.Errorf("an answer that is not about the key wrote the state")
+				}
+			})
+		}
+	}
+}
+
+// TestReturnToActiveNeedsAWorkingProbe: a key that DescribeKey shows
+// enabled lets a refused tenant back in only if the key really serves.
+func TestReturnToActiveNeedsAWorkingProbe(t *testing.T) {
+	f := newFixture(t, keyring.StateKeyUnavailable)
+	f.kms.probeErr = &kms.Error{Op: "Decrypt", Region: home, Kind: kms.ErrAccessDenied}
+	if _, err := f.m.Check(t.Context(), "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.tenants.state("acme"); got.State != keyring.StateKeyUnavailable || !strings.Contains(got.StateReason, "Decrypt") {
+		t.Errorf("with Decrypt denied: %s (%s), want key-unavailable naming Decrypt", got.State, got.StateReason)
+	}
+	f.kms.probeErr = &kms.Error{Op: "Decrypt", Region: home, Kind: kms.ErrUnavailable}
+	sets := f.tenants.sets
+	if _, err := f.m.Check(t.Context(), "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.tenants.state("acme"); got.State != keyring.StateKeyUnavailable || f.tenants.sets != sets {
+		t.Errorf("a probe that met an outage changed the state to %s", got.State)
+	}
+	f.kms.probeErr = nil
+	if _, err := f.m.Check(t.Context(), "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.tenants.state("acme"); got.State != keyring.StateActive {
+		t.Errorf("with the probe working: %s, want active", got.State)
+	}
+
+	// An active tenant's enabled key is not probed: DescribeKey suffices.
+	probes := f.kms.probes
+	if _, err := f.m.Check(t.Context(), "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if f.kms.probes != probes {
+		t.Errorf("an active tenant's key was probed")
+	}
+}
+
+// TestRegions: the DR replica's state is recorded but does not revoke; a
+// disabled primary of the multi-region key in a third region revokes.
+func TestRegions(t *testing.T) {
+	t.Run("replica disabled", func(t *testing.T) {
+		f := newFixture(t, keyring.StateActive)
+		f.kms.set(dr, enabled(kms.KeyDisabled, "Disabled"))
+		checks, err := f.m.Check(t.Context(), "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.tenants.state("acme"); got.State != keyring.StateActive {
+			t.Errorf("state = %s, want active", got.State)
+		}
+		if len(checks) != 2 || checks[1].Region != dr || checks[1].Result != ResultDisabled {
+			t.Errorf("checks = %+v, want the DR replica disabled", checks)
+		}
+	})
+	t.Run("primary elsewhere disabled", func(t *testing.T) {
+		f := newFixture(t, keyring.StateActive)
+		primary := strings.Replace(mrk, home, far, 1)
+		a := enabled(kms.KeyEnabled, "Enabled")
+		a.desc.Primary = &awskms.Replica{ARN: primary, Region: far}
+		f.kms.set(home, a)
+		f.kms.set(far, enabled(kms.KeyDisabled, "Disabled"))
+		checks, err := f.m.Check(t.Context(), "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.tenants.state("acme"); got.State != keyring.StateKeyUnavailable || !strings.Contains(got.StateReason, far) {
+			t.Errorf("state = %s (%s), want key-unavailable naming %s", got.State, got.StateReason, far)
+		}
+		if len(checks) != 3 {
+			t.Errorf("checks = %+v, want the key's region, the primary's and the DR region", checks)
+		}
+		// The stored order puts the key's own region first.
+		stored, err := f.m.KeyChecks(t.Context(), "acme")
+		if err != nil || len(stored) != 3 || stored[0].Region != home {
+			t.Errorf("KeyChecks = %+v, %v; want %s first", stored, err, home)
+		}
+	})
+}
+
+// TestDestroyedIsTerminal: a destroyed tenant is never checked again.
+func TestDestroyedIsTerminal(t *testing.T) {
+	f := newFixture(t, keyring.StateDestroyed)
+	checks, err := f.m.Check(t.Context(), "acme")
+	if err != nil || checks != nil || f.kms.describes != 0 {
+		t.Errorf("Check of a destroyed tenant = %v, %v after %d DescribeKey calls; want nothing", checks, err, f.kms.describes)
+	}
+	checks, err = f.m.Check(t.Context(), "local")
+	if err != nil || checks != nil || f.kms.describes != 0 {
+		t.Errorf("Check of an internal-KMS tenant = %v, %v; want nothing", checks, err)
+	}
+}
+
+// TestSweepAndNotify: a started monitor checks every watched tenant each
+// interval, and a Notify at once.
+func TestSweepAndNotify(t *testing.T) {
+	f := newFixture(t, keyring.StateActive)
+	f.kms.set(home, enabled(kms.KeyDisabled, "Disabled"))
+	swept := make(chan int, 16)
+	f.m.cfg.Swept = func(n int, _ time.Duration) {
+		select {
+		case swept <- n:
+		default:
+		}
+	}
+	f.m.Start()
+	defer f.m.Close()
+	select {
+	case n := <-swept:
+		if n != 1 {
+			t.Errorf("sweep checked %d tenants, want 1 (acme; local is on the internal KMS)", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no sweep")
+	}
+	if got := f.tenants.state("acme"); got.State != keyring.StateKeyUnavailable {
+		t.Errorf("after a sweep: %s, want key-unavailable", got.State)
+	}
+	f.kms.set(home, enabled(kms.KeyEnabled, "Enabled"))
+	f.m.Notify("acme")
+	deadline := time.Now().Add(10 * time.Second)
+	for f.tenants.state("acme").State != keyring.StateActive {
+		if time.Now().After(deadline) {
+			t.Fatal("the tenant did not return to active")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
