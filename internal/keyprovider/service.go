@@ -37,6 +37,20 @@ func Fingerprint(arn string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// DRRegion is the disaster-recovery region of a key whose home is
+// keyRegion: what drs maps keyRegion to, else what it maps the service's
+// own region to; "" when there is none or it is keyRegion itself.
+func DRRegion(drs map[string]string, serviceRegion, keyRegion string) string {
+	dr := drs[keyRegion]
+	if dr == "" {
+		dr = drs[serviceRegion]
+	}
+	if dr == keyRegion {
+		return ""
+	}
+	return dr
+}
+
 // Inspector is what registration and tests need of AWS KMS (an
 // *awskms.Client). Errors are kms sentinels wrapped in *kms.Error.
 type Inspector interface {
@@ -240,11 +254,8 @@ func (s *Service) inspect(ctx context.Context, p *Provider, arn awskms.ARN, stri
 	for _, r := range desc.Replicas {
 		p.Replicas = append(p.Replicas, Replica{ARN: r.ARN, Region: r.Region})
 	}
-	dr := s.cfg.DRRegions[arn.Region]
-	if dr == "" {
-		dr = s.cfg.DRRegions[s.cfg.Region]
-	}
-	if p.MultiRegion && dr != "" && dr != arn.Region && !hasReplica(p.Replicas, dr) {
+	dr := DRRegion(s.cfg.DRRegions, s.cfg.Region, arn.Region)
+	if p.MultiRegion && dr != "" && !hasReplica(p.Replicas, dr) {
 		// DescribeKey may not list replicas (local-kms, a policy without
 		// kms:DescribeKey on the replica): the probe below decides.
 		p.Replicas = append(p.Replicas, Replica{ARN: arn.InRegion(dr).String(), Region: dr})

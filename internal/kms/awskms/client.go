@@ -65,6 +65,16 @@ type Config struct {
 	// Credentials signs the requests (nil: the SDK's default chain,
 	// environment variables first).
 	Credentials aws.CredentialsProvider
+
+	// ProbeInterval is how often a region whose outage made multi-region
+	// keys fail over to their replicas is tried again. Default
+	// DefaultProbeInterval.
+	ProbeInterval time.Duration
+	// OnRegionEvent, if set, is told of every failover and failback of a
+	// region; it must not block.
+	OnRegionEvent func(RegionEvent)
+	// Now is the clock; default time.Now.
+	Now func() time.Time
 }
 
 // Client calls AWS KMS on behalf of every tenant of the service, in any
@@ -75,6 +85,9 @@ type Client struct {
 
 	mu      sync.Mutex
 	regions map[string]*awskms.Client
+
+	breakersMu sync.Mutex
+	breakers   map[string]*breaker // by region
 }
 
 // New checks cfg and loads the AWS SDK's shared configuration (credentials
@@ -91,7 +104,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("awskms: loading the AWS configuration: %w", err)
 	}
-	return &Client{cfg: cfg, aws: awsCfg, regions: map[string]*awskms.Client{}}, nil
+	return &Client{cfg: cfg, aws: awsCfg, regions: map[string]*awskms.Client{}, breakers: map[string]*breaker{}}, nil
 }
 
 func (cfg *Config) setDefaults() error {
@@ -118,6 +131,7 @@ func (cfg *Config) setDefaults() error {
 		{"CallTimeout", &cfg.CallTimeout, DefaultCallTimeout},
 		{"RetryBaseDelay", &cfg.RetryBaseDelay, DefaultRetryBaseDelay},
 		{"RetryMaxDelay", &cfg.RetryMaxDelay, DefaultRetryMaxDelay},
+		{"ProbeInterval", &cfg.ProbeInterval, DefaultProbeInterval},
 	} {
 		switch {
 		case *d.v < 0:

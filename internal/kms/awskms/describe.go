@@ -53,6 +53,9 @@ func (c *Client) DescribeKey(ctx context.Context, key ARN) (KeyDescription, erro
 		return KeyDescription{}, t.err(actionDescribeKey, nil, err)
 	}
 	md, err := t.describe(ctx, actionDescribeKey)
+	if !outage(err) && ctx.Err() == nil {
+		c.served(key.Region)
+	}
 	if err != nil {
 		return KeyDescription{}, err
 	}

@@ -42,18 +42,36 @@ const maxCiphertextLen = 6144
 // and Creating to kms.KeyDisabled; PendingDeletion and
 // PendingReplicaDeletion to kms.KeyPendingDeletion. Its Detail names the
 // AWS state and any scheduled deletion date.
-func (c *Client) Provider(ref string, key ARN) kms.Provider {
+//
+// For a multi-region key, replicaRegions are where its replicas serve when
+// the key's own region has an outage (a broken connection, a timeout, a
+// 5xx or KMSInternalException): the same call goes to the replica, and
+// while the region's breaker is open (see RegionHealth), later calls go
+// there at once; a probe per Config.ProbeInterval fails back. A refusal
+// (disabled, pending deletion, access denied, not found) is an answer from
+// the key's region and never fails over; throttling is retried there.
+// Replicas of a key that is not multi-region are ignored.
+func (c *Client) Provider(ref string, key ARN, replicaRegions ...string) kms.Provider {
 	p := &provider{t: target{c: c, ref: ref, region: key.Region, key: key}}
 	if err := checkARN(key); err != nil {
 		p.invalid = err
 	} else if ref == "" {
 		p.invalid = errors.New("awskms: empty provider ref")
 	}
+	if key.MultiRegion() {
+		for _, r := range replicaRegions {
+			if r != key.Region && regionRE.MatchString(r) {
+				p.replicas = append(p.replicas, target{c: c, ref: ref, region: r, key: key.InRegion(r)})
+			}
+		}
+	}
 	return p
 }
 
 type provider struct {
 	t target
+	// replicas are the key's replicas to fail over to, in order.
+	replicas []target
 	// invalid says why this provider cannot be used, if it cannot.
 	invalid error
 }
@@ -67,11 +85,18 @@ func (p *provider) GenerateDataKey(ctx context.Context, b kms.Binding) (*secret.
 	if p.invalid != nil {
 		return nil, kms.Wrapped{}, p.t.err(op, nil, p.invalid)
 	}
-	dk, blob, err := p.t.generateDataKey(ctx, op, b)
+	var dk *secret.Bytes
+	var w kms.Wrapped
+	err := p.do(ctx, func(t target) error {
+		var err error
+		dk, w.Blob, err = t.generateDataKey(ctx, op, b)
+		w.KeyVersion = t.key.String()
+		return err
+	})
 	if err != nil {
 		return nil, kms.Wrapped{}, err
 	}
-	return dk, kms.Wrapped{KeyVersion: p.t.key.String(), Blob: blob}, nil
+	return dk, w, nil
 }
 
 func (p *provider) Wrap(ctx context.Context, plaintext *secret.Bytes, b kms.Binding) (kms.Wrapped, error) {
@@ -79,11 +104,17 @@ func (p *provider) Wrap(ctx context.Context, plaintext *secret.Bytes, b kms.Bind
 	if p.invalid != nil {
 		return kms.Wrapped{}, p.t.err(op, nil, p.invalid)
 	}
-	blob, err := p.t.encrypt(ctx, op, plaintext, b)
+	var w kms.Wrapped
+	err := p.do(ctx, func(t target) error {
+		var err error
+		w.Blob, err = t.encrypt(ctx, op, plaintext, b)
+		w.KeyVersion = t.key.String()
+		return err
+	})
 	if err != nil {
 		return kms.Wrapped{}, err
 	}
-	return kms.Wrapped{KeyVersion: p.t.key.String(), Blob: blob}, nil
+	return w, nil
 }
 
 // Unwrap decrypts w if w.KeyVersion names this provider's key (in any
@@ -100,7 +131,13 @@ func (p *provider) Unwrap(ctx context.Context, w kms.Wrapped, b kms.Binding) (*s
 	if by, err := ParseARN(w.KeyVersion); err != nil || !by.sameKey(p.t.key) {
 		return nil, p.t.err(op, kms.ErrInvalidCiphertext, nil)
 	}
-	return p.t.decrypt(ctx, op, w.Blob, b)
+	var dk *secret.Bytes
+	err := p.do(ctx, func(t target) error {
+		var err error
+		dk, err = t.decrypt(ctx, op, w.Blob, b)
+		return err
+	})
+	return dk, err
 }
 
 func (p *provider) Describe(ctx context.Context) (kms.KeyInfo, error) {
@@ -143,6 +180,8 @@ type target struct {
 	ref    string
 	region string
 	key    ARN
+	// attempts limits the attempts of each call (0: the client's policy).
+	attempts int
 }
 
 // err is a failure of op that KMS did not report.
@@ -205,7 +244,7 @@ func (t target) generateDataKey(ctx context.Context, op string, b kms.Binding) (
 		KeyId:             aws.String(t.key.String()),
 		KeySpec:           types.DataKeySpecAes256,
 		EncryptionContext: b,
-	})
+	}, attemptsOption(t.attempts)...)
 	if err != nil {
 		return nil, nil, t.fail(ctx, op, actionGenerateDataKey, err)
 	}
@@ -235,7 +274,7 @@ func (t target) encrypt(ctx context.Context, op string, plaintext *secret.Bytes,
 		Plaintext:           plaintext.Reveal(),
 		EncryptionContext:   b,
 		EncryptionAlgorithm: types.EncryptionAlgorithmSpecSymmetricDefault,
-	})
+	}, attemptsOption(t.attempts)...)
 	if err != nil {
 		return nil, t.fail(ctx, op, actionEncrypt, err)
 	}
@@ -260,7 +299,7 @@ func (t target) decrypt(ctx context.Context, op string, blob []byte, b kms.Bindi
 		KeyId:               aws.String(t.key.String()),
 		EncryptionContext:   b,
 		EncryptionAlgorithm: types.EncryptionAlgorithmSpecSymmetricDefault,
-	})
+	}, attemptsOption(t.attempts)...)
 	if err != nil {
 		return nil, t.fail(ctx, op, actionDecrypt, err)
 	}
@@ -282,7 +321,7 @@ func (t target) describe(ctx context.Context, op string) (*types.KeyMetadata, er
 	if err != nil {
 		return nil, err
 	}
-	out, err := kc.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: aws.String(t.key.String())})
+	out, err := kc.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: aws.String(t.key.String())}, attemptsOption(t.attempts)...)
 	if err != nil {
 		return nil, t.fail(ctx, op, actionDescribeKey, err)
 	}

@@ -30,6 +30,9 @@ type Registry struct {
 	cmkStore keyprovider.Store
 	aws      *awskms.Client
 	cmks     sync.Map // tenantID + "\x00" + ref → kms.Provider
+	// region and drs find a multi-region key's replica to fail over to.
+	region string
+	drs    map[string]string
 }
 
 // Observer is told of every call to a provider: which provider (its
@@ -47,6 +50,13 @@ func WithObserver(fn Observer) Option { return func(r *Registry) { r.observe = f
 // tenants registered in store, through client.
 func WithAWS(store keyprovider.Store, client *awskms.Client) Option {
 	return func(r *Registry) { r.cmkStore, r.aws = store, client }
+}
+
+// WithDRRegions makes multi-region keys fail over to their replica in
+// the DR region (keyprovider.DRRegion) when their own region has an
+// outage; region is the service's own region.
+func WithDRRegions(region string, drs map[string]string) Option {
+	return func(r *Registry) { r.region, r.drs = region, drs }
 }
 
 var (
@@ -103,7 +113,11 @@ func (r *Registry) cmk(ctx context.Context, tenantID, ref, fp string) (kms.Provi
 	if err != nil {
 		return nil, fmt.Errorf("registry: stored ARN of %s: %w", ref, err)
 	}
-	p := r.aws.Provider(ref, arn)
+	var replicas []string
+	if dr := keyprovider.DRRegion(r.drs, r.region, arn.Region); dr != "" && (kp.MultiRegion || arn.MultiRegion()) {
+		replicas = append(replicas, dr)
+	}
+	p := r.aws.Provider(ref, arn, replicas...)
 	r.cmks.Store(key, p)
 	return p, nil
 }
