@@ -23,6 +23,11 @@ type Store interface {
 	// (TenantID, Fingerprint) but ARN and CreatedAt. Errors:
 	// keyring.ErrNotFound.
 	UpdateKeyProvider(ctx context.Context, p Provider) error
+	// SetKeyProviderCompliance records the outcome of a DR-compliance check of
+	// one provider (the key monitor's or a test's): DRCompliant, Compliance
+	// and TestedAt, leaving every other field alone, so that a check racing an
+	// admin's rename loses neither. Errors: keyring.ErrNotFound.
+	SetKeyProviderCompliance(ctx context.Context, tenantID, fingerprint string, drCompliant bool, c ComplianceError, testedAt time.Time) error
 	// DeleteKeyProvider removes one provider. Errors: keyring.ErrNotFound.
 	DeleteKeyProvider(ctx context.Context, tenantID, fingerprint string) error
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
@@ -86,6 +87,25 @@ func (s *Store) UpdateKeyProvider(ctx context.Context, p keyprovider.Provider) e
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("postgres: key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, keyring.ErrNotFound)
+	}
+	return nil
+}
+
+// SetKeyProviderCompliance records the outcome of a DR-compliance check:
+// DRCompliant, Compliance and TestedAt, in one UPDATE of only those columns,
+// so that a concurrent UpdateKeyProvider (a rename) is not undone. Errors:
+// keyring.ErrNotFound.
+func (s *Store) SetKeyProviderCompliance(ctx context.Context, tenantID, fingerprint string, drCompliant bool, c keyprovider.ComplianceError, testedAt time.Time) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE key_providers
+		SET dr_compliant = $1, compliance_code = $2, compliance_region = $3, compliance_message = $4, tested_at = $5
+		WHERE tenant_id = $6 AND fingerprint = $7`,
+		drCompliant, c.Code, c.Region, c.Message, nullTime(testedAt),
+		tenantID, fingerprint)
+	if err != nil {
+		return fmt.Errorf("postgres: setting compliance of key provider %s of tenant %q: %w", fingerprint, tenantID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: key provider %s of tenant %q: %w", fingerprint, tenantID, keyring.ErrNotFound)
 	}
 	return nil
 }

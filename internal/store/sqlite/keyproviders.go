@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
@@ -90,6 +91,27 @@ func (s *Store) UpdateKeyProvider(ctx context.Context, p keyprovider.Provider) e
 		return fmt.Errorf("sqlite: updating key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, err)
 	} else if n == 0 {
 		return fmt.Errorf("sqlite: key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, keyring.ErrNotFound)
+	}
+	return nil
+}
+
+// SetKeyProviderCompliance records the outcome of a DR-compliance check:
+// DRCompliant, Compliance and TestedAt, in one UPDATE of only those columns,
+// so that a concurrent UpdateKeyProvider (a rename) is not undone. Errors:
+// keyring.ErrNotFound.
+func (s *Store) SetKeyProviderCompliance(ctx context.Context, tenantID, fingerprint string, drCompliant bool, c keyprovider.ComplianceError, testedAt time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE key_providers
+		SET dr_compliant = ?, compliance_code = ?, compliance_region = ?, compliance_message = ?, tested_at = ?
+		WHERE tenant_id = ? AND fingerprint = ?`,
+		drCompliant, c.Code, c.Region, c.Message, nullMicros(testedAt),
+		tenantID, fingerprint)
+	if err != nil {
+		return fmt.Errorf("sqlite: setting compliance of key provider %s of tenant %q: %w", fingerprint, tenantID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: setting compliance of key provider %s of tenant %q: %w", fingerprint, tenantID, err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlite: key provider %s of tenant %q: %w", fingerprint, tenantID, keyring.ErrNotFound)
 	}
 	return nil
 }

@@ -379,6 +379,139 @@ func testUpdateKeyProvider(t *testing.T, s Store) {
 	}
 }
 
+// testSetKeyProviderCompliance: SetKeyProviderCompliance writes DRCompliant,
+// Compliance and TestedAt of one provider and nothing else, so that a
+// monitor's check and an admin's rename racing each other lose neither.
+func testSetKeyProviderCompliance(t *testing.T, s Store) {
+	ctx := t.Context()
+	createTenant(t, s, "acme")
+	createTenant(t, s, "other")
+	// newKeyProvider sets every field, so a write of a column it should
+	// leave alone shows.
+	want := insertKeyProvider(t, s, newKeyProvider("acme", fingerprint(1)))
+	sibling := insertKeyProvider(t, s, newKeyProvider("acme", fingerprint(2)))
+	theirs := newKeyProvider("other", fingerprint(1))
+	theirs.Name, theirs.DRCompliant, theirs.Compliance = "Other's key", true, keyprovider.ComplianceError{}
+	insertKeyProvider(t, s, theirs)
+
+	checkStored := func(t *testing.T, ws ...keyprovider.Provider) {
+		t.Helper()
+		for _, w := range ws {
+			got, err := s.KeyProvider(ctx, w.TenantID, w.Fingerprint)
+			if err != nil {
+				t.Fatalf("KeyProvider(%q, %s): %v", w.TenantID, w.Fingerprint, err)
+			}
+			checkKeyProvider(t, got, w)
+		}
+	}
+
+	steps := []struct {
+		name        string
+		drCompliant bool
+		compliance  keyprovider.ComplianceError
+		testedAt    time.Time
+	}{
+		{"not-compliant", false, keyprovider.ComplianceError{
+			Code:    "Encryption-89",
+			Region:  "eu-central-1",
+			Message: `replica refused "kms:Decrypt" in eu-central-1 (KMSInvalidStateException)`,
+		}, time.Date(2025, 8, 9, 10, 11, 12, 131415161, zone)},
+		{"compliant", true, keyprovider.ComplianceError{}, time.Date(2025, 8, 10, 0, 0, 0, 999, time.UTC)},
+		{"not-compliant-again", false, keyprovider.ComplianceError{Code: "Encryption-88"}, time.Date(2025, 8, 11, 1, 2, 3, 456789000, zone)},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if err := s.SetKeyProviderCompliance(ctx, "acme", want.Fingerprint, st.drCompliant, st.compliance, st.testedAt); err != nil {
+				t.Fatalf("SetKeyProviderCompliance: %v", err)
+			}
+			want.DRCompliant, want.Compliance, want.TestedAt = st.drCompliant, st.compliance, st.testedAt
+			checkStored(t, want, sibling, theirs)
+		})
+	}
+
+	t.Run("then-rename", func(t *testing.T) {
+		// An admin's rename of a value read after the check keeps it.
+		fresh, err := s.KeyProvider(ctx, "acme", want.Fingerprint)
+		if err != nil {
+			t.Fatalf("KeyProvider: %v", err)
+		}
+		fresh.Name = "Renamed after the check"
+		if err := s.UpdateKeyProvider(ctx, fresh); err != nil {
+			t.Fatalf("UpdateKeyProvider: %v", err)
+		}
+		want.Name = fresh.Name
+		checkStored(t, want, sibling, theirs)
+	})
+
+	errs := []struct {
+		name        string
+		tenant      string
+		fingerprint string
+	}{
+		{"unknown-fingerprint", "acme", fingerprint(9)},
+		{"unknown-tenant", "missing", want.Fingerprint},
+		{"other-tenant-lacks-fingerprint", "other", sibling.Fingerprint},
+		{"tenant-case-differs", "ACME", want.Fingerprint},
+		{"empty-fingerprint", "acme", ""},
+	}
+	for _, tc := range errs {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.SetKeyProviderCompliance(ctx, tc.tenant, tc.fingerprint, true, keyprovider.ComplianceError{}, time.Now())
+			checkErr(t, fmt.Sprintf("SetKeyProviderCompliance(%q, %q)", tc.tenant, tc.fingerprint), err, keyring.ErrNotFound)
+			_, err = s.KeyProvider(ctx, tc.tenant, tc.fingerprint)
+			checkErr(t, "KeyProvider after refused SetKeyProviderCompliance", err, keyring.ErrNotFound)
+			checkStored(t, want, sibling, theirs)
+		})
+	}
+
+	t.Run("racing-rename", func(t *testing.T) {
+		// UpdateKeyProvider replaces every field, so its stale copy of the
+		// compliance may land after the check's; the rename must survive
+		// either way, and the monitor's next check then records its result.
+		for i := range 8 {
+			before, err := s.KeyProvider(ctx, "acme", want.Fingerprint)
+			if err != nil {
+				t.Fatalf("KeyProvider: %v", err)
+			}
+			renamed := before
+			renamed.Name = fmt.Sprintf("Renamed %d", i)
+			checked := renamed
+			checked.DRCompliant = i%2 == 0
+			checked.Compliance = keyprovider.ComplianceError{}
+			if !checked.DRCompliant {
+				checked.Compliance = keyprovider.ComplianceError{Code: "Encryption-88", Region: "us-east-1", Message: fmt.Sprintf("check %d", i)}
+			}
+			checked.TestedAt = time.Date(2025, 9, 1, i, 2, 3, 456789123, zone)
+			set := func() error {
+				return s.SetKeyProviderCompliance(ctx, "acme", want.Fingerprint, checked.DRCompliant, checked.Compliance, checked.TestedAt)
+			}
+
+			var errUpdate, errSet error
+			race(2, func(j int) {
+				if j == 0 {
+					errUpdate = s.UpdateKeyProvider(ctx, renamed)
+				} else {
+					errSet = set()
+				}
+			})
+			checkErr(t, "UpdateKeyProvider", errUpdate, nil)
+			checkErr(t, "SetKeyProviderCompliance", errSet, nil)
+			got, err := s.KeyProvider(ctx, "acme", want.Fingerprint)
+			if err != nil {
+				t.Fatalf("KeyProvider: %v", err)
+			}
+			if got.TestedAt.Equal(checked.TestedAt.Truncate(time.Microsecond)) {
+				checkKeyProvider(t, got, checked)
+			} else {
+				checkKeyProvider(t, got, renamed)
+			}
+
+			checkErr(t, "SetKeyProviderCompliance again", set(), nil)
+			checkStored(t, checked, sibling, theirs)
+		}
+	})
+}
+
 func testDeleteKeyProvider(t *testing.T, s Store) {
 	ctx := t.Context()
 	createTenant(t, s, "acme")

@@ -97,6 +97,10 @@ func (r *roundRobin) UpdateKeyProvider(ctx context.Context, p keyprovider.Provid
 	return r.next().UpdateKeyProvider(ctx, p)
 }
 
+func (r *roundRobin) SetKeyProviderCompliance(ctx context.Context, tenantID, fingerprint string, drCompliant bool, c keyprovider.ComplianceError, testedAt time.Time) error {
+	return r.next().SetKeyProviderCompliance(ctx, tenantID, fingerprint, drCompliant, c, testedAt)
+}
+
 func (r *roundRobin) DeleteKeyProvider(ctx context.Context, tenantID, fingerprint string) error {
 	return r.next().DeleteKeyProvider(ctx, tenantID, fingerprint)
 }

@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"KeyProvider/InsertErrors", testInsertKeyProviderErrors},
 		{"KeyProvider/List", testListKeyProviders},
 		{"KeyProvider/Update", testUpdateKeyProvider},
+		{"KeyProvider/SetCompliance", testSetKeyProviderCompliance},
 		{"KeyProvider/Delete", testDeleteKeyProvider},
 		{"KEK/InsertAndList", testKEKs},
 		{"KEK/Rewrap", testRewrapKEK},
