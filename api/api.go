@@ -177,11 +177,27 @@ type EncryptionStatus struct {
 	// KeyCheckInterval is how often the key is checked, as a Go duration
 	// string; absent for the internal KMS.
 	KeyCheckInterval string `json:"keyCheckInterval,omitempty"`
+	// DRCompliant and ComplianceError are the current provider's DR
+	// compliance (as in its KeyProvider document); absent for the internal
+	// KMS.
+	DRCompliant     *bool            `json:"drCompliant,omitempty"`
+	ComplianceError *ComplianceError `json:"complianceError,omitempty"`
+	// Failover is present while the key's own region is unreachable and
+	// its calls go to the replica in the DR region.
+	Failover *Failover `json:"failover,omitempty"`
 	// RevocationBound is how long at most a revoked key's data keys stay
 	// usable, as a Go duration string.
 	RevocationBound string `json:"revocationBound"`
 	// CipherKeys counts the tenant's stored data keys by provider.
 	CipherKeys map[string]int `json:"cipherKeys"`
+}
+
+// Failover says that a multi-region key is served by its replica: calls
+// fail over From the key's own region To the DR region, Since then.
+type Failover struct {
+	From  string    `json:"from"`
+	To    string    `json:"to"`
+	Since time.Time `json:"since"`
 }
 
 // StatusProvider names a key provider in EncryptionStatus.

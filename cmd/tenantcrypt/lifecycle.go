@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 )
 
@@ -94,5 +95,33 @@ func (c *tenantStates) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, s := range []keyring.TenantState{keyring.StateActive, keyring.StateKeyUnavailable, keyring.StateLocked, keyring.StateDestroyed} {
 		ch <- prometheus.MustNewConstMetric(tenantStatesDesc, prometheus.GaugeValue, float64(counts[s]), s.String())
+	}
+}
+
+// newRegionMetrics counts and logs the failovers of multi-region keys to
+// their DR replicas and the failbacks, and gauges each region's health;
+// it returns the awskms.Config.OnRegionEvent that feeds them.
+func newRegionMetrics(reg *prometheus.Registry, log *slog.Logger) func(awskms.RegionEvent) {
+	failovers := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tenantcrypt_kms_failovers_total",
+		Help: "Times a region's outage made multi-region keys fail over to their DR replicas, by region."}, []string{"region"})
+	failbacks := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tenantcrypt_kms_failbacks_total",
+		Help: "Times a region came back and its keys' calls returned to it, by region."}, []string{"region"})
+	healthy := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tenantcrypt_kms_region_healthy",
+		Help: "1 while calls go to the region, 0 while its keys fail over to their replicas; regions appear once they failed over."}, []string{"region"})
+	reg.MustRegister(failovers, failbacks, healthy)
+	return func(e awskms.RegionEvent) {
+		if e.Healthy {
+			failbacks.WithLabelValues(e.Region).Inc()
+			healthy.WithLabelValues(e.Region).Set(1)
+			log.Info("AWS KMS region is back; calls fail back to it", "region", e.Region, "failed_over_for", e.Time.Sub(e.Since).Round(time.Millisecond).String())
+			return
+		}
+		failovers.WithLabelValues(e.Region).Inc()
+		healthy.WithLabelValues(e.Region).Set(0)
+		cause := ""
+		if e.Cause != nil {
+			cause = e.Cause.Error()
+		}
+		log.Warn("AWS KMS region is unavailable; multi-region keys fail over to their DR replicas", "region", e.Region, "error", cause)
 	}
 }

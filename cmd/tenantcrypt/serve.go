@@ -73,6 +73,7 @@ type serveConfig struct {
 	kmsEndpoint         listFlag
 	allowSingleRegion   bool
 	kmsTimeout          time.Duration
+	kmsProbeInterval    time.Duration
 	migrationRate       float64
 	kpReadsPerMinute    int
 	kpWritesPerMinute   int
@@ -115,6 +116,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.Var(&c.kmsEndpoint, "kms-endpoint", "REGION=URL: the AWS KMS endpoint of a region, e.g. a local-kms (repeatable)")
 	fs.BoolVar(&c.allowSingleRegion, "allow-single-region-keys", false, "let tenants register customer managed keys that are not multi-region keys (no DR replica)")
 	fs.DurationVar(&c.kmsTimeout, "kms-timeout", 5*time.Second, "timeout of one AWS KMS call attempt")
+	fs.DurationVar(&c.kmsProbeInterval, "kms-probe-interval", awskms.DefaultProbeInterval, "while a region's outage makes multi-region keys fail over to the DR region, how often the region is tried again")
 	fs.Float64Var(&c.migrationRate, "migration-rate", migration.DefaultRate, "cipherkeys per second one tenant's migration rewraps (0: no cap); each is a Decrypt and an Encrypt at the KMS")
 	fs.IntVar(&c.kpReadsPerMinute, "keyprovider-reads-per-minute", 1000, "per-tenant limit of key-provider API reads (per replica)")
 	fs.IntVar(&c.kpWritesPerMinute, "keyprovider-writes-per-minute", 100, "per-tenant limit of key-provider API writes (per replica)")
@@ -177,6 +179,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.kmsTimeout < 100*time.Millisecond {
 		bad("--kms-timeout must be at least 100ms")
+	}
+	if c.kmsProbeInterval < 10*time.Millisecond {
+		bad("--kms-probe-interval must be at least 10ms")
 	}
 	if c.kpReadsPerMinute < 1 || c.kpWritesPerMinute < 1 {
 		bad("--keyprovider-reads-per-minute and --keyprovider-writes-per-minute must be at least 1")
@@ -309,11 +314,13 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	reg.MustRegister(kmsCalls)
 	drs, _ := drRegions(cfg.drRegion)
 	endpoints, _ := kmsEndpoints(cfg.kmsEndpoint)
-	aws, err := awskms.New(ctx, awskms.Config{Region: cfg.region, Endpoints: endpoints, CallTimeout: cfg.kmsTimeout})
+	regionEvents := newRegionMetrics(reg, log)
+	aws, err := awskms.New(ctx, awskms.Config{Region: cfg.region, Endpoints: endpoints, CallTimeout: cfg.kmsTimeout,
+		ProbeInterval: cfg.kmsProbeInterval, OnRegionEvent: regionEvents})
 	if err != nil {
 		return fmt.Errorf("setting up AWS KMS: %w", err)
 	}
-	providers := registry.New(internal, registry.WithAWS(st, aws), registry.WithObserver(func(ref, op string, err error) {
+	providers := registry.New(internal, registry.WithAWS(st, aws), registry.WithDRRegions(cfg.region, drs), registry.WithObserver(func(ref, op string, err error) {
 		kmsCalls.WithLabelValues(providerLabel(ref), op, kms.Outcome(err)).Inc()
 	}))
 
@@ -338,6 +345,10 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	monitor, err = lifecycle.New(lifecycle.Config{
 		Store: st, Tenants: ring, KeyProviders: st, KMS: aws, Region: cfg.region, DRRegions: drs,
 		Interval: lt.interval, Timeout: lt.timeout, Concurrency: cfg.keyCheckConcurrency,
+		RegionHealth: func(region string) (bool, time.Time) {
+			h := aws.RegionHealth(region)
+			return h.Healthy, h.Since
+		},
 		Checked: func(region, result string) { lm.checks.WithLabelValues(region, result).Inc() },
 		Swept:   func(_ int, elapsed time.Duration) { lm.sweep.Set(elapsed.Seconds()) },
 		Logger:  log,

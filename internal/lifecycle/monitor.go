@@ -38,9 +38,11 @@ type Tenants interface {
 	SetTenantState(ctx context.Context, id, provider string, to keyring.TenantState, reason string) (keyring.StateChange, bool, error)
 }
 
-// KeyProviders finds a tenant's registered key (a keyprovider.Store).
+// KeyProviders finds a tenant's registered key and records its DR
+// compliance (a keyprovider.Store).
 type KeyProviders interface {
 	KeyProvider(ctx context.Context, tenantID, fingerprint string) (keyprovider.Provider, error)
+	SetKeyProviderCompliance(ctx context.Context, tenantID, fingerprint string, drCompliant bool, c keyprovider.ComplianceError, testedAt time.Time) error
 }
 
 // Defaults of Config.
@@ -70,6 +72,9 @@ type Config struct {
 	// Concurrency is how many tenants are checked at once. Default
 	// DefaultConcurrency.
 	Concurrency int
+	// RegionHealth, if set, tells whether calls to a region fail over to
+	// replicas now (an *awskms.Client's RegionHealth), for Failover.
+	RegionHealth func(region string) (healthy bool, since time.Time)
 	// Checked, if set, is told the result of every region's check (for
 	// metrics); Swept, of every completed sweep over all tenants.
 	Checked func(region, result string)
@@ -328,6 +333,7 @@ func (m *Monitor) check(ctx context.Context, t keyring.Tenant) ([]KeyCheck, erro
 			m.cfg.Checked(c.Region, c.Result)
 		}
 	}
+	m.recordCompliance(ctx, t, kp, arn, v.checks)
 	if err := m.cfg.Store.ReplaceKeyChecks(ctx, t.ID, v.checks); err != nil {
 		if errors.Is(err, keyring.ErrNotFound) {
 			return nil, keyring.ErrTenantNotFound
@@ -360,13 +366,10 @@ type verdict struct {
 // tenant is let back in, since a key policy can allow DescribeKey and deny
 // Decrypt.
 func (m *Monitor) inspect(ctx context.Context, t keyring.Tenant, kp keyprovider.Provider, arn awskms.ARN) verdict {
-	dr := m.cfg.DRRegions[arn.Region]
-	if dr == "" {
-		dr = m.cfg.DRRegions[m.cfg.Region]
-	}
+	dr := keyprovider.DRRegion(m.cfg.DRRegions, m.cfg.Region, arn.Region)
 	var drCheck *KeyCheck
 	var wg sync.WaitGroup
-	if kp.MultiRegion && dr != "" && dr != arn.Region {
+	if kp.MultiRegion && dr != "" {
 		wg.Go(func() {
 			c, _ := m.describe(ctx, t, arn.InRegion(dr))
 			drCheck = &c
@@ -506,4 +509,85 @@ func describeError(result string, err error) string {
 		return "AWS KMS did not answer; the key's state is unknown until the next check"
 	}
 	return "the check failed (" + kms.Outcome(err) + ")"
+}
+
+// recordCompliance keeps the provider's DR compliance up to date with what
+// the check found of the replica in the DR region: a replica that is
+// disabled, pending deletion, gone or denied makes the provider
+// non-compliant; once it answers enabled again, a probe of every required
+// action there (as actions/test does) makes it compliant again. Outages
+// change nothing. Failures are logged: the status and the next check carry
+// on without them.
+func (m *Monitor) recordCompliance(ctx context.Context, t keyring.Tenant, kp keyprovider.Provider, arn awskms.ARN, checks []KeyCheck) {
+	dr := keyprovider.DRRegion(m.cfg.DRRegions, m.cfg.Region, arn.Region)
+	var c *KeyCheck
+	for i := range checks {
+		if checks[i].Region == dr {
+			c = &checks[i]
+		}
+	}
+	if c == nil || !kp.MultiRegion {
+		return
+	}
+	var compliant bool
+	var why keyprovider.ComplianceError
+	switch c.Result {
+	case ResultDisabled, ResultPendingDeletion, ResultNotFound, ResultAccessDenied:
+		compliant = false
+		why = keyprovider.ComplianceError{Code: keyprovider.CodeNotCompliant, Region: dr,
+			Message: "the replica in the DR region cannot serve a failover: " + c.Detail}
+	case ResultOK:
+		if kp.DRCompliant || kp.Compliance.Region != dr {
+			return // compliant, or not for a reason of the DR region's
+		}
+		b := kms.Binding{kms.BindingTenant: t.ID, kms.BindingKeyID: "key-check-probe"}
+		for _, r := range m.cfg.KMS.Probe(ctx, arn.InRegion(dr), dr, b) {
+			if r.Err != nil {
+				return // still refused: the recorded reason stands
+			}
+		}
+		compliant, why = true, keyprovider.ComplianceError{}
+	default:
+		return
+	}
+	if compliant == kp.DRCompliant && why == kp.Compliance {
+		return
+	}
+	if err := m.cfg.KeyProviders.SetKeyProviderCompliance(ctx, t.ID, kp.Fingerprint, compliant, why, c.CheckedAt); err != nil {
+		m.cfg.Logger.WarnContext(ctx, "recording DR compliance failed; the next check retries", "tenant", t.ID, "error", err.Error())
+		return
+	}
+	m.cfg.Logger.InfoContext(ctx, "key provider DR compliance changed", "tenant", t.ID, "fingerprint", kp.Fingerprint,
+		"dr_compliant", compliant, "region", dr, "reason", why.Message)
+}
+
+// Failover says whether a tenant's key is served by its replica now: its
+// own region had an outage and calls go to the DR region until a probe
+// finds the region back.
+type Failover struct {
+	Active   bool
+	From, To string
+	Since    time.Time
+}
+
+// Failover reports the failover of the tenant's customer managed key.
+func (m *Monitor) Failover(ctx context.Context, t keyring.Tenant) (Failover, error) {
+	fp, ok := keyprovider.FingerprintOf(t.Provider)
+	if !ok || m.cfg.RegionHealth == nil {
+		return Failover{}, nil
+	}
+	kp, err := m.cfg.KeyProviders.KeyProvider(ctx, t.ID, fp)
+	if err != nil {
+		return Failover{}, &keyring.StoreError{Op: "reading key provider", Err: err}
+	}
+	arn, err := awskms.ParseARN(kp.ARN)
+	if err != nil || !kp.MultiRegion {
+		return Failover{}, nil
+	}
+	dr := keyprovider.DRRegion(m.cfg.DRRegions, m.cfg.Region, arn.Region)
+	if dr == "" {
+		return Failover{}, nil
+	}
+	healthy, since := m.cfg.RegionHealth(arn.Region)
+	return Failover{Active: !healthy, From: arn.Region, To: dr, Since: since}, nil
 }

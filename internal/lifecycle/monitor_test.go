@@ -153,20 +153,49 @@ func (f *fakeStore) CountTenantsByState(context.Context) (map[keyring.TenantStat
 	return nil, errors.New("not used")
 }
 
-type fakeProviders struct{ multiRegion bool }
+// fakeProviders holds one registered key, the multi-region mrk.
+type fakeProviders struct {
+	mu sync.Mutex
+	p  keyprovider.Provider
+}
 
-func (f fakeProviders) KeyProvider(_ context.Context, tenantID, fp string) (keyprovider.Provider, error) {
-	if fp != keyprovider.Fingerprint(mrk) {
+func newFakeProviders() *fakeProviders {
+	return &fakeProviders{p: keyprovider.Provider{Fingerprint: keyprovider.Fingerprint(mrk), ARN: mrk, MultiRegion: true, DRCompliant: true}}
+}
+
+func (f *fakeProviders) KeyProvider(_ context.Context, tenantID, fp string) (keyprovider.Provider, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fp != f.p.Fingerprint {
 		return keyprovider.Provider{}, keyring.ErrNotFound
 	}
-	return keyprovider.Provider{TenantID: tenantID, Fingerprint: fp, ARN: mrk, MultiRegion: f.multiRegion}, nil
+	p := f.p
+	p.TenantID = tenantID
+	return p, nil
+}
+
+func (f *fakeProviders) SetKeyProviderCompliance(_ context.Context, _, fp string, compliant bool, c keyprovider.ComplianceError, at time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fp != f.p.Fingerprint {
+		return keyring.ErrNotFound
+	}
+	f.p.DRCompliant, f.p.Compliance, f.p.TestedAt = compliant, c, at
+	return nil
+}
+
+func (f *fakeProviders) get() keyprovider.Provider {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.p
 }
 
 type fixture struct {
-	m       *Monitor
-	kms     *fakeKMS
-	tenants *fakeTenants
-	store   *fakeStore
+	m         *Monitor
+	kms       *fakeKMS
+	tenants   *fakeTenants
+	store     *fakeStore
+	providers *fakeProviders
 }
 
 func newFixture(t *testing.T, state keyring.TenantState) *fixture {
@@ -182,8 +211,9 @@ func newFixture(t *testing.T, state keyring.TenantState) *fixture {
 		}},
 	}
 	f.store = &fakeStore{tenants: f.tenants, checks: map[string][]KeyCheck{}}
+	f.providers = newFakeProviders()
 	m, err := New(Config{
-		Store: f.store, Tenants: f.tenants, KeyProviders: fakeProviders{multiRegion: true}, KMS: f.kms,
+		Store: f.store, Tenants: f.tenants, KeyProviders: f.providers, KMS: f.kms,
 		Region: home, DRRegions: map[string]string{home: dr}, Interval: 50 * time.Millisecond,
 	})
 	if err != nil {
@@ -302,6 +332,36 @@ func TestRegions(t *testing.T) {
 		}
 		if len(checks) != 2 || checks[1].Region != dr || checks[1].Result != ResultDisabled {
 			t.Errorf("checks = %+v, want the DR replica disabled", checks)
+		}
+		p := f.providers.get()
+		if p.DRCompliant || p.Compliance.Region != dr || p.Compliance.Code != keyprovider.CodeNotCompliant || !strings.Contains(p.Compliance.Message, "disabled") {
+			t.Errorf("DR compliance with the replica disabled: %v %+v", p.DRCompliant, p.Compliance)
+		}
+
+		// Enabled again, but a required action is still refused there:
+		// the provider stays non-compliant until a probe works.
+		f.kms.set(dr, enabled(kms.KeyEnabled, "Enabled"))
+		f.kms.probeErr = &kms.Error{Op: "Decrypt", Region: dr, Kind: kms.ErrAccessDenied}
+		if _, err := f.m.Check(t.Context(), "acme"); err != nil {
+			t.Fatal(err)
+		}
+		if p := f.providers.get(); p.DRCompliant {
+			t.Errorf("compliant again while the probe in %s is refused", dr)
+		}
+		f.kms.probeErr = nil
+		if _, err := f.m.Check(t.Context(), "acme"); err != nil {
+			t.Fatal(err)
+		}
+		if p := f.providers.get(); !p.DRCompliant || p.Compliance != (keyprovider.ComplianceError{}) {
+			t.Errorf("DR compliance with the replica back: %v %+v", p.DRCompliant, p.Compliance)
+		}
+		// An outage of the DR region changes nothing.
+		f.kms.set(dr, failed(dr, kms.ErrUnavailable))
+		if _, err := f.m.Check(t.Context(), "acme"); err != nil {
+			t.Fatal(err)
+		}
+		if p := f.providers.get(); !p.DRCompliant {
+			t.Errorf("an outage of %s made the provider non-compliant", dr)
 		}
 	})
 	t.Run("primary elsewhere disabled", func(t *testing.T) {

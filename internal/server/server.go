@@ -45,6 +45,8 @@ type Lifecycle interface {
 	Check(ctx context.Context, tenantID string) ([]lifecycle.KeyCheck, error)
 	// Interval is how often every tenant's key is checked.
 	Interval() time.Duration
+	// Failover reports whether the tenant's key is served by its replica.
+	Failover(ctx context.Context, t keyring.Tenant) (lifecycle.Failover, error)
 }
 
 // Authenticator verifies bearer tokens (an *auth.Verifier).

@@ -54,12 +54,24 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 		if s.cfg.KeyProviders != nil {
 			if p, err := s.cfg.KeyProviders.Get(r.Context(), tenantID, fp); err == nil {
 				out.Provider.ARN = p.ARN
+				compliant, why := p.DRCompliant, api.ComplianceError(p.Compliance)
+				out.DRCompliant, out.ComplianceError = &compliant, &why
 			}
 		}
+		describeChecks(&out, checks)
 		if s.cfg.Lifecycle != nil {
 			out.KeyCheckInterval = s.cfg.Lifecycle.Interval().String()
+			f, err := s.cfg.Lifecycle.Failover(r.Context(), t)
+			if err != nil {
+				return err
+			}
+			if f.Active {
+				out.Failover = &api.Failover{From: f.From, To: f.To, Since: f.Since}
+				if out.Degraded {
+					out.DegradedReason = "AWS KMS in " + f.From + " is unreachable; the key's calls fail over to its replica in " + f.To + " until it is back"
+				}
+			}
 		}
-		describeChecks(&out, checks)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
