@@ -47,6 +47,9 @@ const (
 	CodeTenantDestroyed Code = "Encryption-22"
 	// CodeKMSThrottled: the KMS throttled the request; retry later (503).
 	CodeKMSThrottled Code = "Encryption-23"
+	// CodeAuditUnavailable: the audit log cannot be written, so the
+	// action is refused (fail closed); retry later (503).
+	CodeAuditUnavailable Code = "Encryption-24"
 	// CodeNotCompliant: the key policy refuses a required action in a
 	// region (used in complianceError).
 	CodeNotCompliant Code = "Encryption-88"

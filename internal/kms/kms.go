@@ -210,3 +210,22 @@ func Outcome(err error) string {
 	}
 	return "error"
 }
+
+type tenantKey struct{}
+
+// WithTenant names the tenant a call is made for, for calls that carry no
+// Binding (DescribeKey), so that whoever observes calls (the audit log)
+// can attribute them.
+func WithTenant(ctx context.Context, tenantID string) context.Context {
+	return context.WithValue(ctx, tenantKey{}, tenantID)
+}
+
+// TenantOf returns the tenant the call is for: b's tenant, else the one
+// WithTenant put in ctx, else "".
+func TenantOf(ctx context.Context, b Binding) string {
+	if t := b[BindingTenant]; t != "" {
+		return t
+	}
+	t, _ := ctx.Value(tenantKey{}).(string)
+	return t
+}

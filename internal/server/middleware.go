@@ -93,9 +93,20 @@ func (s *Server) wrap(rt Route) http.Handler {
 		if err == nil {
 			err = s.limit(rt, r)
 		}
+		audited := s.cfg.Audit != nil
 		if err == nil {
 			r.Body = http.MaxBytesReader(sw, r.Body, s.cfg.MaxBodyBytes)
-			err = rt.h(sw, r)
+			switch {
+			case audited && isAdminAction(rt):
+				err = s.audited(rt, sw, r)
+			case audited && isDataPlane(rt) && s.cfg.Audit.PerRequest() && s.cfg.Audit.Ready() != nil:
+				// Every request is an event: none goes unrecorded.
+				err = errAuditUnavailable(false)
+			default:
+				err = rt.h(sw, r)
+			}
+		} else if audited && isAdminAction(rt) && toHTTPError(err).status == http.StatusForbidden {
+			s.recordDenied(rt, r)
 		}
 		if err != nil {
 			s.writeError(sw, r, err)
@@ -103,6 +114,9 @@ func (s *Server) wrap(rt Route) http.Handler {
 		status := sw.status
 		if status == 0 {
 			status = http.StatusOK
+		}
+		if audited && isDataPlane(rt) {
+			s.countUse(rt, r, status, err)
 		}
 		elapsed := time.Since(start)
 		s.metrics.observe(label, status, elapsed)

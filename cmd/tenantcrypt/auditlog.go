@@ -1,0 +1,99 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/tenantcrypt/tenantcrypt/internal/audit"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms"
+)
+
+// auditKeyPath is the checkpoint-signing key file.
+func (c *serveConfig) auditKeyPath() string {
+	if c.auditKeyFile != "" {
+		return c.auditKeyFile
+	}
+	return filepath.Join(c.dataDir, "audit-signing-keys.json")
+}
+
+func (c *serveConfig) validateAudit() error {
+	switch c.auditDataPlane {
+	case "per-minute", "per-request":
+	default:
+		return fmt.Errorf("--audit-data-plane must be per-minute or per-request")
+	}
+	if c.auditRetention < 0 {
+		return fmt.Errorf("--audit-retention must not be negative (0 keeps every event)")
+	}
+	return nil
+}
+
+// openAudit starts the audit log on st with the signing key file.
+func openAudit(cfg serveConfig, st audit.Store, log *slog.Logger) (*audit.Log, *audit.Signer, error) {
+	signer, err := audit.LoadOrCreateSigner(cfg.auditKeyPath())
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := audit.New(audit.Config{Store: st, Signer: signer, Retention: cfg.auditRetention,
+		PerRequest: cfg.auditDataPlane == "per-request", Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	l.Start()
+	return l, signer, nil
+}
+
+// auditSink turns what the service's parts report into audit events.
+type auditSink struct {
+	log *audit.Log
+	slg *slog.Logger
+}
+
+func (a auditSink) record(e audit.Event) {
+	if err := a.log.Record(e); err != nil {
+		a.slg.Error("the audit queue is full; an event is lost", "action", e.Action, "tenant", e.TenantID)
+	}
+}
+
+// kmsCall records a call to AWS KMS: every one, with its key, region,
+// result and AWS request id.
+func (a auditSink) kmsCall(c awskms.Call) {
+	e := audit.Event{TenantID: c.TenantID, Action: "kms." + c.Action, Target: c.KeyARN,
+		Details: map[string]string{"region": c.Region}}
+	if c.RequestID != "" {
+		e.Details["awsRequestId"] = c.RequestID
+	}
+	if c.Err != nil {
+		e.Result, e.ErrorCode = "failure", kms.Outcome(c.Err)
+	}
+	a.record(e)
+}
+
+// regionEvent records a failover or failback of a region.
+func (a auditSink) regionEvent(ev awskms.RegionEvent) {
+	action := "kms.failover"
+	if ev.Healthy {
+		action = "kms.failback"
+	}
+	e := audit.Event{Time: ev.Time, Action: action, Target: ev.Region,
+		Details: map[string]string{"since": ev.Since.UTC().Format("2006-01-02T15:04:05.000000Z")}}
+	if ev.Cause != nil {
+		e.Details["cause"] = kms.Outcome(ev.Cause)
+	}
+	a.record(e)
+}
+
+// stateChange records a tenant's lifecycle change.
+func (a auditSink) stateChange(c keyring.StateChange) {
+	a.record(audit.Event{Time: c.At, TenantID: c.TenantID, Action: "tenant.state", Target: c.Provider,
+		Details: map[string]string{"from": c.From.String(), "to": c.To.String(), "reason": c.Reason}})
+}
+
+// keyRotated records the rotation of a tenant's data key.
+func (a auditSink) keyRotated(tenantID, keyID, provider string) {
+	a.record(audit.Event{TenantID: tenantID, Action: "datakey.rotate", Target: keyID,
+		Details: map[string]string{"provider": provider}})
+}

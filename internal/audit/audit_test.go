@@ -1,0 +1,384 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tenantcrypt/tenantcrypt/api"
+)
+
+// memStore is an in-memory Store for the unit tests of this package; the
+// real stores pass the same contract in internal/store/storetest.
+type memStore struct {
+	mu     sync.Mutex
+	events map[string][]Event
+	cps    map[string][]Checkpoint
+	fail   error
+}
+
+func newMemStore() *memStore {
+	return &memStore{events: map[string][]Event{}, cps: map[string][]Checkpoint{}}
+}
+
+func (m *memStore) AppendEvents(_ context.Context, events []Event, seal func(*Event)) ([]Event, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return nil, m.fail
+	}
+	out := make([]Event, 0, len(events))
+	staged := map[string][]Event{}
+	for _, e := range events {
+		chain := append(slices.Clone(m.events[e.ChainID]), staged[e.ChainID]...)
+		e.Seq, e.PrevHash = 1, GenesisHash(e.ChainID)
+		if n := len(chain); n > 0 {
+			e.Seq, e.PrevHash = chain[n-1].Seq+1, chain[n-1].Hash
+		}
+		seal(&e)
+		staged[e.ChainID] = append(staged[e.ChainID], e)
+		out = append(out, e)
+	}
+	for c, es := range staged {
+		m.events[c] = append(m.events[c], es...)
+	}
+	return out, nil
+}
+
+func (m *memStore) ChainHead(_ context.Context, chainID string) (Head, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	es := m.events[chainID]
+	if len(es) == 0 {
+		return Head{ChainID: chainID, Hash: GenesisHash(chainID)}, nil
+	}
+	return Head{ChainID: chainID, Seq: es[len(es)-1].Seq, Hash: es[len(es)-1].Hash}, nil
+}
+
+func (m *memStore) Events(_ context.Context, chainID string, f Filter, limit int) ([]Event, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Event
+	for _, e := range m.events[chainID] {
+		if e.Seq > f.AfterSeq && len(out) < limit {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) PutCheckpoint(_ context.Context, c Checkpoint) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, x := range m.cps[c.ChainID] {
+		if x.Seq == c.Seq {
+			return ErrExists
+		}
+	}
+	m.cps[c.ChainID] = append(m.cps[c.ChainID], c)
+	slices.SortFunc(m.cps[c.ChainID], func(a, b Checkpoint) int { return int(a.Seq - b.Seq) })
+	return nil
+}
+
+func (m *memStore) Checkpoints(_ context.Context, chainID string, after int64, limit int) ([]Checkpoint, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Checkpoint
+	for _, c := range m.cps[chainID] {
+		if c.Seq > after && len(out) < limit {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) Chains(_ context.Context, after string, limit int) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for c := range m.events {
+		if c > after {
+			out = append(out, c)
+		}
+	}
+	slices.Sort(out)
+	return out[:min(limit, len(out))], nil
+}
+
+func (m *memStore) Prune(_ context.Context, c Checkpoint) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	es := m.events[c.ChainID]
+	n := 0
+	for n < len(es) && es[n].Seq <= c.Seq {
+		n++
+	}
+	m.events[c.ChainID] = es[n:]
+	m.cps[c.ChainID] = slices.DeleteFunc(m.cps[c.ChainID], func(x Checkpoint) bool { return x.Seq < c.Seq })
+	return n, nil
+}
+
+func newTestLog(t *testing.T, st Store, edit func(*Config)) (*Log, *Signer) {
+	t.Helper()
+	signer, err := LoadOrCreateSigner(filepath.Join(t.TempDir(), "keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Store: st, Signer: signer, FlushInterval: 5 * time.Millisecond, CheckpointEvery: 10}
+	if edit != nil {
+		edit(&cfg)
+	}
+	l, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Start()
+	return l, signer
+}
+
+func keysOf(t *testing.T, s *Signer) Keys {
+	t.Helper()
+	k, err := ParseKeys(s.PublicKeys())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// TestLogChainsAndVerifies: events recorded, flushed at Close, chained per
+// tenant, checkpointed, and the stored chain verifies.
+func TestLogChainsAndVerifies(t *testing.T) {
+	st := newMemStore()
+	l, signer := newTestLog(t, st, nil)
+	for i := range 25 {
+		if err := l.Record(Event{TenantID: "acme", Principal: "alice", Action: "keyprovider.update", Target: "fp"}); err != nil {
+			t.Fatal(err)
+		}
+		if i%5 == 0 {
+			if err := l.RecordSync(t.Context(), Event{TenantID: "other", Action: "tenant.update"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for range 7 {
+		if err := l.DataPlane(Use{TenantID: "acme", Principal: "svc", Operation: "encrypt", Items: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.DataPlane(Use{TenantID: "acme", Principal: "svc", Operation: "decrypt", ErrorCode: "Encryption-09"})
+	l.Close()
+
+	for _, chain := range []string{"acme", "other"} {
+		rep, err := VerifyStored(t.Context(), st, chain, keysOf(t, signer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.Valid || rep.UnsignedTail != 0 || rep.Checkpoints == 0 {
+			t.Errorf("%s: %+v", chain, rep)
+		}
+	}
+	// The counts became events of the minute.
+	es, _ := st.Events(t.Context(), "acme", Filter{}, 1000)
+	counts := map[string]string{}
+	for _, e := range es {
+		if strings.HasPrefix(e.Action, "dataplane.") {
+			counts[e.Action+"/"+e.Result+"/"+e.ErrorCode] = e.Details["count"]
+		}
+	}
+	if counts["dataplane.encrypt/success/"] != "7" || counts["dataplane.decrypt/failure/Encryption-09"] != "1" {
+		t.Errorf("data-plane counts %v", counts)
+	}
+}
+
+// TestVerifyFindsTampering: every way of altering a stored log is found
+// and named by seq.
+func TestVerifyFindsTampering(t *testing.T) {
+	st := newMemStore()
+	l, signer := newTestLog(t, st, func(c *Config) { c.CheckpointEvery = 4 })
+	for i := range 12 {
+		if err := l.RecordSync(t.Context(), Event{TenantID: "acme", Action: "tenant.update", Target: string(rune('a' + i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	keys := keysOf(t, signer)
+	original := slices.Clone(st.events["acme"])
+
+	tests := []struct {
+		name   string
+		mutate func(es []Event) []Event
+		seq    int64
+		reason string
+	}{
+		{"altered field", func(es []Event) []Event { es[4].Principal = "mallory"; return es }, 5, "altered"},
+		{"altered and rehashed", func(es []Event) []Event { es[4].Target = "x"; Seal(&es[4]); return es }, 6, "does not link"},
+		{"deleted", func(es []Event) []Event { return slices.Delete(es, 6, 7) }, 7, "missing"},
+		{"reordered", func(es []Event) []Event {
+			es[2].Seq, es[3].Seq = es[3].Seq, es[2].Seq
+			slices.SortFunc(es, func(a, b Event) int { return int(a.Seq - b.Seq) })
+			return es
+		}, 3, "reordered"},
+		{"truncated", func(es []Event) []Event { return es[:9] }, 12, "end"},
+		{"prefix removed", func(es []Event) []Event { return es[2:] }, 3, "start"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st.events["acme"] = tc.mutate(slices.Clone(original))
+			rep, err := VerifyStored(t.Context(), st, "acme", keys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Valid || rep.Problem == nil || rep.Problem.Seq != tc.seq || !strings.Contains(rep.Problem.Reason, tc.reason) {
+				t.Errorf("report %+v (problem %+v), want seq %d and %q", rep, rep.Problem, tc.seq, tc.reason)
+			}
+		})
+	}
+	st.events["acme"] = original
+
+	// A checkpoint signed by another key is refused.
+	other, err := LoadOrCreateSigner(filepath.Join(t.TempDir(), "other.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, _ := VerifyStored(t.Context(), st, "acme", keysOf(t, other))
+	if rep.Valid || !strings.Contains(rep.Problem.Reason, "not published") {
+		t.Errorf("with another key: %+v", rep.Problem)
+	}
+}
+
+// TestExportVerifiesOffline: an export verifies with only the published
+// keys, survives pruning, and an edited line fails.
+func TestExportVerifiesOffline(t *testing.T) {
+	st := newMemStore()
+	start := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	now := start
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	l, signer := newTestLog(t, st, func(c *Config) { c.CheckpointEvery = 5; c.Now = clock })
+	for i := range 13 {
+		if i == 10 { // checkpoints at 5 and 10 are an hour old
+			mu.Lock()
+			now = start.Add(time.Hour)
+			mu.Unlock()
+		}
+		if err := l.RecordSync(t.Context(), Event{TenantID: "acme", Action: "keyprovider.test", Details: map[string]string{"status": "201"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	var pub bytes.Buffer
+	if err := json.NewEncoder(&pub).Encode(PublicKeysToAPI(signer.PublicKeys())); err != nil {
+		t.Fatal(err)
+	}
+	var published api.AuditPublicKeys
+	if err := json.Unmarshal(pub.Bytes(), &published); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := KeysFromAPI(published)
+	if err != nil {
+		t.Fatal(err)
+	}
+	export := func() string {
+		var b bytes.Buffer
+		if err := Export(t.Context(), st, "acme", clock(), &b); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	rep, err := VerifyExport(strings.NewReader(export()), keys)
+	if err != nil || !rep.Valid || rep.Events != 13 {
+		t.Fatalf("export: %+v, %v", rep, err)
+	}
+	edited := strings.Replace(export(), `"keyprovider.test"`, `"keyprovider.tset"`, 1)
+	if rep, err := VerifyExport(strings.NewReader(edited), keys); err != nil || rep.Valid {
+		t.Errorf("an edited export verified: %+v, %v", rep, err)
+	}
+
+	// Pruning up to a checkpoint keeps the rest verifiable.
+	n, err := Prune(t.Context(), st, start.Add(time.Second))
+	if err != nil || n != 10 {
+		t.Fatalf("Prune = %d, %v; want the 10 events up to the old checkpoint", n, err)
+	}
+	rep, err = VerifyExport(strings.NewReader(export()), keys)
+	if err != nil || !rep.Valid || rep.FirstSeq != 11 || rep.Events != 3 {
+		t.Errorf("after pruning %d events: %+v, %v", n, rep, err)
+	}
+	// Events removed after the anchor are still found.
+	st.events["acme"] = st.events["acme"][1:]
+	if rep, _ := VerifyExport(strings.NewReader(export()), keys); rep.Valid {
+		t.Errorf("an event removed after the pruned prefix went unnoticed: %+v", rep)
+	}
+}
+
+// TestFailClosed: a store that fails makes RecordSync and Ready fail, and
+// the events are written once it works again.
+func TestFailClosed(t *testing.T) {
+	st := newMemStore()
+	st.fail = errors.New("database down")
+	l, signer := newTestLog(t, st, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := l.RecordSync(ctx, Event{TenantID: "acme", Action: "tenant.update"}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("RecordSync with the store down: %v", err)
+	}
+	if err := l.Ready(); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Ready with the store down: %v", err)
+	}
+	st.mu.Lock()
+	st.fail = nil
+	st.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for l.Ready() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the log did not recover")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	l.Close()
+	rep, _ := VerifyStored(t.Context(), st, "acme", keysOf(t, signer))
+	if rep.Events != 1 || !rep.Valid {
+		t.Errorf("the event refused at first was not written later: %+v", rep)
+	}
+}
+
+// TestQueueBound: per-request data-plane events beyond the queue fail.
+func TestQueueBound(t *testing.T) {
+	st := newMemStore()
+	st.fail = errors.New("database down")
+	l, _ := newTestLog(t, st, func(c *Config) { c.QueueSize = 3; c.PerRequest = true })
+	var failed int
+	for range 10 {
+		if err := l.DataPlane(Use{TenantID: "acme", Operation: "encrypt"}); err != nil {
+			failed++
+		}
+	}
+	if failed == 0 {
+		t.Error("a full queue took every event")
+	}
+	st.mu.Lock()
+	st.fail = nil
+	st.mu.Unlock()
+	l.Close()
+}
+
+// TestCleansText: text the stores would refuse is cleaned before sealing.
+func TestCleansText(t *testing.T) {
+	st := newMemStore()
+	l, _ := newTestLog(t, st, nil)
+	if err := l.RecordSync(t.Context(), Event{TenantID: "acme", Principal: "bad\xffsub\x00", Action: "tenant.update",
+		Details: map[string]string{"k\x00": "v\xfe"}}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	e := st.events["acme"][0]
+	if e.Principal != "bad\uFFFDsub" || e.Details["k"] != "v\uFFFD" {
+		t.Errorf("cleaned event %+v", e)
+	}
+}
