@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tenantcrypt/tenantcrypt/internal/store/postgres/pgtest"
 )
 
 // TestMain lets the test binary be the baseline server too: run starts
@@ -115,6 +117,10 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-rounds", "0"}, nil, "-rounds"},
 		{[]string{"-size", "0"}, nil, "-size"},
 		{[]string{"-database", "sqlite:x.db"}, nil, "postgres://"},
+		{[]string{"-replicas", "1,2"}, nil, "-replicas needs -database"},
+		{[]string{"-database", "postgres://x", "-replicas", "1,0"}, nil, "between 1 and"},
+		{[]string{"-database", "postgres://x", "-replicas", "2,2"}, nil, "twice"},
+		{[]string{"-database", "postgres://x", "-replicas", "1,2,3", "-concurrency", "16"}, []int{16}, ""},
 		{[]string{"extra"}, nil, "unexpected argument"},
 	} {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -213,5 +219,59 @@ func TestReportVerdict(t *testing.T) {
 				t.Errorf("table lacks %q:\n%s", tt.wantIn, out.String())
 			}
 		})
+	}
+}
+
+// TestReplicasEndToEnd runs the replicas comparison briefly on PostgreSQL:
+// two tenantcrypt processes on one schema, the load spread over one and
+// then both.
+func TestReplicasEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds tenantcrypt and runs two replicas; skipped with -short")
+	}
+	dsn := pgtest.DSN(t)
+	bin, err := buildServer(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonFile := filepath.Join(t.TempDir(), "results.json")
+	cfg, err := parseFlags([]string{"-database", dsn, "-replicas", "1,2", "-duration", "300ms", "-warmup", "100ms",
+		"-rounds", "1", "-concurrency", "4", "-json", jsonFile, "-server-bin", bin}, io.Discard)
+	if err != nil {
+		t.Fatalf("parseFlags: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	rep, err := run(ctx, cfg, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\nprogress:\n%s", err, stderr.String())
+	}
+	if got := len(rep.Replicas); got != 2 {
+		t.Fatalf("replica results = %d, want 2 (1 and 2 replicas)", got)
+	}
+	for _, r := range rep.Replicas {
+		for _, res := range []result{r.Encrypt, r.Decrypt} {
+			if res.Requests == 0 || res.Errors != 0 {
+				t.Errorf("%d replicas, %s: %d requests, %d errors (first: %s), want some and none", r.Replicas, res.Target, res.Requests, res.Errors, res.FirstError)
+			}
+		}
+	}
+	if r := rep.Replicas[0]; r.Replicas != 1 || r.EncryptRatio != 1 || r.DecryptRatio != 1 {
+		t.Errorf("one replica's row: %+v, want ratios of 1", r)
+	}
+	out := stdout.String()
+	for _, want := range []string{"| replicas | clients |", "encrypt vs 1", "| 2 | 4 |"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	data, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatalf("-json: %v", err)
+	}
+	var got report
+	if err := json.Unmarshal(data, &got); err != nil || len(got.Replicas) != 2 {
+		t.Errorf("-json holds %+v (%v), want both replica counts", got.Replicas, err)
 	}
 }

@@ -28,8 +28,11 @@ const (
 
 // target is one kind of request sent under load.
 type target struct {
-	name   string
-	url    string
+	name string
+	url  string
+	// urls, when set, spread the load over several servers (replicas):
+	// client i sends to urls[i%len(urls)] instead of url.
+	urls   []string
 	auth   string   // the Authorization header
 	bodies [][]byte // JSON bodies, used in turn
 	// wantPrefix starts every successful answer: a cheap check that the
@@ -90,7 +93,11 @@ func runLoad(ctx context.Context, hc *http.Client, t target, n int, warmup, dura
 	for i := range workers {
 		w := &workers[i]
 		w.lat = make([]time.Duration, 0, 1024)
-		wg.Go(func() { w.loop(ctx, hc, t, i, n, measureFrom, end) })
+		wt := t
+		if len(t.urls) > 0 {
+			wt.url = t.urls[i%len(t.urls)]
+		}
+		wg.Go(func() { w.loop(ctx, hc, wt, i, n, measureFrom, end) })
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {

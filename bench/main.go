@@ -9,6 +9,7 @@
 //	go run ./bench -duration 3s -concurrency 1,16    # a quick look
 //	go run ./bench -http2=false                      # HTTP/1.1, one connection per client
 //	go run ./bench -database postgres://... -json results.json
+//	go run ./bench -database postgres://... -replicas 1,2,3 -concurrency 16
 //
 // It builds ./cmd/tenantcrypt into a temporary directory (or takes
 // -server-bin), starts it on 127.0.0.1:0 with a temporary data directory
@@ -52,6 +53,20 @@
 // TENANTCRYPT_* environment variables are not passed to the servers, so
 // that a developer's settings (a config file, a database, root keys) do not
 // change what is measured; use -database for PostgreSQL.
+//
+// # Replicas
+//
+// With -replicas (PostgreSQL only) bench measures scale-out instead: it
+// starts as many tenantcrypt processes as the largest count given, on the
+// -database and one data directory (the same root keys and token issuer, as
+// replicas share them), and for each count n runs the encrypt and decrypt
+// loads spread over the first n (client i talks to replica i mod n), in
+// rounds in which the counts take turns. It reports each count's throughput
+// and its ratio to one replica's, measured in the same run. On a machine
+// with few cores the replicas and the load generator share them, so the
+// ratio cannot grow with n; what it shows is whether anything shared (the
+// database, a lock, a lease) slows the data plane down as replicas are
+// added: with no shared bottleneck on the hot path it stays close to 1.
 package main
 
 import (
@@ -110,6 +125,7 @@ type config struct {
 	database  string
 	jsonFile  string
 	serverBin string
+	replicas  []int // replica counts to compare (PostgreSQL); none: the baseline comparison
 }
 
 // maxLevel bounds -concurrency: far beyond what one machine's loopback
@@ -129,6 +145,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.database, "database", "", "tenantcrypt's --database (a postgres:// DSN); empty: SQLite in the temporary data directory")
 	fs.StringVar(&cfg.jsonFile, "json", "", "also write the raw results to this JSON file")
 	fs.StringVar(&cfg.serverBin, "server-bin", "", "use this tenantcrypt binary instead of building ./cmd/tenantcrypt")
+	replicas := fs.String("replicas", "", "comma-separated replica counts, e.g. 1,2,3: compare the data plane's throughput spread over that many tenantcrypt processes on -database (PostgreSQL), instead of against the baseline")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: go run ./bench [flags]\n\nMeasures tenantcrypt's encrypt and decrypt throughput against a bare HTTPS baseline.\n\n")
 		fs.PrintDefaults()
@@ -142,6 +159,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var err error
 	if cfg.levels, err = parseLevels(*levels); err != nil {
 		return config{}, err
+	}
+	if *replicas != "" {
+		if cfg.replicas, err = parseReplicas(*replicas); err != nil {
+			return config{}, err
+		}
 	}
 	var errs []error
 	if cfg.duration <= 0 {
@@ -160,6 +182,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if cfg.database != "" && !strings.HasPrefix(cfg.database, "postgres://") && !strings.HasPrefix(cfg.database, "postgresql://") {
 		errs = append(errs, errors.New("-database must be a postgres:// DSN (empty for SQLite)"))
+	}
+	if len(cfg.replicas) > 0 && cfg.database == "" {
+		errs = append(errs, errors.New("-replicas needs -database: replicas share a PostgreSQL database"))
 	}
 	return cfg, errors.Join(errs...)
 }
@@ -182,7 +207,31 @@ func parseLevels(s string) ([]int, error) {
 	return levels, nil
 }
 
+// maxReplicas bounds -replicas: more processes than a benchmark machine
+// can tell apart.
+const maxReplicas = 16
+
+// parseReplicas parses -replicas: positive, distinct counts, kept in the
+// order given.
+func parseReplicas(s string) ([]int, error) {
+	var counts []int
+	for part := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(part))
+		if err != nil || n < 1 || n > maxReplicas {
+			return nil, fmt.Errorf("-replicas: %q is not a number of replicas between 1 and %d", part, maxReplicas)
+		}
+		if slices.Contains(counts, n) {
+			return nil, fmt.Errorf("-replicas: %d is given twice", n)
+		}
+		counts = append(counts, n)
+	}
+	return counts, nil
+}
+
 // loadTime is how long the load phases take, without the setup.
 func (c config) loadTime() time.Duration {
+	if len(c.replicas) > 0 {
+		return time.Duration(len(c.levels)*len(c.replicas)*len(replicaTargets)*c.rounds) * (c.warmup + c.duration)
+	}
 	return time.Duration(len(c.levels)*len(targetNames)*c.rounds) * (c.warmup + c.duration)
 }

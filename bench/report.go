@@ -43,8 +43,11 @@ type report struct {
 	// Protocols is the protocol each target's server negotiated.
 	Protocols     map[string]string `json:"protocols"`
 	CiphertextLen int               `json:"ciphertext_length"`
-	Levels        []levelResult     `json:"levels"`
+	Levels        []levelResult     `json:"levels,omitempty"`
 	Target        targetCheck       `json:"target"`
+	// Replicas is the comparison of replica counts (-replicas), instead of
+	// Levels.
+	Replicas []replicaResult `json:"replicas,omitempty"`
 }
 
 // levelResult is one concurrency level's loads.

@@ -97,6 +97,7 @@ const (
 // wires it, with local-kms as AWS KMS.
 type benchEnv struct {
 	store      *sqlite.Store
+	providers  keyring.Providers
 	ring       *keyring.Service
 	migrations *migration.Service
 	kms        *testkms.Server
@@ -145,7 +146,7 @@ func newBenchEnv(b testing.TB) *benchEnv {
 	}
 	b.Cleanup(migrations.Close)
 	return &benchEnv{
-		store: st, ring: ring, migrations: migrations, kms: local, sdk: local.Client(b),
+		store: st, providers: providers, ring: ring, migrations: migrations, kms: local, sdk: local.Client(b),
 		keyA: local.ARN(testkms.MultiRegionKeyID), keyB: local.ARN(testkms.SecondMultiRegionKeyID),
 	}
 }

@@ -41,6 +41,14 @@ type Config struct {
 	Concurrency int
 	// RetryMax bounds the backoff between failed batches. Default 30 s.
 	RetryMax time.Duration
+	// Owner names this replica in the migrations' leases; default a
+	// random name. Every replica must have its own.
+	Owner string
+	// LeaseTTL is how long a migration's lease lasts unless renewed (it is
+	// renewed every LeaseTTL/3): a replica that dies leaves its migration
+	// to another after at most LeaseTTL, which also looks for such
+	// migrations every LeaseTTL/2. Default DefaultLeaseTTL.
+	LeaseTTL time.Duration
 	// Hooks report progress to metrics; any may be nil.
 	Hooks  Hooks
 	Logger *slog.Logger
@@ -80,7 +88,15 @@ func (h Hooks) running(delta int) {
 // for cryptographic operations (5,500 per second per account and region).
 const DefaultRate = 200
 
-// Service starts migrations and runs them in the background.
+// DefaultLeaseTTL is the default --migration-lease.
+const DefaultLeaseTTL = 10 * time.Second
+
+// Service starts migrations and runs them in the background. Replicas share
+// the work through leases in the store: a migration is worked on by the
+// replica that holds its lease, one at a time; the replica that starts a
+// migration claims it, and every replica looks every LeaseTTL/2 for
+// unfinished migrations whose lease lapsed (their replica died or was
+// stopped) and takes them over.
 type Service struct {
 	cfg Config
 
@@ -105,6 +121,14 @@ func New(cfg Config) (*Service, error) {
 	if cfg.RetryMax <= 0 {
 		cfg.RetryMax = 30 * time.Second
 	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.Owner == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		cfg.Owner = hex.EncodeToString(b[:])
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -115,25 +139,72 @@ func New(cfg Config) (*Service, error) {
 	return &Service{cfg: cfg, running: map[string]bool{}, ctx: ctx, cancel: cancel}, nil
 }
 
-// Close stops the workers; their migrations resume at the next start.
+// Close stops the workers and gives up their leases, so that another
+// replica takes their migrations over at once (or this one at its next
+// start).
 func (s *Service) Close() {
 	s.cancel()
 	s.wg.Wait()
 }
 
+// Start resumes the unfinished migrations that no other replica works on,
+// now and every LeaseTTL/2 until Close: after a restart, and whenever
+// another replica dies or stops in the middle of one.
+func (s *Service) Start() {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(s.cfg.LeaseTTL / 2)
+		defer t.Stop()
+		for {
+			if err := s.Resume(s.ctx); err != nil && s.ctx.Err() == nil {
+				s.cfg.Logger.Warn("looking for migrations to resume failed; retrying", "error", err.Error())
+			}
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
 
-// Resume restarts every unfinished migration, after a restart or crash.
+// Resume claims every unfinished migration whose lease is free or lapsed
+// (its replica died, stopped, or never got to it) and works on it.
 func (s *Service) Resume(ctx context.Context) error {
 	ms, err := s.cfg.Store.UnfinishedMigrations(ctx)
 	if err != nil {
 		return &keyring.StoreError{Op: "listing unfinished migrations", Err: err}
 	}
+	var errs []error
 	for _, m := range ms {
-		s.cfg.Logger.InfoContext(ctx, "resuming migration", "tenant", m.TenantID, "migration", m.ID, "done", m.Done, "total", m.Total)
-		s.start(m)
+		if s.isRunning(m.TenantID) {
+			continue
+		}
+		claimed := time.Now()
+		m, err := s.cfg.Store.ClaimMigration(ctx, m.ID, s.cfg.Owner, s.cfg.LeaseTTL)
+		switch {
+		case errors.Is(err, ErrLeased), errors.Is(err, keyring.ErrNotFound):
+			continue // another replica works on it, or it just completed
+		case err != nil:
+			errs = append(errs, err)
+			continue
+		}
+		s.cfg.Logger.InfoContext(ctx, "resuming migration", "tenant", m.TenantID, "migration", m.ID, "done", m.Done, "total", m.Total, "replica", s.cfg.Owner)
+		s.start(m, claimed)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return &keyring.StoreError{Op: "claiming a migration", Err: err}
 	}
 	return nil
+}
+
+func (s *Service) isRunning(tenantID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.running[tenantID]
 }
 
 // Latest returns the tenant's running or last migration.
@@ -267,7 +338,14 @@ func (s *Service) begin(ctx context.Context, tenantID, to, toARN string) (Migrat
 		return Migration{}, &PrepareError{Err: err}
 	}
 	s.cfg.Logger.InfoContext(ctx, "migration started", "tenant", tenantID, "migration", m.ID, "from", m.From, "to", m.To, "cipherkeys", total)
-	s.start(m)
+	// This replica works on it, unless another claimed it first (then it
+	// does): either way it runs.
+	at := time.Now()
+	if claimed, err := s.cfg.Store.ClaimMigration(ctx, m.ID, s.cfg.Owner, s.cfg.LeaseTTL); err == nil {
+		s.start(claimed, at)
+	} else if !errors.Is(err, ErrLeased) {
+		s.cfg.Logger.WarnContext(ctx, "claiming the new migration failed; a replica takes it over once its lease is free", "tenant", tenantID, "migration", m.ID, "error", err.Error())
+	}
 	return m, nil
 }
 
@@ -286,9 +364,11 @@ func (s *Service) describe(ctx context.Context, tenantID, ref string) error {
 	return nil
 }
 
-// start runs the migration's worker unless this process runs one for the
-// tenant already.
-func (s *Service) start(m Migration) {
+// start runs the worker of a migration this replica has claimed (the claim
+// began at claimed), unless this process runs one for the tenant already.
+// The worker keeps the lease (keepLease) and stops when it loses it;
+// stopped by Close, it gives the lease up.
+func (s *Service) start(m Migration, claimed time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.running[m.TenantID] || s.ctx.Err() != nil {
@@ -305,8 +385,69 @@ func (s *Service) start(m Migration) {
 			delete(s.running, m.TenantID)
 			s.mu.Unlock()
 		}()
-		s.run(s.ctx, m)
+		ctx, cancel := context.WithCancel(s.ctx)
+		kept := make(chan struct{})
+		go func() {
+			defer close(kept)
+			s.keepLease(ctx, cancel, m, claimed)
+		}()
+		s.run(ctx, m)
+		cancel()
+		<-kept
+		if s.ctx.Err() != nil {
+			// Stopped by Close: let another replica go on at once. A lease
+			// lost meanwhile is not this replica's to release, and the
+			// store leaves it alone.
+			rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if err := s.cfg.Store.ReleaseMigrationLease(rctx, m.ID, s.cfg.Owner); err != nil {
+				s.cfg.Logger.Warn("giving up a migration's lease failed; it lapses by itself", "tenant", m.TenantID, "migration", m.ID, "error", err.Error())
+			}
+			rcancel()
+		}
 	}()
+}
+
+// keepLease renews the migration's lease every LeaseTTL/3 until ctx ends.
+// It ends the worker (stop) when another replica took the lease over, and
+// also when it could not renew for so long that the lease may have lapsed
+// (the database is unreachable): the worker stops before another replica
+// can take over, so that two never work on one migration at once.
+func (s *Service) keepLease(ctx context.Context, stop context.CancelFunc, m Migration, claimed time.Time) {
+	ttl := s.cfg.LeaseTTL
+	// The lease lapses ttl after the database's clock read it at the last
+	// claim or renewal, which is after that call began here: stopping a
+	// sixth of ttl before ttl after the call began is stopping in time.
+	deadline := claimed.Add(ttl - ttl/6)
+	t := time.NewTicker(ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		began := time.Now()
+		rctx, cancel := context.WithDeadline(ctx, deadline)
+		err := s.cfg.Store.RenewMigrationLease(rctx, m.ID, s.cfg.Owner, ttl)
+		cancel()
+		switch {
+		case err == nil:
+			deadline = began.Add(ttl - ttl/6)
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, ErrLeased), errors.Is(err, keyring.ErrNotFound):
+			s.cfg.Logger.Warn("migration: another replica took the lease over; stopping here", "tenant", m.TenantID, "migration", m.ID)
+			stop()
+			return
+		case !time.Now().Before(deadline):
+			s.cfg.Logger.Warn("migration: the lease could not be renewed before it may lapse; stopping here, another replica (or this one) resumes it",
+				"tenant", m.TenantID, "migration", m.ID, "error", err.Error())
+			stop()
+			return
+		default:
+			s.cfg.Logger.Warn("migration: renewing the lease failed; retrying", "tenant", m.TenantID, "migration", m.ID, "error", err.Error())
+		}
+	}
 }
 
 // run rewraps batch after batch until no cipherkey is left wrapped by
@@ -316,7 +457,9 @@ func (s *Service) run(ctx context.Context, m Migration) {
 	if m.State == StateNew {
 		m.State = StateInProgress
 		m.UpdatedAt = s.now()
-		if err := s.cfg.Store.UpdateMigration(ctx, m); err != nil {
+		if err := s.record(ctx, m); errors.Is(err, ErrLeased) {
+			return
+		} else if err != nil {
 			log.Error("migration: recording progress failed", "error", err.Error())
 		}
 	}
@@ -337,7 +480,9 @@ func (s *Service) run(ctx context.Context, m Migration) {
 			s.cfg.Hooks.batchFailed()
 			m.LastError = err.Error()
 			m.UpdatedAt = s.now()
-			_ = s.cfg.Store.UpdateMigration(ctx, m)
+			if err := s.record(ctx, m); errors.Is(err, ErrLeased) {
+				return
+			}
 			log.Warn("migration batch failed; retrying", "error", err.Error(), "retry_in", backoff.String())
 			select {
 			case <-ctx.Done():
@@ -352,7 +497,9 @@ func (s *Service) run(ctx context.Context, m Migration) {
 		m.UpdatedAt = s.now()
 		if n > 0 {
 			cursor = last
-			if err := s.cfg.Store.UpdateMigration(ctx, m); err != nil {
+			if err := s.record(ctx, m); errors.Is(err, ErrLeased) {
+				return
+			} else if err != nil {
 				log.Warn("migration: recording progress failed", "error", err.Error())
 			}
 			continue
@@ -364,7 +511,7 @@ func (s *Service) run(ctx context.Context, m Migration) {
 			continue
 		}
 		if err := s.complete(ctx, &m); err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, ErrLeased) {
 				return
 			}
 			log.Warn("migration: completing failed; retrying", "error", err.Error())
@@ -519,7 +666,18 @@ func (s *Service) complete(ctx context.Context, m *Migration) error {
 		}
 	}
 	m.State, m.CompletedAt, m.UpdatedAt, m.LastError = StateCompleted, now, now, ""
-	return s.cfg.Store.UpdateMigration(ctx, *m)
+	return s.record(ctx, *m)
+}
+
+// record stores the worker's progress, provided this replica still holds
+// the migration's lease. Errors: ErrLeased (another replica took it over:
+// the worker stops), store errors.
+func (s *Service) record(ctx context.Context, m Migration) error {
+	err := s.cfg.Store.UpdateLeasedMigration(ctx, m, s.cfg.Owner)
+	if errors.Is(err, ErrLeased) {
+		s.cfg.Logger.WarnContext(ctx, "migration: another replica took the lease over; stopping here", "tenant", m.TenantID, "migration", m.ID)
+	}
+	return err
 }
 
 // pacer spaces calls to at most rate per second (no limit for rate 0).

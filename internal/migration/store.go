@@ -44,6 +44,32 @@ type Store interface {
 	// the same condition as RewrapCipherKey; a cipherkey that changed or
 	// vanished meanwhile is skipped. It returns how many were applied.
 	RewrapCipherKeys(ctx context.Context, rs []Rewrap) (int, error)
+
+	// Leases make one process (replica) at a time work on a migration.
+	// A lease names its owner (an opaque replica id) and lapses ttl after
+	// it was taken or last renewed, by the database's clock, so that the
+	// replicas' own clocks do not matter.
+
+	// ClaimMigration leases the unfinished migration id to owner for ttl,
+	// provided nobody else holds an unlapsed lease on it (owner may claim
+	// again what it holds), and returns it as stored.
+	// Errors: ErrLeased (another owner's lease has not lapsed; nothing
+	// written), keyring.ErrNotFound (no such migration, or it is Completed).
+	ClaimMigration(ctx context.Context, id, owner string, ttl time.Duration) (Migration, error)
+	// RenewMigrationLease extends owner's lease on migration id to ttl from
+	// now, provided owner still holds it (lapsed or not: nobody else has
+	// claimed it since). Errors: ErrLeased (another owner claimed it, or it
+	// was released or completed), keyring.ErrNotFound.
+	RenewMigrationLease(ctx context.Context, id, owner string, ttl time.Duration) error
+	// ReleaseMigrationLease ends owner's lease on migration id, so that
+	// another replica can claim it at once; a lease owner does not hold is
+	// left alone (no error).
+	ReleaseMigrationLease(ctx context.Context, id, owner string) error
+	// UpdateLeasedMigration is UpdateMigration provided owner holds the
+	// migration's lease, so that a worker that lost its lease cannot
+	// overwrite the progress of the one that took over. Storing a
+	// Completed m ends the lease. Errors: ErrLeased, keyring.ErrNotFound.
+	UpdateLeasedMigration(ctx context.Context, m Migration, owner string) error
 }
 
 // Rewrap is a cipherkey's new wrapping, to apply only while the key is still
@@ -56,6 +82,9 @@ type Rewrap struct {
 
 // ErrRunning: the tenant has a migration that is not completed.
 var ErrRunning = errors.New("a migration is already running")
+
+// ErrLeased: another replica holds the migration's lease.
+var ErrLeased = errors.New("the migration is leased to another replica")
 
 // Migration is one change of a tenant's key provider.
 type Migration struct {

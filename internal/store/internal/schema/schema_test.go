@@ -48,26 +48,53 @@ func TestLoad(t *testing.T) {
 func TestPending(t *testing.T) {
 	ms := []Migration{{Version: 1}, {Version: 2}, {Version: 3}}
 	tests := []struct {
-		current int
-		want    int // how many pending
-		err     bool
+		name              string
+		current, required int
+		want              int // how many pending
+		err               bool
 	}{
-		{0, 3, false},
-		{2, 1, false},
-		{3, 0, false},
-		{4, 0, true},
-		{-1, 0, true},
+		{"empty", 0, 0, 3, false},
+		{"behind", 2, 2, 1, false},
+		{"current", 3, 3, 0, false},
+		{"newer, only expands since 3", 5, 3, 0, false},
+		{"newer, expands since 2", 4, 2, 0, false},
+		{"newer, needs 4", 4, 4, 0, true},
+		{"newer, needs 5", 5, 5, 0, true},
+		{"invalid", -1, 0, 0, true},
 	}
 	for _, tc := range tests {
-		got, err := Pending(ms, tc.current)
+		got, err := Pending(ms, tc.current, tc.required)
 		if (err != nil) != tc.err {
-			t.Errorf("Pending(%d): got error %v, want error: %v", tc.current, err, tc.err)
+			t.Errorf("%s: Pending(%d, %d): got error %v, want error: %v", tc.name, tc.current, tc.required, err, tc.err)
 		}
 		if len(got) != tc.want {
-			t.Errorf("Pending(%d): got %d migrations, want %d", tc.current, len(got), tc.want)
+			t.Errorf("%s: Pending(%d, %d): got %d migrations, want %d", tc.name, tc.current, tc.required, len(got), tc.want)
 		}
-		if tc.current > len(ms) && !errors.Is(err, ErrTooNew) {
-			t.Errorf("Pending(%d): got %v, want %v", tc.current, err, ErrTooNew)
+		if tc.err && tc.current >= 0 && !errors.Is(err, ErrTooNew) {
+			t.Errorf("%s: Pending(%d, %d): got %v, want %v", tc.name, tc.current, tc.required, err, ErrTooNew)
+		}
+	}
+}
+
+func TestCompatibleWith(t *testing.T) {
+	file := func(s string) *fstest.MapFile { return &fstest.MapFile{Data: []byte(s)} }
+	ms, err := Load(fstest.MapFS{
+		"m/0001_a.sql": file("CREATE TABLE a (x int);"),
+		"m/0002_b.sql": file("-- Adds a column.\n-- compatible-with: 1\nALTER TABLE a ADD COLUMN y int;"),
+		"m/0003_c.sql": file("ALTER TABLE a DROP COLUMN x;"),
+	}, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{1, 1, 3} {
+		if got := ms[i].CompatibleWith; got != want {
+			t.Errorf("migration %d: CompatibleWith = %d, want %d", i+1, got, want)
+		}
+	}
+	for _, bad := range []string{"-- compatible-with: 3", "-- compatible-with: 0", "-- compatible-with: two"} {
+		_, err := Load(fstest.MapFS{"m/0001_a.sql": file("x"), "m/0002_b.sql": file(bad)}, "m")
+		if err == nil {
+			t.Errorf("Load of a migration 2 saying %q: got no error", bad)
 		}
 	}
 }

@@ -1,0 +1,190 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
+	"github.com/tenantcrypt/tenantcrypt/internal/migration"
+)
+
+// Leases (see the PostgreSQL store for why): SQLite serves one process, but
+// keeps the same schedule and leases so that the key monitor and the
+// migration workers run one code path on both stores. Writes are
+// serialised, so each lease is checked and taken in one statement or one
+// IMMEDIATE transaction. Times are this process's clock.
+
+// ClaimMigration implements migration.Store.
+func (s *Store) ClaimMigration(ctx context.Context, id, owner string, ttl time.Duration) (migration.Migration, error) {
+	now := time.Now()
+	m, err := scanMigration(s.w.QueryRowContext(ctx, `UPDATE migrations SET lease_owner = ?, lease_until = ?
+		WHERE id = ? AND state <> 'Completed'
+			AND (lease_owner = '' OR lease_owner = ? OR lease_until IS NULL OR lease_until <= ?)
+		RETURNING `+migrationColumns, owner, micros(now.Add(ttl)), id, owner, micros(now)))
+	if err == nil {
+		return m, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return migration.Migration{}, fmt.Errorf("sqlite: claiming migration %q: %w", id, err)
+	}
+	return migration.Migration{}, s.leaseMiss(ctx, id, "claiming")
+}
+
+// leaseMiss explains why a lease condition did not match: the migration
+// does not exist or is completed (keyring.ErrNotFound when claiming), or
+// another process holds it (migration.ErrLeased).
+func (s *Store) leaseMiss(ctx context.Context, id, op string) error {
+	var state, owner string
+	err := s.r.QueryRowContext(ctx, `SELECT state, lease_owner FROM migrations WHERE id = ?`, id).Scan(&state, &owner)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("sqlite: migration %q: %w", id, keyring.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("sqlite: %s migration %q: %w", op, id, err)
+	case state == migration.StateCompleted.String() && op == "claiming":
+		return fmt.Errorf("sqlite: migration %q is completed: %w", id, keyring.ErrNotFound)
+	}
+	return fmt.Errorf("sqlite: %s migration %q: leased to %q: %w", op, id, owner, migration.ErrLeased)
+}
+
+// RenewMigrationLease implements migration.Store.
+func (s *Store) RenewMigrationLease(ctx context.Context, id, owner string, ttl time.Duration) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE migrations SET lease_until = ?
+		WHERE id = ? AND lease_owner = ? AND lease_until IS NOT NULL AND state <> 'Completed'`,
+		micros(time.Now().Add(ttl)), id, owner)
+	if err != nil {
+		return fmt.Errorf("sqlite: renewing the lease of migration %q: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: renewing the lease of migration %q: %w", id, err)
+	} else if n == 1 {
+		return nil
+	}
+	return s.leaseMiss(ctx, id, "renewing the lease of")
+}
+
+// ReleaseMigrationLease implements migration.Store.
+func (s *Store) ReleaseMigrationLease(ctx context.Context, id, owner string) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE migrations SET lease_owner = '', lease_until = NULL
+		WHERE id = ? AND lease_owner = ?`, id, owner); err != nil {
+		return fmt.Errorf("sqlite: releasing the lease of migration %q: %w", id, err)
+	}
+	return nil
+}
+
+// UpdateLeasedMigration implements migration.Store.
+func (s *Store) UpdateLeasedMigration(ctx context.Context, m migration.Migration, owner string) error {
+	r, err := newMigrationRow(m)
+	if err != nil {
+		return err
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE migrations
+		SET state = ?, done = ?, total = ?, completed_at = ?, last_error = ?, updated_at = ?,
+			lease_until = CASE WHEN ? = 'Completed' THEN NULL ELSE lease_until END
+		WHERE id = ? AND tenant_id = ? AND lease_owner = ? AND lease_until IS NOT NULL`,
+		r.State, r.Done, r.Total, r.CompletedAt, r.LastError, r.UpdatedAt, r.State, r.ID, r.TenantID, owner)
+	switch {
+	case isUniqueViolation(err):
+		return fmt.Errorf("sqlite: migration %q of tenant %q: %w", m.ID, m.TenantID, migration.ErrRunning)
+	case err != nil:
+		return fmt.Errorf("sqlite: updating migration %q of tenant %q: %w", m.ID, m.TenantID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: updating migration %q of tenant %q: %w", m.ID, m.TenantID, err)
+	} else if n == 1 {
+		return nil
+	}
+	return s.leaseMiss(ctx, m.ID, "updating")
+}
+
+// ClaimKeyChecks implements lifecycle.Store, in one IMMEDIATE transaction:
+// the due tenants are read and their schedule written under the write lock.
+func (s *Store) ClaimKeyChecks(ctx context.Context, owner string, every, spread, lease time.Duration, limit int) ([]lifecycle.Due, error) {
+	ds := []lifecycle.Due{}
+	if limit <= 0 {
+		return ds, nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claiming key checks: %w", err)
+	}
+	defer tx.Rollback()
+	now := micros(time.Now())
+	rows, err := tx.QueryContext(ctx, `SELECT `+qualified("t", tenantColumns)+`, COALESCE(? - l.due_at, 0)
+		FROM tenants t LEFT JOIN key_check_leases l ON l.tenant_id = t.id
+		WHERE t.provider <> '`+keyring.InternalProvider+`' AND t.state <> 'destroyed'
+			AND (l.tenant_id IS NULL
+				OR (l.owner = '' AND l.due_at <= ?)
+				OR (l.owner <> '' AND l.lease_until <= ?))
+		ORDER BY l.due_at NULLS FIRST, t.id
+		LIMIT ?`, now, now, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claiming key checks: %w", err)
+	}
+	for rows.Next() {
+		var late int64
+		t, err := scanTenant(withLate{rows, &late})
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlite: claiming key checks: %w", err)
+		}
+		ds = append(ds, lifecycle.Due{Tenant: t, Late: max(time.Duration(late)*time.Microsecond, 0)})
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, fmt.Errorf("sqlite: claiming key checks: %w", err)
+	}
+	for _, d := range ds {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO key_check_leases (tenant_id, due_at, owner, lease_until) VALUES (?, ?, ?, ?)
+			ON CONFLICT (tenant_id) DO UPDATE SET due_at = excluded.due_at, owner = excluded.owner, lease_until = excluded.lease_until`,
+			d.Tenant.ID, now+every.Microseconds()-rand.Int64N(max(spread.Microseconds(), 0)+1), owner, now+lease.Microseconds()); err != nil {
+			return nil, fmt.Errorf("sqlite: claiming key checks: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("sqlite: claiming key checks: %w", err)
+	}
+	// The most overdue first, as the PostgreSQL store returns them.
+	sortDue(ds)
+	return ds, nil
+}
+
+// withLate scans a tenant row followed by one more column.
+type withLate struct {
+	sc   scanner
+	late *int64
+}
+
+func (w withLate) Scan(dest ...any) error { return w.sc.Scan(append(dest, w.late)...) }
+
+// sortDue orders by lateness, most overdue first, then by tenant id.
+func sortDue(ds []lifecycle.Due) {
+	slices.SortFunc(ds, func(a, b lifecycle.Due) int {
+		return cmp.Or(cmp.Compare(b.Late, a.Late), strings.Compare(a.Tenant.ID, b.Tenant.ID))
+	})
+}
+
+// FinishKeyCheck implements lifecycle.Store.
+func (s *Store) FinishKeyCheck(ctx context.Context, tenantID, owner string) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE key_check_leases SET owner = '', lease_until = NULL
+		WHERE tenant_id = ? AND owner = ?`, tenantID, owner); err != nil {
+		return fmt.Errorf("sqlite: finishing the key check of tenant %q: %w", tenantID, err)
+	}
+	return nil
+}
+
+// qualified prefixes every column of a column list with a table alias.
+func qualified(alias, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}
