@@ -1,30 +1,42 @@
 // Package client is the Go SDK of tenantcrypt: a context-first client for
-// its HTTP API (tenants, encryption status, the data plane).
+// its HTTP API, and local envelope encryption of large content under data
+// keys from the service.
 //
 //	c, err := client.New("https://tenantcrypt.internal:8443",
 //		client.WithToken(token), client.WithTLSConfig(tlsConfig))
+//
+//	// Small secrets: encrypted by the service.
 //	ct, err := c.Encrypt(ctx, []byte("secret"), map[string]string{"app": "crm"})
 //
+//	// Large content: encrypted here, in constant memory, under a data key
+//	// that the client caches within bounds (see Envelope).
+//	w, err := c.Envelope().NewEncryptWriter(ctx, file, map[string]string{"object": "reports/q1.pdf"})
+//
 // Errors from the service are *Error values carrying the HTTP status and
-// the API's error code, so that callers can tell a revoked key from a
-// request worth retrying.
+// the API's error code; they match this package's sentinel errors
+// (ErrKeyRevoked, ErrRetryLater, ErrDecryptionFailed, …) with errors.Is.
+// Requests that failed in a way worth retrying are retried with
+// exponential backoff and jitter, honouring Retry-After (see RetryPolicy).
+//
+// The client imports no package of the server: only the public api
+// (wire types, error codes) and envelope (the encryption context's
+// canonical form and the handle format) packages.
 package client
 
 import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
-
-	"github.com/tenantcrypt/tenantcrypt/api"
 )
 
 // Client talks to one tenantcrypt service. It is safe for concurrent use.
@@ -32,6 +44,14 @@ type Client struct {
 	base  *url.URL
 	http  *http.Client
 	token func(ctx context.Context) (string, error)
+	retry RetryPolicy
+	// keys caches the data keys of local envelope encryption; every
+	// answer that says the tenant's keys are revoked purges it.
+	keys    *keyCache
+	keysCfg KeyCacheConfig
+	// sleep waits between attempts; tests replace it to see the waits
+	// without spending them.
+	sleep func(ctx context.Context, d time.Duration) error
 }
 
 // Option configures a Client.
@@ -43,7 +63,8 @@ func WithToken(token string) Option {
 }
 
 // WithTokenSource authenticates every request with the token fn returns,
-// so that a caller can refresh tokens before they expire.
+// so that a caller can refresh tokens before they expire. fn is called
+// once per attempt, so a retried request picks up a refreshed token.
 func WithTokenSource(fn func(ctx context.Context) (string, error)) Option {
 	return func(c *Client) error { c.token = fn; return nil }
 }
@@ -64,6 +85,51 @@ func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) error { c.http = hc; return nil }
 }
 
+// RetryPolicy says how often and how patiently the Client retries a
+// request that failed in a way worth retrying.
+//
+// What is retried: answers 503, 502 and 504 and transport errors
+// (connection refused or reset, a timeout) of requests that are safe to
+// send twice — every GET, the data plane (encrypt, decrypt, rewrap,
+// datakeys, datakeys/decrypt; a repeated encrypt or datakeys at worst makes
+// a ciphertext or data key that nobody sees), the PATCH endpoints and a key
+// provider's test; and 429 answers of any request, since the rate limit is
+// checked before a request is handled. Other writes (creating or deleting
+// a tenant, registering, deleting, migrating, resetting a key provider,
+// key rotations) are not resent after a 503 or a transport error, because
+// the service may have acted: the caller checks and decides.
+//
+// Waits grow exponentially from BaseDelay up to MaxDelay, with jitter
+// (each wait is drawn from the upper half of its step). A Retry-After from
+// the service is honoured as the minimum wait; one longer than MaxDelay,
+// or one that would outlast the context's deadline, ends the retries and
+// the error is returned at once, with its RetryAfter, for the caller to
+// schedule.
+type RetryPolicy struct {
+	// MaxAttempts counts the first attempt too; 1 disables retries.
+	// Zero means the default, 4.
+	MaxAttempts int
+	// BaseDelay is the first wait; zero means the default, 100 ms.
+	BaseDelay time.Duration
+	// MaxDelay caps one wait; zero means the default, 5 s.
+	MaxDelay time.Duration
+}
+
+// DefaultRetryPolicy is the policy of a Client without WithRetryPolicy.
+var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 4, BaseDelay: 100 * time.Millisecond, MaxDelay: 5 * time.Second}
+
+// WithRetryPolicy replaces DefaultRetryPolicy; zero fields keep their
+// defaults.
+func WithRetryPolicy(p RetryPolicy) Option {
+	return func(c *Client) error {
+		if p.MaxAttempts < 0 || p.BaseDelay < 0 || p.MaxDelay < 0 {
+			return errors.New("client: retry policy fields must not be negative")
+		}
+		c.retry = p
+		return nil
+	}
+}
+
 // New returns a client of the service at baseURL (https://host:port).
 func New(baseURL string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
@@ -72,88 +138,40 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 64
-	c := &Client{base: u, http: &http.Client{Transport: t, Timeout: 30 * time.Second}}
+	c := &Client{base: u, http: &http.Client{Transport: t, Timeout: 30 * time.Second}, sleep: sleepContext}
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, err
 		}
 	}
+	c.retry = c.retry.withDefaults()
+	keys, err := newKeyCache(c.keysCfg)
+	if err != nil {
+		return nil, err
+	}
+	c.keys = keys
 	return c, nil
 }
 
-// Error is an error answer of the service.
-type Error struct {
-	// StatusCode is the HTTP status.
-	StatusCode int
-	// RetryAfter is the server's Retry-After, zero if none.
-	RetryAfter time.Duration
-	// Code is the API's stable error code (see package api).
-	Code api.Code
-	// Title and Detail are the service's explanation.
-	Title, Detail string
-	// Meta is the error's structured context, such as the offending field.
-	Meta map[string]any
-}
-
-func (e *Error) Error() string {
-	msg := fmt.Sprintf("tenantcrypt: %d %s", e.StatusCode, e.Title)
-	if e.Code != "" {
-		msg += " (" + string(e.Code) + ")"
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.MaxAttempts == 0 {
+		p.MaxAttempts = DefaultRetryPolicy.MaxAttempts
 	}
-	if e.Detail != "" {
-		msg += ": " + e.Detail
+	if p.BaseDelay == 0 {
+		p.BaseDelay = DefaultRetryPolicy.BaseDelay
 	}
-	return msg
+	if p.MaxDelay == 0 {
+		p.MaxDelay = DefaultRetryPolicy.MaxDelay
+	}
+	return p
 }
 
-// Retryable reports whether the request may succeed if sent again later
-// (the service or its KMS was unavailable or throttled).
-func (e *Error) Retryable() bool {
-	return e.StatusCode == http.StatusServiceUnavailable || e.StatusCode == http.StatusTooManyRequests
-}
-
-// IsCode reports whether err is a service error with that code.
-func IsCode(err error, code api.Code) bool {
-	var e *Error
-	return errors.As(err, &e) && e.Code == code
-}
-
-// do sends a JSON request and decodes a JSON answer into out (unless nil).
+// do sends a JSON request, with retries, and decodes a JSON answer into
+// out (unless nil).
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("client: encoding request: %w", err)
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, body)
+	data, _, err := c.send(ctx, method, path, in)
 	if err != nil {
-		return fmt.Errorf("client: %w", err)
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	if c.token != nil {
-		tok, err := c.token(ctx)
-		if err != nil {
-			return fmt.Errorf("client: getting a token: %w", err)
-		}
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("client: %s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("client: reading answer: %w", err)
-	}
-	if resp.StatusCode >= 400 {
-		return decodeError(resp, data)
+		return err
 	}
 	if out == nil || len(data) == 0 {
 		return nil
@@ -164,17 +182,172 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	return nil
 }
 
-func decodeError(resp *http.Response, data []byte) error {
-	e := &Error{StatusCode: resp.StatusCode}
-	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-		e.RetryAfter = time.Duration(s) * time.Second
+// send sends a request as the retry policy allows and returns the last
+// answer's body and status. An answer of 400 or more is an *Error; one
+// that says the tenant's keys are revoked purges the data-key cache.
+func (c *Client) send(ctx context.Context, method, path string, in any) ([]byte, int, error) {
+	var body []byte
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, 0, fmt.Errorf("client: encoding request: %w", err)
+		}
+		body = b
 	}
-	var env api.ErrorResponse
-	if json.Unmarshal(data, &env) == nil && len(env.Errors) > 0 {
-		ae := env.Errors[0]
-		e.Code, e.Title, e.Detail, e.Meta = ae.Code, ae.Title, ae.Detail, ae.Meta
-	} else {
-		e.Title = http.StatusText(resp.StatusCode)
+	safe := retrySafe(method, path)
+	for attempt := 1; ; attempt++ {
+		data, status, err := c.attempt(ctx, method, path, body)
+		if err == nil {
+			return data, status, nil
+		}
+		var e *Error
+		if errors.As(err, &e) && e.revokes() && c.keys != nil {
+			c.keys.purge()
+		}
+		wait, ok := c.retryWait(ctx, err, safe, attempt)
+		if !ok {
+			return nil, 0, err
+		}
+		if c.sleep(ctx, wait) != nil {
+			// The caller gave up; the service's answer says more than
+			// the context's error.
+			return nil, 0, err
+		}
 	}
-	return e
 }
+
+// attempt sends the request once.
+func (c *Client) attempt(ctx context.Context, method, path string, body []byte) ([]byte, int, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, rd)
+	if err != nil {
+		return nil, 0, fmt.Errorf("client: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != nil {
+		tok, err := c.token(ctx)
+		if err != nil {
+			return nil, 0, fmt.Errorf("client: getting a token: %w", err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, 0, &transportError{method: method, path: path, err: err}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, 0, &transportError{method: method, path: path, err: fmt.Errorf("reading answer: %w", err)}
+	}
+	if resp.StatusCode >= 400 {
+		return nil, resp.StatusCode, decodeError(resp, data)
+	}
+	return data, resp.StatusCode, nil
+}
+
+// transportError is a request that got no answer from the service.
+type transportError struct {
+	method, path string
+	err          error
+}
+
+func (e *transportError) Error() string {
+	return fmt.Sprintf("client: %s %s: %v", e.method, e.path, e.err)
+}
+
+func (e *transportError) Unwrap() error { return e.err }
+
+// retryWait decides whether the failed attempt is retried and after how
+// long, as RetryPolicy documents.
+func (c *Client) retryWait(ctx context.Context, err error, safe bool, attempt int) (time.Duration, bool) {
+	p := c.retry
+	if attempt >= p.MaxAttempts || ctx.Err() != nil {
+		return 0, false
+	}
+	var retryAfter time.Duration
+	var e *Error
+	var te *transportError
+	switch {
+	case errors.As(err, &e):
+		if !e.Retryable() || (!safe && e.StatusCode != http.StatusTooManyRequests) {
+			return 0, false
+		}
+		retryAfter = e.RetryAfter
+	case errors.As(err, &te):
+		if !safe || !transient(te.err) {
+			return 0, false
+		}
+	default:
+		return 0, false
+	}
+	if retryAfter > p.MaxDelay {
+		return 0, false
+	}
+	step := p.BaseDelay << min(attempt-1, 30)
+	if step > p.MaxDelay || step <= 0 {
+		step = p.MaxDelay
+	}
+	// Jitter: the upper half of the step, so that clients refused at the
+	// same moment do not come back at the same moment.
+	wait := step/2 + rand.N(step/2+1)
+	if retryAfter > 0 {
+		wait = retryAfter + rand.N(step/2+1)
+	}
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
+		return 0, false
+	}
+	return wait, true
+}
+
+// transient reports whether a transport error may go away: not the
+// caller's cancellation, and not a certificate the client refuses.
+func transient(err error) bool {
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return false
+	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify):
+		return false
+	}
+	return true
+}
+
+// retrySafe reports whether a request may be sent again after a failure
+// the service may have acted on: see RetryPolicy.
+func retrySafe(method, path string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPatch:
+		return true
+	case http.MethodPost:
+		switch path {
+		case "/api/v1/encryption/encrypt", "/api/v1/encryption/decrypt", "/api/v1/encryption/rewrap",
+			"/api/v1/encryption/datakeys", "/api/v1/encryption/datakeys/decrypt":
+			return true
+		}
+		return strings.HasPrefix(path, keyProvidersPath+"/") && strings.HasSuffix(path, "/actions/test")
+	}
+	return false
+}
+
+func sleepContext(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

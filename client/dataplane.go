@@ -11,7 +11,8 @@ import (
 )
 
 // Encrypt encrypts a small payload in the service under the tenant's data
-// key, bound to ectx, and returns the ciphertext's text form.
+// key, bound to ectx, and returns the ciphertext's text form. For large
+// content use Envelope, which encrypts locally.
 func (c *Client) Encrypt(ctx context.Context, plaintext []byte, ectx map[string]string) (string, error) {
 	var out api.EncryptResponse
 	err := c.do(ctx, http.MethodPost, "/api/v1/encryption/encrypt",
@@ -37,31 +38,31 @@ func (c *Client) Rewrap(ctx context.Context, ciphertext string, ectx map[string]
 	return out.Ciphertext, err
 }
 
-// DataKey is a fresh data key for local envelope encryption. Keep Plaintext
-// in memory only and clear it after use; store Handle with the data.
+// DataKey is a fresh data key for local envelope encryption with your own
+// format. Keep Plaintext in memory only and clear it after use; store
+// Handle with the data. Envelope does all of this for you.
 type DataKey struct {
 	Plaintext []byte
 	Handle    string
 }
 
 // GenerateDataKey asks the service for a fresh data key bound to ectx.
+// Each call stores a new data key at the service: cache it for many
+// objects rather than asking per object (Envelope does).
 func (c *Client) GenerateDataKey(ctx context.Context, ectx map[string]string) (DataKey, error) {
-	var out api.DataKeyResponse
-	if err := c.do(ctx, http.MethodPost, "/api/v1/encryption/datakeys", api.DataKeyRequest{Context: ectx}, &out); err != nil {
+	key, handle, err := c.dataKeyCall(ctx, "/api/v1/encryption/datakeys", api.DataKeyRequest{Context: ectx})
+	if err != nil {
 		return DataKey{}, err
 	}
-	pt, err := decodeB64(out.Plaintext)
-	return DataKey{Plaintext: pt, Handle: out.Handle}, err
+	return DataKey{Plaintext: key, Handle: handle}, nil
 }
 
-// DecryptDataKey resolves a data key's handle back to its plaintext.
+// DecryptDataKey resolves a data key's handle back to its plaintext; ectx
+// must be the context it was generated with.
 func (c *Client) DecryptDataKey(ctx context.Context, handle string, ectx map[string]string) ([]byte, error) {
-	var out api.DataKeyDecryptResponse
-	if err := c.do(ctx, http.MethodPost, "/api/v1/encryption/datakeys/decrypt",
-		api.DataKeyDecryptRequest{Handle: handle, Context: ectx}, &out); err != nil {
-		return nil, err
-	}
-	return decodeB64(out.Plaintext)
+	key, _, err := c.dataKeyCall(ctx, "/api/v1/encryption/datakeys/decrypt",
+		api.DataKeyDecryptRequest{Handle: handle, Context: ectx})
+	return key, err
 }
 
 // EncryptBatch encrypts many payloads in one request; each item answers on

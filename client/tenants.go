@@ -55,9 +55,14 @@ func (c *Client) DeleteTenant(ctx context.Context, id string) error {
 }
 
 // EncryptionStatus reports the caller's tenant's encryption status
-// (tenant-admin or service).
+// (tenant-admin or service). A state other than active (key-unavailable,
+// locked, destroyed) purges the data keys the Client has cached, as an
+// error saying so would.
 func (c *Client) EncryptionStatus(ctx context.Context) (api.EncryptionStatus, error) {
 	var s api.EncryptionStatus
 	err := c.do(ctx, http.MethodGet, "/api/v1/encryption/status", nil, &s)
+	if err == nil && s.State != "" && s.State != "active" {
+		c.keys.purge()
+	}
 	return s, err
 }
