@@ -380,7 +380,8 @@ func TestCMKDataPlane(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	calls := e.pProxy.Calls("")
+	// The key monitor's DescribeKey checks are not the data plane's.
+	calls := e.pProxy.Calls("") - e.pProxy.Calls("DescribeKey")
 	t.Logf("KMS calls for %d warm data-plane operations: %d (%.2f per 10,000)", ops, calls, float64(calls)*10000/ops)
 	if calls > 0 {
 		t.Errorf("KMS calls in steady state = %d, want 0 (at most 1 per 10,000 operations)", calls)

@@ -52,7 +52,7 @@ func (c *serveConfig) validateLifecycle() error {
 type lifecycleMetrics struct {
 	checks  *prometheus.CounterVec
 	changes *prometheus.CounterVec
-	sweep   prometheus.Gauge
+	lag     prometheus.Gauge
 }
 
 func newLifecycleMetrics(reg *prometheus.Registry, st lifecycle.Store, log *slog.Logger) *lifecycleMetrics {
@@ -63,10 +63,10 @@ func newLifecycleMetrics(reg *prometheus.Registry, st lifecycle.Store, log *slog
 		changes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tenantcrypt_tenant_state_changes_total",
 			Help: "Tenant lifecycle state changes made by this process, by old and new state."},
 			[]string{"from", "to"}),
-		sweep: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tenantcrypt_key_check_sweep_seconds",
-			Help: "How long the last check of every tenant's key took; above the check interval, the revocation bound is not kept."}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tenantcrypt_key_check_lag_seconds",
+			Help: "How late, past its schedule, the latest of the key checks this replica last claimed was; above a tenth of the check interval, the revocation bound is not kept."}),
 	}
-	reg.MustRegister(m.checks, m.changes, m.sweep, &tenantStates{st: st, log: log})
+	reg.MustRegister(m.checks, m.changes, m.lag, &tenantStates{st: st, log: log})
 	return m
 }
 

@@ -331,12 +331,18 @@ func TestKMSOutageServesCachedKeys(t *testing.T) {
 
 // TestThrottlingNeverLocksTenant: throttling and KMS internal errors, on
 // every call for several check intervals, are retried and reported as 503
-// but never move the tenant out of active.
+// but never move the tenant out of active. (KMS internal errors are
+// injected in both regions: in the primary alone, the multi-region key
+// fails over to its replica and nothing fails at all.)
 func TestThrottlingNeverLocksTenant(t *testing.T) {
 	e := startCMKEnv(t, "--revocation-bound", "2s", "--cache-ttl", "1s", "--cache-idle", "1s")
 	admin, svc, ct := e.cmkTenant(t, "acme")
 	for _, code := range []string{"ThrottlingException", "KMSInternalException"} {
 		remove := e.pProxy.Inject(testkms.Fault{AWSError: code})
+		removeDR := func() {}
+		if code == "KMSInternalException" {
+			removeDR = e.dProx.Inject(testkms.Fault{AWSError: code})
+		}
 		saw503 := false
 		deadline := time.Now().Add(3 * time.Second) // three check intervals
 		for time.Now().Before(deadline) {
@@ -361,6 +367,7 @@ func TestThrottlingNeverLocksTenant(t *testing.T) {
 			t.Errorf("%s: no request needed the KMS in %s (cache TTL 1s)", code, 3*time.Second)
 		}
 		remove()
+		removeDR()
 		until(t, code+": decrypt after the fault", 10*time.Second, func() bool { return e.decrypt(svc, ct).status == 200 })
 	}
 }

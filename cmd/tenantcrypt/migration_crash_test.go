@@ -126,7 +126,9 @@ func testMigrationCrash(t *testing.T, rng *rand.Rand, extra []string) {
 		"serve", "--data-dir", p.dataDir, "--listen", "127.0.0.1:0", "--addr-file", p.addrFile,
 		"--region", primaryRegion, "--dr-region", primaryRegion + "=" + drRegion,
 		"--kms-endpoint", primaryRegion + "=" + pProxy.URL, "--kms-endpoint", drRegion + "=" + dProxy.URL,
-		"--migration-rate", crashRate, "--log-level", "warn",
+		// A restarted server is a new replica: it takes the migration
+		// over once the killed one's lease has lapsed.
+		"--migration-rate", crashRate, "--migration-lease", "2s", "--log-level", "warn",
 	}, extra...)
 	p.env = childEnv()
 	t.Cleanup(p.cleanup)

@@ -225,6 +225,7 @@ func (s *Service) Test(ctx context.Context, tenantID, fingerprint string) (Provi
 // strict (registration), a key that cannot serve is refused; without
 // (test), what is wrong is recorded as the compliance error.
 func (s *Service) inspect(ctx context.Context, p *Provider, arn awskms.ARN, strict bool) error {
+	ctx = kms.WithTenant(ctx, p.TenantID)
 	p.TestedAt = s.now()
 	desc, err := s.cfg.Inspector.DescribeKey(ctx, arn)
 	if err != nil {

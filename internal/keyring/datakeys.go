@@ -2,6 +2,7 @@ package keyring
 
 import (
 	"context"
+	"errors"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/secret"
@@ -24,17 +25,32 @@ func (s *Service) IssuePlaintextDataKey(ctx context.Context, tenantID string, ec
 	if err != nil {
 		return IssuedDataKey{}, &InputError{Field: "context", Reason: err.Error()}
 	}
-	_, t, err := s.usableTenant(ctx, tenantID)
-	if err != nil {
-		return IssuedDataKey{}, err
-	}
-	ck, l, err := s.generate(ctx, t, PurposeDataKey, digest)
-	if err != nil {
-		return IssuedDataKey{}, err
-	}
-	if err := s.cfg.Store.InsertCipherKey(ctx, ck); err != nil {
+	var (
+		t  Tenant
+		ck CipherKey
+		l  loaded
+	)
+	// The store refuses a key wrapped by a provider the tenant has left (a
+	// switch made by another process that this one's copy of the tenant
+	// has not caught up with yet): read the tenant again and make the key
+	// with its new provider.
+	for attempt := 1; ; attempt++ {
+		var te *tenantEntry
+		if te, t, err = s.usableTenant(ctx, tenantID); err != nil {
+			return IssuedDataKey{}, err
+		}
+		if ck, l, err = s.generate(ctx, t, PurposeDataKey, digest); err != nil {
+			return IssuedDataKey{}, err
+		}
+		err = s.cfg.Store.InsertCipherKey(ctx, ck)
+		if err == nil {
+			break
+		}
 		l.key.Destroy()
-		return IssuedDataKey{}, storeError("storing data key", err)
+		if !errors.Is(err, ErrConflict) || attempt == 3 {
+			return IssuedDataKey{}, storeError("storing data key", err)
+		}
+		te.snap.Store(nil)
 	}
 	bin, err := envelope.Handle{KeyID: ck.ID}.MarshalBinary()
 	if err != nil {

@@ -57,7 +57,8 @@ type Config struct {
 	// write per encryption. Default 65,536 (capped at MaxKeyUses).
 	UseBlock int64
 	// TenantRefresh is how long a process trusts its copy of a tenant's
-	// record (state, provider) before reading it again. Default 2 s.
+	// record (state, provider) before reading it again, unless a feed of
+	// pushed changes vouches for it (see ChangesSeen). Default 2 s.
 	TenantRefresh time.Duration
 	// Cache bounds the cache of unwrapped data keys.
 	Cache CacheConfig
@@ -65,6 +66,9 @@ type Config struct {
 	// OnStateChange, if set, is told of every change of a tenant's state
 	// made through this Service (for metrics); it must be fast.
 	OnStateChange func(StateChange)
+	// OnKeyRotated, if set, is told of every new active data key (for the
+	// audit log); it must be fast.
+	OnKeyRotated func(tenantID, keyID, provider string)
 	// OnKeyRefused, if set, is told when a tenant's key refuses a call on
 	// use (disabled, pending deletion, not found, access denied), so that
 	// the key monitor can check the key at once; it must not block.
@@ -108,24 +112,32 @@ type Service struct {
 	mu      sync.RWMutex
 	tenants map[string]*tenantEntry
 
+	// feed is how far pushed changes are known to be complete (nil: not at
+	// all); changed queues tenants to read again after a pushed change
+	// (see changes.go).
+	feed    atomic.Pointer[feedState]
+	changed chan string
+
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
 }
 
 // tenantEntry is a process's view of one tenant: its record, refreshed every
-// TenantRefresh, and its active key with the uses left in the block this
-// process reserved.
+// TenantRefresh (or when a change is pushed, see changes.go), and its active
+// key with the uses left in the block this process reserved.
 type tenantEntry struct {
 	mu      sync.Mutex // serialises refreshes and rotations
 	snap    atomic.Pointer[tenantSnapshot]
 	active  atomic.Pointer[activeKey]
-	removed bool // guarded by mu: the tenant was deleted by this process
+	changes atomic.Uint64 // pushed changes of the tenant so far
+	removed bool          // guarded by mu: the tenant was deleted by this process
 }
 
 type tenantSnapshot struct {
 	t       Tenant
-	fetched time.Time
+	fetched time.Time // when the read that got t began
+	changes uint64    // the entry's pushed changes when that read began
 }
 
 type activeKey struct {
@@ -144,10 +156,12 @@ func New(cfg Config) (*Service, error) {
 		cfg:     cfg,
 		cache:   newKeyCache(cfg.Cache, cfg.Now),
 		tenants: make(map[string]*tenantEntry),
+		changed: make(chan string, changedQueue),
 		stop:    make(chan struct{}),
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.sweepLoop()
+	go s.changedLoop()
 	return s, nil
 }
 
@@ -394,7 +408,7 @@ func (s *Service) usableTenant(ctx context.Context, id string) (*tenantEntry, Te
 	}
 	te := s.entry(id)
 	snap := te.snap.Load()
-	if snap == nil || s.cfg.Now().Sub(snap.fetched) >= s.cfg.TenantRefresh {
+	if !s.trusted(te, snap) {
 		var err error
 		if snap, err = s.refreshTenant(ctx, id, te); err != nil {
 			return nil, Tenant{}, err
@@ -409,9 +423,12 @@ func (s *Service) usableTenant(ctx context.Context, id string) (*tenantEntry, Te
 func (s *Service) refreshTenant(ctx context.Context, id string, te *tenantEntry) (*tenantSnapshot, error) {
 	te.mu.Lock()
 	defer te.mu.Unlock()
-	if snap := te.snap.Load(); snap != nil && s.cfg.Now().Sub(snap.fetched) < s.cfg.TenantRefresh {
+	if snap := te.snap.Load(); s.trusted(te, snap) {
 		return snap, nil // another caller refreshed it while we waited
 	}
+	// A change pushed from now on makes what this read gets stale, even if
+	// the read does not see that change.
+	changes := te.changes.Load()
 	fetched := s.cfg.Now()
 	t, err := s.Tenant(ctx, id)
 	if err != nil {
@@ -419,6 +436,9 @@ func (s *Service) refreshTenant(ctx context.Context, id string, te *tenantEntry)
 			// Deleted, possibly by another replica: nothing of it may stay.
 			te.active.Store(nil)
 			s.cache.purge(id)
+			if f, ok := s.cfg.Providers.(TenantForgetter); ok {
+				f.Forget(id)
+			}
 		}
 		return nil, err
 	}
@@ -433,7 +453,7 @@ func (s *Service) refreshTenant(ctx context.Context, id string, te *tenantEntry)
 			s.cache.purge(id)
 		}
 	}
-	snap := &tenantSnapshot{t: t, fetched: fetched}
+	snap := &tenantSnapshot{t: t, fetched: fetched, changes: changes}
 	if !te.snap.CompareAndSwap(old, snap) {
 		// SetTenantState stored a newer record while we read this one.
 		return te.snap.Load(), nil
@@ -650,7 +670,8 @@ func (s *Service) CipherKeyCounts(ctx context.Context, tenantID string) (map[str
 }
 
 // SwitchProvider makes ref the provider that wraps the tenant's new data
-// keys, provided the tenant's provider is still from. The active data key
+// keys, provided the tenant's provider is still from (a compare-and-swap in
+// the store, so that replicas switching at once agree). The active data key
 // is rotated at its next use, so that new encryptions use a key made by the
 // new provider. Errors: ErrTenantNotFound, ErrConflict (the provider is not
 // from).
@@ -667,9 +688,12 @@ func (s *Service) SwitchProvider(ctx context.Context, tenantID, from, to string)
 	}
 	t.Provider = to
 	t.UpdatedAt = s.now()
-	if err := s.cfg.Store.UpdateTenant(ctx, t); err != nil {
-		if errors.Is(err, ErrNotFound) {
+	if err := s.cfg.Store.SwitchTenantProvider(ctx, tenantID, from, to, t.UpdatedAt); err != nil {
+		switch {
+		case errors.Is(err, ErrNotFound):
 			return ErrTenantNotFound
+		case errors.Is(err, ErrConflict):
+			return ErrConflict
 		}
 		return storeError("switching provider", err)
 	}

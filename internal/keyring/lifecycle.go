@@ -29,6 +29,10 @@ type StateChange struct {
 // tenant's or the tenant is destroyed.
 func (s *Service) SetTenantState(ctx context.Context, id, provider string, to TenantState, reason string) (StateChange, bool, error) {
 	at := s.now()
+	// Taken before the write, so that a change another process pushes
+	// after it is not mistaken for one this copy already reflects.
+	te := s.entry(id)
+	changes := te.changes.Load()
 	prev, changed, err := s.cfg.Store.SetTenantState(ctx, id, provider, to, reason, at)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -47,12 +51,11 @@ func (s *Service) SetTenantState(ctx context.Context, id, provider string, to Te
 	if prev.State != to {
 		t.StateChangedAt = at
 	}
-	te := s.entry(id)
 	if to != StateActive {
 		te.active.Store(nil)
 		s.cache.purge(id)
 	}
-	te.snap.Store(&tenantSnapshot{t: t, fetched: s.cfg.Now()})
+	te.snap.Store(&tenantSnapshot{t: t, fetched: s.cfg.Now(), changes: changes})
 	if prev.State != to {
 		level := s.cfg.Logger.WarnContext
 		if to == StateActive {

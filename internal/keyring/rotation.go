@@ -25,7 +25,7 @@ func (s *Service) useActiveKey(ctx context.Context, te *tenantEntry, t Tenant) (
 	if ak := te.active.Load(); ak != nil && s.fresh(ak) && ak.left.Add(-1) >= 0 {
 		return ak, nil
 	}
-	ak, err := s.refillActiveKey(ctx, t)
+	ak, err := s.refillActiveKey(ctx, te, t)
 	if err != nil {
 		return nil, err
 	}
@@ -40,8 +40,11 @@ func (s *Service) fresh(ak *activeKey) bool {
 
 // refillActiveKey reserves a block of uses of the stored active key, or
 // rotates to a new one. Rotation is a compare-and-swap in the store, so
-// concurrent rotations (in this process or others) agree on one winner.
-func (s *Service) refillActiveKey(ctx context.Context, t Tenant) (*activeKey, error) {
+// concurrent rotations (in this process or others) agree on one winner, and
+// the store refuses a key of another provider than the tenant's: a process
+// whose copy of the tenant missed a provider switch reads the tenant again
+// and rotates to (or uses) a key of the new provider instead. te.mu is held.
+func (s *Service) refillActiveKey(ctx context.Context, te *tenantEntry, t Tenant) (*activeKey, error) {
 	const maxAttempts = 8
 	for range maxAttempts {
 		cur, err := s.cfg.Store.ActiveCipherKey(ctx, t.ID)
@@ -68,7 +71,20 @@ func (s *Service) refillActiveKey(ctx context.Context, t Tenant) (*activeKey, er
 		}
 		next, err := s.rotate(ctx, t, prev)
 		if errors.Is(err, ErrConflict) {
-			continue // someone else rotated first: use theirs
+			// Someone else rotated first (use theirs), or the tenant's
+			// provider is no longer t's.
+			now, err := s.Tenant(ctx, t.ID)
+			if err != nil {
+				return nil, err
+			}
+			if now.Provider != t.Provider {
+				te.snap.Store(nil) // read again at next use
+				if now.State != StateActive {
+					return nil, stateError(now)
+				}
+				t = now
+			}
+			continue
 		}
 		if err != nil {
 			return nil, err
@@ -99,6 +115,9 @@ func (s *Service) rotate(ctx context.Context, t Tenant, prev *envelope.KeyID) (*
 	}
 	s.cache.put(cacheKey{t.ID, ck.ID}, l)
 	s.cfg.Logger.InfoContext(ctx, "data key rotated", "tenant", t.ID, "key", ck.ID.String(), "provider", ck.Provider)
+	if s.cfg.OnKeyRotated != nil {
+		s.cfg.OnKeyRotated(t.ID, ck.ID.String(), ck.Provider)
+	}
 	return s.newActiveKey(t, ck), nil
 }
 

@@ -32,11 +32,18 @@ type Store interface {
 	CreateTenant(ctx context.Context, t Tenant) error
 	// Tenant returns one tenant. Errors: ErrNotFound.
 	Tenant(ctx context.Context, id string) (Tenant, error)
-	// UpdateTenant replaces every field of the stored tenant t.ID but ID,
-	// CreatedAt and the lifecycle fields (State, StateReason,
-	// StateChangedAt), which only SetTenantState writes, so that an admin's
-	// edit racing a revocation cannot undo it. Errors: ErrNotFound.
+	// UpdateTenant replaces the Name, Edition, HIPAA and UpdatedAt of the
+	// stored tenant t.ID: an admin's edit. It writes neither Provider,
+	// which only SwitchTenantProvider changes, nor the lifecycle fields
+	// (State, StateReason, StateChangedAt), which only SetTenantState
+	// writes, so that an edit racing a provider switch or a revocation,
+	// made by another replica too, cannot undo it. Errors: ErrNotFound.
 	UpdateTenant(ctx context.Context, t Tenant) error
+	// SwitchTenantProvider makes to the tenant's provider, provided it is
+	// still from, and sets UpdatedAt to at.
+	// Errors: ErrNotFound; ErrConflict (the provider is not from; nothing
+	// written).
+	SwitchTenantProvider(ctx context.Context, id, from, to string, at time.Time) error
 	// SetTenantState moves the tenant to state with reason, provided its
 	// provider is still provider and it is not destroyed (a terminal
 	// state). StateChangedAt becomes at when the state changes; a new
@@ -53,8 +60,14 @@ type Store interface {
 	DeleteTenant(ctx context.Context, id string) error
 
 	// InsertCipherKey stores an inactive cipherkey (k.Active is ignored and
-	// stored false). Errors: ErrExists (same tenant and id), ErrNotFound (no
-	// such tenant).
+	// stored false), provided k.Provider is still the tenant's provider:
+	// a replica that has not yet seen a provider switch cannot add a key
+	// wrapped by the provider the tenant left, which the migration that
+	// switched it might already have counted out. It is ordered with
+	// SwitchTenantProvider: once a switch has returned, no InsertCipherKey
+	// under the old provider succeeds.
+	// Errors: ErrExists (same tenant and id), ErrNotFound (no such tenant),
+	// ErrConflict (the tenant's provider is another; nothing written).
 	InsertCipherKey(ctx context.Context, k CipherKey) error
 	// CipherKey returns one cipherkey. Errors: ErrNotFound.
 	CipherKey(ctx context.Context, tenantID string, id envelope.KeyID) (CipherKey, error)
@@ -63,8 +76,9 @@ type Store interface {
 	ActiveCipherKey(ctx context.Context, tenantID string) (CipherKey, error)
 	// ActivateCipherKey inserts next as the tenant's active encryption key and
 	// retires prev, provided prev is still the active key (prev nil: provided
-	// the tenant has no active key). Otherwise it returns ErrConflict and
-	// writes nothing. At no time does a tenant have two active keys.
+	// the tenant has no active key) and next.Provider is still the tenant's
+	// provider (as for InsertCipherKey). Otherwise it returns ErrConflict
+	// and writes nothing. At no time does a tenant have two active keys.
 	// Errors: ErrConflict, ErrExists, ErrNotFound (no such tenant).
 	ActivateCipherKey(ctx context.Context, tenantID string, prev *envelope.KeyID, next CipherKey) error
 	// ReserveUses adds n to the key's UsesReserved if the sum stays at most

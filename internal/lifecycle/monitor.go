@@ -5,7 +5,10 @@
 //
 // A Monitor checks every watched tenant's key once per Interval, with
 // DescribeKey in each region the tenant uses, and at once when the keyring
-// reports a refusal on use (Notify). What a check finds is stored per
+// reports a refusal on use (Notify). Replicas share the periodic checks
+// through the store (ClaimKeyChecks): each check is claimed by one replica,
+// and a claim whose replica died lapses and is taken over, so that N
+// replicas make the calls of one, not N times as many. What a check finds is stored per
 // region (KeyChecks) for the tenant's status. Only answers about the key
 // change a tenant's state; throttling, timeouts and KMS errors never do
 // (the tenant is then "degraded": still active, serving from cached keys).
@@ -13,6 +16,8 @@ package lifecycle
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,22 +68,32 @@ type Config struct {
 	// checked too.
 	Region    string
 	DRRegions map[string]string
-	// Interval is how often every watched tenant's key is checked. It is
-	// the main term of the revocation bound. Default DefaultInterval.
+	// Interval is how often every watched tenant's key is checked, by
+	// whichever replica claims the check: at most Interval passes between
+	// two claims of a tenant's check while a replica has a free slot. It
+	// is the main term of the revocation bound. Default DefaultInterval.
 	Interval time.Duration
 	// Timeout bounds one tenant's check (every region). Default the
 	// smaller of Interval and 5 s.
 	Timeout time.Duration
-	// Concurrency is how many tenants are checked at once. Default
-	// DefaultConcurrency.
+	// Concurrency is how many tenants this replica checks at once.
+	// Default DefaultConcurrency.
 	Concurrency int
+	// Owner names this replica in the claims it makes; default a random
+	// name. Every replica must have its own.
+	Owner string
+	// Poll is how often this replica looks for due checks. Default a
+	// tenth of Interval, between 10 ms and 1 s, and never more than
+	// Interval/2.
+	Poll time.Duration
 	// RegionHealth, if set, tells whether calls to a region fail over to
 	// replicas now (an *awskms.Client's RegionHealth), for Failover.
 	RegionHealth func(region string) (healthy bool, since time.Time)
 	// Checked, if set, is told the result of every region's check (for
-	// metrics); Swept, of every completed sweep over all tenants.
+	// metrics); Claimed, of every claim of due checks: how many, and how
+	// late the latest of them was (see Lag).
 	Checked func(region, result string)
-	Swept   func(tenants int, elapsed time.Duration)
+	Claimed func(n int, late time.Duration)
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -112,6 +127,15 @@ func New(cfg Config) (*Monitor, error) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = DefaultConcurrency
 	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = min(max(cfg.Interval/10, 10*time.Millisecond), time.Second)
+	}
+	cfg.Poll = min(cfg.Poll, cfg.Interval/2)
+	if cfg.Owner == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		cfg.Owner = hex.EncodeToString(b[:])
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -129,7 +153,7 @@ func New(cfg Config) (*Monitor, error) {
 // Interval is the configured check interval.
 func (m *Monitor) Interval() time.Duration { return m.cfg.Interval }
 
-// Start begins the periodic sweep and the handling of Notify.
+// Start begins the periodic checks and the handling of Notify.
 func (m *Monitor) Start() {
 	m.startOnce.Do(func() {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -139,7 +163,7 @@ func (m *Monitor) Start() {
 			<-m.stop
 			cancel()
 		}()
-		go m.sweepLoop(ctx)
+		go m.claimLoop(ctx)
 		go m.triggerLoop(ctx)
 	})
 }
@@ -157,20 +181,6 @@ func (m *Monitor) Notify(tenantID string) {
 	select {
 	case m.trigger <- tenantID:
 	default:
-	}
-}
-
-func (m *Monitor) sweepLoop(ctx context.Context) {
-	defer m.wg.Done()
-	t := time.NewTicker(m.cfg.Interval)
-	defer t.Stop()
-	for {
-		m.sweep(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 	}
 }
 
@@ -192,49 +202,6 @@ func (m *Monitor) triggerLoop(ctx context.Context) {
 				}
 			})
 		}
-	}
-}
-
-// sweep checks every watched tenant once.
-func (m *Monitor) sweep(ctx context.Context) {
-	start := m.cfg.Now()
-	sem := make(chan struct{}, m.cfg.Concurrency)
-	var wg sync.WaitGroup
-	n, after := 0, ""
-	for ctx.Err() == nil {
-		ts, err := m.cfg.Store.WatchedTenants(ctx, after, 500)
-		if err != nil {
-			if ctx.Err() == nil {
-				m.cfg.Logger.ErrorContext(ctx, "listing tenants to check failed; retrying at the next interval", "error", err.Error())
-			}
-			break
-		}
-		for _, t := range ts {
-			n++
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				if _, err := m.check(ctx, t); err != nil && ctx.Err() == nil {
-					m.cfg.Logger.WarnContext(ctx, "key check failed", "tenant", t.ID, "error", err.Error())
-				}
-			})
-		}
-		if len(ts) < 500 {
-			break
-		}
-		after = ts[len(ts)-1].ID
-	}
-	wg.Wait()
-	elapsed := m.cfg.Now().Sub(start)
-	if ctx.Err() != nil {
-		return
-	}
-	if elapsed > m.cfg.Interval {
-		m.cfg.Logger.WarnContext(ctx, "checking every tenant's key took longer than the check interval: revocations are noticed later than the bound promises; raise --key-check-concurrency or the interval",
-			"tenants", n, "elapsed", elapsed.String(), "interval", m.cfg.Interval.String())
-	}
-	if m.cfg.Swept != nil {
-		m.cfg.Swept(n, elapsed)
 	}
 }
 
@@ -322,7 +289,7 @@ func (m *Monitor) check(ctx context.Context, t keyring.Tenant) ([]KeyCheck, erro
 	if err != nil {
 		return nil, fmt.Errorf("lifecycle: stored ARN of %s: %w", fp, err)
 	}
-	cctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
+	cctx, cancel := context.WithTimeout(kms.WithTenant(ctx, t.ID), m.cfg.Timeout)
 	defer cancel()
 	v := m.inspect(cctx, t, kp, arn)
 	if ctx.Err() != nil {
@@ -519,6 +486,7 @@ func describeError(result string, err error) string {
 // change nothing. Failures are logged: the status and the next check carry
 // on without them.
 func (m *Monitor) recordCompliance(ctx context.Context, t keyring.Tenant, kp keyprovider.Provider, arn awskms.ARN, checks []KeyCheck) {
+	ctx = kms.WithTenant(ctx, t.ID)
 	dr := keyprovider.DRRegion(m.cfg.DRRegions, m.cfg.Region, arn.Region)
 	var c *KeyCheck
 	for i := range checks {

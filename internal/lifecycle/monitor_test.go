@@ -119,6 +119,55 @@ type fakeStore struct {
 	tenants *fakeTenants
 	mu      sync.Mutex
 	checks  map[string][]KeyCheck
+	claims  map[string]*fakeClaim
+	claimed []string // tenant ids, in the order claimed
+}
+
+type fakeClaim struct {
+	due        time.Time
+	owner      string
+	leaseUntil time.Time
+}
+
+// ClaimKeyChecks is the stores' rule, in memory.
+func (f *fakeStore) ClaimKeyChecks(ctx context.Context, owner string, every, _, lease time.Duration, limit int) ([]Due, error) {
+	watched, _ := f.WatchedTenants(ctx, "", 1000)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := time.Now()
+	ds := []Due{}
+	for _, t := range watched {
+		if len(ds) == limit {
+			break
+		}
+		c := f.claims[t.ID]
+		if c != nil && !(c.owner == "" && !c.due.After(now)) && !(c.owner != "" && !c.leaseUntil.After(now)) {
+			continue
+		}
+		var late time.Duration
+		if c != nil {
+			late = now.Sub(c.due)
+		}
+		f.claims[t.ID] = &fakeClaim{due: now.Add(every), owner: owner, leaseUntil: now.Add(lease)}
+		f.claimed = append(f.claimed, t.ID)
+		ds = append(ds, Due{Tenant: t, Late: late})
+	}
+	return ds, nil
+}
+
+func (f *fakeStore) FinishKeyCheck(_ context.Context, tenantID, owner string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c := f.claims[tenantID]; c != nil && c.owner == owner {
+		c.owner = ""
+	}
+	return nil
+}
+
+func (f *fakeStore) claimedIDs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.claimed)
 }
 
 func (f *fakeStore) WatchedTenants(_ context.Context, after string, limit int) ([]keyring.Tenant, error) {
@@ -210,7 +259,7 @@ func newFixture(t *testing.T, state keyring.TenantState) *fixture {
 			"local": {ID: "local", State: keyring.StateActive, Provider: keyring.InternalProvider},
 		}},
 	}
-	f.store = &fakeStore{tenants: f.tenants, checks: map[string][]KeyCheck{}}
+	f.store = &fakeStore{tenants: f.tenants, checks: map[string][]KeyCheck{}, claims: map[string]*fakeClaim{}}
 	f.providers = newFakeProviders()
 	m, err := New(Config{
 		Store: f.store, Tenants: f.tenants, KeyProviders: f.providers, KMS: f.kms,
@@ -402,38 +451,90 @@ func TestDestroyedIsTerminal(t *testing.T) {
 	}
 }
 
-// TestSweepAndNotify: a started monitor checks every watched tenant each
-// interval, and a Notify at once.
-func TestSweepAndNotify(t *testing.T) {
+// TestClaimsAndNotify: a started monitor claims the due checks (of the
+// watched tenants only) and makes them, again each interval, and checks at
+// once on Notify.
+func TestClaimsAndNotify(t *testing.T) {
 	f := newFixture(t, keyring.StateActive)
 	f.kms.set(home, enabled(kms.KeyDisabled, "Disabled"))
-	swept := make(chan int, 16)
-	f.m.cfg.Swept = func(n int, _ time.Duration) {
+	claimed := make(chan int, 16)
+	f.m.cfg.Claimed = func(n int, _ time.Duration) {
 		select {
-		case swept <- n:
+		case claimed <- n:
 		default:
 		}
 	}
 	f.m.Start()
 	defer f.m.Close()
 	select {
-	case n := <-swept:
+	case n := <-claimed:
 		if n != 1 {
-			t.Errorf("sweep checked %d tenants, want 1 (acme; local is on the internal KMS)", n)
+			t.Errorf("claimed %d checks, want 1 (acme; local is on the internal KMS)", n)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("no sweep")
+		t.Fatal("no check claimed")
 	}
-	if got := f.tenants.state("acme"); got.State != keyring.StateKeyUnavailable {
-		t.Errorf("after a sweep: %s, want key-unavailable", got.State)
+	deadline := time.Now().Add(10 * time.Second)
+	for f.tenants.state("acme").State != keyring.StateKeyUnavailable {
+		if time.Now().After(deadline) {
+			t.Fatal("the claimed check did not revoke the tenant")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Due again an interval later.
+	for len(f.store.claimedIDs()) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("claims: %q, want acme again and again", f.store.claimedIDs())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, id := range f.store.claimedIDs() {
+		if id != "acme" {
+			t.Errorf("claimed %s, which is not watched", id)
+		}
 	}
 	f.kms.set(home, enabled(kms.KeyEnabled, "Enabled"))
 	f.m.Notify("acme")
-	deadline := time.Now().Add(10 * time.Second)
 	for f.tenants.state("acme").State != keyring.StateActive {
 		if time.Now().After(deadline) {
 			t.Fatal("the tenant did not return to active")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestClaimsAreShared: two monitors on one store (two replicas) do not
+// both check a tenant in one interval, and a claim whose replica died is
+// taken over.
+func TestClaimsAreShared(t *testing.T) {
+	f := newFixture(t, keyring.StateActive)
+	other, err := New(Config{
+		Store: f.store, Tenants: f.tenants, KeyProviders: f.providers, KMS: f.kms,
+		Region: home, DRRegions: map[string]string{home: dr}, Interval: time.Hour, Poll: 10 * time.Millisecond, Owner: "other",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.m.cfg.Interval, f.m.cfg.Poll, f.m.cfg.Owner = time.Hour, 10*time.Millisecond, "first"
+	// A replica that claimed acme and died: its claim lapses at once.
+	if _, err := f.store.ClaimKeyChecks(t.Context(), "dead", time.Hour, 0, 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	f.m.Start()
+	defer f.m.Close()
+	other.Start()
+	defer other.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(f.store.claimedIDs()) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("nobody took the dead replica's check over")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Both poll every 10 ms: give them many polls to check acme twice in
+	// the hour, which they must not.
+	time.Sleep(300 * time.Millisecond)
+	if got := f.store.claimedIDs(); len(got) != 2 {
+		t.Errorf("claims %q, want the dead replica's and one more in the hour", got)
 	}
 }

@@ -22,6 +22,31 @@ type Store interface {
 	KeyChecks(ctx context.Context, tenantID string) ([]KeyCheck, error)
 	// CountTenantsByState counts every tenant by state.
 	CountTenantsByState(ctx context.Context) (map[keyring.TenantState]int, error)
+
+	// ClaimKeyChecks shares the checks out between replicas: it leases to
+	// owner, for lease, up to limit watched tenants (see WatchedTenants)
+	// whose check is due, and makes each one's next check due between
+	// every−spread and every from now, at random, so that checks claimed
+	// together drift apart (and with them the replicas that make them, and
+	// the calls to the KMS).
+	// A check is due when the tenant was never claimed, when its last
+	// claim is every old and was finished (FinishKeyCheck), or when that
+	// claim's lease lapsed unfinished (its owner died mid-check). Of
+	// concurrent claims, from any replica, exactly one gets each tenant.
+	// Times are the database's clock. The most overdue come first; Late is
+	// how long past due each one is (zero for a tenant never checked).
+	ClaimKeyChecks(ctx context.Context, owner string, every, spread, lease time.Duration, limit int) ([]Due, error)
+	// FinishKeyCheck ends owner's claim on the tenant's check, which makes
+	// the next check due at the time ClaimKeyChecks set. A claim owner does
+	// not hold (it lapsed and another replica took it) is left alone.
+	FinishKeyCheck(ctx context.Context, tenantID, owner string) error
+}
+
+// Due is a tenant whose key check a replica claimed.
+type Due struct {
+	Tenant keyring.Tenant
+	// Late is how long past due the check was when claimed.
+	Late time.Duration
 }
 
 // KeyCheck is the outcome of checking a tenant's key in one region.

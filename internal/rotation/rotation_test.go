@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
@@ -433,8 +434,7 @@ func TestRotateTenantKeyRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn.Provider = "cmk:0123456789abcdef0123456789abcdef"
-	if err := e.store.UpdateTenant(t.Context(), tn); err != nil {
+	if err := e.store.SwitchTenantProvider(t.Context(), tn.ID, tn.Provider, "cmk:0123456789abcdef0123456789abcdef", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.rot.RotateTenantKey(t.Context(), "missing"); !errors.Is(err, keyring.ErrTenantNotFound) {

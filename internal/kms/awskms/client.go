@@ -73,6 +73,9 @@ type Config struct {
 	// OnRegionEvent, if set, is told of every failover and failback of a
 	// region; it must not block.
 	OnRegionEvent func(RegionEvent)
+	// OnCall, if set, is told of every call to AWS KMS (each SDK call, its
+	// retries included), success or failure; it must not block.
+	OnCall func(Call)
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/secret"
@@ -245,6 +246,7 @@ func (t target) generateDataKey(ctx context.Context, op string, b kms.Binding) (
 		KeySpec:           types.DataKeySpecAes256,
 		EncryptionContext: b,
 	}, attemptsOption(t.attempts)...)
+	t.observe(ctx, actionGenerateDataKey, b, resultMetadata(out, func() middleware.Metadata { return out.ResultMetadata }), err)
 	if err != nil {
 		return nil, nil, t.fail(ctx, op, actionGenerateDataKey, err)
 	}
@@ -275,6 +277,7 @@ func (t target) encrypt(ctx context.Context, op string, plaintext *secret.Bytes,
 		EncryptionContext:   b,
 		EncryptionAlgorithm: types.EncryptionAlgorithmSpecSymmetricDefault,
 	}, attemptsOption(t.attempts)...)
+	t.observe(ctx, actionEncrypt, b, resultMetadata(out, func() middleware.Metadata { return out.ResultMetadata }), err)
 	if err != nil {
 		return nil, t.fail(ctx, op, actionEncrypt, err)
 	}
@@ -300,6 +303,7 @@ func (t target) decrypt(ctx context.Context, op string, blob []byte, b kms.Bindi
 		EncryptionContext:   b,
 		EncryptionAlgorithm: types.EncryptionAlgorithmSpecSymmetricDefault,
 	}, attemptsOption(t.attempts)...)
+	t.observe(ctx, actionDecrypt, b, resultMetadata(out, func() middleware.Metadata { return out.ResultMetadata }), err)
 	if err != nil {
 		return nil, t.fail(ctx, op, actionDecrypt, err)
 	}
@@ -322,6 +326,7 @@ func (t target) describe(ctx context.Context, op string) (*types.KeyMetadata, er
 		return nil, err
 	}
 	out, err := kc.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: aws.String(t.key.String())}, attemptsOption(t.attempts)...)
+	t.observe(ctx, actionDescribeKey, nil, resultMetadata(out, func() middleware.Metadata { return out.ResultMetadata }), err)
 	if err != nil {
 		return nil, t.fail(ctx, op, actionDescribeKey, err)
 	}
@@ -332,6 +337,14 @@ func (t target) describe(ctx context.Context, op string) (*types.KeyMetadata, er
 		return nil, err
 	}
 	return out.KeyMetadata, nil
+}
+
+// resultMetadata is an answer's metadata, or none when there is no answer.
+func resultMetadata[T any](out *T, meta func() middleware.Metadata) middleware.Metadata {
+	if out == nil {
+		return middleware.Metadata{}
+	}
+	return meta()
 }
 
 // takePlaintext moves a plaintext key out of an SDK answer into a

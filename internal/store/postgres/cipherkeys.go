@@ -9,16 +9,44 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
-// InsertCipherKey stores an inactive cipherkey (k.Active is ignored).
-// Errors: keyring.ErrExists, keyring.ErrNotFound (no such tenant).
+// InsertCipherKey stores an inactive cipherkey (k.Active is ignored),
+// provided k.Provider is the tenant's provider, in one statement that reads
+// the tenant row FOR SHARE: a concurrent UpdateTenant (FOR NO KEY UPDATE)
+// either waits for this insert to commit, or commits first and this insert,
+// re-checking the row as that left it, writes nothing.
+// Errors: keyring.ErrExists, keyring.ErrNotFound (no such tenant),
+// keyring.ErrConflict (another provider).
 func (s *Store) InsertCipherKey(ctx context.Context, k keyring.CipherKey) error {
 	k.Active = false
 	r, err := newCipherKeyRow(k)
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO cipherkeys (`+cipherKeyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, r.args()...)
-	return insertCipherKeyError(k, err)
+	tag, err := s.pool.Exec(ctx, `INSERT INTO cipherkeys (`+cipherKeyColumns+`)
+		SELECT $1::text, $2::bytea, $3::text, $4::boolean, $5::text, $6::text, $7::bytea, $8::bytea, $9::timestamptz, $10::bigint
+		FROM tenants WHERE id = $1 AND provider = $5 FOR SHARE`, r.args()...)
+	if err := insertCipherKeyError(k, err); err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	return s.providerMismatch(ctx, k)
+}
+
+// providerMismatch explains why a cipherkey guarded by its tenant's
+// provider was not written: no such tenant, or another provider.
+func (s *Store) providerMismatch(ctx context.Context, k keyring.CipherKey) error {
+	var provider string
+	err := s.pool.QueryRow(ctx, `SELECT provider FROM tenants WHERE id = $1`, k.TenantID).Scan(&provider)
+	switch {
+	case isNoRows(err):
+		return fmt.Errorf("postgres: tenant %q: %w", k.TenantID, keyring.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("postgres: inserting cipherkey %s of tenant %q: %w", k.ID, k.TenantID, err)
+	}
+	return fmt.Errorf("postgres: cipherkey %s of tenant %q is wrapped by %q, but the tenant's provider is %q: %w",
+		k.ID, k.TenantID, k.Provider, provider, keyring.ErrConflict)
 }
 
 func insertCipherKeyError(k keyring.CipherKey, err error) error {
@@ -68,7 +96,8 @@ func (s *Store) ActiveCipherKey(ctx context.Context, tenantID string) (keyring.C
 // retires prev, provided prev is still the active key (prev nil: provided the
 // tenant has no active key), in one transaction that first locks the tenant
 // row: concurrent activations of one tenant, from any replica, run one after
-// the other, and each sees the key its predecessor activated. next.TenantID
+// the other, and each sees the key its predecessor activated; a key wrapped
+// by another provider than the tenant's is refused. next.TenantID
 // must be tenantID and next.Purpose keyring.PurposeEncryption.
 // Errors: keyring.ErrConflict, keyring.ErrExists, keyring.ErrNotFound (no such
 // tenant); on any error nothing is written.
@@ -92,15 +121,20 @@ func (s *Store) ActivateCipherKey(ctx context.Context, tenantID string, prev *en
 	defer tx.Rollback(ctx)
 
 	// FOR NO KEY UPDATE, not FOR UPDATE: activations of the tenant conflict
-	// with each other, but inserts of other cipherkeys, whose foreign key
-	// check takes FOR KEY SHARE on this row, go on.
-	var one int
-	err = tx.QueryRow(ctx, `SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE`, tenantID).Scan(&one)
+	// with each other and with a switch of its provider (UpdateTenant), but
+	// inserts of other cipherkeys, whose foreign key check takes FOR KEY
+	// SHARE on this row, go on.
+	var provider string
+	err = tx.QueryRow(ctx, `SELECT provider FROM tenants WHERE id = $1 FOR NO KEY UPDATE`, tenantID).Scan(&provider)
 	switch {
 	case isNoRows(err):
 		return fmt.Errorf("postgres: tenant %q: %w", tenantID, keyring.ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("postgres: activating cipherkey %s of tenant %q: %w", next.ID, tenantID, err)
+	}
+	if provider != next.Provider {
+		return fmt.Errorf("postgres: activating cipherkey %s of tenant %q: wrapped by %q, but the tenant's provider is %q: %w",
+			next.ID, tenantID, next.Provider, provider, keyring.ErrConflict)
 	}
 
 	// Read committed: this statement's snapshot is taken after the lock, so

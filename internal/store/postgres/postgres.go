@@ -1,8 +1,8 @@
 // Package postgres is the production store of tenantcrypt: the keyring's
 // tenants and cipherkeys, the tenants' key providers and migrations between
-// them, the key monitor's checks, and the internal KMS's key-encryption keys
-// in PostgreSQL, through pgx. Use it to run several replicas behind a load
-// balancer: they share all state through the database, and every
+// them, the key monitor's checks, the internal KMS's key-encryption keys and
+// the audit log in PostgreSQL, through pgx. Use it to run several replicas
+// behind a load balancer: they share all state through the database, and every
 // compare-and-swap the keyring relies on (ActivateCipherKey, ReserveUses,
 // RewrapKEK, RewrapCipherKey, SetTenantState) is atomic across replicas. A
 // single replica can use the embedded internal/store/sqlite instead.
@@ -43,8 +43,9 @@ var migrations embed.FS
 var ErrSchemaTooNew = schema.ErrTooNew
 
 // Store is a keyring.Store, a keyprovider.Store, an internalkms.Store, a
-// migration.Store and a lifecycle.Store in a PostgreSQL schema. It is safe
-// for concurrent use, also by several processes on the same database.
+// migration.Store, a lifecycle.Store and an audit.Store in a PostgreSQL
+// schema. It is safe for concurrent use, also by several processes on the
+// same database.
 type Store struct {
 	pool *pgxpool.Pool
 }
@@ -116,11 +117,18 @@ func apply(ctx context.Context, pool *pgxpool.Pool, ms []schema.Migration) error
 	)`); err != nil {
 		return fmt.Errorf("postgres: migrating schema: %w", err)
 	}
-	var current int
-	if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+	// The oldest binary that may run on each version (schema's
+	// "compatible-with"); NULL for versions applied before it was recorded,
+	// which need a binary that knows them.
+	if _, err := tx.Exec(ctx, `ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS compatible_with integer`); err != nil {
 		return fmt.Errorf("postgres: migrating schema: %w", err)
 	}
-	pending, err := schema.Pending(ms, current)
+	var current, required int
+	if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0), COALESCE(MAX(COALESCE(compatible_with, version)), 0)
+		FROM schema_migrations`).Scan(&current, &required); err != nil {
+		return fmt.Errorf("postgres: migrating schema: %w", err)
+	}
+	pending, err := schema.Pending(ms, current, required)
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
@@ -130,7 +138,7 @@ func apply(ctx context.Context, pool *pgxpool.Pool, ms []schema.Migration) error
 		if _, err := tx.Exec(ctx, m.SQL); err != nil {
 			return fmt.Errorf("postgres: applying migration %s: %w", m.Name, err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now())`, m.Version); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at, compatible_with) VALUES ($1, now(), $2)`, m.Version, m.CompatibleWith); err != nil {
 			return fmt.Errorf("postgres: applying migration %s: %w", m.Name, err)
 		}
 	}

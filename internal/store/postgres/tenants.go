@@ -35,18 +35,18 @@ func (s *Store) Tenant(ctx context.Context, id string) (keyring.Tenant, error) {
 	return t, nil
 }
 
-// UpdateTenant replaces every field of the stored tenant t.ID but ID,
-// CreatedAt and the lifecycle fields (State, StateReason, StateChangedAt),
-// which it neither writes nor checks. Errors: keyring.ErrNotFound.
+// UpdateTenant replaces the Name, Edition, HIPAA and UpdatedAt of the
+// stored tenant t.ID; the other fields it neither writes nor checks.
+// Errors: keyring.ErrNotFound.
 func (s *Store) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
 	edition, err := encodeEdition(t)
 	if err != nil {
 		return err
 	}
 	tag, err := s.pool.Exec(ctx, `UPDATE tenants
-		SET name = $1, edition = $2, hipaa = $3, provider = $4, updated_at = $5
-		WHERE id = $6`,
-		t.Name, edition, t.HIPAA, t.Provider, t.UpdatedAt, t.ID)
+		SET name = $1, edition = $2, hipaa = $3, updated_at = $4
+		WHERE id = $5`,
+		t.Name, edition, t.HIPAA, t.UpdatedAt, t.ID)
 	if err != nil {
 		return fmt.Errorf("postgres: updating tenant %q: %w", t.ID, err)
 	}
@@ -54,6 +54,29 @@ func (s *Store) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
 		return fmt.Errorf("postgres: tenant %q: %w", t.ID, keyring.ErrNotFound)
 	}
 	return nil
+}
+
+// SwitchTenantProvider makes to the tenant's provider, provided it is
+// still from, in one UPDATE: its row lock (FOR NO KEY UPDATE) orders it
+// with InsertCipherKey's FOR SHARE, and a concurrent switch re-checks the
+// condition on the row as this one left it.
+// Errors: keyring.ErrNotFound, keyring.ErrConflict.
+func (s *Store) SwitchTenantProvider(ctx context.Context, id, from, to string, at time.Time) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE tenants SET provider = $3, updated_at = $4 WHERE id = $1 AND provider = $2`, id, from, to, at)
+	if err != nil {
+		return fmt.Errorf("postgres: switching the provider of tenant %q: %w", id, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var provider string
+	switch err := s.pool.QueryRow(ctx, `SELECT provider FROM tenants WHERE id = $1`, id).Scan(&provider); {
+	case isNoRows(err):
+		return fmt.Errorf("postgres: tenant %q: %w", id, keyring.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("postgres: switching the provider of tenant %q: %w", id, err)
+	}
+	return fmt.Errorf("postgres: switching the provider of tenant %q from %q: it is %q: %w", id, from, provider, keyring.ErrConflict)
 }
 
 // SetTenantState moves the tenant to state with reason, provided its
@@ -135,7 +158,8 @@ func (s *Store) ListTenants(ctx context.Context, after string, limit int) ([]key
 
 // DeleteTenant removes the tenant, its cipherkeys, its key providers, its
 // migrations, its key checks and its internal KMS key-encryption keys in one
-// transaction. Errors: keyring.ErrNotFound, and then nothing is deleted.
+// transaction. The tenant's audit chain stays: the log outlives the tenant.
+// Errors: keyring.ErrNotFound, and then nothing is deleted.
 func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {

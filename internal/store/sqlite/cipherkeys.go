@@ -11,16 +11,38 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
-// InsertCipherKey stores an inactive cipherkey (k.Active is ignored).
-// Errors: keyring.ErrExists, keyring.ErrNotFound (no such tenant).
+// InsertCipherKey stores an inactive cipherkey (k.Active is ignored),
+// provided k.Provider is the tenant's provider, in one statement (writes are
+// serialised, so UpdateTenant comes wholly before or after it).
+// Errors: keyring.ErrExists, keyring.ErrNotFound (no such tenant),
+// keyring.ErrConflict (another provider).
 func (s *Store) InsertCipherKey(ctx context.Context, k keyring.CipherKey) error {
 	k.Active = false
 	r, err := newCipherKeyRow(k)
 	if err != nil {
 		return err
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO cipherkeys (`+cipherKeyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.args()...)
-	return insertCipherKeyError(k, err)
+	args := append(r.args(), k.TenantID, k.Provider)
+	res, err := s.w.ExecContext(ctx, `INSERT INTO cipherkeys (`+cipherKeyColumns+`)
+		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ? AND provider = ?)`, args...)
+	if err := insertCipherKeyError(k, err); err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: inserting cipherkey %s of tenant %q: %w", k.ID, k.TenantID, err)
+	} else if n == 1 {
+		return nil
+	}
+	var provider string
+	err = s.r.QueryRowContext(ctx, `SELECT provider FROM tenants WHERE id = ?`, k.TenantID).Scan(&provider)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("sqlite: tenant %q: %w", k.TenantID, keyring.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("sqlite: inserting cipherkey %s of tenant %q: %w", k.ID, k.TenantID, err)
+	}
+	return fmt.Errorf("sqlite: cipherkey %s of tenant %q is wrapped by %q, but the tenant's provider is %q: %w",
+		k.ID, k.TenantID, k.Provider, provider, keyring.ErrConflict)
 }
 
 func insertCipherKeyError(k keyring.CipherKey, err error) error {
@@ -67,8 +89,9 @@ func (s *Store) ActiveCipherKey(ctx context.Context, tenantID string) (keyring.C
 
 // ActivateCipherKey inserts next as the tenant's active encryption key and
 // retires prev, provided prev is still the active key (prev nil: provided the
-// tenant has no active key), in one IMMEDIATE transaction: concurrent callers
-// queue on the write lock, so the check and the swap see the same state.
+// tenant has no active key) and next.Provider is the tenant's provider, in
+// one IMMEDIATE transaction: concurrent callers queue on the write lock, so
+// the checks and the swap see the same state.
 // next.TenantID must be tenantID and next.Purpose keyring.PurposeEncryption.
 // Errors: keyring.ErrConflict, keyring.ErrExists, keyring.ErrNotFound (no such
 // tenant); on any error nothing is written.
@@ -91,13 +114,17 @@ func (s *Store) ActivateCipherKey(ctx context.Context, tenantID string, prev *en
 	}
 	defer tx.Rollback()
 
-	var one int
-	err = tx.QueryRowContext(ctx, `SELECT 1 FROM tenants WHERE id = ?`, tenantID).Scan(&one)
+	var provider string
+	err = tx.QueryRowContext(ctx, `SELECT provider FROM tenants WHERE id = ?`, tenantID).Scan(&provider)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("sqlite: tenant %q: %w", tenantID, keyring.ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("sqlite: activating cipherkey %s of tenant %q: %w", next.ID, tenantID, err)
+	}
+	if provider != next.Provider {
+		return fmt.Errorf("sqlite: activating cipherkey %s of tenant %q: wrapped by %q, but the tenant's provider is %q: %w",
+			next.ID, tenantID, next.Provider, provider, keyring.ErrConflict)
 	}
 
 	var current []byte

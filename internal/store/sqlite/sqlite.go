@@ -1,7 +1,7 @@
 // Package sqlite is the embedded store of tenantcrypt: the keyring's tenants
 // and cipherkeys, the tenants' key providers and migrations between them, the
-// key monitor's checks, and the internal KMS's key-encryption keys in one
-// SQLite file in the data directory. It is pure Go
+// key monitor's checks, the internal KMS's key-encryption keys and the audit
+// log in one SQLite file in the data directory. It is pure Go
 // (modernc.org/sqlite, no cgo), so that `serve` works on a fresh machine with
 // nothing else installed. Use it for a single replica; replicas behind a load
 // balancer share one internal/store/postgres database instead.
@@ -50,8 +50,8 @@ var ErrSchemaTooNew = schema.ErrTooNew
 const busyTimeout = 10 * time.Second
 
 // Store is a keyring.Store, a keyprovider.Store, an internalkms.Store, a
-// migration.Store and a lifecycle.Store in one SQLite file. It is safe for
-// concurrent use, also by several processes on the same file.
+// migration.Store, a lifecycle.Store and an audit.Store in one SQLite file.
+// It is safe for concurrent use, also by several processes on the same file.
 type Store struct {
 	w *sql.DB // one connection: SQLite has one writer at a time
 	r *sql.DB // query-only pool
@@ -204,11 +204,24 @@ func apply(ctx context.Context, db *sql.DB, ms []schema.Migration) error {
 	) STRICT`); err != nil {
 		return fmt.Errorf("sqlite: migrating schema: %w", err)
 	}
-	var current int
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+	// The oldest binary that may run on each version (schema's
+	// "compatible-with"); NULL for versions applied before it was recorded,
+	// which need a binary that knows them.
+	var recorded int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('schema_migrations') WHERE name = 'compatible_with'`).Scan(&recorded); err != nil {
 		return fmt.Errorf("sqlite: migrating schema: %w", err)
 	}
-	pending, err := schema.Pending(ms, current)
+	if recorded == 0 {
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE schema_migrations ADD COLUMN compatible_with INTEGER`); err != nil {
+			return fmt.Errorf("sqlite: migrating schema: %w", err)
+		}
+	}
+	var current, required int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0), COALESCE(MAX(COALESCE(compatible_with, version)), 0)
+		FROM schema_migrations`).Scan(&current, &required); err != nil {
+		return fmt.Errorf("sqlite: migrating schema: %w", err)
+	}
+	pending, err := schema.Pending(ms, current, required)
 	if err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}
@@ -216,8 +229,8 @@ func apply(ctx context.Context, db *sql.DB, ms []schema.Migration) error {
 		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 			return fmt.Errorf("sqlite: applying migration %s: %w", m.Name, err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
-			m.Version, micros(time.Now())); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at, compatible_with) VALUES (?, ?, ?)`,
+			m.Version, micros(time.Now()), m.CompatibleWith); err != nil {
 			return fmt.Errorf("sqlite: applying migration %s: %w", m.Name, err)
 		}
 	}

@@ -38,18 +38,18 @@ func (s *Store) Tenant(ctx context.Context, id string) (keyring.Tenant, error) {
 	return t, nil
 }
 
-// UpdateTenant replaces every field of the stored tenant t.ID but ID,
-// CreatedAt and the lifecycle fields (State, StateReason, StateChangedAt),
-// which it neither writes nor checks. Errors: keyring.ErrNotFound.
+// UpdateTenant replaces the Name, Edition, HIPAA and UpdatedAt of the
+// stored tenant t.ID; the other fields it neither writes nor checks.
+// Errors: keyring.ErrNotFound.
 func (s *Store) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
 	edition, err := encodeEdition(t)
 	if err != nil {
 		return err
 	}
 	res, err := s.w.ExecContext(ctx, `UPDATE tenants
-		SET name = ?, edition = ?, hipaa = ?, provider = ?, updated_at = ?
+		SET name = ?, edition = ?, hipaa = ?, updated_at = ?
 		WHERE id = ?`,
-		t.Name, edition, t.HIPAA, t.Provider, micros(t.UpdatedAt), t.ID)
+		t.Name, edition, t.HIPAA, micros(t.UpdatedAt), t.ID)
 	if err != nil {
 		return fmt.Errorf("sqlite: updating tenant %q: %w", t.ID, err)
 	}
@@ -59,6 +59,29 @@ func (s *Store) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
 		return fmt.Errorf("sqlite: tenant %q: %w", t.ID, keyring.ErrNotFound)
 	}
 	return nil
+}
+
+// SwitchTenantProvider makes to the tenant's provider, provided it is
+// still from, in one UPDATE. Errors: keyring.ErrNotFound,
+// keyring.ErrConflict.
+func (s *Store) SwitchTenantProvider(ctx context.Context, id, from, to string, at time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE tenants SET provider = ?, updated_at = ? WHERE id = ? AND provider = ?`, to, micros(at), id, from)
+	if err != nil {
+		return fmt.Errorf("sqlite: switching the provider of tenant %q: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: switching the provider of tenant %q: %w", id, err)
+	} else if n == 1 {
+		return nil
+	}
+	var provider string
+	switch err := s.r.QueryRowContext(ctx, `SELECT provider FROM tenants WHERE id = ?`, id).Scan(&provider); {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("sqlite: tenant %q: %w", id, keyring.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("sqlite: switching the provider of tenant %q: %w", id, err)
+	}
+	return fmt.Errorf("sqlite: switching the provider of tenant %q from %q: it is %q: %w", id, from, provider, keyring.ErrConflict)
 }
 
 // SetTenantState moves the tenant to state with reason, provided its
@@ -137,8 +160,8 @@ func (s *Store) ListTenants(ctx context.Context, after string, limit int) ([]key
 // migrations, its key checks and its internal KMS key-encryption keys in one
 // transaction, then checkpoints the
 // WAL so that the deleted rows leave the files too (secure_delete has zeroed
-// them in the pages). Errors: keyring.ErrNotFound, and then nothing is
-// deleted.
+// them in the pages). The tenant's audit chain stays: the log outlives the
+// tenant. Errors: keyring.ErrNotFound, and then nothing is deleted.
 func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/audit"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
@@ -27,6 +28,10 @@ func testCanceledContext(t *testing.T, s Store) {
 	checks := []lifecycle.KeyCheck{newKeyCheck("acme", "eu-west-1")}
 	replaceKeyChecks(t, s, "acme", checks)
 	k.Active = true
+	appended := appendEvents(t, s, newAuditEvent("acme", "x.1"))
+	cp := newCheckpoint("acme", 1)
+	cp.Hash = appended[0].Hash
+	putCheckpoint(t, s, cp)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 
@@ -63,6 +68,16 @@ func testCanceledContext(t *testing.T, s Store) {
 		{"ReplaceKeyChecks", func() error { return s.ReplaceKeyChecks(ctx, "acme", nil) }},
 		{"KeyChecks", func() error { _, err := s.KeyChecks(ctx, "acme"); return err }},
 		{"CountTenantsByState", func() error { _, err := s.CountTenantsByState(ctx); return err }},
+		{"AppendEvents", func() error {
+			_, err := s.AppendEvents(ctx, []audit.Event{newAuditEvent("acme", "x.2"), newAuditEvent("new", "x.1")}, audit.Seal)
+			return err
+		}},
+		{"ChainHead", func() error { _, err := s.ChainHead(ctx, "acme"); return err }},
+		{"Events", func() error { _, err := s.Events(ctx, "acme", audit.Filter{}, 10); return err }},
+		{"PutCheckpoint", func() error { return s.PutCheckpoint(ctx, newCheckpoint("acme", 2)) }},
+		{"Checkpoints", func() error { _, err := s.Checkpoints(ctx, "acme", 0, 10); return err }},
+		{"Chains", func() error { _, err := s.Chains(ctx, "", 10); return err }},
+		{"Prune", func() error { _, err := s.Prune(ctx, cp); return err }},
 	}
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {
@@ -93,4 +108,7 @@ func testCanceledContext(t *testing.T, s Store) {
 	checkKeyProviders(t, "ListKeyProviders", providers, []keyprovider.Provider{p})
 	checkLatest(t, s, "acme", mig)
 	checkUnfinished(t, s)
+	verifyChain(t, s, "acme", 1, 1)
+	verifyChain(t, s, "new", 1, 0)
+	checkCheckpoints(t, "Checkpoints", checkpoints(t, s, "acme", 0, 10), []audit.Checkpoint{cp})
 }

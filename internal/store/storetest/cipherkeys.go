@@ -366,6 +366,7 @@ func testCountCipherKeys(t *testing.T, s Store) {
 		for range n {
 			k := newDataKey(t, tenant)
 			k.Provider = provider
+			onProvider(t, s, tenant, provider)
 			if err := s.InsertCipherKey(ctx, k); err != nil {
 				t.Fatalf("InsertCipherKey: %v", err)
 			}
@@ -376,6 +377,7 @@ func testCountCipherKeys(t *testing.T, s Store) {
 	insert("other", "internal", 1)
 	active := newEncryptionKey(t, "acme")
 	active.Provider = aws
+	onProvider(t, s, "acme", aws)
 	activate(t, s, active)
 
 	tests := []struct {

@@ -265,11 +265,10 @@ func testUpdateTenantKeepsState(t *testing.T, s Store) {
 
 	// The admin switches the tenant to another key; a verdict about the old
 	// one no longer applies.
-	edit.Provider = cmk(2)
-	if err := s.UpdateTenant(ctx, edit); err != nil {
-		t.Fatalf("UpdateTenant(provider): %v", err)
+	if err := s.SwitchTenantProvider(ctx, "acme", cmk(1), cmk(2), edit.UpdatedAt); err != nil {
+		t.Fatalf("SwitchTenantProvider: %v", err)
 	}
-	want.Provider = edit.Provider
+	want.Provider = cmk(2)
 	_, changed, err := s.SetTenantState(ctx, "acme", cmk(1), keyring.StateLocked, "pending deletion", revokedAt.Add(time.Hour))
 	checkErr(t, "SetTenantState(old provider)", err, keyring.ErrConflict)
 	if changed {
@@ -398,9 +397,8 @@ func testWatchedTenants(t *testing.T, s Store) {
 			t.Fatalf("SetTenantState(%q): %v", destroy, err)
 		}
 		tn := mustTenant(t, s, internalize)
-		tn.Provider = keyring.InternalProvider
-		if err := s.UpdateTenant(ctx, tn); err != nil {
-			t.Fatalf("UpdateTenant(%q): %v", internalize, err)
+		if err := s.SwitchTenantProvider(ctx, internalize, tn.Provider, keyring.InternalProvider, time.Now()); err != nil {
+			t.Fatalf("SwitchTenantProvider(%q): %v", internalize, err)
 		}
 		var external string
 		for _, id := range ids {
@@ -410,9 +408,8 @@ func testWatchedTenants(t *testing.T, s Store) {
 			}
 		}
 		tn = mustTenant(t, s, external)
-		tn.Provider = cmk(1)
-		if err := s.UpdateTenant(ctx, tn); err != nil {
-			t.Fatalf("UpdateTenant(%q): %v", external, err)
+		if err := s.SwitchTenantProvider(ctx, external, tn.Provider, cmk(1), time.Now()); err != nil {
+			t.Fatalf("SwitchTenantProvider(%q): %v", external, err)
 		}
 		for _, id := range []string{destroy, internalize, external} {
 			created[id] = mustTenant(t, s, id)

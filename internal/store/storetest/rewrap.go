@@ -42,6 +42,7 @@ func testCipherKeysNotWrappedBy(t *testing.T, s Store) {
 		k := newDataKey(t, "acme")
 		k.ID, k.Provider, k.UsesReserved = id, providers[i%len(providers)], int64(i)
 		k.Wrapped = append([]byte("acme:"), id[:]...)
+		onProvider(t, s, "acme", k.Provider)
 		if i == 4 {
 			k.Purpose, k.ContextDigest = keyring.PurposeEncryption, nil
 			activate(t, s, k)
@@ -56,6 +57,7 @@ func testCipherKeysNotWrappedBy(t *testing.T, s Store) {
 	for i, id := range ids[:4] {
 		k := newDataKey(t, "other")
 		k.ID, k.Provider = id, []string{"internal", cmk(1), cmk(9), "internal"}[i]
+		onProvider(t, s, "other", k.Provider)
 		if err := s.InsertCipherKey(ctx, k); err != nil {
 			t.Fatalf("InsertCipherKey: %v", err)
 		}

@@ -89,6 +89,7 @@ func testCipherKeysWrappedByOtherVersion(t *testing.T, s Store) {
 		if i%4 == 3 {
 			k.Provider, k.KeyVersion = cmk(1), "2"
 		}
+		onProvider(t, s, "acme", k.Provider)
 		if i == 4 {
 			k.Purpose, k.ContextDigest, k.Active = keyring.PurposeEncryption, nil, true
 			activate(t, s, k)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/audit"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
@@ -22,9 +23,9 @@ import (
 
 // Store is what every store implementation provides: the keyring's tenants
 // and cipherkeys, the tenants' key providers and migrations between them, the
-// key monitor's checks, and the internal KMS's key-encryption keys in one
-// database, so that DeleteTenant can remove all of a tenant's rows in one
-// transaction.
+// key monitor's checks, the internal KMS's key-encryption keys and the audit
+// log in one database, so that DeleteTenant can remove all of a tenant's rows
+// in one transaction (all but its audit events, which outlive it).
 type Store interface {
 	keyring.Store
 	keyprovider.Store
@@ -32,6 +33,7 @@ type Store interface {
 	migration.Store
 	rotation.Store
 	lifecycle.Store
+	audit.Store
 }
 
 // Run runs the conformance suite against the stores that open returns. It
@@ -98,6 +100,23 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Concurrent/RewrapVsReserveAndActivate", testConcurrentRewrapAndWrites},
 		{"Concurrent/SetTenantState", testConcurrentSetTenantState},
 		{"Concurrent/ReplaceKeyChecks", testConcurrentReplaceKeyChecks},
+		{"Replicas/ProviderFence", testProviderFence},
+		{"Replicas/SwitchTenantProvider", testSwitchTenantProvider},
+		{"Replicas/MigrationLeases", testMigrationLeases},
+		{"Replicas/KeyCheckClaims", testKeyCheckClaims},
+		{"Concurrent/ProviderSwitch", testConcurrentProviderSwitch},
+		{"Concurrent/ClaimMigration", testConcurrentClaimMigration},
+		{"Concurrent/ClaimKeyChecks", testConcurrentClaimKeyChecks},
+		{"Audit/RoundTrip", testAuditRoundTrip},
+		{"Audit/Chaining", testAuditChaining},
+		{"Audit/ManyChains", testAuditManyChains},
+		{"Audit/Filters", testAuditFilters},
+		{"Audit/Checkpoints", testAuditCheckpoints},
+		{"Audit/Chains", testAuditChains},
+		{"Audit/Prune", testAuditPrune},
+		{"Audit/AppendErrors", testAuditAppendErrors},
+		{"Audit/DeleteTenant", testAuditDeleteTenant},
+		{"Concurrent/AppendEvents", testAuditConcurrentAppend},
 		{"CanceledContext", testCanceledContext},
 	}
 	for _, tc := range tests {
@@ -144,7 +163,8 @@ func newKeyID(t *testing.T) envelope.KeyID {
 }
 
 // newEncryptionKey returns an encryption cipherkey of the tenant with every
-// field set.
+// field set, wrapped by the fixtures' tenants' provider (see onProvider for
+// another).
 func newEncryptionKey(t *testing.T, tenantID string) keyring.CipherKey {
 	t.Helper()
 	id := newKeyID(t)
@@ -152,7 +172,7 @@ func newEncryptionKey(t *testing.T, tenantID string) keyring.CipherKey {
 		TenantID:     tenantID,
 		ID:           id,
 		Purpose:      keyring.PurposeEncryption,
-		Provider:     "arn:aws:kms:eu-west-1:111122223333:key/mrk-1234abcd",
+		Provider:     "internal",
 		KeyVersion:   "v7",
 		Wrapped:      append([]byte("wrapped:"), id[:]...),
 		CreatedAt:    time.Date(2025, 6, 7, 8, 9, 10, 111222333, zone),
