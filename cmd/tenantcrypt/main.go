@@ -39,6 +39,8 @@ Usage:
   tenantcrypt decrypt [flags]            decrypt a ciphertext from stdin or --in
   tenantcrypt rootkey rotate|activate|generate|status|reload
                                          manage the internal KMS root key
+  tenantcrypt audit   export|public-keys|verify|check
+                                         export and verify the audit log (offline too)
   tenantcrypt issuer rotate              rotate the built-in JWT issuer's signing key
   tenantcrypt version
 
@@ -78,6 +80,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdin io.R
 		return cmdIssuer(rest, env, stdout, stderr)
 	case "rootkey":
 		return cmdRootKey(rest, env, stdout, stderr)
+	case "audit":
+		return cmdAudit(rest, env, stdout, stderr)
 	case "encrypt":
 		return cmdEncrypt(rest, env, stdin, stdout, stderr)
 	case "decrypt":

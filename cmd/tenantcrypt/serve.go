@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/tenantcrypt/tenantcrypt/internal/audit"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
@@ -74,9 +75,14 @@ type serveConfig struct {
 	allowSingleRegion   bool
 	kmsTimeout          time.Duration
 	kmsProbeInterval    time.Duration
+	auditKeyFile        string
+	auditDataPlane      string
+	auditRetention      time.Duration
 	migrationRate       float64
+	migrationLease      time.Duration
 	kpReadsPerMinute    int
 	kpWritesPerMinute   int
+	consoleDevTokens    bool
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -118,8 +124,13 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.kmsTimeout, "kms-timeout", 5*time.Second, "timeout of one AWS KMS call attempt")
 	fs.DurationVar(&c.kmsProbeInterval, "kms-probe-interval", awskms.DefaultProbeInterval, "while a region's outage makes multi-region keys fail over to the DR region, how often the region is tried again")
 	fs.Float64Var(&c.migrationRate, "migration-rate", migration.DefaultRate, "cipherkeys per second one tenant's migration rewraps (0: no cap); each is a Decrypt and an Encrypt at the KMS")
+	fs.DurationVar(&c.migrationLease, "migration-lease", migration.DefaultLeaseTTL, "how long a replica's lease on a migration lasts unless renewed: another replica takes over a migration this long after its replica died")
 	fs.IntVar(&c.kpReadsPerMinute, "keyprovider-reads-per-minute", 1000, "per-tenant limit of key-provider API reads (per replica)")
 	fs.IntVar(&c.kpWritesPerMinute, "keyprovider-writes-per-minute", 100, "per-tenant limit of key-provider API writes (per replica)")
+	fs.BoolVar(&c.consoleDevTokens, "console-dev-tokens", false, "DEVELOPMENT ONLY: the console at /console/ mints tenant-admin tokens of the built-in issuer for anyone who can reach it")
+	fs.StringVar(&c.auditKeyFile, "audit-key-file", "", "Ed25519 keys that sign audit checkpoints (default DATA-DIR/audit-signing-keys.json; created 0600); every replica needs the same file")
+	fs.StringVar(&c.auditDataPlane, "audit-data-plane", "per-minute", "audit data-plane use as counts per minute (per-minute) or one event per request (per-request; requests are refused while the audit log cannot keep up)")
+	fs.DurationVar(&c.auditRetention, "audit-retention", 0, "prune audit events older than this, at a signed checkpoint (0: keep every event)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFmt, "log-format", "json", "json or text")
 }
@@ -189,6 +200,15 @@ func (c *serveConfig) validate() error {
 	if c.migrationRate < 0 {
 		bad("--migration-rate must not be negative (0 means no cap)")
 	}
+	if c.migrationLease < 300*time.Millisecond {
+		bad("--migration-lease must be at least 300ms")
+	}
+	if err := c.validateAudit(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateConsole(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.logFmt != "json" && c.logFmt != "text" {
 		bad("--log-format must be json or text")
 	}
@@ -252,6 +272,7 @@ type store interface {
 	migration.Store
 	rotation.Store
 	lifecycle.Store
+	audit.Store
 }
 
 func openStore(ctx context.Context, cfg serveConfig) (store, func(), string, error) {
@@ -299,6 +320,14 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 		return fmt.Errorf("opening the database: %w", err)
 	}
 	defer closeStore()
+	// The audit log starts first and closes last, after everything that
+	// records into it has stopped, so that no event is lost at shutdown.
+	auditLog, auditSigner, err := openAudit(cfg, st, log)
+	if err != nil {
+		return fmt.Errorf("opening the audit log: %w", err)
+	}
+	defer auditLog.Close()
+	sink := auditSink{log: auditLog, slg: log}
 	roots, err := loadRootKeys(cfg, env, log)
 	if err != nil {
 		return fmt.Errorf("loading the internal KMS root keys: %w", err)
@@ -316,7 +345,8 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	endpoints, _ := kmsEndpoints(cfg.kmsEndpoint)
 	regionEvents := newRegionMetrics(reg, log)
 	aws, err := awskms.New(ctx, awskms.Config{Region: cfg.region, Endpoints: endpoints, CallTimeout: cfg.kmsTimeout,
-		ProbeInterval: cfg.kmsProbeInterval, OnRegionEvent: regionEvents})
+		ProbeInterval: cfg.kmsProbeInterval, OnCall: sink.kmsCall,
+		OnRegionEvent: func(e awskms.RegionEvent) { regionEvents(e); sink.regionEvent(e) }})
 	if err != nil {
 		return fmt.Errorf("setting up AWS KMS: %w", err)
 	}
@@ -334,7 +364,8 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 		// of the revocation bound.
 		TenantRefresh: lt.refresh,
 		Cache:         keyring.CacheConfig{MaxEntries: cfg.cacheMaxEntries, TTL: cfg.cacheTTL, IdleTimeout: cfg.cacheIdle},
-		OnStateChange: lm.stateChanged,
+		OnStateChange: func(c keyring.StateChange) { lm.stateChanged(c); sink.stateChange(c) },
+		OnKeyRotated:  sink.keyRotated,
 		OnKeyRefused:  func(tenantID, _ string, _ error) { monitor.Notify(tenantID) },
 		Logger:        log,
 	})
@@ -342,15 +373,17 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 		return err
 	}
 	defer ring.Close()
+	defer followChanges(st, ring, reg, lt.refresh, log)()
+	replica := replicaID(log)
 	monitor, err = lifecycle.New(lifecycle.Config{
 		Store: st, Tenants: ring, KeyProviders: st, KMS: aws, Region: cfg.region, DRRegions: drs,
-		Interval: lt.interval, Timeout: lt.timeout, Concurrency: cfg.keyCheckConcurrency,
+		Interval: lt.interval, Timeout: lt.timeout, Concurrency: cfg.keyCheckConcurrency, Owner: replica,
 		RegionHealth: func(region string) (bool, time.Time) {
 			h := aws.RegionHealth(region)
 			return h.Healthy, h.Since
 		},
 		Checked: func(region, result string) { lm.checks.WithLabelValues(region, result).Inc() },
-		Swept:   func(_ int, elapsed time.Duration) { lm.sweep.Set(elapsed.Seconds()) },
+		Claimed: func(_ int, late time.Duration) { lm.lag.Set(late.Seconds()) },
 		Logger:  log,
 	})
 	if err != nil {
@@ -375,6 +408,7 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	reg.MustRegister(migRewrapped, migFailures, migRunning)
 	migrations, err := migration.New(migration.Config{
 		Store: st, KeyProviders: st, Keyring: ring, Providers: providers, Rate: cfg.migrationRate, Logger: log,
+		Owner: replica, LeaseTTL: cfg.migrationLease,
 		Hooks: migration.Hooks{
 			Rewrapped:   func(n int) { migRewrapped.Add(float64(n)) },
 			BatchFailed: migFailures.Inc,
@@ -385,9 +419,7 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 		return err
 	}
 	defer migrations.Close()
-	if err := migrations.Resume(ctx); err != nil {
-		log.Error("resuming migrations failed; they resume at the next start", "error", err.Error())
-	}
+	migrations.Start() // resumes unfinished migrations, now and whenever a replica leaves one
 
 	// After a root key rotation, rewrap every tenant KEK under the current
 	// root version, in the background (package rotation, which also serves
@@ -425,8 +457,11 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 		Migrations:      migrations,
 		InternalKMS:     rotations,
 		Lifecycle:       monitor,
+		Audit:           auditLog,
+		AuditLog:        &server.AuditReader{Store: st, PublicKeys: auditSigner.PublicKeys},
 		ReadsPerMinute:  cfg.kpReadsPerMinute,
 		WritesPerMinute: cfg.kpWritesPerMinute,
+		Console:         newConsole(cfg, log),
 		Logger:          log,
 	})
 	httpSrv := &http.Server{

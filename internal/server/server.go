@@ -10,6 +10,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,9 +84,16 @@ type Config struct {
 	// Lifecycle reports the checks of customer managed keys in the
 	// encryption status; nil without AWS KMS.
 	Lifecycle Lifecycle
+	// Audit records admin actions (synchronously; refused when it cannot)
+	// and data-plane use; AuditLog serves the audit API. Nil: no audit.
+	Audit    Auditor
+	AuditLog *AuditReader
 	// InternalKMS serves the internal KMS's rotation endpoints (platform
 	// admin); without it they answer 404.
 	InternalKMS InternalKMS
+	// Console, if set, serves the admin console: /console and everything
+	// under /console/ (not part of the API; see package console).
+	Console http.Handler
 	// ReadsPerMinute and WritesPerMinute limit each tenant's calls of the
 	// key-provider API (Qlik's tiers 1 and 2). Defaults 1,000 and 100.
 	ReadsPerMinute, WritesPerMinute int
@@ -192,6 +200,7 @@ func (s *Server) routeTable() []Route {
 		{"GET", "/metrics", nil, s.metricsHandler, unlimited},
 		{"GET", "/api/v1/openapi.json", nil, s.openapi, unlimited},
 	}
+	routes = append(routes, s.auditRoutes()...)
 	if s.cfg.KeyProviders != nil && s.cfg.Migrations != nil {
 		const kp = keyProvidersPath
 		routes = append(routes,
@@ -231,6 +240,10 @@ func (s *Server) unlocked(h handlerFunc) handlerFunc {
 // dispatch routes a request, answering unknown paths (404) and wrong
 // methods (405) in the error envelope rather than ServeMux's plain text.
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Console != nil && (r.URL.Path == "/console" || strings.HasPrefix(r.URL.Path, "/console/")) {
+		s.cfg.Console.ServeHTTP(w, r)
+		return
+	}
 	h, pattern := s.mux.Handler(r)
 	if pattern != "" {
 		s.mux.ServeHTTP(w, r) // sets the path values, which Handler does not
