@@ -3,8 +3,6 @@ package postgres
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -33,7 +31,7 @@ var _ audit.Store = (*Store)(nil)
 // nothing is stored.
 func (s *Store) AppendEvents(ctx context.Context, events []audit.Event, seal func(*audit.Event)) ([]audit.Event, error) {
 	for _, e := range events {
-		if err := checkAuditEvent(e); err != nil {
+		if err := audit.CheckStorable(e); err != nil {
 			return nil, fmt.Errorf("postgres: appending audit events: %w", err)
 		}
 	}
@@ -137,7 +135,7 @@ func (s *Store) Events(ctx context.Context, chainID string, f audit.Filter, limi
 	// No stored event has a string that text cannot hold, and PostgreSQL
 	// would refuse it as a parameter: nothing matches, as on SQLite.
 	for _, v := range []string{chainID, f.Action, f.Principal, f.Result} {
-		if !storableText(v) {
+		if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
 			return es, nil
 		}
 	}
@@ -207,7 +205,7 @@ func actionRange(action string) (lo, hi string, ok bool) {
 // PutCheckpoint stores a signed checkpoint. Errors: audit.ErrExists when the
 // chain has a checkpoint at that Seq.
 func (s *Store) PutCheckpoint(ctx context.Context, c audit.Checkpoint) error {
-	if err := checkCheckpoint(c); err != nil {
+	if err := audit.CheckStorableCheckpoint(c); err != nil {
 		return fmt.Errorf("postgres: storing audit checkpoint: %w", err)
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO audit_checkpoints (`+checkpointColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
@@ -339,7 +337,7 @@ const auditEventColumns = `chain_id, seq, time, tenant_id, principal, token_id, 
 const checkpointColumns = `chain_id, seq, hash, time, key_id, signature`
 
 func newAuditEventRow(e audit.Event) (auditEventRow, error) {
-	details, err := encodeDetails(e.Details)
+	details, err := audit.EncodeDetails(e.Details)
 	if err != nil {
 		return auditEventRow{}, fmt.Errorf("postgres: audit event %d of chain %q: details: %w", e.Seq, e.ChainID, err)
 	}
@@ -373,7 +371,7 @@ func scanAuditEvent(sc scanner) (audit.Event, error) {
 		&r.Action, &r.Target, &r.Result, &r.ErrorCode, &r.Details, &r.PrevHash, &r.Hash); err != nil {
 		return audit.Event{}, err
 	}
-	details, err := decodeDetails(r.Details)
+	details, err := audit.DecodeDetails(r.Details)
 	if err != nil {
 		return audit.Event{}, fmt.Errorf("postgres: audit event %d of chain %q: stored details: %w", r.Seq, r.ChainID, err)
 	}
@@ -394,70 +392,4 @@ func scanAuditEvent(sc scanner) (audit.Event, error) {
 		PrevHash:   nilIfEmpty(r.PrevHash),
 		Hash:       nilIfEmpty(r.Hash),
 	}, nil
-}
-
-// encodeDetails stores nil or empty details as an empty JSON object: the
-// column holds an object, never null.
-func encodeDetails(d map[string]string) ([]byte, error) {
-	if d == nil {
-		d = map[string]string{}
-	}
-	return json.Marshal(d)
-}
-
-// decodeDetails reads an empty object back as nil, so that "no details"
-// has one form, whatever the event was appended with.
-func decodeDetails(b []byte) (map[string]string, error) {
-	var d map[string]string
-	if err := json.Unmarshal(b, &d); err != nil {
-		return nil, err
-	}
-	if len(d) == 0 {
-		return nil, nil
-	}
-	return d, nil
-}
-
-// checkAuditEvent refuses an event that would not read back as sealed, or
-// not alike from both stores: one without a chain (Chains could not list
-// it), or with a string that is not valid UTF-8, or holds a NUL outside
-// Details.
-func checkAuditEvent(e audit.Event) error {
-	if e.ChainID == "" {
-		return errors.New("audit event without a chain id")
-	}
-	for _, f := range []struct{ name, value string }{
-		{"chain id", e.ChainID}, {"tenant id", e.TenantID}, {"principal", e.Principal}, {"token id", e.TokenID},
-		{"source address", e.SourceAddr}, {"request id", e.RequestID}, {"action", e.Action}, {"target", e.Target},
-		{"result", e.Result}, {"error code", e.ErrorCode},
-	} {
-		if !storableText(f.value) {
-			return fmt.Errorf("audit event of chain %q: %s is not valid UTF-8 without NUL", e.ChainID, f.name)
-		}
-	}
-	// Details are JSON, which escapes a NUL but replaces invalid UTF-8.
-	for k, v := range e.Details {
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return fmt.Errorf("audit event of chain %q: a detail is not valid UTF-8", e.ChainID)
-		}
-	}
-	return nil
-}
-
-func checkCheckpoint(c audit.Checkpoint) error {
-	switch {
-	case c.ChainID == "":
-		return errors.New("audit checkpoint without a chain id")
-	case !storableText(c.ChainID):
-		return errors.New("audit checkpoint: chain id is not valid UTF-8 without NUL")
-	case !storableText(c.KeyID):
-		return fmt.Errorf("audit checkpoint of chain %q: key id is not valid UTF-8 without NUL", c.ChainID)
-	}
-	return nil
-}
-
-// storableText reports whether s reads back unchanged from both stores:
-// text refuses invalid UTF-8 and NUL, and JSON replaces invalid UTF-8.
-func storableText(s string) bool {
-	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }

@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/audit"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
@@ -28,7 +26,7 @@ var _ audit.Store = (*Store)(nil)
 // sets no Hash; on any error nothing is stored.
 func (s *Store) AppendEvents(ctx context.Context, events []audit.Event, seal func(*audit.Event)) ([]audit.Event, error) {
 	for _, e := range events {
-		if err := checkAuditEvent(e); err != nil {
+		if err := audit.CheckStorable(e); err != nil {
 			return nil, fmt.Errorf("sqlite: appending audit events: %w", err)
 		}
 	}
@@ -186,7 +184,7 @@ func actionRange(action string) (lo, hi string, ok bool) {
 // PutCheckpoint stores a signed checkpoint. Errors: audit.ErrExists when the
 // chain has a checkpoint at that Seq.
 func (s *Store) PutCheckpoint(ctx context.Context, c audit.Checkpoint) error {
-	if err := checkCheckpoint(c); err != nil {
+	if err := audit.CheckStorableCheckpoint(c); err != nil {
 		return fmt.Errorf("sqlite: storing audit checkpoint: %w", err)
 	}
 	_, err := s.w.ExecContext(ctx, `INSERT INTO audit_checkpoints (`+checkpointColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
@@ -328,7 +326,7 @@ const auditEventColumns = `chain_id, seq, time, tenant_id, principal, token_id, 
 const checkpointColumns = `chain_id, seq, hash, time, key_id, signature`
 
 func newAuditEventRow(e audit.Event) (auditEventRow, error) {
-	details, err := encodeDetails(e.Details)
+	details, err := encodeDetailsText(e.Details)
 	if err != nil {
 		return auditEventRow{}, fmt.Errorf("sqlite: audit event %d of chain %q: details: %w", e.Seq, e.ChainID, err)
 	}
@@ -362,7 +360,7 @@ func scanAuditEvent(sc scanner) (audit.Event, error) {
 		&r.Action, &r.Target, &r.Result, &r.ErrorCode, &r.Details, &r.PrevHash, &r.Hash); err != nil {
 		return audit.Event{}, err
 	}
-	details, err := decodeDetails([]byte(r.Details))
+	details, err := audit.DecodeDetails([]byte(r.Details))
 	if err != nil {
 		return audit.Event{}, fmt.Errorf("sqlite: audit event %d of chain %q: stored details: %w", r.Seq, r.ChainID, err)
 	}
@@ -385,70 +383,8 @@ func scanAuditEvent(sc scanner) (audit.Event, error) {
 	}, nil
 }
 
-// encodeDetails stores nil or empty details as an empty JSON object: the
-// column holds an object, never null.
-func encodeDetails(d map[string]string) (string, error) {
-	if d == nil {
-		d = map[string]string{}
-	}
-	b, err := json.Marshal(d)
+// encodeDetailsText is audit.EncodeDetails as the TEXT column holds it.
+func encodeDetailsText(d map[string]string) (string, error) {
+	b, err := audit.EncodeDetails(d)
 	return string(b), err
-}
-
-// decodeDetails reads an empty object back as nil, so that "no details"
-// has one form, whatever the event was appended with.
-func decodeDetails(b []byte) (map[string]string, error) {
-	var d map[string]string
-	if err := json.Unmarshal(b, &d); err != nil {
-		return nil, err
-	}
-	if len(d) == 0 {
-		return nil, nil
-	}
-	return d, nil
-}
-
-// checkAuditEvent refuses an event that would not read back as sealed, or
-// not alike from both stores: one without a chain (Chains could not list
-// it), or with a string that is not valid UTF-8, or holds a NUL outside
-// Details.
-func checkAuditEvent(e audit.Event) error {
-	if e.ChainID == "" {
-		return errors.New("audit event without a chain id")
-	}
-	for _, f := range []struct{ name, value string }{
-		{"chain id", e.ChainID}, {"tenant id", e.TenantID}, {"principal", e.Principal}, {"token id", e.TokenID},
-		{"source address", e.SourceAddr}, {"request id", e.RequestID}, {"action", e.Action}, {"target", e.Target},
-		{"result", e.Result}, {"error code", e.ErrorCode},
-	} {
-		if !storableText(f.value) {
-			return fmt.Errorf("audit event of chain %q: %s is not valid UTF-8 without NUL", e.ChainID, f.name)
-		}
-	}
-	// Details are JSON, which escapes a NUL but replaces invalid UTF-8.
-	for k, v := range e.Details {
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return fmt.Errorf("audit event of chain %q: a detail is not valid UTF-8", e.ChainID)
-		}
-	}
-	return nil
-}
-
-func checkCheckpoint(c audit.Checkpoint) error {
-	switch {
-	case c.ChainID == "":
-		return errors.New("audit checkpoint without a chain id")
-	case !storableText(c.ChainID):
-		return errors.New("audit checkpoint: chain id is not valid UTF-8 without NUL")
-	case !storableText(c.KeyID):
-		return fmt.Errorf("audit checkpoint of chain %q: key id is not valid UTF-8 without NUL", c.ChainID)
-	}
-	return nil
-}
-
-// storableText reports whether s reads back unchanged from both stores:
-// PostgreSQL's text refuses invalid UTF-8 and NUL, and JSON replaces
-// invalid UTF-8.
-func storableText(s string) bool {
-	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
