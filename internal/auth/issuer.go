@@ -272,6 +272,10 @@ func (iss *Issuer) Rotate(keepFor time.Duration) error {
 	if keepFor < 0 {
 		return fmt.Errorf("auth: negative keepFor %v", keepFor)
 	}
+	// Serialised with refresh, so that a reload that read the file before
+	// this rotation wrote it cannot put the old keys back afterwards.
+	iss.reloadMu.Lock()
+	defer iss.reloadMu.Unlock()
 	iss.mu.Lock()
 	defer iss.mu.Unlock()
 	now := iss.now()
@@ -295,6 +299,9 @@ func (iss *Issuer) Rotate(keepFor time.Duration) error {
 		return err
 	}
 	iss.keys = keys
+	if info, err := os.Stat(iss.path); err == nil {
+		iss.stamp = fileStamp{info.ModTime(), info.Size()}
+	}
 	return nil
 }
 
