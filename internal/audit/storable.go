@@ -1,10 +1,12 @@
 package audit
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -74,4 +76,24 @@ func DecodeDetails(b []byte) (map[string]string, error) {
 		return nil, nil
 	}
 	return d, nil
+}
+
+// Link makes e the event after head: it sets Seq and PrevHash, Time to UTC
+// at microsecond precision (as stored) and empty Details to nil (as read
+// back), so that the hash verifies against what the store returns, and
+// calls seal. Stores call it inside the transaction that holds the head.
+// Errors: a seal that set no Hash.
+func Link(e Event, head Head, seal func(*Event)) (Event, error) {
+	e.Seq = head.Seq + 1
+	e.PrevHash = bytes.Clone(head.Hash)
+	e.Time = e.Time.UTC().Truncate(time.Microsecond)
+	if len(e.Details) == 0 {
+		e.Details = nil
+	}
+	e.Hash = nil
+	seal(&e)
+	if len(e.Hash) == 0 {
+		return Event{}, fmt.Errorf("audit event %d of chain %q: seal set no hash", e.Seq, e.ChainID)
+	}
+	return e, nil
 }

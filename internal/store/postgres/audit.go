@@ -75,16 +75,9 @@ func (s *Store) AppendEvents(ctx context.Context, events []audit.Event, seal fun
 	insert := &pgx.Batch{}
 	for _, e := range events {
 		h := heads[e.ChainID]
-		e.Seq = h.Seq + 1
-		e.PrevHash = bytes.Clone(h.Hash)
-		e.Time = e.Time.UTC().Truncate(time.Microsecond)
-		if len(e.Details) == 0 {
-			e.Details = nil
-		}
-		e.Hash = nil
-		seal(&e)
-		if len(e.Hash) == 0 {
-			return nil, fmt.Errorf("postgres: appending audit event %d of chain %q: seal set no hash", e.Seq, e.ChainID)
+		e, err := audit.Link(e, h, seal)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: appending: %w", err)
 		}
 		r, err := newAuditEventRow(e)
 		if err != nil {
