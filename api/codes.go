@@ -38,6 +38,13 @@ const (
 	// CodeConflict: the request conflicts with the tenant's configuration,
 	// e.g. hipaa without a customer managed key (409).
 	CodeConflict Code = "Encryption-14"
+	// CodeKMSNotConfigured: the service has no credentials for the key
+	// management service (the operator's configuration); retry once the
+	// operator has configured them (503).
+	CodeKMSNotConfigured Code = "Encryption-15"
+	// CodeTenantIDRetired: the id belonged to a deleted tenant; tenant ids
+	// are never reused, so choose another (409).
+	CodeTenantIDRetired Code = "Encryption-16"
 	// CodeKeyUnavailable: the tenant's customer managed key is disabled or
 	// access to it is denied; the key's owner must re-enable it (403).
 	CodeKeyUnavailable Code = "Encryption-20"

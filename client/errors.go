@@ -85,8 +85,12 @@ func (e *Error) Error() string {
 
 // Retryable reports whether the request may succeed if sent again later:
 // the service or its KMS was unavailable or throttled (503, 429), or a
-// proxy in front of it answered 502 or 504.
+// proxy in front of it answered 502 or 504; not when the service has no
+// KMS credentials (503 Encryption-15), which only the operator can fix.
 func (e *Error) Retryable() bool {
+	if e.Code == api.CodeKMSNotConfigured {
+		return false // the operator's configuration: no retry fixes it
+	}
 	switch e.StatusCode {
 	case http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusBadGateway, http.StatusGatewayTimeout:
 		return true

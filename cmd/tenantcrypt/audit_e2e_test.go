@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,9 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/testkms"
 )
 
-func (e *cmkEnv) audits(t testing.TB, token, query string) []api.AuditEvent {
+// audits reads every page of the audit log that query (starting with "&")
+// selects.
+func (ts *testServer) audits(t testing.TB, token, query string) []api.AuditEvent {
 	t.Helper()
 	var all []api.AuditEvent
 	cursor := ""
@@ -27,7 +30,7 @@ func (e *cmkEnv) audits(t testing.TB, token, query string) []api.AuditEvent {
 		if cursor != "" {
 			q += "&cursor=" + cursor
 		}
-		r := e.do("GET", "/api/v1/audits?limit=1000"+q, token, nil)
+		r := ts.do("GET", "/api/v1/audits?limit=1000"+q, token, nil)
 		var page api.AuditPage
 		if r.status != 200 || json.Unmarshal(r.body, &page) != nil {
 			t.Fatalf("audits%s: %d %s", q, r.status, r.body)
@@ -317,5 +320,70 @@ func TestAuditSurvivesShutdown(t *testing.T) {
 	}
 	if err := db.QueryRow(`SELECT MAX(seq) FROM audit_checkpoints WHERE chain_id = 'acme'`).Scan(&signed); err != nil || signed != head {
 		t.Errorf("last checkpoint at seq %d (%v), want the head %d", signed, err, head)
+	}
+}
+
+// TestAuditCountsBatchItems replays the review's probe: batches whose items
+// all fail. Each item is counted under its own outcome, failures by error
+// code, in both audit modes.
+func TestAuditCountsBatchItems(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"per-minute", "per-request"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			ts := startServer(t, nil, "--audit-data-plane", mode)
+			admin := ts.token(auth.RolePlatformAdmin, "")
+			if r := ts.do("POST", "/api/v1/tenants", admin, map[string]any{"id": "acme", "name": "Acme", "edition": "business"}); r.status != 201 {
+				t.Fatalf("create tenant: %d %s", r.status, r.body)
+			}
+			svc := ts.token(auth.RoleService, "acme")
+			ct := ts.do("POST", "/api/v1/encryption/encrypt", svc, map[string]any{"plaintext": b64("x")}).json(t)["ciphertext"].(string)
+			items := make([]map[string]any, 1000)
+			for i := range items {
+				items[i] = map[string]any{"ciphertext": ct, "context": map[string]string{"guess": strconv.Itoa(i)}}
+			}
+			items[0] = map[string]any{"ciphertext": ct}     // the right context: a success
+			items[1] = map[string]any{"ciphertext": "AAAA"} // not a ciphertext at all
+			if r := ts.do("POST", "/api/v1/encryption/decrypt", svc, map[string]any{"items": items}); r.status != 200 {
+				t.Fatalf("batch: %d %s", r.status, r.body)
+			}
+			ts2 := restartServer(t, ts, nil, "--audit-data-plane", mode) // the stop writes the counts
+			var decrypts []api.AuditEvent
+			for _, e := range ts2.audits(t, admin, "&tenantId=acme") {
+				if e.Action == "dataplane.decrypt" {
+					decrypts = append(decrypts, e)
+				}
+			}
+			failures := 0
+			got := map[string]string{}
+			for _, e := range decrypts {
+				if mode == "per-minute" {
+					got[e.Result+"/"+e.ErrorCode] = e.Details["count"]
+					continue
+				}
+				got = e.Details
+				if e.Result != "failure" {
+					t.Errorf("per-request event of a batch with 999 failures: result %q", e.Result)
+				}
+			}
+			for k, v := range got {
+				if strings.HasPrefix(k, "failure/") || strings.HasPrefix(k, "failed:") {
+					n, _ := strconv.Atoi(v)
+					failures += n
+				}
+			}
+			if failures != 999 {
+				t.Errorf("%s: %d failed items recorded, want 999: %v", mode, failures, got)
+			}
+			want := map[string]string{"success/": "1"}
+			if mode == "per-request" {
+				want = map[string]string{"items": "1000", "succeeded": "1"}
+			}
+			for k, v := range want {
+				if got[k] != v {
+					t.Errorf("%s: %s = %q, want %q (all: %v)", mode, k, got[k], v, got)
+				}
+			}
+		})
 	}
 }

@@ -80,7 +80,7 @@ func testTenants(t *testing.T, ts *testServer, admin string) {
 	}
 
 	// Deleting a tenant destroys its keys: its ciphertexts never decrypt
-	// again, not even for a new tenant of the same id.
+	// again, and its id is never given to a new tenant.
 	ts.do("POST", "/api/v1/tenants", admin, map[string]any{"id": "doomed", "name": "Doomed", "edition": "enterprise"})
 	svc := ts.token(auth.RoleService, "doomed")
 	ct := ts.do("POST", "/api/v1/encryption/encrypt", svc, map[string]any{"plaintext": b64("x")}).json(t)["ciphertext"]
@@ -90,9 +90,11 @@ func testTenants(t *testing.T, ts *testServer, admin string) {
 	if r := ts.do("POST", "/api/v1/encryption/decrypt", svc, map[string]any{"ciphertext": ct}); r.status != 404 {
 		t.Errorf("decrypt for a deleted tenant: %d %s, want 404", r.status, r.body)
 	}
-	ts.do("POST", "/api/v1/tenants", admin, map[string]any{"id": "doomed", "name": "Reborn", "edition": "enterprise"})
-	if r := ts.do("POST", "/api/v1/encryption/decrypt", svc, map[string]any{"ciphertext": ct}); r.status != 400 || r.errorCode(t) != "Encryption-09" {
-		t.Errorf("decrypt by a recreated tenant: %d %s, want 400 decryption failed", r.status, r.body)
+	if r := ts.do("POST", "/api/v1/tenants", admin, map[string]any{"id": "doomed", "name": "Reborn", "edition": "enterprise"}); r.status != 409 || r.errorCode(t) != "Encryption-16" {
+		t.Errorf("recreate a deleted tenant: %d %s, want 409 Encryption-16", r.status, r.body)
+	}
+	if r := ts.do("POST", "/api/v1/encryption/decrypt", svc, map[string]any{"ciphertext": ct}); r.status != 404 || r.errorCode(t) != "Encryption-07" {
+		t.Errorf("decrypt after the refused recreation: %d %s, want 404", r.status, r.body)
 	}
 	if r := ts.do("DELETE", "/api/v1/tenants/nope", admin, nil); r.status != 404 {
 		t.Errorf("delete unknown: %d", r.status)

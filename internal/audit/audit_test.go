@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -168,11 +169,11 @@ func TestLogChainsAndVerifies(t *testing.T) {
 		}
 	}
 	for range 7 {
-		if err := l.DataPlane(Use{TenantID: "acme", Principal: "svc", Operation: "encrypt", Items: 1}); err != nil {
+		if err := l.DataPlane(Use{TenantID: "acme", Principal: "svc", Operation: "encrypt", Outcomes: []Outcome{{Items: 1}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	l.DataPlane(Use{TenantID: "acme", Principal: "svc", Operation: "decrypt", ErrorCode: "Encryption-09"})
+	l.DataPlane(Use{TenantID: "acme", Principal: "svc", Operation: "decrypt", Outcomes: []Outcome{{ErrorCode: "Encryption-09", Items: 1}}})
 	l.Close()
 
 	for _, chain := range []string{"acme", "other"} {
@@ -195,6 +196,79 @@ func TestLogChainsAndVerifies(t *testing.T) {
 	if counts["dataplane.encrypt/success/"] != "7" || counts["dataplane.decrypt/failure/Encryption-09"] != "1" {
 		t.Errorf("data-plane counts %v", counts)
 	}
+}
+
+// TestDataPlaneCountsItems: a batch counts item by item and outcome by
+// outcome, in both modes, so that probing with failing batches is not
+// recorded as a few successes; a use of no existing tenant goes to the
+// platform's chain.
+func TestDataPlaneCountsItems(t *testing.T) {
+	batch := Use{TenantID: "acme", Principal: "svc", Operation: "decrypt", RequestID: "r1",
+		Outcomes: []Outcome{{ErrorCode: "Encryption-09", Items: 998}, {Items: 1}, {ErrorCode: "Encryption-01", Items: 1}}}
+	allFailed := Use{TenantID: "acme", Principal: "svc", Operation: "decrypt", RequestID: "r2",
+		Outcomes: []Outcome{{ErrorCode: "Encryption-09", Items: 1000}}}
+	ghost := Use{TenantID: "ghost", ChainID: PlatformChain, Principal: "svc", Operation: "encrypt", RequestID: "r3",
+		Outcomes: []Outcome{{ErrorCode: "Encryption-07", Items: 1}}}
+	record := func(t *testing.T, perRequest bool) *memStore {
+		st := newMemStore()
+		l, _ := newTestLog(t, st, func(c *Config) { c.PerRequest = perRequest })
+		for _, u := range []Use{batch, allFailed, ghost} {
+			if err := l.DataPlane(u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l.Close()
+		if len(st.events["ghost"]) != 0 {
+			t.Errorf("a use of no tenant started the chain %q: %+v", "ghost", st.events["ghost"])
+		}
+		return st
+	}
+	t.Run("per-minute", func(t *testing.T) {
+		st := record(t, false)
+		got := map[string]string{}
+		for _, chain := range []string{"acme", PlatformChain} {
+			for _, e := range st.events[chain] {
+				if strings.HasPrefix(e.Action, "dataplane.") {
+					got[chain+"/"+e.TenantID+"/"+e.Action+"/"+e.Result+"/"+e.ErrorCode] = e.Details["count"]
+				}
+			}
+		}
+		want := map[string]string{
+			"acme/acme/dataplane.decrypt/failure/Encryption-09":              "1998",
+			"acme/acme/dataplane.decrypt/success/":                           "1",
+			"acme/acme/dataplane.decrypt/failure/Encryption-01":              "1",
+			PlatformChain + "/ghost/dataplane.encrypt/failure/Encryption-07": "1",
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("counts: got %v, want %v", got, want)
+		}
+	})
+	t.Run("per-request", func(t *testing.T) {
+		st := record(t, true)
+		byRequest := map[string]Event{}
+		for _, chain := range []string{"acme", PlatformChain} {
+			for _, e := range st.events[chain] {
+				byRequest[e.RequestID] = e
+			}
+		}
+		tests := []struct {
+			request, result, code string
+			details               map[string]string
+		}{
+			{"r1", "failure", "", map[string]string{"items": "1000", "succeeded": "1", "failed:Encryption-09": "998", "failed:Encryption-01": "1"}},
+			{"r2", "failure", "Encryption-09", map[string]string{"items": "1000"}},
+			{"r3", "failure", "Encryption-07", nil},
+		}
+		for _, tc := range tests {
+			e := byRequest[tc.request]
+			if e.Result != tc.result || e.ErrorCode != tc.code || !maps.Equal(e.Details, tc.details) {
+				t.Errorf("event of %s: got result %q, code %q, details %v; want %q, %q, %v", tc.request, e.Result, e.ErrorCode, e.Details, tc.result, tc.code, tc.details)
+			}
+		}
+		if e := byRequest["r3"]; e.ChainID != PlatformChain {
+			t.Errorf("event of a use of no tenant: chain %q, want %q", e.ChainID, PlatformChain)
+		}
+	})
 }
 
 // TestVerifyFindsTampering: every way of altering a stored log is found

@@ -11,18 +11,30 @@ import (
 type Use struct {
 	TenantID, Principal, TokenID string
 	SourceAddr, RequestID        string
+	// ChainID is the chain the use goes to: empty for the tenant's own,
+	// PlatformChain when the tenant does not exist (a deleted tenant's
+	// tokens, say), so that no chain is started under a name that is not a
+	// tenant's.
+	ChainID string
 	// Operation is the data-plane operation ("encrypt", "decrypt",
-	// "rewrap", "datakeys", "datakeys.decrypt"); Items how many items a
-	// batch request had (1 for a single one).
+	// "rewrap", "datakeys", "datakeys.decrypt").
 	Operation string
-	Items     int
+	// Outcomes counts the request's items by outcome: one item for a
+	// single request, each item of a batch on its own (a batch whose items
+	// all fail is as many failures). Empty counts as one success.
+	Outcomes []Outcome
+}
+
+// Outcome is how many of a request's items ended one way.
+type Outcome struct {
 	// ErrorCode is empty on success, else the API's error code.
 	ErrorCode string
+	Items     int
 }
 
 // countKey is what a per-minute count is kept by.
 type countKey struct {
-	tenant, principal, op, code string
+	chain, tenant, principal, op, code string
 }
 
 type countShard struct {
@@ -35,28 +47,66 @@ const countShards = 64
 var countSeed = maphash.MakeSeed()
 
 // DataPlane records a data-plane request: as its own event in per-request
-// mode (Errors: ErrUnavailable when the queue is full: the request must be
-// refused), else as one more in its minute's count, which costs a map
-// increment under one of 64 locks and never fails.
+// mode, with its items counted by outcome (Errors: ErrUnavailable when
+// the queue is full: the request must be refused), else its items as more
+// in their minute's counts by outcome, which costs a map increment under
+// one of 64 locks per outcome and never fails.
 func (l *Log) DataPlane(u Use) error {
+	outcomes := u.Outcomes
+	if len(outcomes) == 0 {
+		outcomes = []Outcome{{Items: 1}}
+	}
 	if l.cfg.PerRequest {
-		e := Event{TenantID: u.TenantID, Principal: u.Principal, TokenID: u.TokenID, SourceAddr: u.SourceAddr,
-			RequestID: u.RequestID, Action: "dataplane." + u.Operation, Target: u.TenantID, ErrorCode: u.ErrorCode}
-		e.Result = resultOf(u.ErrorCode)
-		if u.Items > 1 {
-			e.Details = map[string]string{"items": strconv.Itoa(u.Items)}
+		return l.Record(requestEvent(u, outcomes))
+	}
+	for _, o := range outcomes {
+		k := countKey{u.ChainID, u.TenantID, u.Principal, u.Operation, o.ErrorCode}
+		s := &l.shards[maphash.Comparable(countSeed, k)%countShards]
+		s.mu.Lock()
+		if s.m == nil {
+			s.m = map[countKey]int64{}
 		}
-		return l.Record(e)
+		s.m[k] += int64(max(o.Items, 1))
+		s.mu.Unlock()
 	}
-	k := countKey{u.TenantID, u.Principal, u.Operation, u.ErrorCode}
-	s := &l.shards[maphash.Comparable(countSeed, k)%countShards]
-	s.mu.Lock()
-	if s.m == nil {
-		s.m = map[countKey]int64{}
-	}
-	s.m[k] += int64(max(u.Items, 1))
-	s.mu.Unlock()
 	return nil
+}
+
+// requestEvent is a data-plane request's event in per-request mode. A
+// request of one outcome is a success or a failure with its error code; a
+// batch of mixed outcomes is a failure whose details count the items of
+// each ("succeeded", "failed:CODE"), with the error code when the
+// failures share one.
+func requestEvent(u Use, outcomes []Outcome) Event {
+	e := Event{ChainID: u.ChainID, TenantID: u.TenantID, Principal: u.Principal, TokenID: u.TokenID, SourceAddr: u.SourceAddr,
+		RequestID: u.RequestID, Action: "dataplane." + u.Operation, Target: u.TenantID}
+	if len(outcomes) == 1 {
+		o := outcomes[0]
+		e.ErrorCode, e.Result = o.ErrorCode, resultOf(o.ErrorCode)
+		if o.Items > 1 {
+			e.Details = map[string]string{"items": strconv.Itoa(o.Items)}
+		}
+		return e
+	}
+	e.Result = resultOf("")
+	e.Details = map[string]string{}
+	items, codes := 0, 0
+	for _, o := range outcomes {
+		items += o.Items
+		if o.ErrorCode == "" {
+			e.Details["succeeded"] = strconv.Itoa(o.Items)
+			continue
+		}
+		e.Result = resultOf(o.ErrorCode)
+		e.Details["failed:"+o.ErrorCode] = strconv.Itoa(o.Items)
+		if codes++; codes == 1 {
+			e.ErrorCode = o.ErrorCode
+		} else {
+			e.ErrorCode = ""
+		}
+	}
+	e.Details["items"] = strconv.Itoa(items)
+	return e
 }
 
 func resultOf(code string) string {
@@ -76,7 +126,7 @@ func (l *Log) flushCounts() {
 		s.m = nil
 		s.mu.Unlock()
 		for k, n := range m {
-			e := Event{Time: end, TenantID: k.tenant, Principal: k.principal, Action: "dataplane." + k.op,
+			e := Event{Time: end, ChainID: k.chain, TenantID: k.tenant, Principal: k.principal, Action: "dataplane." + k.op,
 				Target: k.tenant, Result: resultOf(k.code), ErrorCode: k.code,
 				Details: map[string]string{"count": strconv.FormatInt(n, 10), "per": "minute"}}
 			if err := l.Record(e); err != nil {

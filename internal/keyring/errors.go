@@ -15,6 +15,10 @@ var (
 	ErrTenantNotFound = errors.New("tenant not found")
 	// ErrTenantExists: a tenant with that id exists already.
 	ErrTenantExists = errors.New("tenant already exists")
+	// ErrTenantRetired: the id belonged to a deleted tenant. Ids are never
+	// reused, so that nothing of the old tenant (tokens, handles,
+	// ciphertexts, audit events) can reach a new one.
+	ErrTenantRetired = errors.New("tenant id retired")
 	// ErrDecrypt is the single opaque answer for a ciphertext or handle that
 	// does not open, whatever the reason, so that nothing leaks through it.
 	ErrDecrypt = envelope.ErrDecrypt

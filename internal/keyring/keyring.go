@@ -236,7 +236,8 @@ func validateName(name string) error {
 }
 
 // CreateTenant creates a tenant on the internal KMS, in state active.
-// Errors: *InputError, ErrTenantExists, ErrHIPAARequiresCMK.
+// Errors: *InputError, ErrTenantExists, ErrTenantRetired,
+// ErrHIPAARequiresCMK.
 func (s *Service) CreateTenant(ctx context.Context, spec TenantSpec) (Tenant, error) {
 	if spec.ID == "" {
 		spec.ID = newTenantID()
@@ -259,8 +260,11 @@ func (s *Service) CreateTenant(ctx context.Context, spec TenantSpec) (Tenant, er
 		Provider: InternalProvider, CreatedAt: now, UpdatedAt: now,
 	}
 	if err := s.cfg.Store.CreateTenant(ctx, t); err != nil {
-		if errors.Is(err, ErrExists) {
+		switch {
+		case errors.Is(err, ErrExists):
 			return Tenant{}, ErrTenantExists
+		case errors.Is(err, ErrRetired):
+			return Tenant{}, ErrTenantRetired
 		}
 		return Tenant{}, storeError("creating tenant", err)
 	}

@@ -15,6 +15,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrExists: a tenant or cipherkey with that id already exists.
 	ErrExists = errors.New("already exists")
+	// ErrRetired: the tenant id belonged to a tenant that was deleted; ids
+	// are never reused.
+	ErrRetired = errors.New("tenant id retired")
 	// ErrConflict: a compare-and-swap lost, because another writer changed
 	// the row first. Nothing was written.
 	ErrConflict = errors.New("concurrent update")

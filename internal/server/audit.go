@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/internal/audit"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
 // Auditor is what the API needs of the audit log (an *audit.Log).
@@ -152,6 +154,12 @@ func (s *Server) audited(rt Route, w http.ResponseWriter, r *http.Request) error
 			e.Result = "denied"
 		}
 		e.Details = map[string]string{"status": strconv.Itoa(he.status)}
+		if errors.Is(err, keyring.ErrTenantNotFound) || errors.Is(err, keyring.ErrTenantRetired) {
+			// No such tenant: its name must not start a chain (a tenant
+			// created later under that name would inherit the events),
+			// nor reach a deleted tenant's. The platform's chain keeps it.
+			e.ChainID = audit.PlatformChain
+		}
 	default:
 		e.Details = map[string]string{"status": strconv.Itoa(max(buf.status, 200))}
 		s.describeOutcome(&e, rt, r, buf)
@@ -215,19 +223,28 @@ func sourceAddr(r *http.Request) string {
 	return r.RemoteAddr
 }
 
-// countUse records a data-plane request in the audit log.
-func (s *Server) countUse(rt Route, r *http.Request, status int, err error) {
+// countUse records a data-plane request in the audit log: a batch item by
+// item, as its handler counted them in sw, else the request as one item.
+func (s *Server) countUse(rt Route, r *http.Request, sw *statusWriter, err error) {
 	p := principalFrom(r)
 	if p.TenantID == "" {
 		return // not authenticated: not a use of any tenant's keys
 	}
 	u := audit.Use{TenantID: p.TenantID, Principal: p.Subject, TokenID: p.TokenID, SourceAddr: sourceAddr(r),
-		RequestID: requestIDFrom(r.Context()), Operation: dataPlaneOp(rt), Items: 1}
-	switch {
-	case err != nil:
-		u.ErrorCode = string(toHTTPError(err).code)
-	case status >= 400:
-		u.ErrorCode = "HTTP-" + strconv.Itoa(status)
+		RequestID: requestIDFrom(r.Context()), Operation: dataPlaneOp(rt), Outcomes: sw.items}
+	if len(u.Outcomes) == 0 {
+		code := ""
+		switch {
+		case err != nil:
+			code = string(toHTTPError(err).code)
+		case sw.status >= 400:
+			code = "HTTP-" + strconv.Itoa(sw.status)
+		}
+		sw.one[0] = audit.Outcome{ErrorCode: code, Items: 1}
+		u.Outcomes = sw.one[:]
+	}
+	if errors.Is(err, keyring.ErrTenantNotFound) {
+		u.ChainID = audit.PlatformChain // no such tenant: start no chain of its name
 	}
 	if aerr := s.cfg.Audit.DataPlane(u); aerr != nil {
 		s.log.ErrorContext(r.Context(), "the audit queue is full; a data-plane request went unrecorded", "request_id", u.RequestID)
@@ -242,6 +259,14 @@ func (s *Server) recordDenied(rt Route, r *http.Request) {
 	e := s.event(r, adminAction(rt))
 	e.TenantID = principalFrom(r).TenantID
 	e.ChainID = e.TenantID
+	if e.ChainID != "" {
+		// Only an existing tenant's chain: a token of a tenant that does
+		// not exist (deleted, or not created yet) must not start a chain
+		// that a tenant of that name would inherit.
+		if _, err := s.cfg.Keyring.Tenant(r.Context(), e.ChainID); err != nil {
+			e.ChainID = ""
+		}
+	}
 	if e.ChainID == "" {
 		e.ChainID = audit.PlatformChain
 	}

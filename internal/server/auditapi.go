@@ -35,14 +35,18 @@ func (s *Server) withAuditLog(h handlerFunc) handlerFunc {
 	}
 }
 
-// auditChain is the chain a request reads: a tenant admin's own tenant's;
+// auditChain is the chain a request reads: a tenant admin's own tenant's,
+// while the tenant exists (a deleted tenant's credentials read nothing);
 // a platform admin names one with ?tenantId= (or "_platform").
-func auditChain(r *http.Request) (string, error) {
+func (s *Server) auditChain(r *http.Request) (string, error) {
 	p := principalFrom(r)
 	q := r.URL.Query().Get("tenantId")
 	if p.Has(auth.RoleTenantAdmin) && !p.Has(auth.RolePlatformAdmin) {
 		if q != "" && q != p.TenantID {
 			return "", forbidden("a tenant admin reads only its own tenant's audit log")
+		}
+		if _, err := s.cfg.Keyring.Tenant(r.Context(), p.TenantID); err != nil {
+			return "", err
 		}
 		return p.TenantID, nil
 	}
@@ -56,7 +60,7 @@ func auditChain(r *http.Request) (string, error) {
 }
 
 func (s *Server) listAudits(w http.ResponseWriter, r *http.Request) error {
-	chain, err := auditChain(r)
+	chain, err := s.auditChain(r)
 	if err != nil {
 		return err
 	}
@@ -109,7 +113,7 @@ func (s *Server) listAudits(w http.ResponseWriter, r *http.Request) error {
 
 // exportAudits streams the whole chain, checkpoints first, as JSON Lines.
 func (s *Server) exportAudits(w http.ResponseWriter, r *http.Request) error {
-	chain, err := auditChain(r)
+	chain, err := s.auditChain(r)
 	if err != nil {
 		return err
 	}
@@ -128,7 +132,7 @@ func (s *Server) exportAudits(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) verifyAudits(w http.ResponseWriter, r *http.Request) error {
-	chain, err := auditChain(r)
+	chain, err := s.auditChain(r)
 	if err != nil {
 		return err
 	}

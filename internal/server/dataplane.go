@@ -45,6 +45,8 @@ func dataPlane[Req, Resp any](s *Server, w http.ResponseWriter, r *http.Request,
 		return badRequest(fmt.Sprintf("items must hold 1 to %d requests", api.MaxBatchItems), map[string]any{"field": "items"})
 	}
 	out := api.BatchResponse[Resp]{Items: make([]api.BatchItem[Resp], len(batch.Items))}
+	// The audit log counts each item by its outcome (see countUse).
+	counter, _ := w.(interface{ countItem(api.Code) })
 	for i := range batch.Items {
 		resp, err := op(r.Context(), tenantID, &batch.Items[i])
 		if err != nil {
@@ -53,9 +55,15 @@ func dataPlane[Req, Resp any](s *Server, w http.ResponseWriter, r *http.Request,
 				s.log.ErrorContext(r.Context(), "batch item failed", "request_id", requestIDFrom(r.Context()), "item", i, "error", err.Error())
 			}
 			out.Items[i].Error = he.apiError()
+			if counter != nil {
+				counter.countItem(he.code)
+			}
 			continue
 		}
 		out.Items[i].Result = resp
+		if counter != nil {
+			counter.countItem("")
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

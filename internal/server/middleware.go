@@ -11,6 +11,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/api"
+	"github.com/tenantcrypt/tenantcrypt/internal/audit"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
 )
 
@@ -116,7 +118,8 @@ func (s *Server) wrap(rt Route) http.Handler {
 			status = http.StatusOK
 		}
 		if audited && isDataPlane(rt) {
-			s.countUse(rt, r, status, err)
+			sw.status = status
+			s.countUse(rt, r, sw, err)
 		}
 		elapsed := time.Since(start)
 		s.metrics.observe(label, status, elapsed)
@@ -201,10 +204,28 @@ func (s *Server) logRequest(r *http.Request, route string, status int, elapsed t
 	s.log.LogAttrs(r.Context(), level, "request", attrs...)
 }
 
-// statusWriter remembers the status written.
+// statusWriter remembers the status written and, for the audit log, a
+// batch's items by outcome.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	// items counts a batch's items by outcome (countItem); empty for a
+	// single request. one is a single request's outcome, without an
+	// allocation.
+	items []audit.Outcome
+	one   [1]audit.Outcome
+}
+
+// countItem counts one item of a batch, by its error code (empty for a
+// success).
+func (w *statusWriter) countItem(code api.Code) {
+	for i := range w.items {
+		if w.items[i].ErrorCode == string(code) {
+			w.items[i].Items++
+			return
+		}
+	}
+	w.items = append(w.items, audit.Outcome{ErrorCode: string(code), Items: 1})
 }
 
 func (w *statusWriter) WriteHeader(code int) {

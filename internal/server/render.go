@@ -75,6 +75,9 @@ func toHTTPError(err error) *httpError {
 		return &httpError{status: 404, code: api.CodeTenantNotFound, title: "Tenant not found", detail: "no tenant with this id"}
 	case errors.Is(err, keyring.ErrTenantExists):
 		return &httpError{status: 409, code: api.CodeTenantExists, title: "Tenant exists", detail: "a tenant with this id exists already"}
+	case errors.Is(err, keyring.ErrTenantRetired):
+		return &httpError{status: 409, code: api.CodeTenantIDRetired, title: "Tenant id retired",
+			detail: "this id belonged to a deleted tenant; tenant ids are never reused, so choose another id"}
 	case errors.Is(err, keyring.ErrDecrypt):
 		return &httpError{status: 400, code: api.CodeDecryptionFailed, title: "Decryption failed",
 			detail: "the ciphertext or handle does not decrypt for this tenant and context"}

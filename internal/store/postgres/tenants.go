@@ -8,14 +8,17 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
-// CreateTenant inserts t. Errors: keyring.ErrExists.
+// CreateTenant inserts t. Errors: keyring.ErrExists, keyring.ErrRetired
+// (the id was a deleted tenant's: the trigger tenant_ids_claim refuses it).
 func (s *Store) CreateTenant(ctx context.Context, t keyring.Tenant) error {
 	r, err := newTenantRow(t)
 	if err != nil {
 		return err
 	}
 	_, err = s.pool.Exec(ctx, `INSERT INTO tenants (`+tenantColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, r.args()...)
-	if code, _ := violation(err); code == uniqueViolation {
+	if code, constraint := violation(err); code == uniqueViolation && constraint == "tenant_ids_retired" {
+		return fmt.Errorf("postgres: tenant %q: %w", t.ID, keyring.ErrRetired)
+	} else if code == uniqueViolation {
 		return fmt.Errorf("postgres: tenant %q: %w", t.ID, keyring.ErrExists)
 	} else if err != nil {
 		return fmt.Errorf("postgres: creating tenant %q: %w", t.ID, err)
@@ -158,7 +161,8 @@ func (s *Store) ListTenants(ctx context.Context, after string, limit int) ([]key
 
 // DeleteTenant removes the tenant, its cipherkeys, its key providers, its
 // migrations, its key checks and its internal KMS key-encryption keys in one
-// transaction. The tenant's audit chain stays: the log outlives the tenant.
+// transaction, and retires its id (trigger tenant_ids_retire). The tenant's
+// audit chain stays: the log outlives the tenant.
 // Errors: keyring.ErrNotFound, and then nothing is deleted.
 func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	tx, err := s.pool.Begin(ctx)

@@ -267,6 +267,10 @@ func isPrimaryKeyViolation(err error) bool { return code(err) == sqlite3.SQLITE_
 // migrations_one_running, one per table.
 func isUniqueViolation(err error) bool { return code(err) == sqlite3.SQLITE_CONSTRAINT_UNIQUE }
 
+// isTriggerAbort reports a trigger's RAISE(ABORT): in this schema only
+// tenant_ids_retired, which refuses a retired tenant id.
+func isTriggerAbort(err error) bool { return code(err) == sqlite3.SQLITE_CONSTRAINT_TRIGGER }
+
 func isForeignKeyViolation(err error) bool { return code(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY }
 
 // scanner is a *sql.Row or *sql.Rows.

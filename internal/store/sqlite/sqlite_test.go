@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/audit"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/sqlite"
@@ -246,4 +247,58 @@ func migrationVersions(t *testing.T, path string) []int {
 		t.Fatal(err)
 	}
 	return vs
+}
+
+// TestTenantIDsBackfilled: migration 0007 retires the ids of the tenants
+// deleted before it, which live on as audit chains, so that no new tenant
+// inherits their events; today's tenants keep theirs.
+func TestTenantIDsBackfilled(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tenantcrypt.db")
+	s := openAt(t, path)
+	ctx := t.Context()
+	for _, id := range []string{"live", "gone"} {
+		tenant := keyring.Tenant{ID: id, Name: id, Edition: keyring.EditionEnterprise, State: keyring.StateActive,
+			Provider: keyring.InternalProvider, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+		if err := s.CreateTenant(ctx, tenant); err != nil {
+			t.Fatalf("CreateTenant(%s): %v", id, err)
+		}
+		e := audit.Event{ChainID: id, TenantID: id, Time: time.Now(), Action: "tenant.create", Result: "success"}
+		if _, err := s.AppendEvents(ctx, []audit.Event{e}, audit.Seal); err != nil {
+			t.Fatalf("AppendEvents(%s): %v", id, err)
+		}
+	}
+	s.Close()
+
+	// Back to schema 6, with "gone" deleted by a binary that knew no
+	// tombstones.
+	db := rawDB(t, path)
+	for _, q := range []string{
+		`DROP TRIGGER tenant_ids_retired`, `DROP TRIGGER tenant_ids_claim`, `DROP TRIGGER tenant_ids_retire`,
+		`DROP TABLE tenant_ids`, `DELETE FROM schema_migrations WHERE version = 7`, `DELETE FROM tenants WHERE id = 'gone'`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	s = openAt(t, path)
+	newTenant := func(id string) keyring.Tenant {
+		return keyring.Tenant{ID: id, Name: id, Edition: keyring.EditionEnterprise, State: keyring.StateActive,
+			Provider: keyring.InternalProvider, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	}
+	for _, tc := range []struct {
+		id   string
+		want error
+	}{{"gone", keyring.ErrRetired}, {"live", keyring.ErrExists}, {"fresh", nil}} {
+		if err := s.CreateTenant(ctx, newTenant(tc.id)); !errors.Is(err, tc.want) {
+			t.Errorf("CreateTenant(%s) after the migration: got %v, want %v", tc.id, err, tc.want)
+		}
+	}
+	if err := s.DeleteTenant(ctx, "live"); err != nil {
+		t.Fatalf("DeleteTenant(live): %v", err)
+	}
+	if err := s.CreateTenant(ctx, newTenant("live")); !errors.Is(err, keyring.ErrRetired) {
+		t.Errorf("CreateTenant(live) after its deletion: got %v, want %v", err, keyring.ErrRetired)
+	}
 }

@@ -10,7 +10,8 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
-// CreateTenant inserts t. Errors: keyring.ErrExists.
+// CreateTenant inserts t. Errors: keyring.ErrExists, keyring.ErrRetired
+// (the id was a deleted tenant's: the trigger tenant_ids_retired refuses it).
 func (s *Store) CreateTenant(ctx context.Context, t keyring.Tenant) error {
 	r, err := newTenantRow(t)
 	if err != nil {
@@ -20,6 +21,8 @@ func (s *Store) CreateTenant(ctx context.Context, t keyring.Tenant) error {
 	switch {
 	case isPrimaryKeyViolation(err):
 		return fmt.Errorf("sqlite: tenant %q: %w", t.ID, keyring.ErrExists)
+	case isTriggerAbort(err):
+		return fmt.Errorf("sqlite: tenant %q: %w", t.ID, keyring.ErrRetired)
 	case err != nil:
 		return fmt.Errorf("sqlite: creating tenant %q: %w", t.ID, err)
 	}
@@ -158,7 +161,8 @@ func (s *Store) ListTenants(ctx context.Context, after string, limit int) ([]key
 
 // DeleteTenant removes the tenant, its cipherkeys, its key providers, its
 // migrations, its key checks and its internal KMS key-encryption keys in one
-// transaction, then checkpoints the
+// transaction, and retires its id (trigger tenant_ids_retire), then
+// checkpoints the
 // WAL so that the deleted rows leave the files too (secure_delete has zeroed
 // them in the pages). The tenant's audit chain stays: the log outlives the
 // tenant. Errors: keyring.ErrNotFound, and then nothing is deleted.

@@ -542,13 +542,6 @@ func testKeyChecksDeleteTenant(t *testing.T, s Store) {
 	checkErr(t, "ReplaceKeyChecks(deleted)", s.ReplaceKeyChecks(ctx, "gone", []lifecycle.KeyCheck{newKeyCheck("gone", "eu-west-1")}), keyring.ErrNotFound)
 	checkKeyChecks(t, s, "gone", nil)
 
-	// A new tenant of the same id starts without checks, and the regions are
-	// free again.
-	createCMKTenant(t, s, "gone", keyring.StateActive)
-	checkKeyChecks(t, s, "gone", nil)
-	again := []lifecycle.KeyCheck{newKeyCheck("gone", "eu-west-1")}
-	replaceKeyChecks(t, s, "gone", again)
-	checkKeyChecks(t, s, "gone", again)
 	checkKeyChecks(t, s, "kept", kept)
 }
 

@@ -341,20 +341,12 @@ func testDeleteTenant(t *testing.T, s Store) {
 		checkKeyProviders(t, "ListKeyProviders(kept)", providers, kept.providers)
 	})
 
-	t.Run("recreate", func(t *testing.T) {
-		createTenant(t, s, "gone")
-		_, err := s.ActiveCipherKey(ctx, "gone")
-		checkErr(t, "ActiveCipherKey of the recreated tenant", err, keyring.ErrNotFound)
-		_, err = s.CipherKey(ctx, "gone", gone.data.ID)
-		checkErr(t, "CipherKey of the recreated tenant", err, keyring.ErrNotFound)
-		providers, err := s.ListKeyProviders(ctx, "gone")
-		if err != nil || len(providers) != 0 {
-			t.Errorf("ListKeyProviders of the recreated tenant: got %+v, %v; want none, nil", providers, err)
-		}
-		_, err = s.KeyProvider(ctx, "gone", gone.providers[0].Fingerprint)
-		checkErr(t, "KeyProvider of the recreated tenant", err, keyring.ErrNotFound)
-		// The fingerprint is free again.
-		insertKeyProvider(t, s, newKeyProvider("gone", gone.providers[0].Fingerprint))
+	t.Run("id-retired", func(t *testing.T) {
+		// Ids are never reused: nothing of the old tenant can reach a new one.
+		checkErr(t, "CreateTenant of a deleted tenant's id", s.CreateTenant(ctx, newTenant("gone")), keyring.ErrRetired)
+		_, err := s.Tenant(ctx, "gone")
+		checkErr(t, "Tenant after the refused creation", err, keyring.ErrNotFound)
+		checkErr(t, "CreateTenant of a live tenant's id", s.CreateTenant(ctx, newTenant("kept")), keyring.ErrExists)
 	})
 
 	checkErr(t, "DeleteTenant(missing)", s.DeleteTenant(ctx, "missing"), keyring.ErrNotFound)
