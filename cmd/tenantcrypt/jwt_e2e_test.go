@@ -79,6 +79,21 @@ func (p *idp) sign(alg jose.SignatureAlgorithm, key any, kid string, claims map[
 	return tok
 }
 
+// signWithHeader signs like sign, with one more protected header.
+func (p *idp) signWithHeader(alg jose.SignatureAlgorithm, key any, kid string, name jose.HeaderKey, value any, claims map[string]any) string {
+	p.t.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key, KeyID: kid}},
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader(name, value))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	tok, err := jwt.Signed(signer).Claims(claims).Serialize()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return tok
+}
+
 // handMade assembles a token from a header and claims with the given
 // signature function, for algorithms no library will sign with.
 func handMade(header, claims map[string]any, sig func(input string) []byte) string {
@@ -131,6 +146,12 @@ func TestJWTRejections(t *testing.T) {
 		{"tenant role without tenant", p.sign(jose.ES256, p.ec, "ec-1", p.claims(func(c map[string]any) { delete(c, "tenantId") })), 401, "tenant role without tenant id"},
 		{"unknown role", p.sign(jose.ES256, p.ec, "ec-1", p.claims(func(c map[string]any) { c["roles"] = []string{"root"} })), 401, "unknown role"},
 		{"a built-in issuer token", ts.token(1, ""), 401, ""},
+		{"tenant _platform", p.sign(jose.ES256, p.ec, "ec-1", p.claims(func(c map[string]any) { c["tenantId"] = "_platform" })), 401, "tenantId is not a tenant id"},
+		{"tenant id with a slash", p.sign(jose.ES256, p.ec, "ec-1", p.claims(func(c map[string]any) { c["tenantId"] = "jwt/../x" })), 401, "tenantId is not a tenant id"},
+		{"exp a century ahead", p.sign(jose.ES256, p.ec, "ec-1", p.claims(func(c map[string]any) { c["exp"] = time.Now().AddDate(100, 0, 0).Unix() })), 401, "lifetime longer than allowed"},
+		{"jwk in the header", p.signWithHeader(jose.ES256, p.ec, "ec-1", "jwk", jose.JSONWebKey{Key: &p.ec.PublicKey}, p.claims(nil)), 401, "key reference in token header"},
+		{"jku in the header", p.signWithHeader(jose.ES256, p.ec, "ec-1", "jku", "https://evil.test/jwks.json", p.claims(nil)), 401, "key reference in token header"},
+		{"x5u in the header", p.signWithHeader(jose.ES256, p.ec, "ec-1", "x5u", "https://evil.test/cert.pem", p.claims(nil)), 401, "key reference in token header"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -59,6 +59,7 @@ type serveConfig struct {
 	jwtIssuer           string
 	jwtAudience         string
 	jwtSkew             time.Duration
+	jwtMaxLifetime      time.Duration
 	revocationBound     time.Duration
 	keyCheckInterval    time.Duration
 	keyCheckConcurrency int
@@ -108,6 +109,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.jwtIssuer, "jwt-issuer", auth.DefaultIssuerName, "required \"iss\" of tokens")
 	fs.StringVar(&c.jwtAudience, "jwt-audience", auth.DefaultAudience, "required \"aud\" of tokens")
 	fs.DurationVar(&c.jwtSkew, "jwt-skew", auth.DefaultSkew, "clock skew allowed when checking exp and nbf")
+	fs.DurationVar(&c.jwtMaxLifetime, "jwt-max-lifetime", auth.DefaultMaxLifetime, "longest token lifetime accepted (iat, or now, to exp); 0: no limit")
 	fs.BoolVar(&c.disableSelfIssuer, "disable-self-issuer", false, "do not publish the built-in issuer's keys (implied by --jwks-file/--jwks-url)")
 	fs.DurationVar(&c.revocationBound, "revocation-bound", 10*time.Second, "longest time a tenant state change (a revoked key) takes to reach this process")
 	fs.DurationVar(&c.keyCheckInterval, "key-check-interval", 0, "how often every customer managed key is checked (DescribeKey per tenant and region); 0: half the revocation bound")
@@ -161,6 +163,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.jwksURL != "" && !strings.HasPrefix(c.jwksURL, "https://") {
 		bad("--jwks-url must be an https:// URL")
+	}
+	if c.jwtMaxLifetime < 0 {
+		bad("--jwt-max-lifetime must not be negative (0 means no limit)")
 	}
 	if c.revocationBound < time.Second {
 		bad("--revocation-bound must be at least 1s")
@@ -556,7 +561,12 @@ func newVerifier(cfg serveConfig, log *slog.Logger) (*auth.Verifier, func() any,
 		}
 		log.Info("verifying tokens of the built-in issuer; mint them with `tenantcrypt token`", "issuer", cfg.jwtIssuer)
 	}
-	v, err := auth.NewVerifier(auth.VerifierConfig{Issuer: cfg.jwtIssuer, Audience: cfg.jwtAudience, Skew: cfg.jwtSkew, Keys: keys})
+	maxLifetime := cfg.jwtMaxLifetime
+	if maxLifetime == 0 {
+		maxLifetime = -1 // the verifier's "no limit"
+	}
+	v, err := auth.NewVerifier(auth.VerifierConfig{Issuer: cfg.jwtIssuer, Audience: cfg.jwtAudience, Skew: cfg.jwtSkew,
+		MaxLifetime: maxLifetime, Keys: keys})
 	if err != nil {
 		return nil, nil, err
 	}

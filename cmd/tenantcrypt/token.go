@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
 )
 
@@ -49,6 +50,10 @@ func cmdToken(args []string, env func(string) string, stdout, stderr io.Writer) 
 	}
 	if tenantScoped && *tenant == "" {
 		fmt.Fprintln(stderr, "token: --tenant is required for the tenant-admin and service roles")
+		return exitUsage
+	}
+	if *tenant != "" && !api.ValidTenantID(*tenant) {
+		fmt.Fprintf(stderr, "token: --tenant %q is not a tenant id: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit (%q is never a tenant)\n", *tenant, "_platform")
 		return exitUsage
 	}
 	if *subject == "" {

@@ -61,6 +61,9 @@ const (
 	reasonMissingRoles     = "missing roles"
 	reasonUnknownRole      = "unknown role"
 	reasonMissingTenant    = "tenant role without tenant id"
+	reasonInvalidTenant    = "tenantId is not a tenant id"
+	reasonLifetime         = "token lifetime longer than allowed"
+	reasonKeyInHeader      = "key reference in token header not allowed"
 	reasonRequestCancelled = "request cancelled"
 )
 
@@ -71,6 +74,9 @@ var (
 	errMalformedHeader = reject(reasonMalformedHeader)
 	errTooLarge        = reject(reasonTooLarge)
 	errMalformed       = reject(reasonMalformed)
+	errInvalidTenant   = reject(reasonInvalidTenant)
+	errLifetime        = reject(reasonLifetime)
+	errKeyInHeader     = reject(reasonKeyInHeader)
 	errAlgorithm       = reject(reasonAlgorithm)
 	errMissingKeyID    = reject(reasonMissingKeyID)
 	errKeyMismatch     = reject(reasonKeyMismatch)

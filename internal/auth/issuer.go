@@ -20,6 +20,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/tenantcrypt/tenantcrypt/api"
 )
 
 // DefaultIssuerName is the name ("iss") of the self-issuer when none is
@@ -218,6 +219,9 @@ func (iss *Issuer) Mint(req TokenRequest) (string, error) {
 	}
 	if len(req.Roles) == 0 {
 		return "", errors.New("auth: token needs at least one role")
+	}
+	if req.TenantID != "" && !api.ValidTenantID(req.TenantID) {
+		return "", fmt.Errorf("auth: %q is not a tenant id", req.TenantID)
 	}
 	roles, err := normalizeRoles(req.Roles)
 	if err != nil {

@@ -244,6 +244,8 @@ func TestIssuerMintRefuses(t *testing.T) {
 		{"service without tenant", TokenRequest{Subject: "s", Roles: []Role{RoleService}}},
 		{"tenant-admin without tenant", TokenRequest{Subject: "s", Roles: []Role{RolePlatformAdmin, RoleTenantAdmin}}},
 		{"TTL too long", TokenRequest{Subject: "s", TenantID: "t1", Roles: []Role{RoleService}, TTL: MaxTokenTTL + time.Second}},
+		{"tenant-admin of _platform", TokenRequest{Subject: "s", TenantID: "_platform", Roles: []Role{RoleTenantAdmin}}},
+		{"platform-admin with a bad tenant id", TokenRequest{Subject: "s", TenantID: "a b", Roles: []Role{RolePlatformAdmin}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

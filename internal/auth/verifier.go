@@ -6,14 +6,18 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"slices"
+	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/tenantcrypt/tenantcrypt/api"
 )
 
 // Defaults and bounds of a [VerifierConfig].
@@ -33,7 +37,16 @@ const (
 	// MaxTokenSize bounds the length of a token; longer ones are refused
 	// before any parsing.
 	MaxTokenSize = 8 << 10
+	// DefaultMaxLifetime is the longest token lifetime accepted by default:
+	// the built-in issuer's longest (MaxTokenTTL).
+	DefaultMaxLifetime = MaxTokenTTL
 )
+
+// keyReferenceHeaders are the JWS header parameters that carry or point to
+// a key or certificate. A verifier that honoured one would let the token
+// choose its own verification key; tenantcrypt only uses keys it was
+// configured with, and refuses tokens that bring one (RFC 8725, 3.10).
+var keyReferenceHeaders = []string{"jwk", "jku", "x5u", "x5c"}
 
 // allowedAlgorithms are the only signature algorithms accepted: asymmetric,
 // so that verifying keys are public, and none of them HMAC.
@@ -49,6 +62,10 @@ type VerifierConfig struct {
 	// Skew is the clock skew allowed on exp, nbf and iat. Default
 	// DefaultSkew; at most MaxSkew.
 	Skew time.Duration
+	// MaxLifetime is the longest lifetime a token may have: from its iat
+	// (or from now, whatever its iat says) to its exp. Default
+	// DefaultMaxLifetime; negative: no limit.
+	MaxLifetime time.Duration
 	// Keys supplies the public keys that tokens name by "kid". Required.
 	Keys KeySource
 	// CacheSize is the number of verified tokens remembered. Default
@@ -68,6 +85,7 @@ type Verifier struct {
 	issuer   string
 	audience string
 	skew     time.Duration
+	lifetime time.Duration // 0: no limit
 	keys     KeySource
 	cache    *tokenCache // nil when caching is off
 	seed     maphash.Seed
@@ -92,6 +110,12 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	case cfg.Skew < 0 || cfg.Skew > MaxSkew:
 		return nil, fmt.Errorf("auth: clock skew %v out of range (0, %v]", cfg.Skew, MaxSkew)
 	}
+	switch {
+	case cfg.MaxLifetime == 0:
+		cfg.MaxLifetime = DefaultMaxLifetime
+	case cfg.MaxLifetime < 0:
+		cfg.MaxLifetime = 0
+	}
 	if cfg.CacheSize == 0 {
 		cfg.CacheSize = DefaultCacheSize
 	}
@@ -108,6 +132,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 		issuer:   cfg.Issuer,
 		audience: cfg.Audience,
 		skew:     cfg.Skew,
+		lifetime: cfg.MaxLifetime,
 		keys:     cfg.Keys,
 		maxAge:   cfg.CacheMaxAge,
 		now:      cfg.Now,
@@ -190,6 +215,9 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (Pri
 	if _, ok := h.ExtraHeaders["b64"]; ok {
 		return Principal{}, errMalformed
 	}
+	if h.JSONWebKey != nil || hasKeyReference(token) {
+		return Principal{}, errKeyInHeader
+	}
 	if h.KeyID == "" {
 		return Principal{}, errMissingKeyID
 	}
@@ -218,6 +246,28 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (Pri
 		return Principal{}, errMalformedClaims
 	}
 	return v.checkClaims(&c, now)
+}
+
+// hasKeyReference reports whether the protected header of the compact JWS
+// token names one of keyReferenceHeaders. go-jose parses "jwk" and "x5c"
+// into fields of its own (and "x5c" only partly visibly), so the header is
+// read here as it was sent.
+func hasKeyReference(token string) bool {
+	encoded, _, _ := strings.Cut(token, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(encoded)
+	if err != nil {
+		return true // go-jose has decoded it already; refuse what it would not
+	}
+	var header map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &header); err != nil {
+		return true
+	}
+	for _, name := range keyReferenceHeaders {
+		if _, ok := header[name]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // keyFits checks that key may verify a signature made with alg: a public key
@@ -278,6 +328,13 @@ func (v *Verifier) checkClaims(c *claims, now time.Time) (Principal, error) {
 	if c.IssuedAt != nil && now.Add(v.skew).Before(c.IssuedAt.Time()) {
 		return Principal{}, errIssuedInFuture
 	}
+	if v.lifetime > 0 {
+		// From iat when the token has one, and from now in any case, so
+		// that leaving iat out does not lift the limit.
+		if exp.Sub(now) > v.lifetime+v.skew || c.IssuedAt != nil && exp.Sub(c.IssuedAt.Time()) > v.lifetime+v.skew {
+			return Principal{}, errLifetime
+		}
+	}
 	if len(c.Roles) == 0 {
 		return Principal{}, errMissingRoles
 	}
@@ -293,6 +350,11 @@ func (v *Verifier) checkClaims(c *claims, now time.Time) (Principal, error) {
 	}
 	if tenantScoped && c.TenantID == "" {
 		return Principal{}, errMissingTenant
+	}
+	if c.TenantID != "" && !api.ValidTenantID(c.TenantID) {
+		// Not a tenant: "_platform" (the audit log's platform chain) or
+		// anything else no tenant can be called.
+		return Principal{}, errInvalidTenant
 	}
 	roles, _ = normalizeRoles(roles) // every role was parsed above
 	return Principal{

@@ -3,10 +3,15 @@ package auth
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"errors"
+	"math/big"
 	"slices"
 	"strings"
 	"testing"
@@ -84,6 +89,22 @@ func TestVerify(t *testing.T) {
 		{"service without tenant", sign(t, es, with(good, "tenantId", nil), nil), reasonMissingTenant},
 		{"tenant-admin with empty tenant", sign(t, es, with(good, "tenantId", "", "roles", []string{"tenant-admin"}), nil), reasonMissingTenant},
 		{"platform-admin and service without tenant", sign(t, es, with(good, "tenantId", nil, "roles", []string{"platform-admin", "service"}), nil), reasonMissingTenant},
+
+		{"tenant-admin of _platform", sign(t, es, with(good, "tenantId", "_platform", "roles", []string{"tenant-admin"}), nil), reasonInvalidTenant},
+		{"service of _platform", sign(t, es, with(good, "tenantId", "_platform"), nil), reasonInvalidTenant},
+		{"platform-admin with a bad tenantId", sign(t, es, with(good, "tenantId", "../acme", "roles", []string{"platform-admin"}), nil), reasonInvalidTenant},
+		{"tenantId too long", sign(t, es, with(good, "tenantId", strings.Repeat("a", 65)), nil), reasonInvalidTenant},
+		{"tenantId not ASCII", sign(t, es, with(good, "tenantId", "acmé"), nil), reasonInvalidTenant},
+
+		{"lifetime of exactly the maximum", sign(t, es, with(good, "exp", t0.Add(DefaultMaxLifetime).Unix()), nil), ""},
+		{"exp a century ahead", sign(t, es, with(good, "exp", t0.AddDate(100, 0, 0).Unix()), nil), reasonLifetime},
+		{"exp a century ahead, no iat", sign(t, es, with(good, "exp", t0.AddDate(100, 0, 0).Unix(), "iat", nil), nil), reasonLifetime},
+		{"issued two days ago, valid for ten minutes more", sign(t, es, with(good, "iat", t0.Add(-48*time.Hour).Unix()), nil), reasonLifetime},
+
+		{"jwk header", sign(t, es, good, map[jose.HeaderKey]any{"jwk": es.public()}), reasonKeyInHeader},
+		{"jku header", sign(t, es, good, map[jose.HeaderKey]any{"jku": "https://evil.test/jwks.json"}), reasonKeyInHeader},
+		{"x5u header", sign(t, es, good, map[jose.HeaderKey]any{"x5u": "https://evil.test/cert.pem"}), reasonKeyInHeader},
+		{"x5c header", sign(t, es, good, map[jose.HeaderKey]any{"x5c": []string{selfSignedCert(t)}}), reasonKeyInHeader},
 	}
 	clock := newClock()
 	v := newTestVerifier(t, mustStatic(t, es.public(), ed.public(), rs.public()), clock)
@@ -293,4 +314,20 @@ func TestVerifyRejectsECKeyOnOtherCurve(t *testing.T) {
 	if got, want := reasonOf(t, err), reasonKeyMismatch; got != want {
 		t.Errorf("reason = %q, want %q", got, want)
 	}
+}
+
+// selfSignedCert is a base64 DER certificate, as an x5c header carries.
+func selfSignedCert(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "evil"},
+		NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(der)
 }

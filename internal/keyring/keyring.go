@@ -17,13 +17,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
+	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 )
@@ -217,12 +217,11 @@ type TenantUpdate struct {
 	HIPAA   *bool
 }
 
-var tenantIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-
-// ValidateTenantID checks the form of a tenant id: 1–64 characters of
-// letters, digits, '.', '_' and '-', starting with a letter or digit.
+// ValidateTenantID checks the form of a tenant id (api.ValidTenantID): 1–64
+// characters of letters, digits, '.', '_' and '-', starting with a letter or
+// digit.
 func ValidateTenantID(id string) error {
-	if !tenantIDPattern.MatchString(id) {
+	if !api.ValidTenantID(id) {
 		return &InputError{Field: "id", Reason: "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"}
 	}
 	return nil
