@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/api"
+	"github.com/tenantcrypt/tenantcrypt/internal/secret"
 )
 
 // memStore is an in-memory Store for the unit tests of this package; the
@@ -454,5 +456,25 @@ func TestCleansText(t *testing.T) {
 	e := st.events["acme"][0]
 	if e.Principal != "bad\uFFFDsub" || e.Details["k"] != "v\uFFFD" {
 		t.Errorf("cleaned event %+v", e)
+	}
+}
+
+// TestSignerKeyFileMustBePrivate: whoever reads the signing key file can
+// forge checkpoints, so a file that others may read is refused, as the
+// root and issuer key files are.
+func TestSignerKeyFileMustBePrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit-signing-keys.json")
+	if _, err := LoadOrCreateSigner(path); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := os.Stat(path); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("created key file: %v, %v; want mode 0600", info.Mode(), err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadOrCreateSigner(path)
+	if !errors.Is(err, secret.ErrFileExposed) || !strings.Contains(err.Error(), path) {
+		t.Errorf("LoadOrCreateSigner of a 0644 key file: got %v, want %v naming the file", err, secret.ErrFileExposed)
 	}
 }

@@ -13,7 +13,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/tenantcrypt/tenantcrypt/internal/secret"
 )
+
+// maxKeyFileSize bounds the signing key file (a few hundred bytes a key).
+const maxKeyFileSize = 1 << 20
 
 // Signer signs checkpoints with an Ed25519 key kept in a file (never in the
 // database: whoever can write the database must not be able to sign). Its
@@ -44,7 +49,9 @@ type keyFileEntry struct {
 // LoadOrCreateSigner reads the signing keys from path, creating the file
 // (0600, with one new key) if it does not exist.
 func LoadOrCreateSigner(path string) (*Signer, error) {
-	b, err := os.ReadFile(path)
+	// Whoever reads the file can sign checkpoints and so forge a chain's
+	// tail: it must be private, like the root and issuer keys.
+	b, err := secret.ReadFile(path, maxKeyFileSize)
 	if errors.Is(err, os.ErrNotExist) {
 		s, err := newSigner()
 		if err != nil {
@@ -56,8 +63,9 @@ func LoadOrCreateSigner(path string) (*Signer, error) {
 		return s, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("audit: reading the signing key file: %w", err)
+		return nil, fmt.Errorf("audit: signing key file: %w", err)
 	}
+	defer clear(b)
 	var f keyFile
 	if err := json.Unmarshal(b, &f); err != nil || len(f.Keys) == 0 {
 		return nil, fmt.Errorf("audit: signing key file %s is not a tenantcrypt audit key file", path)
