@@ -17,6 +17,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/tenantcrypt/tenantcrypt/internal/coredump"
 )
 
 // Exit codes, for scripts.
@@ -57,6 +59,9 @@ var version = "dev"
 func main() {
 	// SIGINT and SIGTERM stop the server gracefully.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Every command may hold keys or plaintext (token, rootkey, decrypt):
+	// none may leave them in a core file. serve says at start how it went.
+	_ = coredump.Disable()
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

@@ -272,8 +272,11 @@ func childEnv() []string {
 // serverProcess runs `tenantcrypt serve` as a child process, again and again
 // on the same data directory.
 type serverProcess struct {
-	t                          *testing.T
-	args, env                  []string
+	t         *testing.T
+	args, env []string
+	// shell, if set, is a sh script that ends by running the server
+	// ("$@"), to set up its process first (ulimit, say).
+	shell                      string
 	dataDir, addrFile, logPath string
 
 	starts int
@@ -309,6 +312,9 @@ func (p *serverProcess) start() *testServer {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, p.args...)
+	if p.shell != "" {
+		cmd = exec.Command("/bin/sh", append([]string{"-c", p.shell, "tenantcrypt", exe}, p.args...)...)
+	}
 	cmd.Env = p.env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, logFile, logFile
 	if err := cmd.Start(); err != nil {

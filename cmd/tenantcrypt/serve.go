@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/tenantcrypt/tenantcrypt/internal/audit"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
+	"github.com/tenantcrypt/tenantcrypt/internal/coredump"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
@@ -262,6 +263,13 @@ func cmdServe(ctx context.Context, args []string, env func(string) string, stdou
 		return exitUsage
 	}
 	log := newLogger(stderr, cfg.logFmt, cfg.logLevel)
+	// Before any key is read: a crash dump would copy the root key, the
+	// issuer's key and plaintexts to disk.
+	if err := coredump.Disable(); err != nil {
+		log.Warn("core dumps could not be turned off; set `ulimit -c 0` (LimitCORE=0 under systemd)", "error", err.Error())
+	} else {
+		log.Info("core dumps off and the process not dumpable (RLIMIT_CORE 0, PR_SET_DUMPABLE 0)")
+	}
 	if err := serve(ctx, cfg, env, stdout, log); err != nil {
 		log.Error("tenantcrypt stopped", "error", err.Error())
 		return exitFailure

@@ -1,0 +1,7 @@
+//go:build unix && !linux
+
+package coredump
+
+func disable() error { return setCoreLimitZero() }
+
+func disabled() (bool, error) { return coreLimitZero() }
