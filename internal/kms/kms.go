@@ -149,6 +149,10 @@ var (
 	// ErrInvalidCiphertext: the wrapped key is not one this provider made
 	// for this binding, or it was altered.
 	ErrInvalidCiphertext = errors.New("invalid wrapped key")
+	// ErrNotConfigured: the service has no credentials for the KMS (its
+	// operator's configuration). Not a state of any key, and no retry
+	// helps until the operator configures them.
+	ErrNotConfigured = errors.New("kms credentials not configured")
 )
 
 // Retryable reports whether err is a transient KMS failure worth retrying:
@@ -207,6 +211,8 @@ func Outcome(err error) string {
 		return "unavailable"
 	case errors.Is(err, ErrInvalidCiphertext):
 		return "invalid_ciphertext"
+	case errors.Is(err, ErrNotConfigured):
+		return "not_configured"
 	}
 	return "error"
 }

@@ -103,6 +103,8 @@ func keyProviderError(err error, loading bool) error {
 	case errors.Is(err, kms.ErrAccessDenied):
 		return &httpError{status: 403, code: api.CodeKeyNotAccessible, title: "Key not accessible", cause: err,
 			detail: "AWS KMS refused this service access to the key (" + err.Error() + "): grant it kms:DescribeKey, kms:GenerateDataKey, kms:Encrypt and kms:Decrypt in the key policy"}
+	case errors.Is(err, kms.ErrNotConfigured):
+		return errKMSNotConfigured(err)
 	case errors.Is(err, kms.ErrUnavailable), errors.Is(err, kms.ErrThrottled), errors.Is(err, context.DeadlineExceeded):
 		return &httpError{status: 408, code: api.CodeKMSTimeout, title: "KMS did not answer", cause: err,
 			detail: "AWS KMS did not answer in time; try again"}

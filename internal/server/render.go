@@ -89,6 +89,8 @@ func toHTTPError(err error) *httpError {
 		return tenantStateError(&keyring.TenantStateError{State: state, Reason: keyring.KeyRefusal(err)})
 	}
 	switch {
+	case errors.Is(err, kms.ErrNotConfigured):
+		return errKMSNotConfigured(err)
 	case errors.Is(err, kms.ErrThrottled):
 		return &httpError{status: 503, code: api.CodeKMSThrottled, title: "KMS throttled", retryAfter: 1, cause: err,
 			detail: "the key management service is throttling requests; retry after the Retry-After delay"}
@@ -103,6 +105,16 @@ func toHTTPError(err error) *httpError {
 			detail: "the request timed out; retry after the Retry-After delay"}
 	}
 	return &httpError{status: errInternal.status, code: errInternal.code, title: errInternal.title, detail: errInternal.detail, cause: err}
+}
+
+// errKMSNotConfigured answers a call that needed the customer's KMS while
+// the service has no credentials for it: the operator's configuration, so
+// 503, and a detail that names what is missing.
+func errKMSNotConfigured(cause error) *httpError {
+	return &httpError{status: 503, code: api.CodeKMSNotConfigured, title: "KMS not configured", retryAfter: 60, cause: cause,
+		detail: "tenantcrypt has no AWS credentials, so it cannot call AWS KMS: the platform operator must configure them " +
+			"for the service (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a shared credentials file or profile, " +
+			"or an instance, task or web-identity role)"}
 }
 
 // tenantStateError refuses a request because of the tenant's lifecycle

@@ -107,6 +107,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("awskms: loading the AWS configuration: %w", err)
 	}
+	if awsCfg.Credentials != nil {
+		awsCfg.Credentials = credentialsGuard{awsCfg.Credentials}
+	}
 	return &Client{cfg: cfg, aws: awsCfg, regions: map[string]*awskms.Client{}, breakers: map[string]*breaker{}}, nil
 }
 

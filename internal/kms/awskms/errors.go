@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -32,6 +33,7 @@ const (
 	classAccessDenied                   // kms.ErrAccessDenied
 	classInvalidCiphertext              // kms.ErrInvalidCiphertext (on Decrypt only)
 	classInvalidKeyUsage                // InvalidKeyUsageException: kms.ErrInvalidCiphertext on Decrypt, else no sentinel
+	classNoCredentials                  // the SDK's credential chain found none; kms.ErrNotConfigured
 )
 
 // retryable reports whether the SDK should try again.
@@ -92,6 +94,10 @@ var codeClasses = map[string]class{
 func classify(err error) class {
 	if err == nil {
 		return classOther
+	}
+	var noCreds *credentialsError
+	if errors.As(err, &noCreds) {
+		return classNoCredentials
 	}
 	var timeout *attemptTimeoutError
 	if errors.As(err, &timeout) {
@@ -192,6 +198,8 @@ func (c class) kind(action string) error {
 		return kms.ErrKeyNotFound
 	case classAccessDenied:
 		return kms.ErrAccessDenied
+	case classNoCredentials:
+		return kms.ErrNotConfigured
 	case classInvalidCiphertext, classInvalidKeyUsage:
 		if action == actionDecrypt {
 			return kms.ErrInvalidCiphertext
@@ -210,3 +218,28 @@ const (
 	actionEncrypt         = "Encrypt"
 	actionDecrypt         = "Decrypt"
 )
+
+// credentialsError is the SDK's credential chain finding no credentials
+// (no environment variables, shared file, web identity, container or
+// instance role): the operator's configuration, not the key's state. The
+// chain's own errors are plain text; marking them where they come from
+// (credentialsGuard) avoids reading that text.
+type credentialsError struct{ err error }
+
+func (e *credentialsError) Error() string {
+	return "no AWS credentials: " + e.err.Error()
+}
+
+func (e *credentialsError) Unwrap() error { return e.err }
+
+// credentialsGuard marks every failure of the credential chain as a
+// credentialsError.
+type credentialsGuard struct{ aws.CredentialsProvider }
+
+func (g credentialsGuard) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := g.CredentialsProvider.Retrieve(ctx)
+	if err != nil && ctx.Err() == nil {
+		return c, &credentialsError{err: err}
+	}
+	return c, err
+}

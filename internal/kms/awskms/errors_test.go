@@ -129,6 +129,7 @@ func TestClassifyTransportErrors(t *testing.T) {
 		{"caller canceled", &smithy.OperationError{Err: canceled.Err()}, kms.ErrUnavailable, false},
 		{"caller canceled mid-send", sendError(&net.OpError{Op: "read", Err: context.Canceled}), kms.ErrUnavailable, false},
 		{"caller's deadline", sendError(context.DeadlineExceeded), kms.ErrUnavailable, false},
+		{"no credentials", &smithy.OperationError{Err: fmt.Errorf("get identity: %w", &credentialsError{err: errors.New("no EC2 IMDS role found")})}, kms.ErrNotConfigured, false},
 		{"anything else", errors.New("something odd"), nil, false},
 	}
 	for _, tt := range tests {
