@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -477,4 +478,36 @@ func TestSignerKeyFileMustBePrivate(t *testing.T) {
 	if !errors.Is(err, secret.ErrFileExposed) || !strings.Contains(err.Error(), path) {
 		t.Errorf("LoadOrCreateSigner of a 0644 key file: got %v, want %v naming the file", err, secret.ErrFileExposed)
 	}
+}
+
+// TestRecordSyncDoesNotWaitForTheFlush: an admin action's event is written
+// as soon as it is queued (with whatever else is queued: group commit),
+// not at the next periodic flush, which here never comes. Concurrent
+// callers all return, and every event is stored once.
+func TestRecordSyncDoesNotWaitForTheFlush(t *testing.T) {
+	st := newMemStore()
+	l, _ := newTestLog(t, st, func(c *Config) { c.FlushInterval = time.Hour })
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a safety net, not a measure
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 64 {
+		wg.Go(func() {
+			errs <- l.RecordSync(ctx, Event{TenantID: "acme", Action: "tenant.update", Target: strconv.Itoa(i)})
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("RecordSync without a flush: %v", err)
+		}
+	}
+	st.mu.Lock()
+	n := len(st.events["acme"])
+	st.mu.Unlock()
+	if n != 64 {
+		t.Errorf("stored %d events, want 64", n)
+	}
+	l.Close()
 }

@@ -238,7 +238,14 @@ func (l *Log) writeLoop() {
 		select {
 		case q := <-l.queue:
 			batch = append(batch, q)
-			if len(batch) >= l.cfg.BatchSize {
+			switch {
+			case q.done != nil:
+				// A caller waits (an admin action): write now, with
+				// whatever else is queued by then (group commit), rather
+				// than at the next flush. Callers that queue while this
+				// append runs go together in the next one.
+				batch = l.append(ctx, l.drain(batch))
+			case len(batch) >= l.cfg.BatchSize:
 				batch = l.append(ctx, batch)
 			}
 		case <-flush.C:
@@ -277,6 +284,19 @@ func (l *Log) writeLoop() {
 			return
 		}
 	}
+}
+
+// drain adds to batch what is queued now, up to BatchSize, without waiting.
+func (l *Log) drain(batch []queued) []queued {
+	for len(batch) < l.cfg.BatchSize {
+		select {
+		case q := <-l.queue:
+			batch = append(batch, q)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // append writes batch; it returns what is still to write (all of it when
