@@ -47,6 +47,18 @@ type Tenant struct {
 	Provider  string    `json:"keyProvider"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
+	// Quota is the tenant's own data-plane quota; absent when the tenant
+	// has the server's defaults (--tenant-rate, --tenant-burst).
+	Quota *Quota `json:"quota,omitempty"`
+}
+
+// Quota is a tenant's data-plane quota: Rate operations per second on
+// average, Burst at once (a batch counts its items). {"rate": 0,
+// "burst": 0} in a request returns the tenant to the server's defaults;
+// otherwise Rate > 0 and Burst ≥ MaxBatchItems.
+type Quota struct {
+	Rate  float64 `json:"rate"`
+	Burst int     `json:"burst"`
 }
 
 // CreateTenantRequest is the body of POST /api/v1/tenants.
@@ -56,6 +68,7 @@ type CreateTenantRequest struct {
 	Name    string `json:"name"`
 	Edition string `json:"edition"`
 	HIPAA   bool   `json:"hipaa,omitempty"`
+	Quota   *Quota `json:"quota,omitempty"`
 }
 
 // UpdateTenantRequest is the body of PATCH /api/v1/tenants/{id}, a JSON merge
@@ -64,6 +77,7 @@ type UpdateTenantRequest struct {
 	Name    *string `json:"name,omitempty"`
 	Edition *string `json:"edition,omitempty"`
 	HIPAA   *bool   `json:"hipaa,omitempty"`
+	Quota   *Quota  `json:"quota,omitempty"`
 }
 
 // TenantList is the answer of GET /api/v1/tenants.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/internal/audit"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
 	"github.com/tenantcrypt/tenantcrypt/internal/coredump"
@@ -84,6 +86,8 @@ type serveConfig struct {
 	migrationLease      time.Duration
 	kpReadsPerMinute    int
 	kpWritesPerMinute   int
+	tenantRate          float64
+	tenantBurst         int
 	consoleDevTokens    bool
 }
 
@@ -130,6 +134,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.migrationLease, "migration-lease", migration.DefaultLeaseTTL, "how long a replica's lease on a migration lasts unless renewed: another replica takes over a migration this long after its replica died")
 	fs.IntVar(&c.kpReadsPerMinute, "keyprovider-reads-per-minute", 1000, "per-tenant limit of key-provider API reads (per replica)")
 	fs.IntVar(&c.kpWritesPerMinute, "keyprovider-writes-per-minute", 100, "per-tenant limit of key-provider API writes (per replica)")
+	fs.Float64Var(&c.tenantRate, "tenant-rate", 0, "each tenant's data-plane quota in operations per second, a batch counting its items (per replica; 0: no quota); a tenant's own quota overrides it")
+	fs.IntVar(&c.tenantBurst, "tenant-burst", 0, "each tenant's data-plane burst, in operations (at least 1000, the largest batch; 0: one second's worth, at least 1000)")
 	fs.BoolVar(&c.consoleDevTokens, "console-dev-tokens", false, "DEVELOPMENT ONLY: the console at /console/ mints tenant-admin tokens of the built-in issuer for anyone who can reach it")
 	fs.StringVar(&c.auditKeyFile, "audit-key-file", "", "Ed25519 keys that sign audit checkpoints (default DATA-DIR/audit-signing-keys.json; created 0600); every replica needs the same file")
 	fs.StringVar(&c.auditDataPlane, "audit-data-plane", "per-minute", "audit data-plane use as counts per minute (per-minute) or one event per request (per-request; requests are refused while the audit log cannot keep up)")
@@ -202,6 +208,12 @@ func (c *serveConfig) validate() error {
 	}
 	if c.kpReadsPerMinute < 1 || c.kpWritesPerMinute < 1 {
 		bad("--keyprovider-reads-per-minute and --keyprovider-writes-per-minute must be at least 1")
+	}
+	if c.tenantRate < 0 || c.tenantRate > keyring.MaxQuotaRate {
+		bad("--tenant-rate must be from 0 (no quota) to %g", float64(keyring.MaxQuotaRate))
+	}
+	if c.tenantBurst != 0 && c.tenantBurst < api.MaxBatchItems {
+		bad("--tenant-burst must be at least %d (the largest batch), or 0 for one second's worth", api.MaxBatchItems)
 	}
 	if c.migrationRate < 0 {
 		bad("--migration-rate must not be negative (0 means no cap)")
@@ -377,6 +389,7 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 		// of the revocation bound.
 		TenantRefresh: lt.refresh,
 		Cache:         keyring.CacheConfig{MaxEntries: cfg.cacheMaxEntries, TTL: cfg.cacheTTL, IdleTimeout: cfg.cacheIdle},
+		TenantQuota:   cfg.tenantQuota(),
 		OnStateChange: func(c keyring.StateChange) { lm.stateChanged(c); sink.stateChange(c) },
 		OnKeyRotated:  sink.keyRotated,
 		OnKeyRefused:  func(tenantID, _ string, _ error) { monitor.Notify(tenantID) },
@@ -623,4 +636,18 @@ func reloadOnHUP(ctx context.Context, r *tlsconfig.Reloader, log *slog.Logger) {
 			}
 		}
 	}
+}
+
+// tenantQuota is the server's default data-plane quota (--tenant-rate,
+// --tenant-burst): none at rate 0; a burst of 0 is one second's worth, and
+// never less than the largest batch.
+func (c *serveConfig) tenantQuota() keyring.Quota {
+	if c.tenantRate <= 0 {
+		return keyring.Quota{}
+	}
+	burst := c.tenantBurst
+	if burst == 0 {
+		burst = max(api.MaxBatchItems, int(math.Ceil(c.tenantRate)))
+	}
+	return keyring.Quota{Rate: c.tenantRate, Burst: burst}
 }

@@ -62,6 +62,9 @@ type Config struct {
 	TenantRefresh time.Duration
 	// Cache bounds the cache of unwrapped data keys.
 	Cache CacheConfig
+	// TenantQuota is every tenant's data-plane quota unless the tenant has
+	// its own (see Admit); the zero Quota: none.
+	TenantQuota Quota
 
 	// OnStateChange, if set, is told of every change of a tenant's state
 	// made through this Service (for metrics); it must be fast.
@@ -118,6 +121,10 @@ type Service struct {
 	feed    atomic.Pointer[feedState]
 	changed chan string
 
+	// quotaOverrides is set once any tenant is seen with a quota of its
+	// own, so that without quotas Admit reads no tenant.
+	quotaOverrides atomic.Bool
+
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
@@ -132,6 +139,7 @@ type tenantEntry struct {
 	active  atomic.Pointer[activeKey]
 	changes atomic.Uint64 // pushed changes of the tenant so far
 	removed bool          // guarded by mu: the tenant was deleted by this process
+	bucket  bucket        // the tenant's data-plane quota in this process
 }
 
 type tenantSnapshot struct {
@@ -208,6 +216,7 @@ type TenantSpec struct {
 	Name    string
 	Edition Edition
 	HIPAA   bool
+	Quota   Quota // optional; the zero Quota: the server's defaults
 }
 
 // TenantUpdate changes some fields of a tenant; nil fields stay as they are.
@@ -215,6 +224,7 @@ type TenantUpdate struct {
 	Name    *string
 	Edition *Edition
 	HIPAA   *bool
+	Quota   *Quota // the zero Quota returns the tenant to the server's defaults
 }
 
 // ValidateTenantID checks the form of a tenant id (api.ValidTenantID): 1–64
@@ -250,13 +260,19 @@ func (s *Service) CreateTenant(ctx context.Context, spec TenantSpec) (Tenant, er
 	if spec.Edition != EditionEnterprise && spec.Edition != EditionBusiness {
 		return Tenant{}, &InputError{Field: "edition", Reason: ErrInvalidEdition.Error()}
 	}
+	if err := validateQuota(spec.Quota); err != nil {
+		return Tenant{}, err
+	}
 	if spec.HIPAA {
 		return Tenant{}, ErrHIPAARequiresCMK
 	}
 	now := s.now()
 	t := Tenant{
 		ID: spec.ID, Name: spec.Name, Edition: spec.Edition, State: StateActive,
-		Provider: InternalProvider, CreatedAt: now, UpdatedAt: now,
+		Provider: InternalProvider, CreatedAt: now, UpdatedAt: now, Quota: spec.Quota,
+	}
+	if t.Quota != (Quota{}) {
+		s.quotaOverrides.Store(true)
 	}
 	if err := s.cfg.Store.CreateTenant(ctx, t); err != nil {
 		switch {
@@ -326,6 +342,15 @@ func (s *Service) UpdateTenant(ctx context.Context, id string, u TenantUpdate) (
 			return Tenant{}, ErrHIPAARequiresCMK
 		}
 		t.HIPAA = *u.HIPAA
+	}
+	if u.Quota != nil {
+		if err := validateQuota(*u.Quota); err != nil {
+			return Tenant{}, err
+		}
+		t.Quota = *u.Quota
+		if t.Quota != (Quota{}) {
+			s.quotaOverrides.Store(true)
+		}
 	}
 	t.UpdatedAt = s.now()
 	if err := s.cfg.Store.UpdateTenant(ctx, t); err != nil {
@@ -455,6 +480,9 @@ func (s *Service) refreshTenant(ctx context.Context, id string, te *tenantEntry)
 		if t.State != StateActive {
 			s.cache.purge(id)
 		}
+	}
+	if t.Quota != (Quota{}) {
+		s.quotaOverrides.Store(true)
 	}
 	snap := &tenantSnapshot{t: t, fetched: fetched, changes: changes}
 	if !te.snap.CompareAndSwap(old, snap) {

@@ -108,6 +108,17 @@ type Tenant struct {
 	Provider  string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// Quota is the tenant's own data-plane quota; the zero Quota means the
+	// server's defaults.
+	Quota Quota
+}
+
+// Quota limits a tenant's data-plane operations (a batch counts its
+// items): Rate per second on average, Burst at once. The zero Quota
+// stands for the server's defaults.
+type Quota struct {
+	Rate  float64
+	Burst int
 }
 
 // CipherKey is a data key as stored: only in wrapped form.

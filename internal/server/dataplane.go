@@ -25,6 +25,9 @@ func dataPlane[Req, Resp any](s *Server, w http.ResponseWriter, r *http.Request,
 		var req Req
 		err := decodeStrict(body, &req)
 		if err == nil {
+			if err := s.admit(w, r, tenantID, 1); err != nil {
+				return err
+			}
 			resp, err := op(r.Context(), tenantID, &req)
 			if err != nil {
 				return err
@@ -44,9 +47,12 @@ func dataPlane[Req, Resp any](s *Server, w http.ResponseWriter, r *http.Request,
 	if len(batch.Items) == 0 || len(batch.Items) > api.MaxBatchItems {
 		return badRequest(fmt.Sprintf("items must hold 1 to %d requests", api.MaxBatchItems), map[string]any{"field": "items"})
 	}
+	if err := s.admit(w, r, tenantID, len(batch.Items)); err != nil {
+		return err
+	}
 	out := api.BatchResponse[Resp]{Items: make([]api.BatchItem[Resp], len(batch.Items))}
 	// The audit log counts each item by its outcome (see countUse).
-	counter, _ := w.(interface{ countItem(api.Code) })
+	counter, _ := w.(itemCounter)
 	for i := range batch.Items {
 		resp, err := op(r.Context(), tenantID, &batch.Items[i])
 		if err != nil {
@@ -56,17 +62,35 @@ func dataPlane[Req, Resp any](s *Server, w http.ResponseWriter, r *http.Request,
 			}
 			out.Items[i].Error = he.apiError()
 			if counter != nil {
-				counter.countItem(he.code)
+				counter.countItems(he.code, 1)
 			}
 			continue
 		}
 		out.Items[i].Result = resp
 		if counter != nil {
-			counter.countItem("")
+			counter.countItems("", 1)
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// itemCounter counts a request's items by outcome for the audit log (a
+// *statusWriter).
+type itemCounter interface {
+	countItems(code api.Code, n int)
+}
+
+// admit takes n operations from the tenant's quota; a refusal refuses
+// every item, and the audit log counts them all as refused.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, tenantID string, n int) error {
+	err := s.cfg.Keyring.Admit(r.Context(), tenantID, n)
+	if err != nil {
+		if c, ok := w.(itemCounter); ok {
+			c.countItems(toHTTPError(err).code, n)
+		}
+	}
+	return err
 }
 
 func (s *Server) encrypt(w http.ResponseWriter, r *http.Request) error {

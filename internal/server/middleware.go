@@ -216,16 +216,16 @@ type statusWriter struct {
 	one   [1]audit.Outcome
 }
 
-// countItem counts one item of a batch, by its error code (empty for a
-// success).
-func (w *statusWriter) countItem(code api.Code) {
+// countItems counts n items of a request by their error code (empty for
+// a success).
+func (w *statusWriter) countItems(code api.Code, n int) {
 	for i := range w.items {
 		if w.items[i].ErrorCode == string(code) {
-			w.items[i].Items++
+			w.items[i].Items += n
 			return
 		}
 	}
-	w.items = append(w.items, audit.Outcome{ErrorCode: string(code), Items: 1})
+	w.items = append(w.items, audit.Outcome{ErrorCode: string(code), Items: n})
 }
 
 func (w *statusWriter) WriteHeader(code int) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -67,6 +68,12 @@ func toHTTPError(err error) *httpError {
 	var se *keyring.TenantStateError
 	if errors.As(err, &se) {
 		return tenantStateError(se)
+	}
+	var rl *keyring.RateLimitError
+	if errors.As(err, &rl) {
+		he := rateLimited(rl.RetryAfter)
+		he.detail = fmt.Sprintf("the tenant's data-plane quota (%g operations per second, burst %d; a batch counts each item) is used up; retry after the Retry-After delay", rl.Quota.Rate, rl.Quota.Burst)
+		return he
 	}
 	switch {
 	case errors.Is(err, auth.ErrUnauthenticated):

@@ -34,6 +34,9 @@ type Keyring interface {
 	Decrypt(ctx context.Context, tenantID string, ectx envelope.Context, ciphertext string) ([]byte, error)
 	Rewrap(ctx context.Context, tenantID string, ectx envelope.Context, ciphertext string) (string, error)
 	IssuePlaintextDataKey(ctx context.Context, tenantID string, ectx envelope.Context) (keyring.IssuedDataKey, error)
+	// Admit takes n operations from the tenant's data-plane quota.
+	// Errors: *keyring.RateLimitError.
+	Admit(ctx context.Context, tenantID string, n int) error
 	ResolvePlaintextDataKey(ctx context.Context, tenantID string, ectx envelope.Context, handle string) (*secret.Bytes, error)
 }
 

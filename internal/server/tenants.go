@@ -10,10 +10,21 @@ import (
 )
 
 func tenantJSON(t keyring.Tenant) api.Tenant {
-	return api.Tenant{
+	out := api.Tenant{
 		ID: t.ID, Name: t.Name, Edition: t.Edition.String(), HIPAA: t.HIPAA, State: t.State.String(),
 		Provider: t.Provider, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
 	}
+	if t.Quota != (keyring.Quota{}) {
+		out.Quota = &api.Quota{Rate: t.Quota.Rate, Burst: t.Quota.Burst}
+	}
+	return out
+}
+
+func quotaOf(q *api.Quota) *keyring.Quota {
+	if q == nil {
+		return nil
+	}
+	return &keyring.Quota{Rate: q.Rate, Burst: q.Burst}
 }
 
 func parseEdition(s string) (keyring.Edition, error) {
@@ -37,7 +48,11 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	t, err := s.cfg.Keyring.CreateTenant(r.Context(), keyring.TenantSpec{ID: req.ID, Name: req.Name, Edition: ed, HIPAA: req.HIPAA})
+	spec := keyring.TenantSpec{ID: req.ID, Name: req.Name, Edition: ed, HIPAA: req.HIPAA}
+	if q := quotaOf(req.Quota); q != nil {
+		spec.Quota = *q
+	}
+	t, err := s.cfg.Keyring.CreateTenant(r.Context(), spec)
 	if err != nil {
 		return err
 	}
@@ -89,7 +104,7 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeStrict(body, &req); err != nil {
 		return err
 	}
-	u := keyring.TenantUpdate{Name: req.Name, HIPAA: req.HIPAA}
+	u := keyring.TenantUpdate{Name: req.Name, HIPAA: req.HIPAA, Quota: quotaOf(req.Quota)}
 	if req.Edition != nil {
 		ed, err := parseEdition(*req.Edition)
 		if err != nil {

@@ -32,9 +32,11 @@ type tenantRow struct {
 	Provider       string
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+	QuotaRate      float64
+	QuotaBurst     int64
 }
 
-const tenantColumns = `id, name, edition, hipaa, state, state_reason, state_changed_at, provider, created_at, updated_at`
+const tenantColumns = `id, name, edition, hipaa, state, state_reason, state_changed_at, provider, created_at, updated_at, quota_rate, quota_burst`
 
 func newTenantRow(t keyring.Tenant) (tenantRow, error) {
 	edition, err := encodeEdition(t)
@@ -56,11 +58,13 @@ func newTenantRow(t keyring.Tenant) (tenantRow, error) {
 		Provider:       t.Provider,
 		CreatedAt:      t.CreatedAt,
 		UpdatedAt:      t.UpdatedAt,
+		QuotaRate:      t.Quota.Rate,
+		QuotaBurst:     int64(t.Quota.Burst),
 	}, nil
 }
 
 func (r tenantRow) args() []any {
-	return []any{r.ID, r.Name, r.Edition, r.HIPAA, r.State, r.StateReason, r.StateChangedAt, r.Provider, r.CreatedAt, r.UpdatedAt}
+	return []any{r.ID, r.Name, r.Edition, r.HIPAA, r.State, r.StateReason, r.StateChangedAt, r.Provider, r.CreatedAt, r.UpdatedAt, r.QuotaRate, r.QuotaBurst}
 }
 
 // encodeEdition and encodeState are the String forms, refusing the values
@@ -84,7 +88,7 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanTenant(sc scanner) (keyring.Tenant, error) {
 	var r tenantRow
-	if err := sc.Scan(&r.ID, &r.Name, &r.Edition, &r.HIPAA, &r.State, &r.StateReason, &r.StateChangedAt, &r.Provider, &r.CreatedAt, &r.UpdatedAt); err != nil {
+	if err := sc.Scan(&r.ID, &r.Name, &r.Edition, &r.HIPAA, &r.State, &r.StateReason, &r.StateChangedAt, &r.Provider, &r.CreatedAt, &r.UpdatedAt, &r.QuotaRate, &r.QuotaBurst); err != nil {
 		return keyring.Tenant{}, err
 	}
 	edition, err := keyring.ParseEdition(r.Edition)
@@ -106,6 +110,7 @@ func scanTenant(sc scanner) (keyring.Tenant, error) {
 		Provider:       r.Provider,
 		CreatedAt:      r.CreatedAt.UTC(),
 		UpdatedAt:      r.UpdatedAt.UTC(),
+		Quota:          keyring.Quota{Rate: r.QuotaRate, Burst: int(r.QuotaBurst)},
 	}, nil
 }
 

@@ -15,7 +15,7 @@ func (s *Store) CreateTenant(ctx context.Context, t keyring.Tenant) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO tenants (`+tenantColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, r.args()...)
+	_, err = s.pool.Exec(ctx, `INSERT INTO tenants (`+tenantColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, r.args()...)
 	if code, constraint := violation(err); code == uniqueViolation && constraint == "tenant_ids_retired" {
 		return fmt.Errorf("postgres: tenant %q: %w", t.ID, keyring.ErrRetired)
 	} else if code == uniqueViolation {
@@ -38,7 +38,7 @@ func (s *Store) Tenant(ctx context.Context, id string) (keyring.Tenant, error) {
 	return t, nil
 }
 
-// UpdateTenant replaces the Name, Edition, HIPAA and UpdatedAt of the
+// UpdateTenant replaces the Name, Edition, HIPAA, Quota and UpdatedAt of the
 // stored tenant t.ID; the other fields it neither writes nor checks.
 // Errors: keyring.ErrNotFound.
 func (s *Store) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
@@ -47,9 +47,9 @@ func (s *Store) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
 		return err
 	}
 	tag, err := s.pool.Exec(ctx, `UPDATE tenants
-		SET name = $1, edition = $2, hipaa = $3, updated_at = $4
-		WHERE id = $5`,
-		t.Name, edition, t.HIPAA, t.UpdatedAt, t.ID)
+		SET name = $1, edition = $2, hipaa = $3, updated_at = $4, quota_rate = $5, quota_burst = $6
+		WHERE id = $7`,
+		t.Name, edition, t.HIPAA, t.UpdatedAt, t.Quota.Rate, t.Quota.Burst, t.ID)
 	if err != nil {
 		return fmt.Errorf("postgres: updating tenant %q: %w", t.ID, err)
 	}

@@ -31,9 +31,11 @@ type tenantRow struct {
 	Provider       string
 	CreatedAt      int64
 	UpdatedAt      int64
+	QuotaRate      float64
+	QuotaBurst     int64
 }
 
-const tenantColumns = `id, name, edition, hipaa, state, state_reason, state_changed_at, provider, created_at, updated_at`
+const tenantColumns = `id, name, edition, hipaa, state, state_reason, state_changed_at, provider, created_at, updated_at, quota_rate, quota_burst`
 
 func newTenantRow(t keyring.Tenant) (tenantRow, error) {
 	edition, err := encodeEdition(t)
@@ -55,11 +57,13 @@ func newTenantRow(t keyring.Tenant) (tenantRow, error) {
 		Provider:       t.Provider,
 		CreatedAt:      micros(t.CreatedAt),
 		UpdatedAt:      micros(t.UpdatedAt),
+		QuotaRate:      t.Quota.Rate,
+		QuotaBurst:     int64(t.Quota.Burst),
 	}, nil
 }
 
 func (r tenantRow) args() []any {
-	return []any{r.ID, r.Name, r.Edition, r.HIPAA, r.State, r.StateReason, r.StateChangedAt, r.Provider, r.CreatedAt, r.UpdatedAt}
+	return []any{r.ID, r.Name, r.Edition, r.HIPAA, r.State, r.StateReason, r.StateChangedAt, r.Provider, r.CreatedAt, r.UpdatedAt, r.QuotaRate, r.QuotaBurst}
 }
 
 // encodeEdition and encodeState are the String forms, refusing the values
@@ -80,7 +84,7 @@ func encodeState(tenantID string, s keyring.TenantState) (string, error) {
 
 func scanTenant(sc scanner) (keyring.Tenant, error) {
 	var r tenantRow
-	if err := sc.Scan(&r.ID, &r.Name, &r.Edition, &r.HIPAA, &r.State, &r.StateReason, &r.StateChangedAt, &r.Provider, &r.CreatedAt, &r.UpdatedAt); err != nil {
+	if err := sc.Scan(&r.ID, &r.Name, &r.Edition, &r.HIPAA, &r.State, &r.StateReason, &r.StateChangedAt, &r.Provider, &r.CreatedAt, &r.UpdatedAt, &r.QuotaRate, &r.QuotaBurst); err != nil {
 		return keyring.Tenant{}, err
 	}
 	edition, err := keyring.ParseEdition(r.Edition)
@@ -102,6 +106,7 @@ func scanTenant(sc scanner) (keyring.Tenant, error) {
 		Provider:       r.Provider,
 		CreatedAt:      fromMicros(r.CreatedAt),
 		UpdatedAt:      fromMicros(r.UpdatedAt),
+		Quota:          keyring.Quota{Rate: r.QuotaRate, Burst: int(r.QuotaBurst)},
 	}, nil
 }
 

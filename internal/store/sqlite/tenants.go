@@ -17,7 +17,7 @@ func (s *Store) CreateTenant(ctx context.Context, t keyring.Tenant) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO tenants (`+tenantColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.args()...)
+	_, err = s.w.ExecContext(ctx, `INSERT INTO tenants (`+tenantColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.args()...)
 	switch {
 	case isPrimaryKeyViolation(err):
 		return fmt.Errorf("sqlite: tenant %q: %w", t.ID, keyring.ErrExists)
@@ -41,7 +41,7 @@ func (s *Store) Tenant(ctx context.Context, id string) (keyring.Tenant, error) {
 	return t, nil
 }
 
-// UpdateTenant replaces the Name, Edition, HIPAA and UpdatedAt of the
+// UpdateTenant replaces the Name, Edition, HIPAA, Quota and UpdatedAt of the
 // stored tenant t.ID; the other fields it neither writes nor checks.
 // Errors: keyring.ErrNotFound.
 func (s *Store) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
@@ -50,9 +50,9 @@ func (s *Store) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
 		return err
 	}
 	res, err := s.w.ExecContext(ctx, `UPDATE tenants
-		SET name = ?, edition = ?, hipaa = ?, updated_at = ?
+		SET name = ?, edition = ?, hipaa = ?, updated_at = ?, quota_rate = ?, quota_burst = ?
 		WHERE id = ?`,
-		t.Name, edition, t.HIPAA, micros(t.UpdatedAt), t.ID)
+		t.Name, edition, t.HIPAA, micros(t.UpdatedAt), t.Quota.Rate, t.Quota.Burst, t.ID)
 	if err != nil {
 		return fmt.Errorf("sqlite: updating tenant %q: %w", t.ID, err)
 	}

@@ -243,7 +243,7 @@ func checkTime(t *testing.T, what string, got, want time.Time) {
 func checkTenant(t *testing.T, got, want keyring.Tenant) {
 	t.Helper()
 	if got.ID != want.ID || got.Name != want.Name || got.Edition != want.Edition || got.HIPAA != want.HIPAA ||
-		got.State != want.State || got.StateReason != want.StateReason || got.Provider != want.Provider {
+		got.State != want.State || got.StateReason != want.StateReason || got.Provider != want.Provider || got.Quota != want.Quota {
 		t.Errorf("tenant:\ngot  %+v\nwant %+v", got, want)
 	}
 	checkTime(t, "tenant "+want.ID+" CreatedAt", got.CreatedAt, want.CreatedAt)

@@ -25,6 +25,9 @@ func testTenantRoundTrip(t *testing.T, s Store) {
 		t.Run(tc.name, func(t *testing.T) {
 			want := newTenant(tc.name)
 			want.Edition, want.State, want.HIPAA = tc.edition, tc.state, tc.hipaa
+			if tc.hipaa {
+				want.Quota = keyring.Quota{Rate: 2500.5, Burst: 5000}
+			}
 			if err := s.CreateTenant(t.Context(), want); err != nil {
 				t.Fatalf("CreateTenant: %v", err)
 			}
@@ -91,6 +94,7 @@ func testUpdateTenant(t *testing.T, s Store) {
 		Provider:       "arn:aws:kms:us-east-1:111122223333:key/mrk-0000", // must be ignored: only SwitchTenantProvider writes it
 		CreatedAt:      time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC),       // must be ignored
 		UpdatedAt:      time.Date(2026, 7, 8, 9, 10, 11, 121314151, zone),
+		Quota:          keyring.Quota{Rate: 0.5, Burst: 1000},
 	}
 	if err := s.UpdateTenant(t.Context(), upd); err != nil {
 		t.Fatalf("UpdateTenant: %v", err)
