@@ -41,6 +41,9 @@ func (c *serveConfig) validateLifecycle() error {
 		return fmt.Errorf("--key-check-interval %s does not fit the --revocation-bound %s: a check every %s, taking up to %s, seen by other replicas within %s, can take %s; use an interval of at most %s or a longer bound",
 			lt.interval, c.revocationBound, lt.interval, lt.timeout, lt.refresh, sum, c.revocationBound-lt.timeout-lt.refresh)
 	}
+	if c.idleCheckInterval != 0 && c.idleCheckInterval < lt.interval {
+		return fmt.Errorf("--idle-key-check-interval %s must be 0 (off) or at least the key check interval %s", c.idleCheckInterval, lt.interval)
+	}
 	if c.keyCheckConcurrency < 1 {
 		return fmt.Errorf("--key-check-concurrency must be at least 1")
 	}

@@ -65,6 +65,7 @@ type serveConfig struct {
 	jwtMaxLifetime      time.Duration
 	revocationBound     time.Duration
 	keyCheckInterval    time.Duration
+	idleCheckInterval   time.Duration
 	keyCheckConcurrency int
 	keyMaxUses          int64
 	keyMaxAge           time.Duration
@@ -118,6 +119,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.disableSelfIssuer, "disable-self-issuer", false, "do not publish the built-in issuer's keys (implied by --jwks-file/--jwks-url)")
 	fs.DurationVar(&c.revocationBound, "revocation-bound", 10*time.Second, "longest time a tenant state change (a revoked key) takes to reach this process")
 	fs.DurationVar(&c.keyCheckInterval, "key-check-interval", 0, "how often every customer managed key is checked (DescribeKey per tenant and region); 0: half the revocation bound")
+	fs.DurationVar(&c.idleCheckInterval, "idle-key-check-interval", time.Hour, "how often the key of an idle tenant (active, and no replica holds any of its keys) is checked, for the status page and DR compliance; 0: every tenant every --key-check-interval")
 	fs.IntVar(&c.keyCheckConcurrency, "key-check-concurrency", lifecycle.DefaultConcurrency, "how many tenants' keys are checked at once")
 	fs.Int64Var(&c.keyMaxUses, "key-max-uses", 1<<30, "encryptions after which a tenant's data key is rotated")
 	fs.DurationVar(&c.keyMaxAge, "key-max-age", 30*24*time.Hour, "age after which a tenant's data key is rotated")
@@ -403,7 +405,7 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	replica := replicaID(log)
 	monitor, err = lifecycle.New(lifecycle.Config{
 		Store: st, Tenants: ring, KeyProviders: st, KMS: aws, Region: cfg.region, DRRegions: drs,
-		Interval: lt.interval, Timeout: lt.timeout, Concurrency: cfg.keyCheckConcurrency, Owner: replica,
+		Interval: lt.interval, IdleInterval: cfg.idleCheckInterval, Timeout: lt.timeout, Concurrency: cfg.keyCheckConcurrency, Owner: replica,
 		RegionHealth: func(region string) (bool, time.Time) {
 			h := aws.RegionHealth(region)
 			return h.Healthy, h.Since

@@ -140,6 +140,9 @@ type tenantEntry struct {
 	changes atomic.Uint64 // pushed changes of the tenant so far
 	removed bool          // guarded by mu: the tenant was deleted by this process
 	bucket  bucket        // the tenant's data-plane quota in this process
+	// inUseUntil (unix nanoseconds) is how long the store's mark that this
+	// process holds keys of the tenant lasts (see markInUse).
+	inUseUntil atomic.Int64
 }
 
 type tenantSnapshot struct {
@@ -625,11 +628,41 @@ func (s *Service) unwrap(ctx context.Context, tenantID string, id envelope.KeyID
 		s.noticeKeyError(ctx, tenantID, ck.Provider, err)
 		return loaded{}, err
 	}
+	if err := s.markInUse(ctx, tenantID, ck.Provider); err != nil {
+		key.Destroy()
+		return loaded{}, err
+	}
 	if key.Len() != kms.DataKeySize {
 		key.Destroy()
 		return loaded{}, fmt.Errorf("keyring: provider %s unwrapped a key of the wrong size", ck.Provider)
 	}
 	return loaded{key: key, purpose: purpose, digest: got}, nil
+}
+
+// markInUse records in the store, for the key monitor, that this process
+// is about to hold an unwrapped key of the tenant from a customer's KMS,
+// for at most the cache's TTL: while any replica does, the tenant's key is
+// checked every check interval, so that a revocation reaches the cached
+// key within the bound; a tenant no replica holds keys of is idle, checked
+// slowly, as it cannot use a revoked key without asking the KMS, which
+// refuses. The mark lasts half a TTL longer than needed, so that a process
+// writes it at most twice per TTL. Without the mark, the key is not used.
+func (s *Service) markInUse(ctx context.Context, tenantID, provider string) error {
+	if provider == InternalProvider {
+		return nil // no key checks: nothing outside this service can revoke it
+	}
+	te := s.entry(tenantID)
+	now := s.cfg.Now()
+	ttl := s.cache.cfg.TTL
+	if now.Add(ttl).UnixNano() <= te.inUseUntil.Load() {
+		return nil
+	}
+	until := now.Add(ttl + ttl/2)
+	if err := s.cfg.Store.MarkKeysInUse(ctx, tenantID, until); err != nil {
+		return storeError("marking the tenant's keys in use", err)
+	}
+	te.inUseUntil.Store(until.UnixNano())
+	return nil
 }
 
 // Binding is what the cipherkey's wrapping is bound to at its provider,

@@ -463,17 +463,20 @@ func TestDeleteTenantShredsItsKeys(t *testing.T) {
 	if _, err := h.svc.Decrypt(ctx, "acme", nil, ct); !errors.Is(err, keyring.ErrTenantNotFound) {
 		t.Errorf("Decrypt for the deleted tenant: err = %v, want ErrTenantNotFound", err)
 	}
-	// Even a new tenant with the same id, in a fresh process, cannot read it.
+	// A fresh process cannot read it either, and no new tenant can take the
+	// id (and with it the ciphertexts' binding).
 	svc := h.reopen(keyring.Config{})
-	h.tenant("acme")
-	if _, err := svc.Decrypt(ctx, "acme", nil, ct); !errors.Is(err, keyring.ErrDecrypt) {
-		t.Errorf("Decrypt by a recreated tenant: err = %v, want ErrDecrypt", err)
+	if _, err := svc.CreateTenant(ctx, keyring.TenantSpec{ID: "acme", Name: "Reborn", Edition: keyring.EditionEnterprise}); !errors.Is(err, keyring.ErrTenantRetired) {
+		t.Errorf("CreateTenant of the deleted id: err = %v, want ErrTenantRetired", err)
 	}
-	if _, err := svc.ResolvePlaintextDataKey(ctx, "acme", nil, dk.Handle); !errors.Is(err, keyring.ErrDecrypt) {
-		t.Errorf("Resolve by a recreated tenant: err = %v, want ErrDecrypt", err)
+	if _, err := svc.Decrypt(ctx, "acme", nil, ct); !errors.Is(err, keyring.ErrTenantNotFound) {
+		t.Errorf("Decrypt in a fresh process: err = %v, want ErrTenantNotFound", err)
+	}
+	if _, err := svc.ResolvePlaintextDataKey(ctx, "acme", nil, dk.Handle); !errors.Is(err, keyring.ErrTenantNotFound) {
+		t.Errorf("Resolve in a fresh process: err = %v, want ErrTenantNotFound", err)
 	}
 	if counts, err := h.store.CountCipherKeys(ctx, "acme"); err != nil || len(counts) != 0 {
-		t.Errorf("recreated tenant has cipherkeys %v (%v), want none", counts, err)
+		t.Errorf("deleted tenant has cipherkeys %v (%v), want none", counts, err)
 	}
 	if keks, err := h.store.KEKs(ctx, "acme"); err != nil || len(keks) != 0 {
 		t.Errorf("deleted tenant still has %d KEKs (%v)", len(keks), err)

@@ -143,6 +143,10 @@ func (s *Service) generate(ctx context.Context, t Tenant, purpose Purpose, diges
 		s.noticeKeyError(ctx, t.ID, t.Provider, err)
 		return CipherKey{}, loaded{}, err
 	}
+	if err := s.markInUse(ctx, t.ID, p.Ref()); err != nil {
+		key.Destroy()
+		return CipherKey{}, loaded{}, err
+	}
 	if key.Len() != kms.DataKeySize {
 		key.Destroy()
 		return CipherKey{}, loaded{}, fmt.Errorf("keyring: provider %s generated a key of the wrong size", t.Provider)

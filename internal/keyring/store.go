@@ -61,6 +61,12 @@ type Store interface {
 	// DeleteTenant removes the tenant, all of its cipherkeys and all of its
 	// internal KMS key-encryption keys in one transaction. Errors: ErrNotFound.
 	DeleteTenant(ctx context.Context, id string) error
+	// MarkKeysInUse records that this process holds, or will hold until
+	// until, unwrapped data keys of the tenant, so that the key monitor
+	// checks its key at the check interval rather than the idle one; a
+	// tenant that was idle becomes due for a check at once. Marks only
+	// move later. A tenant that does not exist is no error.
+	MarkKeysInUse(ctx context.Context, tenantID string, until time.Time) error
 
 	// InsertCipherKey stores an inactive cipherkey (k.Active is ignored and
 	// stored false), provided k.Provider is still the tenant's provider:

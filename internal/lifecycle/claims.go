@@ -61,7 +61,7 @@ func (m *Monitor) claimLoop(ctx context.Context) {
 				break more
 			}
 		}
-		ds, err := m.cfg.Store.ClaimKeyChecks(ctx, m.cfg.Owner, every, poll, m.Lease(), n)
+		ds, err := m.cfg.Store.ClaimKeyChecks(ctx, m.cfg.Owner, every, m.cfg.IdleInterval, poll, m.Lease(), n)
 		for range n - len(ds) {
 			<-slots
 		}

@@ -73,6 +73,13 @@ type Config struct {
 	// two claims of a tenant's check while a replica has a free slot. It
 	// is the main term of the revocation bound. Default DefaultInterval.
 	Interval time.Duration
+	// IdleInterval is how often the key of an idle tenant is checked: one
+	// that is active and whose keys no replica holds (see
+	// keyring.Store.MarkKeysInUse). Such a tenant cannot use its key
+	// without calling the KMS, which refuses a revoked key on use, so the
+	// revocation bound does not need it checked every Interval. 0: every
+	// tenant every Interval.
+	IdleInterval time.Duration
 	// Timeout bounds one tenant's check (every region). Default the
 	// smaller of Interval and 5 s.
 	Timeout time.Duration
@@ -131,6 +138,9 @@ func New(cfg Config) (*Monitor, error) {
 		cfg.Poll = min(max(cfg.Interval/10, 10*time.Millisecond), time.Second)
 	}
 	cfg.Poll = min(cfg.Poll, cfg.Interval/2)
+	if cfg.IdleInterval < cfg.Interval {
+		cfg.IdleInterval = 0
+	}
 	if cfg.Owner == "" {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
@@ -152,6 +162,9 @@ func New(cfg Config) (*Monitor, error) {
 
 // Interval is the configured check interval.
 func (m *Monitor) Interval() time.Duration { return m.cfg.Interval }
+
+// IdleInterval is the check interval of idle tenants (0: none are).
+func (m *Monitor) IdleInterval() time.Duration { return m.cfg.IdleInterval }
 
 // Start begins the periodic checks and the handling of Notify.
 func (m *Monitor) Start() {

@@ -130,7 +130,7 @@ type fakeClaim struct {
 }
 
 // ClaimKeyChecks is the stores' rule, in memory.
-func (f *fakeStore) ClaimKeyChecks(ctx context.Context, owner string, every, _, lease time.Duration, limit int) ([]Due, error) {
+func (f *fakeStore) ClaimKeyChecks(ctx context.Context, owner string, every, _, _, lease time.Duration, limit int) ([]Due, error) {
 	watched, _ := f.WatchedTenants(ctx, "", 1000)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -517,7 +517,7 @@ func TestClaimsAreShared(t *testing.T) {
 	}
 	f.m.cfg.Interval, f.m.cfg.Poll, f.m.cfg.Owner = time.Hour, 10*time.Millisecond, "first"
 	// A replica that claimed acme and died: its claim lapses at once.
-	if _, err := f.store.ClaimKeyChecks(t.Context(), "dead", time.Hour, 0, 0, 10); err != nil {
+	if _, err := f.store.ClaimKeyChecks(t.Context(), "dead", time.Hour, 0, 0, 0, 10); err != nil {
 		t.Fatal(err)
 	}
 	f.m.Start()

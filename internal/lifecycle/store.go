@@ -35,7 +35,11 @@ type Store interface {
 	// concurrent claims, from any replica, exactly one gets each tenant.
 	// Times are the database's clock. The most overdue come first; Late is
 	// how long past due each one is (zero for a tenant never checked).
-	ClaimKeyChecks(ctx context.Context, owner string, every, spread, lease time.Duration, limit int) ([]Due, error)
+	// An active tenant whose keys no replica holds (see
+	// keyring.Store.MarkKeysInUse) is idle: with idle > 0 its check is
+	// due only idle after its last claim; a tenant that is not active, or
+	// whose keys some replica holds, keeps to every.
+	ClaimKeyChecks(ctx context.Context, owner string, every, idle, spread, lease time.Duration, limit int) ([]Due, error)
 	// FinishKeyCheck ends owner's claim on the tenant's check, which makes
 	// the next check due at the time ClaimKeyChecks set. A claim owner does
 	// not hold (it lapsed and another replica took it) is left alone.

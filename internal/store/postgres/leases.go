@@ -97,25 +97,30 @@ func (s *Store) UpdateLeasedMigration(ctx context.Context, m migration.Migration
 
 // claimKeyChecksQuery leases due checks: the watched tenants (the condition
 // of the partial index tenants_watched) without a schedule yet, or whose
-// schedule is due and not claimed, or whose claim lapsed unfinished. The
-// upsert re-checks that condition on the row as a concurrent claim left it,
-// so that a tenant another replica took meanwhile is skipped, not taken
-// twice. $1 owner, $2 every, $3 lease, $4 limit, $5 spread; durations in
-// microseconds.
+// schedule is due and not claimed, or whose claim lapsed unfinished; of
+// them, an active tenant whose keys no replica holds (hot_until past) only
+// once its last claim is $6 (the idle interval) old. The upsert re-checks
+// the due condition on the row as a concurrent claim left it, so that a
+// tenant another replica took meanwhile is skipped, not taken twice. $1
+// owner, $2 every, $3 lease, $4 limit, $5 spread, $6 idle; durations in
+// microseconds. Late is past the due time, or past the idle interval for
+// an idle tenant.
 var claimKeyChecksQuery = `WITH due AS (
-		SELECT t.id, COALESCE(EXTRACT(EPOCH FROM now() - l.due_at)::float8, 0) AS late
+		SELECT t.id, COALESCE(EXTRACT(EPOCH FROM now() - (CASE WHEN ` + idleSQL + `
+				THEN GREATEST(l.due_at, l.claimed_at + $6::bigint * interval '1 microsecond') ELSE l.due_at END))::float8, 0) AS late
 		FROM tenants t LEFT JOIN key_check_leases l ON l.tenant_id = t.id
 		WHERE t.provider <> '` + keyring.InternalProvider + `' AND t.state <> 'destroyed'
 			AND (l.tenant_id IS NULL
 				OR (l.owner = '' AND l.due_at <= now())
 				OR (l.owner <> '' AND l.lease_until <= now()))
+			AND (l.tenant_id IS NULL OR NOT (` + idleSQL + `) OR l.claimed_at <= now() - $6::bigint * interval '1 microsecond')
 		ORDER BY l.due_at NULLS FIRST, t.id
 		LIMIT $4
 	), claimed AS (
-		INSERT INTO key_check_leases AS l (tenant_id, due_at, owner, lease_until)
-		SELECT id, now() + ($2 - floor(random() * ($5 + 1))::bigint) * interval '1 microsecond', $1, now() + $3 * interval '1 microsecond' FROM due
+		INSERT INTO key_check_leases AS l (tenant_id, due_at, owner, lease_until, claimed_at)
+		SELECT id, now() + ($2 - floor(random() * ($5 + 1))::bigint) * interval '1 microsecond', $1, now() + $3 * interval '1 microsecond', now() FROM due
 		ON CONFLICT (tenant_id) DO UPDATE
-			SET due_at = EXCLUDED.due_at, owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until
+			SET due_at = EXCLUDED.due_at, owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until, claimed_at = EXCLUDED.claimed_at
 			WHERE (l.owner = '' AND l.due_at <= now()) OR (l.owner <> '' AND l.lease_until <= now())
 		RETURNING l.tenant_id
 	)
@@ -123,13 +128,18 @@ var claimKeyChecksQuery = `WITH due AS (
 	FROM claimed c JOIN tenants t ON t.id = c.tenant_id JOIN due d ON d.id = c.tenant_id
 	ORDER BY d.late DESC, t.id`
 
+// idleSQL holds for an idle tenant's schedule (l): an active tenant whose
+// keys no replica holds, with an earlier claim (a tenant never claimed is
+// due at once). $6 > 0 turns the idle schedule on.
+const idleSQL = `$6::bigint > 0 AND t.state = 'active' AND l.claimed_at IS NOT NULL AND (l.hot_until IS NULL OR l.hot_until <= now())`
+
 // ClaimKeyChecks implements lifecycle.Store.
-func (s *Store) ClaimKeyChecks(ctx context.Context, owner string, every, spread, lease time.Duration, limit int) ([]lifecycle.Due, error) {
+func (s *Store) ClaimKeyChecks(ctx context.Context, owner string, every, idle, spread, lease time.Duration, limit int) ([]lifecycle.Due, error) {
 	ds := []lifecycle.Due{}
 	if limit <= 0 {
 		return ds, nil
 	}
-	rows, err := s.pool.Query(ctx, claimKeyChecksQuery, owner, every.Microseconds(), lease.Microseconds(), limit, max(spread, 0).Microseconds())
+	rows, err := s.pool.Query(ctx, claimKeyChecksQuery, owner, every.Microseconds(), lease.Microseconds(), limit, max(spread, 0).Microseconds(), max(idle, 0).Microseconds())
 	if err != nil {
 		return nil, fmt.Errorf("postgres: claiming key checks: %w", err)
 	}
@@ -146,6 +156,21 @@ func (s *Store) ClaimKeyChecks(ctx context.Context, owner string, every, spread,
 		return nil, fmt.Errorf("postgres: claiming key checks: %w", err)
 	}
 	return ds, nil
+}
+
+// MarkKeysInUse implements keyring.Store: it moves the tenant's hot_until
+// to until unless it is later already; a tenant that was idle becomes due
+// at once. A tenant that does not exist (any more) is left alone.
+func (s *Store) MarkKeysInUse(ctx context.Context, tenantID string, until time.Time) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO key_check_leases AS l (tenant_id, due_at, owner, hot_until)
+		SELECT id, now(), '', $2 FROM tenants WHERE id = $1
+		ON CONFLICT (tenant_id) DO UPDATE SET
+			due_at = CASE WHEN l.hot_until IS NULL OR l.hot_until <= now() THEN now() ELSE l.due_at END,
+			hot_until = GREATEST(COALESCE(l.hot_until, EXCLUDED.hot_until), EXCLUDED.hot_until)`, tenantID, until)
+	if err != nil {
+		return fmt.Errorf("postgres: marking the keys of tenant %q in use: %w", tenantID, err)
+	}
+	return nil
 }
 
 // withLate scans a tenant row followed by one more column.

@@ -38,7 +38,7 @@ func TestUpgradeFromVersion5(t *testing.T) {
 	if err != nil || m.Done != 5 {
 		t.Errorf("ClaimMigration after the upgrade: %+v, %v", m, err)
 	}
-	ds, err := s.ClaimKeyChecks(ctx, "replica", time.Minute, 0, time.Minute, 10)
+	ds, err := s.ClaimKeyChecks(ctx, "replica", time.Minute, 0, 0, time.Minute, 10)
 	if err != nil || len(ds) != 1 || ds[0].Tenant.ID != "acme" {
 		t.Errorf("ClaimKeyChecks after the upgrade: %+v, %v", ds, err)
 	}

@@ -107,7 +107,7 @@ func (s *Store) UpdateLeasedMigration(ctx context.Context, m migration.Migration
 
 // ClaimKeyChecks implements lifecycle.Store, in one IMMEDIATE transaction:
 // the due tenants are read and their schedule written under the write lock.
-func (s *Store) ClaimKeyChecks(ctx context.Context, owner string, every, spread, lease time.Duration, limit int) ([]lifecycle.Due, error) {
+func (s *Store) ClaimKeyChecks(ctx context.Context, owner string, every, idle, spread, lease time.Duration, limit int) ([]lifecycle.Due, error) {
 	ds := []lifecycle.Due{}
 	if limit <= 0 {
 		return ds, nil
@@ -118,14 +118,20 @@ func (s *Store) ClaimKeyChecks(ctx context.Context, owner string, every, spread,
 	}
 	defer tx.Rollback()
 	now := micros(time.Now())
-	rows, err := tx.QueryContext(ctx, `SELECT `+qualified("t", tenantColumns)+`, COALESCE(? - l.due_at, 0)
+	// An idle tenant (see the PostgreSQL store's idleSQL) is due only once
+	// its last claim is idle old; its lateness counts from then.
+	idleMicros := max(idle, 0).Microseconds()
+	const isIdle = `(:idle > 0 AND t.state = 'active' AND l.claimed_at IS NOT NULL AND (l.hot_until IS NULL OR l.hot_until <= :now))`
+	rows, err := tx.QueryContext(ctx, `SELECT `+qualified("t", tenantColumns)+`,
+			COALESCE(:now - (CASE WHEN `+isIdle+` THEN MAX(l.due_at, l.claimed_at + :idle) ELSE l.due_at END), 0)
 		FROM tenants t LEFT JOIN key_check_leases l ON l.tenant_id = t.id
 		WHERE t.provider <> '`+keyring.InternalProvider+`' AND t.state <> 'destroyed'
 			AND (l.tenant_id IS NULL
-				OR (l.owner = '' AND l.due_at <= ?)
-				OR (l.owner <> '' AND l.lease_until <= ?))
+				OR (l.owner = '' AND l.due_at <= :now)
+				OR (l.owner <> '' AND l.lease_until <= :now))
+			AND (l.tenant_id IS NULL OR NOT `+isIdle+` OR l.claimed_at <= :now - :idle)
 		ORDER BY l.due_at NULLS FIRST, t.id
-		LIMIT ?`, now, now, now, limit)
+		LIMIT :limit`, sql.Named("now", now), sql.Named("idle", idleMicros), sql.Named("limit", limit))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: claiming key checks: %w", err)
 	}
@@ -142,9 +148,10 @@ func (s *Store) ClaimKeyChecks(ctx context.Context, owner string, every, spread,
 		return nil, fmt.Errorf("sqlite: claiming key checks: %w", err)
 	}
 	for _, d := range ds {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO key_check_leases (tenant_id, due_at, owner, lease_until) VALUES (?, ?, ?, ?)
-			ON CONFLICT (tenant_id) DO UPDATE SET due_at = excluded.due_at, owner = excluded.owner, lease_until = excluded.lease_until`,
-			d.Tenant.ID, now+every.Microseconds()-rand.Int64N(max(spread.Microseconds(), 0)+1), owner, now+lease.Microseconds()); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO key_check_leases (tenant_id, due_at, owner, lease_until, claimed_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (tenant_id) DO UPDATE SET due_at = excluded.due_at, owner = excluded.owner, lease_until = excluded.lease_until,
+				claimed_at = excluded.claimed_at`,
+			d.Tenant.ID, now+every.Microseconds()-rand.Int64N(max(spread.Microseconds(), 0)+1), owner, now+lease.Microseconds(), now); err != nil {
 			return nil, fmt.Errorf("sqlite: claiming key checks: %w", err)
 		}
 	}
@@ -169,6 +176,22 @@ func sortDue(ds []lifecycle.Due) {
 	slices.SortFunc(ds, func(a, b lifecycle.Due) int {
 		return cmp.Or(cmp.Compare(b.Late, a.Late), strings.Compare(a.Tenant.ID, b.Tenant.ID))
 	})
+}
+
+// MarkKeysInUse implements keyring.Store: it moves the tenant's hot_until
+// to until unless it is later already; a tenant that was idle becomes due
+// at once. A tenant that does not exist (any more) is left alone.
+func (s *Store) MarkKeysInUse(ctx context.Context, tenantID string, until time.Time) error {
+	now := micros(time.Now())
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO key_check_leases (tenant_id, due_at, owner, hot_until)
+		SELECT id, :now, '', :until FROM tenants WHERE id = :id
+		ON CONFLICT (tenant_id) DO UPDATE SET
+			due_at = CASE WHEN hot_until IS NULL OR hot_until <= :now THEN :now ELSE due_at END,
+			hot_until = MAX(COALESCE(hot_until, excluded.hot_until), excluded.hot_until)`,
+		sql.Named("id", tenantID), sql.Named("now", now), sql.Named("until", micros(until))); err != nil {
+		return fmt.Errorf("sqlite: marking the keys of tenant %q in use: %w", tenantID, err)
+	}
+	return nil
 }
 
 // FinishKeyCheck implements lifecycle.Store.

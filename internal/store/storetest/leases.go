@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -134,7 +135,7 @@ func dueIDs(ds []lifecycle.Due) []string {
 
 func claimChecks(t *testing.T, s Store, owner string, every, lease time.Duration, limit int) []lifecycle.Due {
 	t.Helper()
-	ds, err := s.ClaimKeyChecks(t.Context(), owner, every, 0, lease, limit)
+	ds, err := s.ClaimKeyChecks(t.Context(), owner, every, 0, 0, lease, limit)
 	if err != nil {
 		t.Fatalf("ClaimKeyChecks(%q, limit %d): %v", owner, limit, err)
 	}
@@ -236,6 +237,71 @@ func testKeyCheckClaims(t *testing.T, s Store) {
 			}
 		}
 	})
+	t.Run("idle", func(t *testing.T) {
+		// Every check is due again at once (lapsed), but an idle tenant
+		// (active, no replica holds its keys) only an hour after its last
+		// claim.
+		mine := func(ds []lifecycle.Due) []string {
+			var ids []string
+			for _, id := range dueIDs(ds) {
+				if strings.HasPrefix(id, "idle-") {
+					ids = append(ids, id)
+				}
+			}
+			slices.Sort(ids)
+			return ids
+		}
+		claim := func(owner string) []string {
+			t.Helper()
+			ds, err := s.ClaimKeyChecks(t.Context(), owner, lapsed, hold, 0, hold, 100)
+			if err != nil {
+				t.Fatalf("ClaimKeyChecks: %v", err)
+			}
+			for _, d := range ds {
+				finishCheck(t, s, d.Tenant.ID, owner)
+				if d.Late > time.Minute {
+					t.Errorf("tenant %s claimed %v late, want about 0", d.Tenant.ID, d.Late)
+				}
+			}
+			return mine(ds)
+		}
+		mark := func(id string, until time.Time) {
+			t.Helper()
+			if err := s.MarkKeysInUse(t.Context(), id, until); err != nil {
+				t.Fatalf("MarkKeysInUse(%s): %v", id, err)
+			}
+		}
+		createCMKTenant(t, s, "idle-quiet", keyring.StateActive)
+		createCMKTenant(t, s, "idle-refused", keyring.StateKeyUnavailable)
+		createCMKTenant(t, s, "idle-hot", keyring.StateActive)
+		createCMKTenant(t, s, "idle-cooled", keyring.StateActive)
+		createCMKTenant(t, s, "idle-waking", keyring.StateActive)
+		if got, want := claim("r1"), []string{"idle-cooled", "idle-hot", "idle-quiet", "idle-refused", "idle-waking"}; !slices.Equal(got, want) {
+			t.Fatalf("first claim: got %q, want %q (never checked)", got, want)
+		}
+		mark("idle-hot", time.Now().Add(time.Hour))
+		mark("idle-cooled", time.Now().Add(-time.Second)) // its keys are gone by now
+		mark("idle-hot", time.Now().Add(-time.Hour))      // marks only move later
+		if got, want := claim("r2"), []string{"idle-hot", "idle-refused"}; !slices.Equal(got, want) {
+			t.Errorf("second claim: got %q, want %q (held keys, or not active)", got, want)
+		}
+		// Keys cached again: due at once, whatever the schedule said.
+		mark("idle-waking", time.Now().Add(time.Hour))
+		if got, want := claim("r3"), []string{"idle-hot", "idle-refused", "idle-waking"}; !slices.Equal(got, want) {
+			t.Errorf("claim after idle-waking's keys were cached: got %q, want %q", got, want)
+		}
+		// Without an idle interval, every tenant keeps to the interval.
+		ds, err := s.ClaimKeyChecks(t.Context(), "r4", lapsed, 0, 0, hold, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := mine(ds); len(got) != 5 {
+			t.Errorf("claim without an idle interval: got %q, want all five", got)
+		}
+		mark("no-such-tenant", time.Now().Add(time.Hour))
+		createTenant(t, s, "idle-internal")
+		mark("idle-internal", time.Now().Add(time.Hour))
+	})
 	t.Run("limit", func(t *testing.T) {
 		createCMKTenant(t, s, "limited", keyring.StateActive)
 		if got := claimChecks(t, s, "r1", hold, hold, 0); len(got) != 0 {
@@ -258,7 +324,7 @@ func testConcurrentClaimKeyChecks(t *testing.T, s Store) {
 	)
 	race(8, func(i int) {
 		for {
-			ds, err := s.ClaimKeyChecks(t.Context(), fmt.Sprintf("replica-%d", i), hold, time.Minute, hold, 3)
+			ds, err := s.ClaimKeyChecks(t.Context(), fmt.Sprintf("replica-%d", i), hold, 0, time.Minute, hold, 3)
 			mu.Lock()
 			if err != nil {
 				errs = append(errs, err)

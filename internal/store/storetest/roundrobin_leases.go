@@ -24,8 +24,12 @@ func (r *roundRobin) UpdateLeasedMigration(ctx context.Context, m migration.Migr
 	return r.next().UpdateLeasedMigration(ctx, m, owner)
 }
 
-func (r *roundRobin) ClaimKeyChecks(ctx context.Context, owner string, every, spread, lease time.Duration, limit int) ([]lifecycle.Due, error) {
-	return r.next().ClaimKeyChecks(ctx, owner, every, spread, lease, limit)
+func (r *roundRobin) ClaimKeyChecks(ctx context.Context, owner string, every, idle, spread, lease time.Duration, limit int) ([]lifecycle.Due, error) {
+	return r.next().ClaimKeyChecks(ctx, owner, every, idle, spread, lease, limit)
+}
+
+func (r *roundRobin) MarkKeysInUse(ctx context.Context, tenantID string, until time.Time) error {
+	return r.next().MarkKeysInUse(ctx, tenantID, until)
 }
 
 func (r *roundRobin) FinishKeyCheck(ctx context.Context, tenantID, owner string) error {
