@@ -104,7 +104,7 @@ func fail(stderr io.Writer, cmd string, err error) int {
 		// told which CA to trust.
 		fmt.Fprintf(stderr, "%s: the server's TLS certificate is not trusted: give its CA with --ca-cert FILE, "+
 			"or the server's data directory with --data-dir DIR (the CLI then trusts DIR/tls/ca.pem, the development CA); "+
-			"both default to the current directory's tenantcrypt-data\n", cmd)
+			"--data-dir defaults to ./tenantcrypt-data in the current directory\n", cmd)
 		return exitFailure
 	}
 	var ce *client.Error

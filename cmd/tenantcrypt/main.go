@@ -39,7 +39,7 @@ Usage:
   tenantcrypt decrypt [flags]            decrypt a ciphertext from stdin or --in
   tenantcrypt rootkey rotate|activate|generate|status|reload
                                          manage the internal KMS root key
-  tenantcrypt audit   export|public-keys|verify|check
+  tenantcrypt audit   export|public-keys|verify|check|rotate-signing-key
                                          export and verify the audit log (offline too)
   tenantcrypt issuer rotate              rotate the built-in JWT issuer's signing key
   tenantcrypt version                    print the version, revision, Go version and FIPS 140-3 mode
