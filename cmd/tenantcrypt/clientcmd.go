@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -11,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/api"
@@ -71,15 +74,14 @@ func fileExists(p string) bool {
 }
 
 // parseClientFlags parses a client command's flags, filling them from the
-// environment, and returns the positional arguments.
-func parseClientFlags(fs *flag.FlagSet, args []string, env func(string) string, stderr io.Writer) ([]string, bool) {
-	fs.SetOutput(stderr)
+// environment, and returns the positional arguments. ok is false when the
+// command must return code at once (-h: usage printed, 0; bad flags: 2).
+func parseClientFlags(fs *flag.FlagSet, synopsis string, args []string, env func(string) string, stdout, stderr io.Writer) (pos []string, code int, ok bool) {
 	// Flags may come before or after the positional arguments
 	// (`tenant get acme --token-file t`), as people type them.
-	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, false
+		if code, ok := parseFlags(fs, synopsis, args, stdout, stderr); !ok {
+			return nil, code, false
 		}
 		if fs.NArg() == 0 {
 			break
@@ -89,21 +91,31 @@ func parseClientFlags(fs *flag.FlagSet, args []string, env func(string) string, 
 	}
 	if err := resolveFlags(fs, "", env); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
-		return nil, false
+		return nil, exitUsage, false
 	}
-	return pos, true
+	return pos, exitOK, true
 }
 
 // fail prints err and returns the exit code a script can branch on.
 func fail(stderr io.Writer, cmd string, err error) int {
 	fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
+	if untrustedCertificate(err) {
+		// Not retryable: the same call fails the same way until the CLI is
+		// told which CA to trust.
+		fmt.Fprintf(stderr, "%s: the server's TLS certificate is not trusted: give its CA with --ca-cert FILE, "+
+			"or the server's data directory with --data-dir DIR (the CLI then trusts DIR/tls/ca.pem, the development CA); "+
+			"--data-dir defaults to ./tenantcrypt-data in the current directory\n", cmd)
+		return exitFailure
+	}
 	var ce *client.Error
 	if !errors.As(err, &ce) {
-		if errors.Is(err, context.DeadlineExceeded) {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNREFUSED) {
 			return exitUnavailable
 		}
+		// Many errors have a Timeout method (*os.PathError, *url.Error);
+		// only those that say true are timeouts.
 		var ne interface{ Timeout() bool }
-		if errors.As(err, &ne) || strings.Contains(err.Error(), "connection refused") {
+		if errors.As(err, &ne) && ne.Timeout() || strings.Contains(err.Error(), "connection refused") {
 			return exitUnavailable
 		}
 		return exitFailure
@@ -117,6 +129,18 @@ func fail(stderr io.Writer, cmd string, err error) int {
 		return exitUnavailable
 	}
 	return exitFailure
+}
+
+// untrustedCertificate reports whether err is a failed verification of the
+// server's certificate chain or name.
+func untrustedCertificate(err error) bool {
+	var (
+		cve *tls.CertificateVerificationError
+		ua  x509.UnknownAuthorityError
+		ci  x509.CertificateInvalidError
+		he  x509.HostnameError
+	)
+	return errors.As(err, &cve) || errors.As(err, &ua) || errors.As(err, &ci) || errors.As(err, &he)
 }
 
 func printJSON(w io.Writer, v any) {

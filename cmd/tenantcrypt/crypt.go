@@ -76,6 +76,13 @@ func cmdDecrypt(args []string, env func(string) string, stdin io.Reader, stdout,
 		})
 }
 
+const cryptUsage = `Usage:
+  tenantcrypt %s [--in FILE] [--out FILE] [--context KEY=VALUE]... [client flags]
+      %s the input (stdin or --in) with the service and write the result
+      (stdout or --out); needs a service token of the tenant
+      (TENANTCRYPT_TOKEN, --token or --token-file)
+`
+
 // runCrypt is encrypt and decrypt: read the input, call the service, write
 // the output, and say what failed with an exit code a script can use.
 func runCrypt(name string, args []string, env func(string) string, stdin io.Reader, stdout, stderr io.Writer,
@@ -83,8 +90,9 @@ func runCrypt(name string, args []string, env func(string) string, stdin io.Read
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	var f cryptFlags
 	f.register(fs)
-	if _, ok := parseClientFlags(fs, args, env, stderr); !ok {
-		return exitUsage
+	synopsis := fmt.Sprintf(cryptUsage, name, name)
+	if _, code, ok := parseClientFlags(fs, synopsis, args, env, stdout, stderr); !ok {
+		return code
 	}
 	c, err := f.client()
 	if err != nil {

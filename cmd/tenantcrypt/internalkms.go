@@ -35,9 +35,9 @@ func cmdRootKeyOnline(sub string, args []string, env func(string) string, stdout
 	if sub == "reload" {
 		fs.BoolVar(&wait, "wait", false, "wait until the server's background rewrap has finished (bounded by --timeout); exit 1 if it failed")
 	}
-	pos, ok := parseClientFlags(fs, args, env, stderr)
+	pos, code, ok := parseClientFlags(fs, subUsage(rootkeyUsage, "rootkey", sub), args, env, stdout, stderr)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	if len(pos) != 0 {
 		fmt.Fprint(stderr, rootkeyUsage)
@@ -81,9 +81,9 @@ func cmdTenantRotateKey(args []string, env func(string) string, stdout, stderr i
 	var cf clientFlags
 	cf.register(fs)
 	wait := fs.Bool("wait", false, "wait until the background rewrap of the tenant's data keys has finished (bounded by --timeout); exit 1 if it failed")
-	pos, ok := parseClientFlags(fs, args, env, stderr)
+	pos, code, ok := parseClientFlags(fs, subUsage(tenantUsage, "tenant", "rotate-key"), args, env, stdout, stderr)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	if len(pos) != 1 {
 		fmt.Fprint(stderr, tenantUsage)

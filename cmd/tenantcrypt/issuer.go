@@ -18,21 +18,32 @@ const issuerUsage = `Usage:
 `
 
 func cmdIssuer(args []string, env func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprint(stdout, issuerUsage)
+		return exitOK
+	}
 	if len(args) == 0 || args[0] != "rotate" {
 		fmt.Fprint(stderr, issuerUsage)
 		return exitUsage
 	}
 	fs := flag.NewFlagSet("issuer rotate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "tenantcrypt-data", "the server's data directory (holds issuer-keys.json)")
 	issuer := fs.String("issuer", auth.DefaultIssuerName, "the issuer's name (the server's --jwt-issuer)")
 	keepFor := fs.Duration("keep-for", auth.MaxTokenTTL+time.Hour, "how long the replaced key stays published: at least the longest token lifetime")
-	if err := fs.Parse(args[1:]); err != nil {
+	if code, ok := parseFlags(fs, subUsage(issuerUsage, "issuer", "rotate"), args[1:], stdout, stderr); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "issuer rotate: unexpected argument %q\n\n%s", fs.Arg(0), issuerUsage)
 		return exitUsage
 	}
 	if err := resolveFlags(fs, "", env); err != nil {
 		fmt.Fprintf(stderr, "issuer rotate: %v\n", err)
 		return exitUsage
+	}
+	if err := needIssuerKey(*dataDir, false); err != nil {
+		fmt.Fprintf(stderr, "issuer rotate: %v\n", err)
+		return exitFailure
 	}
 	iss, err := auth.LoadOrCreateIssuer(*dataDir, *issuer)
 	if err != nil {

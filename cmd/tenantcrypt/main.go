@@ -41,10 +41,10 @@ Usage:
   tenantcrypt decrypt [flags]            decrypt a ciphertext from stdin or --in
   tenantcrypt rootkey rotate|activate|generate|status|reload
                                          manage the internal KMS root key
-  tenantcrypt audit   export|public-keys|verify|check
+  tenantcrypt audit   export|public-keys|verify|check|rotate-signing-key
                                          export and verify the audit log (offline too)
   tenantcrypt issuer rotate              rotate the built-in JWT issuer's signing key
-  tenantcrypt version
+  tenantcrypt version                    print the version, revision, Go version and FIPS 140-3 mode
 
 Run 'tenantcrypt COMMAND -h' for a command's flags. Every flag can also be set
 with an environment variable TENANTCRYPT_<FLAG> (upper case, '-' as '_').
@@ -52,9 +52,6 @@ with an environment variable TENANTCRYPT_<FLAG> (upper case, '-' as '_').
 Exit codes: 0 ok, 1 failed, 2 usage, 3 not found, 4 unauthorized or forbidden,
 5 unavailable (retry later).
 `
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 func main() {
 	// SIGINT and SIGTERM stop the server gracefully.
@@ -91,9 +88,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdin io.R
 		return cmdEncrypt(rest, env, stdin, stdout, stderr)
 	case "decrypt":
 		return cmdDecrypt(rest, env, stdin, stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "tenantcrypt", version)
-		return exitOK
+	case "version", "--version", "-version":
+		return cmdVersion(rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

@@ -255,3 +255,68 @@ func TestMigrationUnderLoad(t *testing.T) {
 		}
 	})
 }
+
+// TestDefaultProviderPromotionTimes: the default provider's
+// promotedToCurrentAt and demotedFromCurrentAt are set like any provider's:
+// demoted when a migration to a customer managed key completes, promoted
+// when a reset back to it completes (Qlik's clients show them).
+func TestDefaultProviderPromotionTimes(t *testing.T) {
+	e := startCMKEnv(t)
+	ta := e.tenant(t, "acme", "enterprise")
+	svc := e.token(auth.RoleService, "acme")
+	if r := e.do("POST", "/api/v1/encryption/datakeys", svc, map[string]any{"items": make([]map[string]any, 5)}); r.status != 200 {
+		t.Fatalf("datakeys: %d %s", r.status, r.body)
+	}
+	get := func(fp string) api.KeyProvider {
+		t.Helper()
+		r := e.do("GET", kp+"/"+fp, ta, nil)
+		var p api.KeyProvider
+		if err := json.Unmarshal(r.body, &p); err != nil || r.status != 200 {
+			t.Fatalf("GET %s: %d %s", fp, r.status, r.body)
+		}
+		return p
+	}
+	listed := func() api.KeyProvider {
+		t.Helper()
+		var all []api.KeyProvider
+		if r := e.do("GET", kp+"/actions/list", ta, nil); r.status != 200 || json.Unmarshal(r.body, &all) != nil || len(all) == 0 {
+			t.Fatalf("list: %d %s", r.status, r.body)
+		}
+		return all[0]
+	}
+	check := func(what string, p api.KeyProvider, promoted, demoted string) {
+		t.Helper()
+		if p.PromotedToCurrentAt != promoted || p.DemotedFromCurrentAt != demoted {
+			t.Errorf("%s: promotedToCurrentAt %q, demotedFromCurrentAt %q; want %q, %q",
+				what, p.PromotedToCurrentAt, p.DemotedFromCurrentAt, promoted, demoted)
+		}
+	}
+	check("default provider of a new tenant", get("acme"), api.NeverTime, api.NeverTime)
+
+	fp, r := e.migrateTo(t, ta, testkms.MultiRegionKeyID)
+	if r.status != 200 {
+		t.Fatalf("migrate: %d %s", r.status, r.body)
+	}
+	toCMK := e.waitMigration(t, ta)
+	if toCMK.CompletedAt == api.NeverTime {
+		t.Fatalf("completed migration without completedAt: %+v", toCMK)
+	}
+	check("default provider after the migration to a CMK", get("acme"), api.NeverTime, toCMK.CompletedAt)
+	check("default provider in the list after the migration", listed(), api.NeverTime, toCMK.CompletedAt)
+	check("the CMK after the migration to it", get(fp), toCMK.CompletedAt, api.NeverTime)
+
+	if r := e.do("POST", kp+"/actions/reset-to-default-provider", ta, nil); r.status != 205 {
+		t.Fatalf("reset: %d %s", r.status, r.body)
+	}
+	reset := e.waitMigration(t, ta)
+	if reset.CompletedAt == api.NeverTime || reset.CompletedAt == toCMK.CompletedAt {
+		t.Fatalf("reset migration completedAt %q (the first completed at %q)", reset.CompletedAt, toCMK.CompletedAt)
+	}
+	def := get("acme")
+	if !def.Current {
+		t.Errorf("after the reset the default provider is not current: %+v", def)
+	}
+	check("default provider after the reset", def, reset.CompletedAt, toCMK.CompletedAt)
+	check("default provider in the list after the reset", listed(), reset.CompletedAt, toCMK.CompletedAt)
+	check("the CMK after the reset", get(fp), toCMK.CompletedAt, reset.CompletedAt)
+}

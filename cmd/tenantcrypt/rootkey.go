@@ -42,6 +42,10 @@ func cmdRootKey(args []string, env func(string) string, stdout, stderr io.Writer
 		return exitUsage
 	}
 	sub, args := args[0], args[1:]
+	if isHelp(sub) {
+		fmt.Fprint(stdout, rootkeyUsage)
+		return exitOK
+	}
 	switch sub {
 	case "status", "reload":
 		return cmdRootKeyOnline(sub, args, env, stdout, stderr)
@@ -57,9 +61,9 @@ func cmdRootKey(args []string, env func(string) string, stdout, stderr io.Writer
 	if sub == "rotate" {
 		fs.BoolVar(&stage, "stage", false, "add the version without making it current (activate it once every server has loaded it)")
 	}
-	pos, ok := parseClientFlags(fs, args, env, stderr)
+	pos, code, ok := parseClientFlags(fs, subUsage(rootkeyUsage, "rootkey", sub), args, env, stdout, stderr)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	wantPos := 0
 	if sub == "activate" {

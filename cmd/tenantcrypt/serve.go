@@ -252,14 +252,20 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
+const serveUsage = `Usage:
+  tenantcrypt serve [--data-dir DIR] [--listen HOST:PORT] [--config FILE] [flags]
+      run the service (HTTPS); with nothing else given it keeps everything
+      in DIR: SQLite, the internal KMS root key, the built-in issuer's key,
+      the audit signing key and a development TLS certificate
+`
+
 func cmdServe(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var cfg serveConfig
 	cfg.flags(fs)
 	configFile := fs.String("config", "", "JSON config file whose keys are these flag names")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := parseFlags(fs, serveUsage, args, stdout, stderr); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "serve: unexpected argument %q\n", fs.Arg(0))
@@ -339,6 +345,13 @@ func loadRootKeys(cfg serveConfig, env func(string) string, log *slog.Logger) (*
 }
 
 func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout io.Writer, log *slog.Logger) error {
+	// Bind the port before creating any state: a second server on a busy
+	// port must fail without making a data directory.
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.listen, err)
+	}
+	defer ln.Close() // closed by Serve too; this covers the returns before it
 	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}
@@ -502,10 +515,6 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
-	ln, err := net.Listen("tcp", cfg.listen)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", cfg.listen, err)
-	}
 	scheme := "https"
 	caFile := ""
 	if cfg.insecurePlaintext {

@@ -27,6 +27,10 @@ func cmdTenant(args []string, env func(string) string, stdout, stderr io.Writer)
 		return exitUsage
 	}
 	sub, args := args[0], args[1:]
+	if isHelp(sub) {
+		fmt.Fprint(stdout, tenantUsage)
+		return exitOK
+	}
 	if sub == "rotate-key" {
 		return cmdTenantRotateKey(args, env, stdout, stderr)
 	}
@@ -59,9 +63,9 @@ func cmdTenant(args []string, env func(string) string, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "tenant: unknown subcommand %q\n\n%s", sub, tenantUsage)
 		return exitUsage
 	}
-	pos, ok := parseClientFlags(fs, args, env, stderr)
+	pos, code, ok := parseClientFlags(fs, subUsage(tenantUsage, "tenant", sub), args, env, stdout, stderr)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	needID := sub == "get" || sub == "update" || sub == "delete"
 	if needID && len(pos) != 1 || !needID && len(pos) != 0 {

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -11,9 +14,15 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
 )
 
+const tokenUsage = `Usage:
+  tenantcrypt token --role ROLE [--tenant T] [--ttl D] [--subject S] [--data-dir DIR]
+      print a JWT signed by the built-in issuer's key in the server's data
+      directory (DIR/issuer-keys.json, made by the server's first start);
+      --create makes a new issuer key when there is none
+`
+
 func cmdToken(args []string, env func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "tenantcrypt-data", "the server's data directory (holds the issuer's signing keys)")
 	tenant := fs.String("tenant", "", "tenant id (required for tenant-admin and service; omitted for platform-admin)")
 	var roles listFlag
@@ -22,7 +31,12 @@ func cmdToken(args []string, env func(string) string, stdout, stderr io.Writer) 
 	subject := fs.String("subject", "", "the token's subject (default: cli:<role>)")
 	audience := fs.String("audience", auth.DefaultAudience, "the token's audience")
 	issuer := fs.String("issuer", auth.DefaultIssuerName, "the token's issuer (the server's --jwt-issuer)")
-	if err := fs.Parse(args); err != nil {
+	create := fs.Bool("create", false, "create the data directory and a new issuer key if there is none (a server started on that directory later verifies the tokens)")
+	if code, ok := parseFlags(fs, tokenUsage, args, stdout, stderr); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "token: unexpected argument %q\n\n%s", fs.Arg(0), tokenUsage)
 		return exitUsage
 	}
 	if err := resolveFlags(fs, "", env); err != nil {
@@ -59,6 +73,10 @@ func cmdToken(args []string, env func(string) string, stdout, stderr io.Writer) 
 	if *subject == "" {
 		*subject = "cli:" + parsed[0].String()
 	}
+	if err := needIssuerKey(*dataDir, *create); err != nil {
+		fmt.Fprintf(stderr, "token: %v\n", err)
+		return exitFailure
+	}
 	iss, err := auth.LoadOrCreateIssuer(*dataDir, *issuer)
 	if err != nil {
 		fmt.Fprintf(stderr, "token: %v\n", err)
@@ -71,4 +89,26 @@ func cmdToken(args []string, env func(string) string, stdout, stderr io.Writer) 
 	}
 	fmt.Fprintln(stdout, tok)
 	return exitOK
+}
+
+// needIssuerKey refuses a data directory without the built-in issuer's key
+// unless create is set: a mistyped --data-dir (or a command run from
+// another directory) would otherwise make a new key that the server does
+// not know, and its tokens would fail there with "unknown key id".
+func needIssuerKey(dataDir string, create bool) error {
+	path := filepath.Join(dataDir, auth.IssuerKeyFile)
+	_, err := os.Stat(path)
+	switch {
+	case err == nil || create:
+		return nil
+	case errors.Is(err, os.ErrNotExist):
+		abs, aerr := filepath.Abs(dataDir)
+		if aerr != nil {
+			abs = dataDir
+		}
+		return fmt.Errorf("no built-in issuer key in the data directory %s (%s does not exist): "+
+			"give the server's directory with --data-dir or TENANTCRYPT_DATA_DIR (the server creates the key at its first start), "+
+			"or add --create to make a new key there", abs, auth.IssuerKeyFile)
+	}
+	return fmt.Errorf("reading the issuer key: %w", err)
 }

@@ -217,6 +217,19 @@ func (s *Service) Latest(ctx context.Context, tenantID string) (Migration, error
 	return m, err
 }
 
+// ProviderSwitchTimes returns when the provider ref last became the
+// tenant's current one and when it last stopped being so (the zero time:
+// never), as the completions of the tenant's migrations say. The default
+// provider has no record of its own to stamp, so this is where its times
+// come from.
+func (s *Service) ProviderSwitchTimes(ctx context.Context, tenantID, ref string) (promoted, demoted time.Time, err error) {
+	promoted, demoted, err = s.cfg.Store.ProviderSwitchTimes(ctx, tenantID, ref)
+	if err != nil {
+		return time.Time{}, time.Time{}, &keyring.StoreError{Op: "reading provider switches", Err: err}
+	}
+	return promoted, demoted, nil
+}
+
 // Migrate starts moving the tenant's keys to the provider with this
 // fingerprint.
 func (s *Service) Migrate(ctx context.Context, tenantID, fingerprint string) (Migration, error) {

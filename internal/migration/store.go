@@ -30,6 +30,11 @@ type Store interface {
 	// UnfinishedMigrations returns every migration, of any tenant, that is
 	// not Completed (for a restarted process to resume them).
 	UnfinishedMigrations(ctx context.Context) ([]Migration, error)
+	// ProviderSwitchTimes returns when the tenant's provider ref last became
+	// current (the CompletedAt of its latest Completed migration to ref) and
+	// last stopped being current (of its latest Completed migration from
+	// ref); the zero time for never. A tenant without migrations is no error.
+	ProviderSwitchTimes(ctx context.Context, tenantID, ref string) (promoted, demoted time.Time, err error)
 
 	// CipherKeysNotWrappedBy returns up to limit of the tenant's
 	// cipherkeys whose Provider is not ref, with ids greater than after, in

@@ -71,13 +71,24 @@ func (s *Server) currentRef(ctx context.Context, tenantID string) (string, error
 }
 
 // defaultProviderJSON is the entry of the internal KMS that every tenant has.
-func defaultProviderJSON(tenantID, current string) api.KeyProvider {
+func defaultProviderJSON(tenantID, current string, promoted, demoted time.Time) api.KeyProvider {
 	return api.KeyProvider{
 		ARN: api.DefaultProviderARN, Name: "Qlik managed key", Description: "tenantcrypt's internal KMS",
 		KeyProvider: "Qlik", Current: current == keyring.InternalProvider, TenantID: tenantID,
 		CreatedAt: "Qlik managed", ARNFingerPrint: tenantID, ReplicaKeys: []api.ReplicaKey{},
-		PromotedToCurrentAt: api.NeverTime, DemotedFromCurrentAt: api.NeverTime,
+		PromotedToCurrentAt: timeText(promoted), DemotedFromCurrentAt: timeText(demoted),
 	}
+}
+
+// defaultProvider is the default provider's entry with its promotion and
+// demotion times, which the tenant's completed migrations to and from it
+// give (it has no stored record to stamp, unlike a customer managed key).
+func (s *Server) defaultProvider(ctx context.Context, tenantID, current string) (api.KeyProvider, error) {
+	promoted, demoted, err := s.cfg.Migrations.ProviderSwitchTimes(ctx, tenantID, keyring.InternalProvider)
+	if err != nil {
+		return api.KeyProvider{}, err
+	}
+	return defaultProviderJSON(tenantID, current, promoted, demoted), nil
 }
 
 // keyProviderError maps the errors of the key-provider API to the statuses
@@ -154,7 +165,11 @@ func (s *Server) listAllKeyProviders(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return keyProviderError(err, true)
 	}
-	out := []api.KeyProvider{defaultProviderJSON(tenantID, current)}
+	def, err := s.defaultProvider(r.Context(), tenantID, current)
+	if err != nil {
+		return keyProviderError(err, true)
+	}
+	out := []api.KeyProvider{def}
 	for _, p := range ps {
 		out = append(out, keyProviderJSON(p, current == keyprovider.Ref(p.Fingerprint)))
 	}
@@ -202,7 +217,11 @@ func (s *Server) getKeyProvider(w http.ResponseWriter, r *http.Request) error {
 		return keyProviderError(err, true)
 	}
 	if fp == tenantID {
-		writeJSON(w, http.StatusOK, defaultProviderJSON(tenantID, current))
+		def, err := s.defaultProvider(r.Context(), tenantID, current)
+		if err != nil {
+			return keyProviderError(err, true)
+		}
+		writeJSON(w, http.StatusOK, def)
 		return nil
 	}
 	p, err := s.cfg.KeyProviders.Get(r.Context(), tenantID, fp)

@@ -192,7 +192,9 @@ func (s *Server) logRequest(r *http.Request, route string, status int, elapsed t
 		slog.String("request_id", requestIDFrom(r.Context())),
 		slog.String("route", route),
 		slog.Int("status", status),
-		slog.Duration("elapsed", elapsed),
+		// Milliseconds with a unit in the name: slog's JSON handler would
+		// write a Duration as bare integer nanoseconds.
+		slog.Float64("elapsed_ms", float64(elapsed.Microseconds())/1000),
 		slog.String("remote", r.RemoteAddr),
 	}
 	if p, ok := r.Context().Value(principalKey).(auth.Principal); ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/envelope"
@@ -24,6 +25,9 @@ type Migrations interface {
 	// Latest returns the running or last migration. Errors:
 	// keyring.ErrNotFound when there never was one.
 	Latest(ctx context.Context, tenantID string) (migration.Migration, error)
+	// ProviderSwitchTimes returns when the provider ref last became the
+	// tenant's current one and last stopped being so (zero: never).
+	ProviderSwitchTimes(ctx context.Context, tenantID, ref string) (promoted, demoted time.Time, err error)
 }
 
 func migrationJSON(m migration.Migration) api.Migration {

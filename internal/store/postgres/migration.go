@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
+
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
@@ -70,6 +73,18 @@ func (s *Store) LatestMigration(ctx context.Context, tenantID string) (migration
 		return migration.Migration{}, fmt.Errorf("postgres: reading latest migration of tenant %q: %w", tenantID, err)
 	}
 	return m, nil
+}
+
+// ProviderSwitchTimes returns the CompletedAt of the tenant's latest
+// Completed migration to ref and of its latest one from ref (zero if none).
+func (s *Store) ProviderSwitchTimes(ctx context.Context, tenantID, ref string) (promoted, demoted time.Time, err error) {
+	var to, from pgtype.Timestamptz
+	err = s.pool.QueryRow(ctx, `SELECT MAX(completed_at) FILTER (WHERE to_ref = $2), MAX(completed_at) FILTER (WHERE from_ref = $2)
+		FROM migrations WHERE tenant_id = $1 AND state = 'Completed'`, tenantID, ref).Scan(&to, &from)
+	if err != nil {
+		return time.Time{}, time.Time{}, fmt.Errorf("postgres: reading the provider switches of tenant %q: %w", tenantID, err)
+	}
+	return fromNullTime(to), fromNullTime(from), nil
 }
 
 // UpdateMigration replaces the State, Done, Total, CompletedAt, LastError and

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
@@ -59,6 +60,18 @@ func (s *Store) LatestMigration(ctx context.Context, tenantID string) (migration
 		return migration.Migration{}, fmt.Errorf("sqlite: reading latest migration of tenant %q: %w", tenantID, err)
 	}
 	return m, nil
+}
+
+// ProviderSwitchTimes returns the CompletedAt of the tenant's latest
+// Completed migration to ref and of its latest one from ref (zero if none).
+func (s *Store) ProviderSwitchTimes(ctx context.Context, tenantID, ref string) (promoted, demoted time.Time, err error) {
+	var to, from sql.NullInt64
+	err = s.r.QueryRowContext(ctx, `SELECT MAX(CASE WHEN to_ref = ? THEN completed_at END), MAX(CASE WHEN from_ref = ? THEN completed_at END)
+		FROM migrations WHERE tenant_id = ? AND state = 'Completed'`, ref, ref, tenantID).Scan(&to, &from)
+	if err != nil {
+		return time.Time{}, time.Time{}, fmt.Errorf("sqlite: reading the provider switches of tenant %q: %w", tenantID, err)
+	}
+	return fromNullMicros(to), fromNullMicros(from), nil
 }
 
 // UpdateMigration replaces the State, Done, Total, CompletedAt, LastError and

@@ -585,3 +585,54 @@ func testConcurrentUpdateMigration(t *testing.T, s Store) {
 	want.State, want.CompletedAt = migration.StateInProgress, time.Time{}
 	checkUnfinished(t, s, want)
 }
+
+// testProviderSwitchTimes: when a provider last became and last stopped
+// being the tenant's current one, from its completed migrations only.
+func testProviderSwitchTimes(t *testing.T, s Store) {
+	ctx := t.Context()
+	createTenant(t, s, "acme")
+	createTenant(t, s, "other")
+	check := func(what, tenantID, ref string, wantPromoted, wantDemoted time.Time) {
+		t.Helper()
+		promoted, demoted, err := s.ProviderSwitchTimes(ctx, tenantID, ref)
+		if err != nil {
+			t.Fatalf("%s: ProviderSwitchTimes(%q, %q): %v", what, tenantID, ref, err)
+		}
+		checkOptionalTime(t, what+": "+ref+" promoted", promoted, wantPromoted)
+		checkOptionalTime(t, what+": "+ref+" demoted", demoted, wantDemoted)
+	}
+	never := time.Time{}
+	check("no migrations", "acme", "internal", never, never)
+	check("no such tenant", "missing", "internal", never, never)
+
+	switchAt := func(tenantID, id, from, to string, hour int, done bool) {
+		t.Helper()
+		m := newMigration(tenantID, id)
+		m.From, m.To = from, to
+		m.InitiatedAt = time.Date(2025, 1, 1, hour, 0, 0, 0, zone)
+		m.UpdatedAt = m.InitiatedAt.Add(time.Minute + 123456*time.Microsecond)
+		if done {
+			m = completed(m)
+		}
+		insertMigration(t, s, m)
+	}
+	t1 := time.Date(2025, 1, 1, 1, 1, 0, 123456000, zone)
+	t2 := time.Date(2025, 1, 1, 2, 1, 0, 123456000, zone)
+
+	switchAt("acme", "to-cmk", "internal", cmk(1), 1, true)
+	check("after the migration to a CMK", "acme", "internal", never, t1)
+	check("after the migration to a CMK", "acme", cmk(1), t1, never)
+
+	switchAt("acme", "reset", cmk(1), "internal", 2, true)
+	check("after the reset", "acme", "internal", t2, t1)
+	check("after the reset", "acme", cmk(1), t1, t2)
+
+	// A running migration changes nothing yet; an older completed one
+	// does not replace a later time; another tenant's are its own.
+	switchAt("acme", "running", "internal", cmk(2), 3, false)
+	switchAt("acme", "older", "internal", cmk(1), 0, true)
+	switchAt("other", "other-to-cmk", "internal", cmk(1), 9, true)
+	check("with a running, an older and another tenant's migration", "acme", "internal", t2, t1)
+	check("with a running, an older and another tenant's migration", "acme", cmk(1), t1, t2)
+	check("with a running, an older and another tenant's migration", "acme", cmk(2), never, never)
+}

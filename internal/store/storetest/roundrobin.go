@@ -129,6 +129,10 @@ func (r *roundRobin) LatestMigration(ctx context.Context, tenantID string) (migr
 	return r.next().LatestMigration(ctx, tenantID)
 }
 
+func (r *roundRobin) ProviderSwitchTimes(ctx context.Context, tenantID, ref string) (time.Time, time.Time, error) {
+	return r.next().ProviderSwitchTimes(ctx, tenantID, ref)
+}
+
 func (r *roundRobin) UpdateMigration(ctx context.Context, m migration.Migration) error {
 	return r.next().UpdateMigration(ctx, m)
 }

@@ -75,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Migration/RoundTrip", testMigrationRoundTrip},
 		{"Migration/InsertErrors", testInsertMigrationErrors},
 		{"Migration/Latest", testLatestMigration},
+		{"Migration/ProviderSwitchTimes", testProviderSwitchTimes},
 		{"Migration/Update", testUpdateMigration},
 		{"Migration/OneRunning", testOneRunningMigration},
 		{"Migration/Unfinished", testUnfinishedMigrations},
