@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
@@ -20,17 +21,23 @@ import (
 // back, which must stop the run instead of spinning.
 const maxStalledPasses = 10
 
+// rewrapGrace is how long a tenant's rewrap waits, once a pass found
+// nothing left to move, before its last pass: time for a data key that a
+// request wrapped under the old KEK version just before the rotation to be
+// stored.
+const rewrapGrace = time.Second
+
 // rewrapCipherKeys moves the tenant's cipherkeys that the internal KMS
 // wraps under a KEK version older than target to the tenant's newest
 // version, in passes over the keys in id order: each batch is read, resealed
 // (the data keys never leave the internal KMS) and stored in one transaction
 // of compare-and-swaps, so that a key changed meanwhile by another writer is
 // skipped, and seen as it is now by the next pass. It ends after a pass
-// that finds nothing left to move.
+// that finds nothing left to move, and one more rewrapGrace later.
 func (s *Service) rewrapCipherKeys(ctx context.Context, tenantID string, target uint32, p *Progress) error {
 	want := strconv.FormatUint(uint64(target), 10)
 	unopenable := map[envelope.KeyID]bool{}
-	stalled := 0
+	stalled, graced := 0, false
 	for {
 		candidates, applied := 0, 0
 		var after envelope.KeyID
@@ -81,7 +88,19 @@ func (s *Service) rewrapCipherKeys(ctx context.Context, tenantID string, target 
 			p.Add(n, len(rs)-n, 0)
 		}
 		if candidates == 0 {
-			break
+			if graced {
+				break
+			}
+			// A request in flight when the KEK rotated may have wrapped a
+			// new key under the old version and store it after this pass:
+			// one more pass after it had time to land.
+			graced = true
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(rewrapGrace):
+			}
+			continue
 		}
 		if applied > 0 {
 			stalled = 0
