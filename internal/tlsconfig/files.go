@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/tenantcrypt/tenantcrypt/internal/secret"
 )
 
 // maxFileSize bounds every certificate, key and CA file read; real ones are
@@ -20,25 +22,22 @@ import (
 const maxFileSize = 1 << 20
 
 // readFile reads a certificate, key or CA file. With private set, it
-// refuses a file that its group or others may access; the mode is checked
-// on the opened file, so a swap between the check and the read is
-// impossible. Windows has no such mode bits; its ACLs are the operator's.
+// refuses a file that its group or others may access (secret.ReadFile:
+// the mode is checked on the opened file, so a swap between the check and
+// the read is impossible).
 func readFile(path string, private bool) ([]byte, error) {
+	if private {
+		return secret.ReadFile(path, maxFileSize)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
+	if info, err := f.Stat(); err != nil {
 		return nil, err
-	}
-	if !info.Mode().IsRegular() {
+	} else if !info.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	if perm := info.Mode().Perm(); private && perm&0o077 != 0 && runtime.GOOS != "windows" {
-		return nil, fmt.Errorf("private key file %s has mode %#o, so users other than its owner may read it; "+
-			"run `chmod 600 %s` (and consider the key exposed if others could read it)", path, perm, path)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
