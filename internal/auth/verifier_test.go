@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/fips140"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -163,6 +164,8 @@ func TestVerifyKeyChecks(t *testing.T) {
 	withUse.Use = "enc"
 	withAlg := es.public()
 	withAlg.Algorithm = "RS256"
+	var weakToken string
+	fips140.WithoutEnforcement(func() { weakToken = sign(t, weak, good, nil) }) // as an outside issuer would
 	tests := []struct {
 		name   string
 		key    jose.JSONWebKey
@@ -170,7 +173,7 @@ func TestVerifyKeyChecks(t *testing.T) {
 		token  string
 		want   string
 	}{
-		{"RSA key under 2048 bits", weak.public(), nil, sign(t, weak, good, nil), reasonKeyNotAllowed},
+		{"RSA key under 2048 bits", weak.public(), nil, weakToken, reasonKeyNotAllowed},
 		{"private key", es.private, nil, sign(t, es, good, nil), reasonKeyNotAllowed},
 		{"symmetric key", jose.JSONWebKey{Key: []byte("0123456789abcdef0123456789abcdef"), KeyID: "es-1"}, nil, sign(t, es, good, nil), reasonKeyNotAllowed},
 		{"encryption key", withUse, nil, sign(t, es, good, nil), reasonKeyNotAllowed},
