@@ -312,7 +312,6 @@ func loadRootKeys(cfg serveConfig, env func(string) string, log *slog.Logger) (*
 }
 
 func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout io.Writer, log *slog.Logger) error {
-	logFIPSMode(log)
 	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}
@@ -338,6 +337,7 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	defer internal.Close()
 	reg := prometheus.NewRegistry()
 	registerFIPSMetric(reg)
+	logFIPSMode(log)
 	kmsCalls := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tenantcrypt_kms_operations_total",
 		Help: "Calls to key providers (KMSs) by provider, operation and result.",

@@ -97,6 +97,15 @@ var testKeys = sync.OnceValue(func() map[string]testKey {
 	}
 })
 
+// signWithoutFIPS is sign for a key that GODEBUG=fips140=only refuses
+// (a weak one), as an outside issuer would sign with it: the verifier
+// must refuse the token.
+func signWithoutFIPS(t testing.TB, key testKey, claims any) string {
+	var s string
+	fips140.WithoutEnforcement(func() { s = sign(t, key, claims, nil) })
+	return s
+}
+
 // sign makes a compact JWS of claims with key, setting the given extra
 // protected headers. The kid header is the key's KeyID unless kid is set in
 // headers (an empty string there omits it).
