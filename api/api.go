@@ -204,6 +204,9 @@ type EncryptionStatus struct {
 	RevocationBound string `json:"revocationBound"`
 	// CipherKeys counts the tenant's stored data keys by provider.
 	CipherKeys map[string]int `json:"cipherKeys"`
+	// FIPS140 is the service's FIPS 140-3 mode: off, on or only
+	// (docs/fips.md).
+	FIPS140 string `json:"fips140"`
 }
 
 // Failover says that a multi-region key is served by its replica: calls

@@ -21,9 +21,12 @@ import (
 //
 // The output is the client's stream format (docs/client-stream-format.md):
 // a header naming the data key by its handle, then AES-256-GCM segments of
-// 64 KiB in the manner of STREAM, each with a nonce derived from its
-// position and a last-segment flag, so that a stream cut short, extended,
-// reordered or altered anywhere fails to decrypt. Byte slices (Encrypt,
+// 64 KiB in the manner of STREAM, each bound to its position and a
+// last-segment flag, so that a stream cut short, extended, reordered or
+// altered anywhere fails to decrypt. In FIPS 140-3 mode new streams are
+// version 2 (random nonces drawn by the module, as GODEBUG=fips140=only
+// requires), otherwise version 1 (counter nonces); both decrypt, except
+// version 1 under fips140=only (ErrNotApproved). Byte slices (Encrypt,
 // Decrypt) and streams (NewEncryptWriter, NewDecryptReader) share the
 // format: what one writes the other reads.
 //
@@ -43,10 +46,13 @@ import (
 // concurrent use; a writer or reader it returns is not.
 type Envelope struct {
 	c *Client
+	// version is the stream format version written: 2 in FIPS 140-3
+	// mode, 1 otherwise (tests set it to cover both).
+	version byte
 }
 
 // Envelope returns the Client's local envelope encryption.
-func (c *Client) Envelope() *Envelope { return &Envelope{c: c} }
+func (c *Client) Envelope() *Envelope { return &Envelope{c: c, version: writeVersion()} }
 
 // PurgeKeys zeroes every data key the Client has cached for local envelope
 // encryption. The Client stays usable and fetches keys again as needed.
@@ -77,7 +83,7 @@ func (e *Envelope) newStreamKeys(ctx context.Context, ectx map[string]string, si
 	if err != nil {
 		return streamKeys{}, streamHeader{}, nil, err
 	}
-	var h streamHeader
+	h := streamHeader{version: e.version}
 	if _, err := rand.Read(h.salt[:]); err != nil {
 		return streamKeys{}, streamHeader{}, nil, fmt.Errorf("client: reading random salt: %w", err)
 	}
@@ -85,7 +91,7 @@ func (e *Envelope) newStreamKeys(ctx context.Context, ectx map[string]string, si
 	var used *dataKey
 	err = e.c.keys.withEncryptionKey(ctx, e.c.newStreamDataKey, size, func(secret []byte, k *dataKey) error {
 		var err error
-		keys, err = deriveStreamKeys(secret, h.salt[:], &digest)
+		keys, err = deriveStreamKeys(h.version, secret, h.salt[:], &digest)
 		h.handle, used = k.handle, k
 		return err
 	})
@@ -107,7 +113,7 @@ func (e *Envelope) openStreamKeys(ctx context.Context) keySource {
 		var keys streamKeys
 		err = e.c.keys.withDecryptionKey(ctx, h.handle, e.c.resolveStreamDataKey, func(secret []byte) error {
 			var err error
-			keys, err = deriveStreamKeys(secret, h.salt[:], &digest)
+			keys, err = deriveStreamKeys(h.version, secret, h.salt[:], &digest)
 			return err
 		})
 		if err != nil {

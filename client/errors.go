@@ -56,6 +56,11 @@ var (
 	// format (wrong magic, an unknown version, a header out of bounds).
 	// Returned only by local decryption; see docs/client-stream-format.md.
 	ErrMalformedStream = errors.New("tenantcrypt: not a tenantcrypt client stream")
+	// ErrNotApproved: the operation needs cryptography that FIPS 140-3
+	// does not approve, and the process runs with GODEBUG=fips140=only:
+	// decrypting a version 1 stream (counter nonces). Decrypt it outside
+	// that mode; see docs/fips.md.
+	ErrNotApproved = errors.New("tenantcrypt: not FIPS 140-3 approved")
 )
 
 // Error is an error answer of the service.

@@ -50,8 +50,8 @@ func FuzzParseHeader(f *testing.F) {
 
 // FuzzDecrypt: decrypting arbitrary bytes fails cleanly, the same way for
 // bytes and reader, and whatever decrypts is exactly the stream that
-// encrypting its plaintext again (same salt and handle) makes: a stream
-// has one encoding.
+// encrypting its plaintext again (same salt and handle, and for version 2
+// the same nonces) makes: a stream has one encoding.
 func FuzzDecrypt(f *testing.F) {
 	open := staticKeys(testDataKey)
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -77,7 +77,12 @@ func FuzzDecrypt(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if again := sealWith(t, testDataKey, h.salt, h.handle, nil, pt); !bytes.Equal(again, b) {
+		again := sealWith(t, testDataKey, h.salt, h.handle, nil, pt)
+		if h.version == streamV2 {
+			// Version 2's nonces are the writer's only freedom.
+			again = referenceSealV2(t, testDataKey, h.salt, h.handle, nil, pt, noncesOf(t, b))
+		}
+		if !bytes.Equal(again, b) {
 			t.Fatalf("a stream that decrypts is not the encryption of its plaintext:\n got %x\nwant %x", b, again)
 		}
 	})
@@ -96,30 +101,42 @@ func fuzzSeeds(t *testing.T) map[string]map[string][]byte {
 	header := hello[:hlen]
 	withContext := sealWith(t, testDataKey, testSalt, testHandle, map[string]string{"a": "b"}, []byte("x"))
 	flip := func(b []byte, i int) []byte { b = bytes.Clone(b); b[i] ^= 1; return b }
+	sealV2 := func(pt string) []byte {
+		return referenceSealV2(t, testDataKey, testSalt, testHandle, nil, []byte(pt), vectorNonce)
+	}
+	helloV2 := sealV2("hello, world")
 	return map[string]map[string][]byte{
 		"FuzzParseHeader": {
 			"valid":             header,
 			"valid-with-data":   hello,
 			"truncated":         header[:hlen-1],
 			"magic-only":        []byte(streamMagic),
-			"version-2":         append([]byte("TCS\x02"), header[4:]...),
+			"version-2":         helloV2[:hlen],
+			"version-3":         append([]byte("TCS\x03"), header[4:]...),
 			"handle-length-0":   append(bytes.Clone(header[:36]), 0),
 			"handle-length-255": append(append(bytes.Clone(header[:36]), 255), make([]byte, 300)...),
 			"bad-handle":        flip(header, 40),
 			"empty":             {},
 		},
 		"FuzzDecrypt": {
-			"valid-empty":     empty,
-			"valid":           hello,
-			"valid-2000":      seal(strings.Repeat("0123456789", 200)),
-			"other-context":   withContext,
-			"flipped-mac":     flip(hello, hlen-1),
-			"flipped-payload": flip(hello, hlen+1),
-			"flipped-tag":     flip(hello, len(hello)-1),
-			"truncated":       hello[:len(hello)-1],
-			"extended":        append(bytes.Clone(hello), 0),
-			"header-only":     header,
-			"empty":           {},
+			"valid-empty":      empty,
+			"valid":            hello,
+			"valid-2000":       seal(strings.Repeat("0123456789", 200)),
+			"other-context":    withContext,
+			"flipped-mac":      flip(hello, hlen-1),
+			"flipped-payload":  flip(hello, hlen+1),
+			"flipped-tag":      flip(hello, len(hello)-1),
+			"truncated":        hello[:len(hello)-1],
+			"extended":         append(bytes.Clone(hello), 0),
+			"header-only":      header,
+			"empty":            {},
+			"v2-valid-empty":   sealV2(""),
+			"v2-valid":         helloV2,
+			"v2-valid-70000":   sealV2(strings.Repeat("0123456789", 7000)),
+			"v2-flipped-nonce": flip(helloV2, hlen+1),
+			"v2-flipped-tag":   flip(helloV2, len(helloV2)-1),
+			"v2-truncated":     helloV2[:len(helloV2)-1],
+			"v2-as-v1":         append([]byte("TCS\x01"), helloV2[4:]...),
 		},
 	}
 }

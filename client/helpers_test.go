@@ -3,8 +3,10 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/fips140"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"sync"
@@ -70,8 +72,32 @@ func pattern(n int, seed uint64) []byte {
 }
 
 // isStreamFailure reports whether err is how a damaged stream fails.
+// Under GODEBUG=fips140=only a version 1 stream fails with ErrNotApproved
+// before anything else is checked.
 func isStreamFailure(err error) bool {
-	return errors.Is(err, ErrDecryptionFailed) || errors.Is(err, ErrMalformedStream)
+	return errors.Is(err, ErrDecryptionFailed) || errors.Is(err, ErrMalformedStream) ||
+		(fips140.Enforced() && errors.Is(err, ErrNotApproved))
+}
+
+// testVersions are the stream versions the tests write: both, except
+// version 1 under GODEBUG=fips140=only.
+func testVersions() []byte {
+	if fips140.Enforced() {
+		return []byte{streamV2}
+	}
+	return []byte{streamV1, streamV2}
+}
+
+// forEachVersion runs f in a subtest per version of testVersions, with an
+// Envelope that writes that version.
+func forEachVersion(t *testing.T, e *Envelope, f func(t *testing.T, e *Envelope, lay layout)) {
+	for _, v := range testVersions() {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			ev := *e
+			ev.version = v
+			f(t, &ev, layoutOf(v))
+		})
+	}
 }
 
 // decryptAll decrypts a stream both ways, as bytes and through a reader,
@@ -133,7 +159,7 @@ func staticKeys(dataKey []byte) keySource {
 		if err != nil {
 			return streamKeys{}, err
 		}
-		keys, err := deriveStreamKeys(dataKey, h.salt[:], &digest)
+		keys, err := deriveStreamKeys(h.version, dataKey, h.salt[:], &digest)
 		if err != nil {
 			return streamKeys{}, err
 		}
@@ -141,14 +167,17 @@ func staticKeys(dataKey []byte) keySource {
 	}
 }
 
-// sealWith makes a stream with a chosen data key, salt and handle.
+// sealWith makes a version 1 stream with a chosen data key, salt and
+// handle. Under GODEBUG=fips140=only it is made without enforcement: the
+// tests need version 1 streams to check that they are refused there.
 func sealWith(t testing.TB, dataKey []byte, salt [saltSize]byte, handle string, ectx map[string]string, pt []byte) []byte {
 	t.Helper()
 	digest, err := contextDigest(ectx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := deriveStreamKeys(dataKey, salt[:], &digest)
+	var keys streamKeys
+	fips140.WithoutEnforcement(func() { keys, err = deriveStreamKeys(streamV1, dataKey, salt[:], &digest) })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package client
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/fips140"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -16,29 +17,50 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 )
 
-// The client's stream format, version 1. docs/client-stream-format.md is
-// the byte-level reference and testdata/stream-vectors.json its executable
-// form; in short:
+// The client's stream format, versions 1 and 2. docs/client-stream-format.md
+// is the byte-level reference and testdata/stream-vectors.json its
+// executable form; in short:
 //
-//	header   "TCS" 0x01 | salt (32) | len(handle) (1) | handle | HMAC-SHA256 (32)
+//	header   "TCS" version | salt (32) | len(handle) (1) | handle | HMAC-SHA256 (32)
 //	segments AES-256-GCM of 64 KiB plaintext segments; the last one holds
-//	         0..64 KiB (0 only when it is the only one); nonce = 88-bit
-//	         big-endian segment counter | last-segment flag (0x00 or 0x01)
+//	         0..64 KiB (0 only when it is the only one)
+//	  v1:    nonce = 88-bit big-endian segment counter | last-segment flag
+//	         (0x00 or 0x01); no associated data
+//	  v2:    random nonce drawn by the FIPS 140-3 module, written before
+//	         the segment; associated data = 64-bit big-endian segment
+//	         counter | last-segment flag
 //
 // Keys, per stream: HKDF-SHA256(secret = data key, salt = the header's
-// salt, info = streamInfo | SHA-256 digest of the encryption context) gives
-// 64 bytes: the segments' AES-256 key, then the header's HMAC key. A fresh
-// random salt per stream gives every stream its own keys, so one cached
-// data key can seal many streams with counter nonces, as STREAM needs.
+// salt, info = the version's info string | SHA-256 digest of the
+// encryption context) gives 64 bytes: the segments' AES-256 key, then the
+// header's HMAC key. A fresh random salt per stream gives every stream its
+// own keys, so one cached data key can seal many streams with counter
+// nonces, as STREAM needs.
+//
+// Version 2 exists for FIPS 140-3: GODEBUG=fips140=only refuses GCM with
+// nonces chosen by the caller, and the only approved construction open to
+// applications is the module's random nonce (cipher.NewGCMWithRandomNonce).
+// The counter and flag move into the associated data, so truncation,
+// extension and reordering still fail. Writers use version 2 in FIPS
+// 140-3 mode and version 1 otherwise (so that older readers keep reading
+// what is written outside FIPS mode); readers read both, except version 1
+// under fips140=only.
 
 const (
-	// streamMagic is the first four bytes of every stream: "TCS" and the
-	// version. It differs from every value of package envelope (whose
-	// first byte is its version, 0x01) and from its text form ('#').
+	// streamMagic is the first four bytes of every stream of version 1:
+	// "TCS" and the version. It differs from every value of package
+	// envelope (whose first byte is its version, 0x01) and from its text
+	// form ('#'). Version 2 has "TCS\x02".
 	streamMagic = "TCS\x01"
 	// streamInfo is HKDF's info prefix: domain separation from every other
 	// use of a data key, and the version of the key schedule.
 	streamInfo = "tenantcrypt/client-stream/v1\x00"
+	// streamInfoV2 is version 2's.
+	streamInfoV2 = "tenantcrypt/client-stream/v2\x00"
+
+	// streamV1 and streamV2 are the versions, the magic's fourth byte.
+	streamV1 = 1
+	streamV2 = 2
 
 	saltSize = 32
 	macSize  = 32
@@ -49,6 +71,10 @@ const (
 	tagSize        = 16
 	nonceSize      = 12
 	encSegmentSize = segmentSize + tagSize
+	// encSegmentSizeV2 is version 2's: the nonce precedes each segment.
+	encSegmentSizeV2 = segmentSize + nonceSize + tagSize
+	// segmentADSize is version 2's associated data of a segment.
+	segmentADSize = 9
 	// maxHandleSize is the longest text form of a handle: a prefix of at
 	// most envelope.MaxPrefixSize bytes, ':' and the 24 characters of an
 	// 18-byte handle in unpadded base64url.
@@ -59,7 +85,50 @@ const (
 	// maxSegments bounds the counter well inside its 88 bits: 2^64
 	// segments of 64 KiB is more than any stream.
 	maxSegments = 1<<64 - 1
+	// maxSegmentsV2 keeps a stream of version 2 within the 2^32 random
+	// nonces allowed under one key (its payload key is its own): 256 TiB.
+	maxSegmentsV2 = 1 << 32
 )
+
+// errV1InFIPSOnly is what reading a version 1 stream under
+// GODEBUG=fips140=only returns.
+var errV1InFIPSOnly = fmt.Errorf("%w: a version 1 stream (counter nonces) cannot be decrypted under GODEBUG=fips140=only; decrypt it outside that mode (see docs/fips.md)", ErrNotApproved)
+
+// checkApproved refuses a version 1 stream under GODEBUG=fips140=only,
+// before anyone is asked for its key.
+func checkApproved(version byte) error {
+	if version == streamV1 && fips140.Enforced() {
+		return errV1InFIPSOnly
+	}
+	return nil
+}
+
+// writeVersion is the version new streams get: 2 in FIPS 140-3 mode, 1
+// otherwise.
+func writeVersion() byte {
+	if fips140.Enabled() {
+		return streamV2
+	}
+	return streamV1
+}
+
+// layout is what differs between the versions' segments.
+type layout struct {
+	version byte
+	// overhead is what sealing adds to a segment: tag, and v2's nonce.
+	overhead int
+	// encSegment is a non-final segment's size.
+	encSegment int
+	// maxSegments bounds a stream's segments.
+	maxSegments uint64
+}
+
+func layoutOf(version byte) layout {
+	if version == streamV2 {
+		return layout{streamV2, nonceSize + tagSize, encSegmentSizeV2, maxSegmentsV2}
+	}
+	return layout{streamV1, tagSize, encSegmentSize, maxSegments}
+}
 
 // errWriterClosed is what a Write or Close after Close returns.
 var errWriterClosed = errors.New("client: encrypt writer is closed")
@@ -67,15 +136,18 @@ var errWriterClosed = errors.New("client: encrypt writer is closed")
 // streamHeader is a parsed header. The handle is the data key's handle in
 // the text form the service issued.
 type streamHeader struct {
-	salt   [saltSize]byte
-	handle string
-	mac    [macSize]byte
+	// version is 1 or 2; the zero value of a header made to write is 1.
+	version byte
+	salt    [saltSize]byte
+	handle  string
+	mac     [macSize]byte
 }
 
 // appendSigned appends the header's authenticated part, everything but the
 // MAC, to dst.
 func (h *streamHeader) appendSigned(dst []byte) []byte {
-	dst = append(dst, streamMagic...)
+	dst = append(dst, streamMagic[:3]...)
+	dst = append(dst, max(h.version, streamV1))
 	dst = append(dst, h.salt[:]...)
 	dst = append(dst, byte(len(h.handle)))
 	return append(dst, h.handle...)
@@ -115,6 +187,7 @@ func parseHeader(b []byte) (streamHeader, int, error) {
 	if err := checkMagic(b); err != nil {
 		return h, 0, err
 	}
+	h.version = b[3]
 	i := len(streamMagic)
 	copy(h.salt[:], b[i:])
 	i += saltSize
@@ -141,6 +214,8 @@ func checkMagic(b []byte) error {
 	m := b[:min(len(b), len(streamMagic))]
 	switch {
 	case string(m) == streamMagic[:len(m)]:
+		return nil
+	case len(m) == len(streamMagic) && string(m[:3]) == streamMagic[:3] && m[3] == streamV2:
 		return nil
 	case len(m) == len(streamMagic) && m[0] == 'T' && m[1] == 'C' && m[2] == 'S':
 		return fmt.Errorf("%w: unsupported version", ErrMalformedStream)
@@ -183,7 +258,7 @@ func readHeader(r io.Reader) (streamHeader, []byte, error) {
 
 // streamKeys are one stream's keys.
 type streamKeys struct {
-	aead   cipher.AEAD
+	seg    segmentCipher
 	macKey [32]byte
 }
 
@@ -191,14 +266,24 @@ type streamKeys struct {
 // memory Go does not let us clear; it is dropped with the stream.
 func (k *streamKeys) destroy() { clear(k.macKey[:]) }
 
-// deriveStreamKeys derives a stream's keys from the data key, the stream's
-// salt and the digest of its encryption context.
-func deriveStreamKeys(dataKey, salt []byte, ctxDigest *[32]byte) (streamKeys, error) {
+// deriveStreamKeys derives the keys of a stream of the given version from
+// the data key, the stream's salt and the digest of its encryption
+// context. Under GODEBUG=fips140=only it refuses version 1 with an error
+// wrapping ErrNotApproved.
+func deriveStreamKeys(version byte, dataKey, salt []byte, ctxDigest *[32]byte) (streamKeys, error) {
 	if len(dataKey) != envelope.KeySize {
 		return streamKeys{}, fmt.Errorf("client: data key is %d bytes, want %d", len(dataKey), envelope.KeySize)
 	}
+	lay := layoutOf(version)
+	if err := checkApproved(lay.version); err != nil {
+		return streamKeys{}, err
+	}
+	infoPrefix := streamInfo
+	if lay.version == streamV2 {
+		infoPrefix = streamInfoV2
+	}
 	var info [len(streamInfo) + 32]byte
-	copy(info[:], streamInfo)
+	copy(info[:], infoPrefix)
 	copy(info[len(streamInfo):], ctxDigest[:])
 	okm, err := hkdf.Key(sha256.New, dataKey, salt, string(info[:]), 64)
 	if err != nil {
@@ -209,11 +294,16 @@ func deriveStreamKeys(dataKey, salt []byte, ctxDigest *[32]byte) (streamKeys, er
 	if err != nil {
 		return streamKeys{}, fmt.Errorf("client: %w", err)
 	}
-	aead, err := cipher.NewGCM(block)
+	var aead cipher.AEAD
+	if lay.version == streamV2 {
+		aead, err = cipher.NewGCMWithRandomNonce(block)
+	} else {
+		aead, err = cipher.NewGCM(block)
+	}
 	if err != nil {
 		return streamKeys{}, fmt.Errorf("client: %w", err)
 	}
-	k := streamKeys{aead: aead}
+	k := streamKeys{seg: segmentCipher{aead: aead, layout: lay}}
 	copy(k.macKey[:], okm[32:])
 	return k, nil
 }
@@ -247,9 +337,9 @@ type keySource func(h *streamHeader, signed []byte, ectx map[string]string) (str
 // appendStream appends the stream of plaintext to dst: h (salt and handle
 // set) with its MAC, then the segments.
 func appendStream(dst []byte, keys *streamKeys, h *streamHeader, plaintext []byte) []byte {
-	dst = slices.Grow(dst, h.size()+sealedSize(len(plaintext)))
+	dst = slices.Grow(dst, h.size()+keys.seg.sealedSize(len(plaintext)))
 	dst = appendHeader(dst, keys, h)
-	return sealSegments(dst, keys.aead, plaintext)
+	return keys.seg.sealSegments(dst, plaintext)
 }
 
 // appendHeader appends h with its MAC and zeroes the MAC key.
@@ -268,7 +358,10 @@ func decryptStream(dst, stream []byte, ectx map[string]string, open keySource) (
 	if err != nil {
 		return nil, err
 	}
-	size, ok := openedSize(len(stream) - n)
+	if err := checkApproved(h.version); err != nil {
+		return nil, err
+	}
+	size, ok := layoutOf(h.version).openedSize(len(stream) - n)
 	if !ok {
 		// No segments could add up to this: cut or extended. Say so
 		// before asking anyone for a key.
@@ -278,7 +371,7 @@ func decryptStream(dst, stream []byte, ectx map[string]string, open keySource) (
 	if err != nil {
 		return nil, err
 	}
-	return openSegments(slices.Grow(dst, size), keys.aead, stream[n:])
+	return keys.seg.openSegments(slices.Grow(dst, size), stream[n:])
 }
 
 // segmentNonce writes segment i's nonce: the 88-bit big-endian counter,
@@ -292,23 +385,61 @@ func segmentNonce(nonce *[nonceSize]byte, i uint64, last bool) {
 	}
 }
 
+// segmentAD writes version 2's associated data of segment i: the 64-bit
+// big-endian counter, then the last-segment flag.
+func segmentAD(ad *[segmentADSize]byte, i uint64, last bool) {
+	binary.BigEndian.PutUint64(ad[:8], i)
+	ad[8] = 0
+	if last {
+		ad[8] = 1
+	}
+}
+
+// segmentCipher seals and opens the segments of one stream.
+type segmentCipher struct {
+	aead cipher.AEAD
+	layout
+}
+
+// seal appends segment i of plaintext pt to dst.
+func (c *segmentCipher) seal(dst []byte, i uint64, last bool, pt []byte) []byte {
+	if c.version == streamV2 {
+		var ad [segmentADSize]byte
+		segmentAD(&ad, i, last)
+		return c.aead.Seal(dst, nil, pt, ad[:])
+	}
+	var nonce [nonceSize]byte
+	segmentNonce(&nonce, i, last)
+	return c.aead.Seal(dst, nonce[:], pt, nil)
+}
+
+// open appends the plaintext of segment i to dst. dst may be seg[:0].
+func (c *segmentCipher) open(dst []byte, i uint64, last bool, seg []byte) ([]byte, error) {
+	if c.version == streamV2 {
+		var ad [segmentADSize]byte
+		segmentAD(&ad, i, last)
+		return c.aead.Open(dst, nil, seg, ad[:])
+	}
+	var nonce [nonceSize]byte
+	segmentNonce(&nonce, i, last)
+	return c.aead.Open(dst, nonce[:], seg, nil)
+}
+
 // sealedSize is the size of the segments of an n-byte plaintext.
-func sealedSize(n int) int {
+func (l layout) sealedSize(n int) int {
 	segments := 1
 	if n > 0 {
 		segments = (n + segmentSize - 1) / segmentSize
 	}
-	return n + segments*tagSize
+	return n + segments*l.overhead
 }
 
 // sealSegments appends the segments of plaintext to dst.
-func sealSegments(dst []byte, aead cipher.AEAD, plaintext []byte) []byte {
-	var nonce [nonceSize]byte
+func (c *segmentCipher) sealSegments(dst []byte, plaintext []byte) []byte {
 	for i := uint64(0); ; i++ {
 		last := len(plaintext) <= segmentSize
 		n := min(len(plaintext), segmentSize)
-		segmentNonce(&nonce, i, last)
-		dst = aead.Seal(dst, nonce[:], plaintext[:n], nil)
+		dst = c.seal(dst, i, last, plaintext[:n])
 		if last {
 			return dst
 		}
@@ -318,31 +449,29 @@ func sealSegments(dst []byte, aead cipher.AEAD, plaintext []byte) []byte {
 
 // openedSize returns the plaintext size of a payload of p bytes (the
 // segments), or false if no stream has segments of that total size.
-func openedSize(p int) (int, bool) {
-	if p < tagSize {
+func (l layout) openedSize(p int) (int, bool) {
+	if p < l.overhead {
 		return 0, false
 	}
-	segments := (p + encSegmentSize - 1) / encSegmentSize
-	last := p - (segments-1)*encSegmentSize
-	if last < tagSize || (segments > 1 && last == tagSize) {
+	segments := (p + l.encSegment - 1) / l.encSegment
+	last := p - (segments-1)*l.encSegment
+	if last < l.overhead || (segments > 1 && last == l.overhead) || uint64(segments) > l.maxSegments {
 		return 0, false
 	}
-	return p - segments*tagSize, true
+	return p - segments*l.overhead, true
 }
 
 // openSegments appends the plaintext of payload to dst, or fails with
 // ErrDecryptionFailed without returning any plaintext.
-func openSegments(dst []byte, aead cipher.AEAD, payload []byte) ([]byte, error) {
-	if _, ok := openedSize(len(payload)); !ok {
+func (c *segmentCipher) openSegments(dst []byte, payload []byte) ([]byte, error) {
+	if _, ok := c.openedSize(len(payload)); !ok {
 		return nil, ErrDecryptionFailed
 	}
 	start := len(dst)
-	var nonce [nonceSize]byte
 	for i := uint64(0); ; i++ {
-		last := len(payload) <= encSegmentSize
-		n := min(len(payload), encSegmentSize)
-		segmentNonce(&nonce, i, last)
-		out, err := aead.Open(dst, nonce[:], payload[:n], nil)
+		last := len(payload) <= c.encSegment
+		n := min(len(payload), c.encSegment)
+		out, err := c.open(dst, i, last, payload[:n])
 		if err != nil {
 			// Open returns nil on failure: clear through dst, the
 			// buffer of every segment opened so far.
@@ -360,13 +489,16 @@ func openSegments(dst []byte, aead cipher.AEAD, payload []byte) ([]byte, error) 
 // segmentBuffers recycles the segment buffers of writers and readers:
 // streams of small objects would otherwise allocate 64 KiB each. A buffer
 // is zeroed before it goes back, since it held plaintext.
-var segmentBuffers = sync.Pool{New: func() any { return new([encSegmentSize + 1]byte) }}
+// Sized for either version: the larger segment and a byte of lookahead.
+var segmentBuffers = sync.Pool{New: func() any { return new(segmentBuffer) }}
 
-func getSegmentBuffer() *[encSegmentSize + 1]byte {
-	return segmentBuffers.Get().(*[encSegmentSize + 1]byte)
+type segmentBuffer = [encSegmentSizeV2 + 1]byte
+
+func getSegmentBuffer() *segmentBuffer {
+	return segmentBuffers.Get().(*segmentBuffer)
 }
 
-func putSegmentBuffer(b *[encSegmentSize + 1]byte) {
+func putSegmentBuffer(b *segmentBuffer) {
 	clear(b[:])
 	segmentBuffers.Put(b)
 }
@@ -375,14 +507,13 @@ func putSegmentBuffer(b *[encSegmentSize + 1]byte) {
 // most one segment: the last segment is only known at Close, so a full
 // segment waits until more data or Close arrives.
 type encryptWriter struct {
-	w     io.Writer
-	aead  cipher.AEAD
-	pool  *[encSegmentSize + 1]byte
-	buf   []byte // pool's first encSegmentSize bytes; buf[:n] is pending plaintext
-	n     int
-	i     uint64
-	nonce [nonceSize]byte
-	err   error
+	w    io.Writer
+	seg  segmentCipher
+	pool *segmentBuffer
+	buf  []byte // pool's first seg.encSegment bytes; buf[:n] is pending plaintext
+	n    int
+	i    uint64
+	err  error
 	// sealed accounts n more plaintext bytes to the data key.
 	sealed func(n int)
 }
@@ -394,7 +525,7 @@ func newEncryptWriter(w io.Writer, keys *streamKeys, h *streamHeader, sealed fun
 		return nil, fmt.Errorf("client: writing the stream header: %w", err)
 	}
 	pool := getSegmentBuffer()
-	return &encryptWriter{w: w, aead: keys.aead, pool: pool, buf: pool[:encSegmentSize], sealed: sealed}, nil
+	return &encryptWriter{w: w, seg: keys.seg, pool: pool, buf: pool[:keys.seg.encSegment], sealed: sealed}, nil
 }
 
 // Write encrypts p. It returns an error, for good, once the underlying
@@ -430,12 +561,11 @@ func (w *encryptWriter) Write(p []byte) (int, error) {
 // flush seals pt, which is either w.buf[:w.n] (sealed in place) or a
 // segment of the caller's, into w.buf and writes it out.
 func (w *encryptWriter) flush(pt []byte, last bool) error {
-	if w.i == maxSegments {
+	if w.i == w.seg.maxSegments {
 		w.err = errors.New("client: stream has too many segments")
 		return w.err
 	}
-	segmentNonce(&w.nonce, w.i, last)
-	out := w.aead.Seal(w.buf[:0], w.nonce[:], pt, nil)
+	out := w.seg.seal(w.buf[:0], w.i, last, pt)
 	w.i++
 	w.n = 0
 	if w.sealed != nil {
@@ -477,17 +607,16 @@ func (w *encryptWriter) Close() error {
 // only after the last segment has. It holds one segment and one byte of
 // lookahead, which tells whether a full segment is the last.
 type decryptReader struct {
-	r     io.Reader
-	aead  cipher.AEAD
-	pool  *[encSegmentSize + 1]byte
-	buf   []byte // pool[:], until the reader is done
-	have  int    // ciphertext bytes in buf
-	out   []byte // plaintext not yet returned, within buf
-	i     uint64
-	nonce [nonceSize]byte
-	look  byte // the lookahead byte, when hasLook
-	has   bool
-	err   error // sticky; io.EOF after the last segment
+	r    io.Reader
+	seg  segmentCipher
+	pool *segmentBuffer
+	buf  []byte // pool[:seg.encSegment+1], until the reader is done
+	have int    // ciphertext bytes in buf
+	out  []byte // plaintext not yet returned, within buf
+	i    uint64
+	look byte // the lookahead byte, when hasLook
+	has  bool
+	err  error // sticky; io.EOF after the last segment
 }
 
 // newDecryptReader reads the header from r, gets the stream's keys and
@@ -497,12 +626,15 @@ func newDecryptReader(r io.Reader, ectx map[string]string, open keySource) (*dec
 	if err != nil {
 		return nil, err
 	}
+	if err := checkApproved(h.version); err != nil {
+		return nil, err
+	}
 	keys, err := open(&h, raw[:len(raw)-macSize], ectx)
 	if err != nil {
 		return nil, err
 	}
 	pool := getSegmentBuffer()
-	return &decryptReader{r: r, aead: keys.aead, pool: pool, buf: pool[:]}, nil
+	return &decryptReader{r: r, seg: keys.seg, pool: pool, buf: pool[:keys.seg.encSegment+1]}, nil
 }
 
 func (r *decryptReader) Read(p []byte) (int, error) {
@@ -559,28 +691,29 @@ func (r *decryptReader) next() error {
 	if r.has {
 		r.buf[0], r.have, r.has = r.look, 1, false
 	}
-	n, err := io.ReadFull(r.r, r.buf[r.have:encSegmentSize+1])
+	enc := r.seg.encSegment
+	n, err := io.ReadFull(r.r, r.buf[r.have:enc+1])
 	r.have += n
 	last := false
 	switch {
 	case err == nil:
-		r.look, r.has = r.buf[encSegmentSize], true
+		r.look, r.has = r.buf[enc], true
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		last = true
 	default:
 		return fmt.Errorf("client: reading the stream: %w", err)
 	}
-	seg := r.buf[:min(r.have, encSegmentSize)]
+	seg := r.buf[:min(r.have, enc)]
 	// The last segment may be empty only if it is the only one; anything
-	// shorter than a tag is a truncation.
-	if last && (len(seg) < tagSize || (r.i > 0 && len(seg) == tagSize)) {
+	// shorter than a tag (and v2's nonce) is a truncation.
+	overhead := r.seg.overhead
+	if last && (len(seg) < overhead || (r.i > 0 && len(seg) == overhead)) {
 		return ErrDecryptionFailed
 	}
-	if r.i == maxSegments {
+	if r.i == r.seg.maxSegments {
 		return ErrDecryptionFailed
 	}
-	segmentNonce(&r.nonce, r.i, last)
-	pt, oerr := r.aead.Open(seg[:0], r.nonce[:], seg, nil)
+	pt, oerr := r.seg.open(seg[:0], r.i, last, seg)
 	if oerr != nil {
 		return ErrDecryptionFailed
 	}

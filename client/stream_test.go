@@ -41,7 +41,10 @@ func writeStream(t *testing.T, e *Envelope, pt []byte, ectx map[string]string, c
 func TestStreamRoundTrip(t *testing.T) {
 	s := newFake(t)
 	c, _ := newTestClient(t, s, "acme")
-	e := c.Envelope()
+	forEachVersion(t, c.Envelope(), testStreamRoundTrip)
+}
+
+func testStreamRoundTrip(t *testing.T, e *Envelope, lay layout) {
 	ctx := context.Background()
 	ectx := map[string]string{"object": "reports/q1.pdf"}
 	for _, n := range streamSizes {
@@ -55,7 +58,7 @@ func TestStreamRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, want := len(byBytes), hlen+sealedSize(n); got != want || hlen != h.size() {
+			if got, want := len(byBytes), hlen+lay.sealedSize(n); got != want || hlen != h.size() {
 				t.Errorf("stream is %d bytes, want %d", got, want)
 			}
 			streams := map[string][]byte{"Encrypt": byBytes}
@@ -113,7 +116,7 @@ func TestStreamEmptyAndNilContext(t *testing.T) {
 }
 
 // segmentsOf splits a stream into its header and segments.
-func segmentsOf(t *testing.T, stream []byte) (header []byte, segs [][]byte) {
+func segmentsOf(t *testing.T, lay layout, stream []byte) (header []byte, segs [][]byte) {
 	t.Helper()
 	_, n, err := parseHeader(stream)
 	if err != nil {
@@ -121,7 +124,7 @@ func segmentsOf(t *testing.T, stream []byte) (header []byte, segs [][]byte) {
 	}
 	header = stream[:n]
 	for p := stream[n:]; len(p) > 0; {
-		k := min(len(p), encSegmentSize)
+		k := min(len(p), lay.encSegment)
 		segs = append(segs, p[:k])
 		p = p[k:]
 	}
@@ -135,7 +138,10 @@ func join(header []byte, segs ...[]byte) []byte {
 func TestStreamTamper(t *testing.T) {
 	s := newFake(t)
 	c, _ := newTestClient(t, s, "acme")
-	e := c.Envelope()
+	forEachVersion(t, c.Envelope(), testStreamTamper)
+}
+
+func testStreamTamper(t *testing.T, e *Envelope, lay layout) {
 	ctx := context.Background()
 	ectx := map[string]string{"object": "a"}
 	pt := pattern(3*segmentSize+100, 2)
@@ -151,9 +157,9 @@ func TestStreamTamper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, segs := segmentsOf(t, stream)
-	oh, osegs := segmentsOf(t, other)
-	fh, fsegs := segmentsOf(t, full)
+	h, segs := segmentsOf(t, lay, stream)
+	oh, osegs := segmentsOf(t, lay, other)
+	fh, fsegs := segmentsOf(t, lay, full)
 	if len(segs) != 4 || len(fsegs) != 2 {
 		t.Fatalf("%d and %d segments, want 4 and 2", len(segs), len(fsegs))
 	}
@@ -163,19 +169,19 @@ func TestStreamTamper(t *testing.T) {
 		"header only":                 h,
 		"half the header":             h[:len(h)/2],
 		"header without its MAC":      h[:len(h)-macSize],
-		"header and a partial tag":    join(h, segs[0][:tagSize-1]),
+		"header and a partial tag":    join(h, segs[0][:lay.overhead-1]),
 		"last segment dropped":        join(h, segs[:3]...),
 		"full last segment dropped":   join(fh, fsegs[0]),
 		"last segment cut by one":     join(h, segs[0], segs[1], segs[2], segs[3][:len(segs[3])-1]),
-		"full last segment cut":       join(fh, fsegs[0], fsegs[1][:encSegmentSize-1]),
-		"cut to its tag":              join(h, segs[0], segs[1], segs[2], segs[3][len(segs[3])-tagSize:]),
+		"full last segment cut":       join(fh, fsegs[0], fsegs[1][:lay.encSegment-1]),
+		"cut to its tag":              join(h, segs[0], segs[1], segs[2], segs[3][len(segs[3])-lay.overhead:]),
 		"middle segment dropped":      join(h, segs[0], segs[2], segs[3]),
 		"first segment dropped":       join(h, segs[1:]...),
 		"segments 0 and 1 swapped":    join(h, segs[1], segs[0], segs[2], segs[3]),
 		"segment 1 replayed":          join(h, segs[0], segs[1], segs[1], segs[3]),
 		"one byte appended":           append(bytes.Clone(stream), 0),
-		"a tag appended":              append(bytes.Clone(stream), make([]byte, tagSize)...),
-		"empty final segment added":   join(fh, fsegs[0], fsegs[1], make([]byte, tagSize)),
+		"a tag appended":              append(bytes.Clone(stream), make([]byte, lay.overhead)...),
+		"empty final segment added":   join(fh, fsegs[0], fsegs[1], make([]byte, lay.overhead)),
 		"last segment repeated":       join(h, segs[0], segs[1], segs[2], segs[3], segs[3]),
 		"full last segment repeated":  join(fh, fsegs[0], fsegs[1], fsegs[1]),
 		"another stream's segment":    join(h, segs[0], osegs[1], segs[2], segs[3]),
@@ -211,7 +217,10 @@ func TestStreamTamper(t *testing.T) {
 func TestStreamFlipBits(t *testing.T) {
 	s := newFake(t)
 	c, _ := newTestClient(t, s, "acme")
-	e := c.Envelope()
+	forEachVersion(t, c.Envelope(), testStreamFlipBits)
+}
+
+func testStreamFlipBits(t *testing.T, e *Envelope, lay layout) {
 	ctx := context.Background()
 	stream, err := e.Encrypt(ctx, pattern(2*segmentSize+500, 4), nil)
 	if err != nil {
@@ -222,8 +231,8 @@ func TestStreamFlipBits(t *testing.T) {
 	for i := range hlen {
 		positions = append(positions, i)
 	}
-	for start := hlen; start < len(stream); start += encSegmentSize {
-		end := min(start+encSegmentSize, len(stream))
+	for start := hlen; start < len(stream); start += lay.encSegment {
+		end := min(start+lay.encSegment, len(stream))
 		for i := start; i < min(start+24, end); i++ {
 			positions = append(positions, i)
 		}
@@ -281,7 +290,8 @@ func TestStreamHeaderErrors(t *testing.T) {
 	cases := map[string][]byte{
 		"envelope ciphertext":   append([]byte{1, 1}, make([]byte, 60)...),
 		"text form":             []byte("#QLIKv1#:acme:AQE"),
-		"version 2":             append([]byte("TCS\x02"), good[4:]...),
+		"version 3":             append([]byte("TCS\x03"), good[4:]...),
+		"version 0":             append([]byte("TCS\x00"), good[4:]...),
 		"one byte":              {'T'},
 		"wrong magic":           append([]byte("TCX\x01"), good[4:]...),
 		"handle length 0":       withHandle(""),
@@ -369,7 +379,10 @@ func (w *limitedWriter) Write(p []byte) (int, error) {
 func TestStreamAppend(t *testing.T) {
 	s := newFake(t)
 	c, _ := newTestClient(t, s, "acme")
-	e := c.Envelope()
+	forEachVersion(t, c.Envelope(), testStreamAppend)
+}
+
+func testStreamAppend(t *testing.T, e *Envelope, lay layout) {
 	ctx := context.Background()
 	pt := pattern(segmentSize+5, 7)
 	buf := make([]byte, 3, 3*segmentSize)

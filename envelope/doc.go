@@ -31,8 +31,10 @@
 // length is implied by the input length: a length field would be one more
 // thing to check and could only disagree. The nonce directly precedes the
 // sealed bytes, which is exactly what crypto/cipher's
-// NewGCMWithRandomNonce emits, so a FIPS 140-only build could switch to it
-// without a format change.
+// NewGCMWithRandomNonce emits: in FIPS 140-3 mode [NewAEAD] is that
+// construction (the module draws the nonce, as GODEBUG=fips140=only
+// requires), with no format change; either mode opens what the other
+// sealed.
 //
 // A handle (type 0x02) is exactly 18 bytes:
 //

@@ -3,6 +3,7 @@ package envelope
 import (
 	"bytes"
 	"crypto/cipher"
+	"crypto/fips140"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -27,6 +28,41 @@ func mustAEAD(t testing.TB, key []byte) cipher.AEAD {
 		t.Fatalf("NewAEAD: %v", err)
 	}
 	return aead
+}
+
+// mustFixedNonceAEAD is plain GCM, which takes the caller's nonce: only
+// for known-answer vectors, which need a fixed one. Under
+// GODEBUG=fips140=only it is built without enforcement, as the module
+// refuses it otherwise.
+func mustFixedNonceAEAD(t testing.TB, key []byte) cipher.AEAD {
+	t.Helper()
+	var aead cipher.AEAD
+	var err error
+	fips140.WithoutEnforcement(func() { aead, err = newAEAD(key, false) })
+	if err != nil {
+		t.Fatalf("newAEAD: %v", err)
+	}
+	return aead
+}
+
+// bothAEADs are NewAEAD's two constructions for key, by name: plain GCM
+// (the default) and the random-nonce one (FIPS 140-3 mode). Under
+// GODEBUG=fips140=only only the random-nonce one is returned, since the
+// module refuses the other.
+func bothAEADs(t testing.TB, key []byte) map[string]cipher.AEAD {
+	t.Helper()
+	m := map[string]cipher.AEAD{}
+	for name, random := range map[string]bool{"GCM": false, "GCMWithRandomNonce": true} {
+		aead, err := newAEAD(key, random)
+		if err != nil {
+			if !random && fips140.Enforced() {
+				continue
+			}
+			t.Fatalf("newAEAD(%s): %v", name, err)
+		}
+		m[name] = aead
+	}
+	return m
 }
 
 func mustHex(t testing.TB, s string) []byte {

@@ -36,6 +36,11 @@ func TestScripts(t *testing.T) {
 					env.Setenv(k, "")
 				}
 			}
+			// GODEBUG is how the process runs (fips140=only in CI's FIPS
+			// step): the commands the scripts run get it too.
+			if v := os.Getenv("GODEBUG"); v != "" {
+				env.Setenv("GODEBUG", v)
+			}
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){

@@ -376,6 +376,8 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	internal := internalkms.New(roots, st)
 	defer internal.Close()
 	reg := prometheus.NewRegistry()
+	registerFIPSMetric(reg)
+	logFIPSMode(log)
 	kmsCalls := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tenantcrypt_kms_operations_total",
 		Help: "Calls to key providers (KMSs) by provider, operation and result.",

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/fips140"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
@@ -78,7 +79,11 @@ func genKey(alg jose.SignatureAlgorithm, kid string) testKey {
 
 // testKeys are generated once: RSA key generation is slow.
 var testKeys = sync.OnceValue(func() map[string]testKey {
-	rsa1024, err := rsa.GenerateKey(rand.Reader, 1024)
+	// The weak key is a test input the verifier must refuse; under
+	// GODEBUG=fips140=only only a test may make it.
+	var rsa1024 *rsa.PrivateKey
+	var err error
+	fips140.WithoutEnforcement(func() { rsa1024, err = rsa.GenerateKey(rand.Reader, 1024) })
 	if err != nil {
 		panic(err)
 	}
@@ -91,6 +96,15 @@ var testKeys = sync.OnceValue(func() map[string]testKey {
 		"rsa1024": {alg: jose.RS256, private: jose.JSONWebKey{Key: rsa1024, KeyID: "rs-weak"}},
 	}
 })
+
+// signWithoutFIPS is sign for a key that GODEBUG=fips140=only refuses
+// (a weak one), as an outside issuer would sign with it: the verifier
+// must refuse the token.
+func signWithoutFIPS(t testing.TB, key testKey, claims any) string {
+	var s string
+	fips140.WithoutEnforcement(func() { s = sign(t, key, claims, nil) })
+	return s
+}
 
 // sign makes a compact JWS of claims with key, setting the given extra
 // protected headers. The kid header is the key's KeyID unless kid is set in

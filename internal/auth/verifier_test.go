@@ -184,6 +184,7 @@ func TestVerifyKeyChecks(t *testing.T) {
 	withUse.Use = "enc"
 	withAlg := es.public()
 	withAlg.Algorithm = "RS256"
+	weakToken := signWithoutFIPS(t, weak, good) // as an outside issuer would
 	tests := []struct {
 		name   string
 		key    jose.JSONWebKey
@@ -191,7 +192,7 @@ func TestVerifyKeyChecks(t *testing.T) {
 		token  string
 		want   string
 	}{
-		{"RSA key under 2048 bits", weak.public(), nil, sign(t, weak, good, nil), reasonKeyNotAllowed},
+		{"RSA key under 2048 bits", weak.public(), nil, weakToken, reasonKeyNotAllowed},
 		{"private key", es.private, nil, sign(t, es, good, nil), reasonKeyNotAllowed},
 		{"symmetric key", jose.JSONWebKey{Key: []byte("0123456789abcdef0123456789abcdef"), KeyID: "es-1"}, nil, sign(t, es, good, nil), reasonKeyNotAllowed},
 		{"encryption key", withUse, nil, sign(t, es, good, nil), reasonKeyNotAllowed},

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/tenantcrypt/tenantcrypt/api"
+	"github.com/tenantcrypt/tenantcrypt/internal/fips"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
@@ -38,6 +39,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 		KeyState:        st.Key.State.String(),
 		RevocationBound: s.cfg.RevocationBound.String(),
 		CipherKeys:      st.CipherKeys,
+		FIPS140:         fips.Mode(),
 	}
 	if !t.StateChangedAt.IsZero() {
 		at := t.StateChangedAt

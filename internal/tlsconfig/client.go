@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"slices"
 )
 
 // ClientConfig returns a client TLS configuration that trusts the CA
@@ -22,9 +21,10 @@ func ClientConfig(caFile string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tlsconfig: CA file: %w", err)
 	}
+	suites, _ := suitesAndCurves()
 	return &tls.Config{
 		RootCAs:      pool,
 		MinVersion:   tls.VersionTLS12,
-		CipherSuites: slices.Clone(cipherSuites),
+		CipherSuites: suites,
 	}, nil
 }

@@ -1,6 +1,7 @@
 package tlsconfig
 
 import (
+	"crypto/fips140"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -52,6 +53,33 @@ var curves = []tls.CurveID{
 	tls.CurveP256,
 }
 
+// fipsCipherSuites and fipsCurves are the same lists in FIPS 140-3 mode,
+// without what FIPS 140-3 does not approve: ChaCha20-Poly1305 and plain
+// X25519 (the ML-KEM hybrids are approved through ML-KEM, as Go's
+// crypto/tls allows them in that mode). crypto/tls would drop those
+// itself in FIPS mode; saying so here keeps the configuration honest.
+var (
+	fipsCipherSuites = []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	}
+	fipsCurves = []tls.CurveID{
+		tls.X25519MLKEM768,
+		tls.SecP256r1MLKEM768,
+		tls.CurveP256,
+	}
+)
+
+// suitesAndCurves returns the lists for the process's FIPS 140-3 mode.
+func suitesAndCurves() ([]uint16, []tls.CurveID) {
+	if fips140.Enabled() {
+		return slices.Clone(fipsCipherSuites), slices.Clone(fipsCurves)
+	}
+	return slices.Clone(cipherSuites), slices.Clone(curves)
+}
+
 // NewServerConfig returns the TLS configuration of a tenantcrypt listener
 // and the [Reloader] that serves its certificate, having loaded the files
 // named by opts once; it fails if they do not load, if the certificate has
@@ -60,7 +88,8 @@ var curves = []tls.CurveID{
 // The config accepts TLS 1.2 and 1.3 (1.3 is negotiated whenever the
 // client has it), only ECDHE AEAD cipher suites for TLS 1.2, key exchange
 // with X25519, P-256 and their ML-KEM hybrids, and offers ALPN h2 and
-// http/1.1. Hand it to tls.NewListener or http.Server.TLSConfig as it is.
+// http/1.1. In FIPS 140-3 mode ChaCha20-Poly1305 and plain X25519 are
+// left out. Hand it to tls.NewListener or http.Server.TLSConfig as it is.
 // With ClientCAFile each handshake takes its settings from the Reloader's
 // current state (so that a reloaded CA applies), so fields changed on the
 // returned config then have no effect; the config still carries the CA
@@ -89,10 +118,11 @@ func NewServerConfig(opts Options) (*tls.Config, *Reloader, error) {
 		return nil, nil, errors.New("tlsconfig: requiring client certificates needs a client CA file to verify them")
 	}
 
+	suites, curves := suitesAndCurves()
 	base := &tls.Config{
 		MinVersion:       minVersion,
-		CipherSuites:     slices.Clone(cipherSuites),
-		CurvePreferences: slices.Clone(curves),
+		CipherSuites:     suites,
+		CurvePreferences: curves,
 		NextProtos:       []string{"h2", "http/1.1"},
 		ClientAuth:       clientAuth,
 	}

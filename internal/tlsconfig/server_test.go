@@ -1,10 +1,12 @@
 package tlsconfig_test
 
 import (
+	"crypto/fips140"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +66,8 @@ func TestServerProtocols(t *testing.T) {
 		wantCurve  tls.CurveID
 		wantHTTP2  bool
 		wantErrSay string
+		// notFIPS: refused in FIPS 140-3 mode (not approved).
+		notFIPS bool
 	}{
 		{name: "TLS 1.0 client", server: "ecdsa", min: tls10, max: tls10, wantErr: true, wantErrSay: "protocol version"},
 		{name: "TLS 1.1 client", server: "ecdsa", min: tls10, max: tls11, wantErr: true, wantErrSay: "protocol version"},
@@ -73,13 +77,13 @@ func TestServerProtocols(t *testing.T) {
 		{name: "TLS 1.2 AES-256-GCM", server: "ecdsa", max: tls12,
 			suites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}, wantVer: tls12, wantSuite: tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, wantHTTP2: true},
 		{name: "TLS 1.2 ChaCha20-Poly1305", server: "ecdsa", max: tls12,
-			suites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256}, wantVer: tls12, wantSuite: tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, wantHTTP2: true},
+			suites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256}, wantVer: tls12, wantSuite: tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, wantHTTP2: true, notFIPS: true},
 		{name: "TLS 1.2 CBC only", server: "ecdsa", max: tls12, wantErr: true, wantErrSay: "handshake failure",
 			suites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256}},
 		{name: "TLS 1.2 RSA, ECDHE AES-GCM", server: "rsa", max: tls12,
 			suites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}, wantVer: tls12, wantSuite: tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256},
 		{name: "TLS 1.2 RSA, ECDHE ChaCha20-Poly1305", server: "rsa", max: tls12,
-			suites: []uint16{tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256}, wantVer: tls12, wantSuite: tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256},
+			suites: []uint16{tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256}, wantVer: tls12, wantSuite: tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256, notFIPS: true},
 		{name: "TLS 1.2 RSA, CBC only", server: "rsa", max: tls12, wantErr: true,
 			suites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA}},
 		{name: "TLS 1.2 RSA key exchange (no forward secrecy)", server: "rsa", max: tls12, wantErr: true,
@@ -89,7 +93,7 @@ func TestServerProtocols(t *testing.T) {
 		{name: "default client", server: "ecdsa", wantVer: tls13, wantCurve: tls.X25519MLKEM768, wantHTTP2: true},
 		{name: "default client, RSA certificate", server: "rsa", wantVer: tls13, wantHTTP2: true},
 		{name: "client allowing TLS 1.0 to 1.3", server: "ecdsa", min: tls10, max: tls13, wantVer: tls13},
-		{name: "TLS 1.3 X25519", server: "ecdsa", min: tls13, curves: []tls.CurveID{tls.X25519}, wantVer: tls13, wantCurve: tls.X25519},
+		{name: "TLS 1.3 X25519", server: "ecdsa", min: tls13, curves: []tls.CurveID{tls.X25519}, wantVer: tls13, wantCurve: tls.X25519, notFIPS: true},
 		{name: "TLS 1.3 P-256", server: "ecdsa", min: tls13, curves: []tls.CurveID{tls.CurveP256}, wantVer: tls13, wantCurve: tls.CurveP256},
 		{name: "TLS 1.3 P-384 only", server: "ecdsa", min: tls13, curves: []tls.CurveID{tls.CurveP384}, wantErr: true},
 		{name: "TLS 1.3 minimum, TLS 1.2 client", server: "ecdsa-tls1.3", max: tls12, wantErr: true, wantErrSay: "protocol version"},
@@ -103,6 +107,17 @@ func TestServerProtocols(t *testing.T) {
 			}
 			cfg.CurvePreferences = tt.curves
 			resp, err := get(servers[tt.server], cfg)
+			if tt.notFIPS && fips140.Enabled() {
+				if err == nil {
+					t.Fatalf("connected with %s and %v in FIPS 140-3 mode, want a refused handshake",
+						tls.CipherSuiteName(resp.state.CipherSuite), resp.state.CurveID)
+				}
+				return
+			}
+			if tt.wantErr && fips140.Enabled() && tt.min != 0 && tt.min < tls12 {
+				// In FIPS mode the client itself refuses to offer them.
+				tt.wantErrSay = "no supported versions"
+			}
 			if tt.wantErr {
 				if err == nil {
 					t.Fatalf("connected with TLS %s and %s, want a refused handshake",
@@ -200,5 +215,33 @@ func TestNewServerConfigErrors(t *testing.T) {
 				t.Errorf("config, reloader = %v, %v with an error; want nil, nil", cfg, r)
 			}
 		})
+	}
+}
+
+// TestServerConfigFIPS: in FIPS 140-3 mode the configuration lists only
+// approved suites and key exchanges; otherwise ChaCha20-Poly1305 and
+// X25519 are offered too.
+func TestServerConfigFIPS(t *testing.T) {
+	t.Parallel()
+	devFiles := ensureDev(t, devDir(t))
+	cfg, _ := newServerConfig(t, tlsconfig.Options{CertFile: devFiles.Cert, KeyFile: devFiles.Key})
+	client, err := tlsconfig.ClientConfig(devFiles.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fips := fips140.Enabled()
+	for _, suites := range [][]uint16{cfg.CipherSuites, client.CipherSuites} {
+		if got := slices.Contains(suites, tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256); got == fips {
+			t.Errorf("FIPS mode %v: ChaCha20-Poly1305 offered: %v", fips, got)
+		}
+		if !slices.Contains(suites, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384) {
+			t.Error("AES-256-GCM not offered")
+		}
+	}
+	if got := slices.Contains(cfg.CurvePreferences, tls.X25519); got == fips {
+		t.Errorf("FIPS mode %v: X25519 offered: %v", fips, got)
+	}
+	if !slices.Contains(cfg.CurvePreferences, tls.CurveP256) {
+		t.Error("P-256 not offered")
 	}
 }
