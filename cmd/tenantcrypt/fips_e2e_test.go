@@ -28,6 +28,12 @@ func TestFIPSMode(t *testing.T) {
 	if os.Getenv("TENANTCRYPT_TEST_FIPS") == "1" && mode != fips.Only {
 		t.Fatalf("TENANTCRYPT_TEST_FIPS=1 but the FIPS 140-3 mode is %q; build with GOFIPS140=v1.0.0 and run with GODEBUG=fips140=only", mode)
 	}
+	// The version line says the mode too.
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"version"}, func(string) string { return "" }, strings.NewReader(""), &out, &out); code != exitOK ||
+		!strings.HasSuffix(strings.TrimSpace(out.String()), " fips140="+mode) {
+		t.Errorf("tenantcrypt version: exit %d, %q; want a line ending in fips140=%s", code, out.String(), mode)
+	}
 	ts := startServer(t, nil)
 	ctx := context.Background()
 	admin, _ := ts.client(t, ts.token(auth.RolePlatformAdmin, ""))

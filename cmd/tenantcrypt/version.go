@@ -1,13 +1,12 @@
 package main
 
 import (
-	"crypto/fips140"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"runtime/debug"
-	"strings"
+
+	"github.com/tenantcrypt/tenantcrypt/internal/fips"
 )
 
 // version is the release, set by a release build:
@@ -29,7 +28,7 @@ func cmdVersion(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "version: unexpected argument %q\n\n%s", args[0], versionUsage)
 		return exitUsage
 	}
-	fmt.Fprintln(stdout, versionLine(version, buildRevision(), runtime.Version(), fipsMode()))
+	fmt.Fprintln(stdout, versionLine(version, buildRevision(), runtime.Version(), fips.Mode()))
 	return exitOK
 }
 
@@ -69,37 +68,4 @@ func revisionOf(settings []debug.BuildSetting) string {
 		rev += "+dirty"
 	}
 	return rev
-}
-
-// fipsMode is the FIPS 140-3 mode of this process: "off", "on", or "only"
-// (GODEBUG=fips140=only: non-approved algorithms fail).
-func fipsMode() string {
-	godebug := os.Getenv("GODEBUG")
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		// The binary's defaults (go.mod's godebug, GOFIPS140) come first;
-		// the environment overrides them.
-		for _, s := range bi.Settings {
-			if s.Key == "DefaultGODEBUG" {
-				godebug = s.Value + "," + godebug
-			}
-		}
-	}
-	return fipsModeOf(fips140.Enabled(), godebug)
-}
-
-func fipsModeOf(enabled bool, godebug string) string {
-	if !enabled {
-		return "off"
-	}
-	mode := "on"
-	// The last fips140 setting in GODEBUG wins, as in the runtime.
-	for _, kv := range strings.Split(godebug, ",") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(kv), "fips140="); ok {
-			mode = v
-		}
-	}
-	if mode == "only" {
-		return "only"
-	}
-	return "on"
 }

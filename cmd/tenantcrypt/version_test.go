@@ -41,26 +41,3 @@ func TestRevisionOf(t *testing.T) {
 		}
 	}
 }
-
-func TestFIPSModeOf(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		enabled bool
-		godebug string
-		want    string
-	}{
-		{false, "", "off"},
-		{false, "fips140=only", "off"}, // the runtime decides whether it is on
-		{true, "", "on"},
-		{true, "fips140=on", "on"},
-		{true, "fips140=only", "only"},
-		{true, "http2client=0, fips140=only", "only"},
-		{true, "fips140=only,fips140=on", "on"},
-		{true, "fips140=on,fips140=only", "only"},
-	}
-	for _, tt := range tests {
-		if got := fipsModeOf(tt.enabled, tt.godebug); got != tt.want {
-			t.Errorf("fipsModeOf(%v, %q) = %q, want %q", tt.enabled, tt.godebug, got, tt.want)
-		}
-	}
-}
