@@ -19,6 +19,8 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/secret"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Keyring is what the API needs of the keyring (a *keyring.Service).
@@ -98,6 +100,11 @@ type Config struct {
 	// key-provider API (Qlik's tiers 1 and 2). Defaults 1,000 and 100.
 	ReadsPerMinute, WritesPerMinute int
 	Logger                          *slog.Logger
+	// Tracer, if set, makes a server span of every request, a child of the
+	// caller's traceparent as Propagator reads it (OpenTelemetry; see
+	// package telemetry). Nil: no tracing, and no cost.
+	Tracer     trace.Tracer
+	Propagator propagation.TextMapPropagator
 }
 
 // Server is the HTTP API. Use Handler to serve it.
