@@ -347,9 +347,11 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 		Help: "Calls to key providers (KMSs) by provider, operation and result.",
 	}, []string{"provider", "op", "result"})
 	reg.MustRegister(kmsCalls)
+	initKMSSeries(kmsCalls)
+	registerAuditMetrics(reg, auditLog)
 	drs, _ := drRegions(cfg.drRegion)
 	endpoints, _ := kmsEndpoints(cfg.kmsEndpoint)
-	regionEvents := newRegionMetrics(reg, log)
+	regionEvents := newRegionMetrics(reg, log, homeRegions(cfg.region, drs)...)
 	aws, err := awskms.New(ctx, awskms.Config{Region: cfg.region, Endpoints: endpoints, CallTimeout: cfg.kmsTimeout,
 		ProbeInterval: cfg.kmsProbeInterval, OnCall: sink.kmsCall, APIOptions: tracingAPIOptions(tracing),
 		OnRegionEvent: func(e awskms.RegionEvent) { regionEvents(e); sink.regionEvent(e) }})
@@ -362,6 +364,7 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 
 	lt := cfg.lifecycleTimes()
 	lm := newLifecycleMetrics(reg, st, log)
+	initLifecycleSeries(lm, homeRegions(cfg.region, drs))
 	var monitor *lifecycle.Monitor // set below; the keyring tells it of keys refused on use
 	ring, err := keyring.New(keyring.Config{
 		Store: tracing.KeyringStore(st), Providers: providers,

@@ -142,6 +142,7 @@ func New(cfg Config) *Server {
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
 	}
+	s.metrics.initRoutes(s.routes)
 	return s
 }
 
