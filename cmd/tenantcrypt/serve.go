@@ -32,6 +32,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/server"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/postgres"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/sqlite"
+	"github.com/tenantcrypt/tenantcrypt/internal/telemetry"
 	"github.com/tenantcrypt/tenantcrypt/internal/tlsconfig"
 )
 
@@ -252,7 +253,7 @@ func cmdServe(ctx context.Context, args []string, env func(string) string, stdou
 		fmt.Fprintf(stderr, "serve: %v\n", err)
 		return exitUsage
 	}
-	if err := cfg.validate(); err != nil {
+	if err := errors.Join(cfg.validate(), telemetry.Check(env)); err != nil {
 		fmt.Fprintf(stderr, "serve: invalid configuration:\n%v\n", err)
 		return exitUsage
 	}

@@ -50,48 +50,20 @@ type Tracing struct {
 // The exporters also read the variables this function does not (such as
 // OTEL_EXPORTER_OTLP_CERTIFICATE) from the process environment themselves.
 func Setup(ctx context.Context, getenv func(string) string, version string, log *slog.Logger) (*Tracing, error) {
-	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") {
-		return nil, nil
+	st, err := readEnv(getenv, version)
+	if err != nil || st == nil {
+		return nil, err
 	}
-	switch exp := strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")); exp {
-	case "", "otlp":
-	case "none":
-		return nil, nil
-	default:
-		return nil, fmt.Errorf("OTEL_TRACES_EXPORTER=%q: only otlp (or none) is supported", exp)
-	}
-	endpoint, signalSpecific := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), true
-	if endpoint == "" {
-		endpoint, signalSpecific = getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), false
-	}
-	if endpoint == "" {
-		return nil, nil
-	}
-	protocol := first(getenv, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
-	if protocol == "" {
-		protocol = "http/protobuf" // the specification's default
-	}
-	exporter, err := newExporter(ctx, getenv, protocol, endpoint, signalSpecific)
+	exporter, err := st.exporter(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sampler, err := samplerFromEnv(getenv)
+	res, err := resource.New(ctx, resource.WithTelemetrySDK(), resource.WithAttributes(st.resource...))
 	if err != nil {
 		exporter.Shutdown(ctx)
 		return nil, err
 	}
-	res, err := resourceFromEnv(ctx, getenv, version)
-	if err != nil {
-		exporter.Shutdown(ctx)
-		return nil, err
-	}
-	var batch []sdktrace.BatchSpanProcessorOption
-	if d, ok, err := millis(getenv, "OTEL_BSP_SCHEDULE_DELAY"); err != nil {
-		exporter.Shutdown(ctx)
-		return nil, err
-	} else if ok {
-		batch = append(batch, sdktrace.WithBatchTimeout(d))
-	}
+	endpoint, protocol, sampler, batch := st.endpoint, st.protocol, st.sampler, st.batch
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exporter, batch...),
 		sdktrace.WithSampler(sampler),
@@ -136,6 +108,63 @@ func (t *Tracing) Shutdown(ctx context.Context) error {
 	return t.provider.Shutdown(ctx)
 }
 
+// Check reports what is wrong with the OTEL_* variables, as Setup would,
+// without setting anything up: the configuration check at start.
+func Check(getenv func(string) string) error {
+	_, err := readEnv(getenv, "")
+	return err
+}
+
+// settings is what the OTEL_* variables say; the exporter is made last.
+type settings struct {
+	endpoint, protocol string
+	exporter           func(context.Context) (sdktrace.SpanExporter, error)
+	sampler            sdktrace.Sampler
+	resource           []attribute.KeyValue
+	batch              []sdktrace.BatchSpanProcessorOption
+}
+
+// readEnv reads and checks the variables; nil settings: tracing off.
+func readEnv(getenv func(string) string, version string) (*settings, error) {
+	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") {
+		return nil, nil
+	}
+	switch exp := strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")); exp {
+	case "", "otlp":
+	case "none":
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("OTEL_TRACES_EXPORTER=%q: only otlp (or none) is supported", exp)
+	}
+	endpoint, signalSpecific := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), true
+	if endpoint == "" {
+		endpoint, signalSpecific = getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), false
+	}
+	if endpoint == "" {
+		return nil, nil
+	}
+	st := &settings{endpoint: endpoint, protocol: first(getenv, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")}
+	if st.protocol == "" {
+		st.protocol = "http/protobuf" // the specification's default
+	}
+	var err error
+	if st.exporter, err = exporterFromEnv(getenv, st.protocol, endpoint, signalSpecific); err != nil {
+		return nil, err
+	}
+	if st.sampler, err = samplerFromEnv(getenv); err != nil {
+		return nil, err
+	}
+	if st.resource, err = resourceAttrs(getenv, version); err != nil {
+		return nil, err
+	}
+	if d, ok, err := millis(getenv, "OTEL_BSP_SCHEDULE_DELAY"); err != nil {
+		return nil, err
+	} else if ok {
+		st.batch = append(st.batch, sdktrace.WithBatchTimeout(d))
+	}
+	return st, nil
+}
+
 func first(getenv func(string) string, names ...string) string {
 	for _, n := range names {
 		if v := strings.TrimSpace(getenv(n)); v != "" {
@@ -145,7 +174,9 @@ func first(getenv func(string) string, names ...string) string {
 	return ""
 }
 
-func newExporter(ctx context.Context, getenv func(string) string, protocol, endpoint string, signalSpecific bool) (sdktrace.SpanExporter, error) {
+// exporterFromEnv checks the exporter's variables and returns the function
+// that makes it.
+func exporterFromEnv(getenv func(string) string, protocol, endpoint string, signalSpecific bool) (func(context.Context) (sdktrace.SpanExporter, error), error) {
 	headers, err := parseHeaders(first(getenv, "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"))
 	if err != nil {
 		return nil, err
@@ -188,7 +219,7 @@ func newExporter(ctx context.Context, getenv func(string) string, protocol, endp
 		if compression == "gzip" {
 			opts = append(opts, otlptracegrpc.WithCompressor("gzip"))
 		}
-		return otlptracegrpc.New(ctx, opts...)
+		return func(ctx context.Context) (sdktrace.SpanExporter, error) { return otlptracegrpc.New(ctx, opts...) }, nil
 	case "http/protobuf", "http/json":
 		if !hasScheme {
 			return nil, fmt.Errorf("OTLP endpoint %q: OTLP over HTTP needs an http:// or https:// URL", redactURL(endpoint))
@@ -214,7 +245,7 @@ func newExporter(ctx context.Context, getenv func(string) string, protocol, endp
 		if compression == "gzip" {
 			opts = append(opts, otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
 		}
-		return otlptracehttp.New(ctx, opts...)
+		return func(ctx context.Context) (sdktrace.SpanExporter, error) { return otlptracehttp.New(ctx, opts...) }, nil
 	default:
 		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%q: use grpc, http/protobuf or http/json", protocol)
 	}
@@ -298,6 +329,15 @@ func samplerFromEnv(getenv func(string) string) (sdktrace.Sampler, error) {
 // resourceFromEnv describes the service: service.name tenantcrypt (or
 // OTEL_SERVICE_NAME), its version, the SDK, and OTEL_RESOURCE_ATTRIBUTES.
 func resourceFromEnv(ctx context.Context, getenv func(string) string, version string) (*resource.Resource, error) {
+	attrs, err := resourceAttrs(getenv, version)
+	if err != nil {
+		return nil, err
+	}
+	return resource.New(ctx, resource.WithTelemetrySDK(), resource.WithAttributes(attrs...))
+}
+
+// resourceAttrs are the resource's attributes but the SDK's.
+func resourceAttrs(getenv func(string) string, version string) ([]attribute.KeyValue, error) {
 	attrs := []attribute.KeyValue{attribute.String("service.version", version)}
 	if s := strings.TrimSpace(getenv("OTEL_RESOURCE_ATTRIBUTES")); s != "" {
 		for _, part := range strings.Split(s, ",") {
@@ -323,7 +363,7 @@ func resourceFromEnv(ctx context.Context, getenv func(string) string, version st
 		name = s // wins over OTEL_RESOURCE_ATTRIBUTES (the specification)
 	}
 	attrs = append(attrs, attribute.String("service.name", name))
-	return resource.New(ctx, resource.WithTelemetrySDK(), resource.WithAttributes(attrs...))
+	return attrs, nil
 }
 
 // redactURL drops the user information of a URL, for logs and errors.

@@ -44,6 +44,9 @@ func TestSetupFromEnv(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr, err := Setup(ctx, env(tc.env), "test", nil)
+			if cerr := Check(env(tc.env)); (cerr == nil) != (err == nil) {
+				t.Errorf("Check = %v, Setup = %v: they disagree", cerr, err)
+			}
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want one naming %s", err, tc.wantErr)
