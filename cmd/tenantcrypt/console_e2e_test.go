@@ -311,6 +311,7 @@ type consoleBrowser struct {
 
 	mu       sync.Mutex
 	problems []string // uncaught exceptions and console errors
+	failed   []string // failed loads (e.g. 4xx answers) the browser logged
 }
 
 func newConsoleBrowser(t *testing.T, ts *testServer, shots string) *consoleBrowser {
@@ -370,6 +371,10 @@ func newConsoleBrowser(t *testing.T, ts *testServer, shots string) *consoleBrows
 			// browser as failed loads ("network"); anything else is a bug.
 			if ev.Entry.Level == log.EntryLevelError && ev.Entry.Source != log.EntrySourceNetwork {
 				b.problem(fmt.Sprintf("console %s: %s", ev.Entry.Source, ev.Entry.Text))
+			} else if ev.Entry.Level == log.EntryLevelError {
+				b.mu.Lock()
+				b.failed = append(b.failed, ev.Entry.URL+": "+ev.Entry.Text)
+				b.mu.Unlock()
 			}
 		}
 	}()
@@ -587,4 +592,77 @@ func (b *consoleBrowser) save(name string, capture chromedp.Action[[]byte]) {
 	if err := os.WriteFile(filepath.Join(b.shots, name+".png"), png, 0o644); err != nil {
 		b.t.Fatal(err)
 	}
+}
+
+// TestConsoleIdleTenantNoFailedPolls opens the console of a tenant that
+// never migrated and leaves it open for more than one poll interval of the
+// migration panel: the panel must not ask for migration details that do
+// not exist (a 404 in the browser's console and in the server's log for
+// every open console), but still poll, to notice a migration started
+// elsewhere.
+func TestConsoleIdleTenantNoFailedPolls(t *testing.T) {
+	if _, err := os.Stat(chromiumPath()); err != nil {
+		t.Skipf("%s is not installed: the console's browser test needs Debian's chromium (apt-get install chromium; .ci/run installs it), or TENANTCRYPT_CHROMIUM naming a Chromium binary", chromiumPath())
+	}
+	t.Parallel()
+	ts := startServer(t, nil)
+	if r := ts.do("POST", "/api/v1/tenants", ts.token(auth.RolePlatformAdmin, ""), map[string]any{"id": "idle", "name": "Idle", "edition": "enterprise"}); r.status != 201 {
+		t.Fatalf("create tenant: %d %s", r.status, r.body)
+	}
+	b := newConsoleBrowser(t, ts, t.TempDir())
+	b.open("/console")
+	b.waitText("h1", "Sign in")
+	b.setValue("#token-input", ts.token(auth.RoleTenantAdmin, "idle"))
+	b.click(`form[aria-labelledby=token-title] button[type=submit]`)
+	b.waitAttr(`[data-testid=tenant-state]`, "data-state", "active")
+
+	// The migration panel polls the provider list every 5 s while no
+	// migration is known: a list request 5 s after the first one means a
+	// full poll interval has passed with the console open.
+	listTimes := func() []time.Time {
+		var times []time.Time
+		for _, line := range strings.Split(ts.logs.String(), "\n") {
+			var e struct {
+				Time  time.Time
+				Route string
+			}
+			if json.Unmarshal([]byte(line), &e) == nil && e.Route == "GET /api/v1/encryption/keyproviders/actions/list" {
+				times = append(times, e.Time)
+			}
+		}
+		return times
+	}
+	// waitPollInterval waits until a list request comes 5 s after the
+	// first one since the page (status, then keys) opened.
+	waitPollInterval := func(page string, skip int) {
+		deadline := time.Now().Add(45 * time.Second)
+		for {
+			times := listTimes()[skip:]
+			if len(times) > 0 && times[len(times)-1].Sub(times[0]) >= 5*time.Second {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the %s page did not poll the provider list again within 45 s (list requests at %v)", page, times)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitPollInterval("status", 0)
+	// The key providers page has a migration panel too.
+	seen := len(listTimes())
+	b.click(`nav a[data-route=keys]`)
+	b.waitVisible(`article[data-fp="idle"]`)
+	waitPollInterval("keys", seen)
+	const details = "/migration/actions/details"
+	for _, line := range strings.Split(ts.logs.String(), "\n") {
+		if strings.Contains(line, details) {
+			t.Errorf("the console asked for the details of a migration that never ran: %s", line)
+		}
+	}
+	b.mu.Lock()
+	for _, f := range b.failed {
+		t.Errorf("the browser logged a failed request: %s", f)
+	}
+	b.mu.Unlock()
+	b.checkNoProblems()
 }

@@ -102,16 +102,22 @@ func (c *tenantStates) Collect(ch chan<- prometheus.Metric) {
 }
 
 // newRegionMetrics counts and logs the failovers of multi-region keys to
-// their DR replicas and the failbacks, and gauges each region's health;
-// it returns the awskms.Config.OnRegionEvent that feeds them.
-func newRegionMetrics(reg *prometheus.Registry, log *slog.Logger) func(awskms.RegionEvent) {
+// their DR replicas and the failbacks, and gauges each region's health
+// (the regions given from the start, healthy; others from their first
+// failover); it returns the awskms.Config.OnRegionEvent that feeds them.
+func newRegionMetrics(reg *prometheus.Registry, log *slog.Logger, regions ...string) func(awskms.RegionEvent) {
 	failovers := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tenantcrypt_kms_failovers_total",
 		Help: "Times a region's outage made multi-region keys fail over to their DR replicas, by region."}, []string{"region"})
 	failbacks := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tenantcrypt_kms_failbacks_total",
 		Help: "Times a region came back and its keys' calls returned to it, by region."}, []string{"region"})
 	healthy := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tenantcrypt_kms_region_healthy",
-		Help: "1 while calls go to the region, 0 while its keys fail over to their replicas; regions appear once they failed over."}, []string{"region"})
+		Help: "1 while calls go to the region, 0 while its keys fail over to their replicas; the service's region and its DR region from the start, others once they failed over."}, []string{"region"})
 	reg.MustRegister(failovers, failbacks, healthy)
+	for _, region := range regions {
+		failovers.WithLabelValues(region)
+		failbacks.WithLabelValues(region)
+		healthy.WithLabelValues(region).Set(1)
+	}
 	return func(e awskms.RegionEvent) {
 		if e.Healthy {
 			failbacks.WithLabelValues(e.Region).Inc()

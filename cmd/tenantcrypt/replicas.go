@@ -39,15 +39,17 @@ func replicaID(log *slog.Logger) string {
 // alive; when the connection is down the keyring reads them again every
 // refresh. It returns the function that stops following.
 func followChanges(st any, ring *keyring.Service, reg *prometheus.Registry, refresh time.Duration, log *slog.Logger) (stop func()) {
+	// Registered with SQLite too (at 0: one process has no other replicas
+	// to hear of), so that every documented metric exists from the start.
+	listening := prometheus.NewGauge(prometheus.GaugeOpts{Name: "tenantcrypt_tenant_changes_listening",
+		Help: "1 while this replica hears of other replicas' tenant changes at once (LISTEN/NOTIFY), 0 while it polls for them (always 0 with SQLite)."})
+	notified := prometheus.NewCounter(prometheus.CounterOpts{Name: "tenantcrypt_tenant_change_notifications_total",
+		Help: "Tenant changes (state, provider, deletion) announced to this replica by the database."})
+	reg.MustRegister(listening, notified)
 	pg, ok := st.(*postgres.Store)
 	if !ok {
 		return func() {}
 	}
-	listening := prometheus.NewGauge(prometheus.GaugeOpts{Name: "tenantcrypt_tenant_changes_listening",
-		Help: "1 while this replica hears of other replicas' tenant changes at once (LISTEN/NOTIFY), 0 while it polls for them."})
-	notified := prometheus.NewCounter(prometheus.CounterOpts{Name: "tenantcrypt_tenant_change_notifications_total",
-		Help: "Tenant changes (state, provider, deletion) announced to this replica by the database."})
-	reg.MustRegister(listening, notified)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {

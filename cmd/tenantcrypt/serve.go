@@ -35,6 +35,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/server"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/postgres"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/sqlite"
+	"github.com/tenantcrypt/tenantcrypt/internal/telemetry"
 	"github.com/tenantcrypt/tenantcrypt/internal/tlsconfig"
 )
 
@@ -278,7 +279,7 @@ func cmdServe(ctx context.Context, args []string, env func(string) string, stdou
 		fmt.Fprintf(stderr, "serve: %v\n", err)
 		return exitUsage
 	}
-	if err := cfg.validate(); err != nil {
+	if err := errors.Join(cfg.validate(), telemetry.Check(env)); err != nil {
 		fmt.Fprintf(stderr, "serve: invalid configuration:\n%v\n", err)
 		return exitUsage
 	}
@@ -355,6 +356,12 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}
+	// Tracing starts first and stops last, so that the last spans go out.
+	tracing, stopTracing, err := setupTracing(ctx, env, log)
+	if err != nil {
+		return fmt.Errorf("configuring OpenTelemetry: %w", err)
+	}
+	defer stopTracing()
 	st, closeStore, storeName, err := openStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("opening the database: %w", err)
@@ -383,24 +390,27 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 		Help: "Calls to key providers (KMSs) by provider, operation and result.",
 	}, []string{"provider", "op", "result"})
 	reg.MustRegister(kmsCalls)
+	initKMSSeries(kmsCalls)
+	registerAuditMetrics(reg, auditLog)
 	drs, _ := drRegions(cfg.drRegion)
 	endpoints, _ := kmsEndpoints(cfg.kmsEndpoint)
-	regionEvents := newRegionMetrics(reg, log)
+	regionEvents := newRegionMetrics(reg, log, homeRegions(cfg.region, drs)...)
 	aws, err := awskms.New(ctx, awskms.Config{Region: cfg.region, Endpoints: endpoints, CallTimeout: cfg.kmsTimeout,
-		ProbeInterval: cfg.kmsProbeInterval, OnCall: sink.kmsCall,
+		ProbeInterval: cfg.kmsProbeInterval, OnCall: sink.kmsCall, APIOptions: tracingAPIOptions(tracing),
 		OnRegionEvent: func(e awskms.RegionEvent) { regionEvents(e); sink.regionEvent(e) }})
 	if err != nil {
 		return fmt.Errorf("setting up AWS KMS: %w", err)
 	}
-	providers := registry.New(internal, registry.WithAWS(st, aws), registry.WithDRRegions(cfg.region, drs), registry.WithObserver(func(ref, op string, err error) {
+	providers := registry.New(internal, append([]registry.Option{registry.WithAWS(st, aws), registry.WithDRRegions(cfg.region, drs), registry.WithObserver(func(ref, op string, err error) {
 		kmsCalls.WithLabelValues(providerLabel(ref), op, kms.Outcome(err)).Inc()
-	}))
+	})}, tracingRegistryOptions(tracing)...)...)
 
 	lt := cfg.lifecycleTimes()
 	lm := newLifecycleMetrics(reg, st, log)
+	initLifecycleSeries(lm, homeRegions(cfg.region, drs))
 	var monitor *lifecycle.Monitor // set below; the keyring tells it of keys refused on use
 	ring, err := keyring.New(keyring.Config{
-		Store: st, Providers: providers,
+		Store: tracing.KeyringStore(st), Providers: providers,
 		MaxKeyUses: cfg.keyMaxUses, MaxKeyAge: cfg.keyMaxAge,
 		// A state change made by another process is seen within a fifth
 		// of the revocation bound.
@@ -506,6 +516,8 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 		WritesPerMinute: cfg.kpWritesPerMinute,
 		Console:         newConsole(cfg, log),
 		Logger:          log,
+		Tracer:          tracing.Tracer(),
+		Propagator:      tracing.Propagator(),
 	})
 	httpSrv := &http.Server{
 		Handler:           srv.Handler(),

@@ -68,6 +68,9 @@ type Log struct {
 	pending atomic.Int64 // events queued, for the bound
 	healthy atomic.Bool  // the last append worked
 
+	// For Stats: events written, and refusals by cause.
+	written, refusedFull, refusedUnwritable atomic.Uint64
+
 	shards [countShards]countShard // the data plane's counts of the minute
 
 	mu    sync.Mutex
@@ -138,6 +141,26 @@ func (l *Log) Close() {
 	l.wg.Wait()
 }
 
+// Stats is what the writer has done so far, for metrics.
+type Stats struct {
+	// Queued is the events waiting to be written.
+	Queued int64
+	// Written is the events stored since the start.
+	Written uint64
+	// RefusedQueueFull counts events and actions refused because the queue
+	// was full; RefusedUnwritable those refused because the store failed
+	// (or a caller's wait for it ended).
+	RefusedQueueFull, RefusedUnwritable uint64
+	// Writable is whether the last append worked.
+	Writable bool
+}
+
+// Stats returns the writer's counts.
+func (l *Log) Stats() Stats {
+	return Stats{Queued: l.pending.Load(), Written: l.written.Load(), RefusedQueueFull: l.refusedFull.Load(),
+		RefusedUnwritable: l.refusedUnwritable.Load(), Writable: l.healthy.Load()}
+}
+
 // PerRequest reports whether every data-plane request is an event.
 func (l *Log) PerRequest() bool { return l.cfg.PerRequest }
 
@@ -156,8 +179,12 @@ func (l *Log) RecordSync(ctx context.Context, e Event) error {
 	}
 	select {
 	case err := <-q.done:
+		if err != nil {
+			l.refusedUnwritable.Add(1)
+		}
 		return err
 	case <-ctx.Done():
+		l.refusedUnwritable.Add(1)
 		return ErrUnavailable
 	}
 }
@@ -166,7 +193,12 @@ func (l *Log) RecordSync(ctx context.Context, e Event) error {
 // its last append worked and its queue has room. Admin actions check it
 // before they act.
 func (l *Log) Ready() error {
-	if !l.healthy.Load() || l.pending.Load() >= int64(l.cfg.QueueSize) {
+	if !l.healthy.Load() {
+		l.refusedUnwritable.Add(1)
+		return ErrUnavailable
+	}
+	if l.pending.Load() >= int64(l.cfg.QueueSize) {
+		l.refusedFull.Add(1)
 		return ErrUnavailable
 	}
 	return nil
@@ -211,6 +243,7 @@ func clean(s string) string {
 func (l *Log) enqueue(q queued) error {
 	if l.pending.Add(1) > int64(l.cfg.QueueSize) {
 		l.pending.Add(-1)
+		l.refusedFull.Add(1)
 		return ErrUnavailable
 	}
 	select {
@@ -218,6 +251,7 @@ func (l *Log) enqueue(q queued) error {
 		return nil
 	default:
 		l.pending.Add(-1)
+		l.refusedFull.Add(1)
 		return ErrUnavailable
 	}
 }
@@ -328,6 +362,7 @@ func (l *Log) append(ctx context.Context, batch []queued) []queued {
 		l.cfg.Logger.Info("the audit log is writable again")
 	}
 	l.pending.Add(-int64(len(batch)))
+	l.written.Add(uint64(len(batch)))
 	for _, q := range batch {
 		if q.done != nil {
 			q.done <- nil

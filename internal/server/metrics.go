@@ -28,6 +28,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
+// initRoutes creates every route's series, so that they exist from the
+// first scrape: the latency histogram, and the count of successful answers
+// (200; other codes appear with their first answer).
+func (m *metrics) initRoutes(routes []Route) {
+	for _, rt := range routes {
+		label := rt.Method + " " + rt.Path
+		m.requests.WithLabelValues(label, "200")
+		m.duration.WithLabelValues(label)
+	}
+}
+
 func (m *metrics) observe(route string, status int, elapsed time.Duration) {
 	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 	if elapsed > 0 {

@@ -88,6 +88,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 	label := rt.Method + " " + rt.Path
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		r, endSpan := s.traceRequest(r, label, rt.Method, rt.Path)
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		sw := &statusWriter{ResponseWriter: w}
@@ -124,6 +125,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 		elapsed := time.Since(start)
 		s.metrics.observe(label, status, elapsed)
 		s.logRequest(r, label, status, elapsed, err)
+		endSpan(status)
 	})
 }
 
@@ -202,6 +204,9 @@ func (s *Server) logRequest(r *http.Request, route string, status int, elapsed t
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	if traceID, spanID, ok := traceAttrs(r); ok {
+		attrs = append(attrs, slog.String("trace_id", traceID), slog.String("span_id", spanID))
 	}
 	s.log.LogAttrs(r.Context(), level, "request", attrs...)
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/secret"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Keyring is what the API needs of the keyring (a *keyring.Service).
@@ -101,6 +103,11 @@ type Config struct {
 	// key-provider API (Qlik's tiers 1 and 2). Defaults 1,000 and 100.
 	ReadsPerMinute, WritesPerMinute int
 	Logger                          *slog.Logger
+	// Tracer, if set, makes a server span of every request, a child of the
+	// caller's traceparent as Propagator reads it (OpenTelemetry; see
+	// package telemetry). Nil: no tracing, and no cost.
+	Tracer     trace.Tracer
+	Propagator propagation.TextMapPropagator
 }
 
 // Server is the HTTP API. Use Handler to serve it.
@@ -138,6 +145,7 @@ func New(cfg Config) *Server {
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
 	}
+	s.metrics.initRoutes(s.routes)
 	return s
 }
 

@@ -76,6 +76,9 @@ type Config struct {
 	// OnCall, if set, is told of every call to AWS KMS (each SDK call, its
 	// retries included), success or failure; it must not block.
 	OnCall func(Call)
+	// APIOptions are more AWS SDK stack options for every region's client,
+	// e.g. tracing middleware.
+	APIOptions []func(*middleware.Stack) error
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -185,6 +188,7 @@ func (c *Client) regionClient(region string) (*awskms.Client, error) {
 		o.RetryMaxAttempts = 0
 		o.RetryMode = ""
 		o.APIOptions = append(o.APIOptions, attemptTimeout{c.cfg.CallTimeout}.add)
+		o.APIOptions = append(o.APIOptions, c.cfg.APIOptions...)
 	})
 	c.regions[region] = kc
 	return kc, nil

@@ -23,6 +23,7 @@ import (
 type Registry struct {
 	internal *internalkms.Service
 	observe  Observer
+	wrap     func(kms.Provider) kms.Provider
 
 	// Customer managed keys: the tenants' registrations, and the AWS KMS
 	// client that serves them. Resolved providers are cached: a
@@ -45,6 +46,12 @@ type Option func(*Registry)
 
 // WithObserver reports every provider call to fn.
 func WithObserver(fn Observer) Option { return func(r *Registry) { r.observe = fn } }
+
+// WithProviderWrapper wraps every provider the registry hands out in
+// wrap (after the observer), e.g. to trace its calls.
+func WithProviderWrapper(wrap func(kms.Provider) kms.Provider) Option {
+	return func(r *Registry) { r.wrap = wrap }
+}
 
 // WithAWS serves customer managed keys ("cmk:<fingerprint>" refs) that
 // tenants registered in store, through client.
@@ -93,6 +100,9 @@ func (r *Registry) Provider(ctx context.Context, tenantID, ref string) (kms.Prov
 	}
 	if r.observe != nil {
 		p = observed{p, r.observe}
+	}
+	if r.wrap != nil {
+		p = r.wrap(p)
 	}
 	return p, nil
 }

@@ -1,9 +1,14 @@
 // The migration panel: the tenant's running (or just finished) provider
 // migration with a live progress bar, polled from
 // GET …/keyproviders/migration/actions/details.
+//
+// That endpoint answers 404 while the tenant never migrated (the Qlik API's
+// contract), so until a migration is known the panel polls the provider
+// list instead and asks for the details only once it shows that one ran:
+// no failed request in the browser's console, no 404 in the server's log.
 
 import { KP } from './api.js';
-import { h, replace, time, announce, id } from './dom.js';
+import { h, replace, time, announce, id, NEVER } from './dom.js';
 
 const DEFAULT_ARN = '#QLIK_MANAGED_KEY_PROVIDER#';
 const RUNNING_POLL = 500; // ms between polls while a migration runs
@@ -27,27 +32,46 @@ export function migrationPanel(ctx, { names, onChange } = {}) {
   let timer = 0;
   let disposed = false;
   let parts = null; // the rendered panel's live parts
+  let known = false; // a migration exists: its details can be read
 
   async function poll() {
     clearTimeout(timer);
     if (disposed) return;
     let m = null;
     try {
-      const res = await ctx.api.get(`${KP}/migration/actions/details`);
-      m = res.data;
+      if (!known) known = await everMigrated();
+      if (disposed) return;
+      if (known) {
+        const res = await ctx.api.get(`${KP}/migration/actions/details`);
+        m = res.data;
+      }
     } catch (err) {
       if (err.status !== 404) {
         if (err.status !== 401) renderError(err);
         schedule(IDLE_POLL);
         return;
       }
+      known = false; // the provider list misled us; ask it again next time
     }
     if (disposed) return;
     const prev = last;
     last = m;
     render(m, prev);
-    if (onChange && (!prev || !m || prev.id !== m.id || prev.state !== m.state)) onChange(m, prev);
+    // Only a change: a tenant with no migration polls quietly.
+    if (onChange && key(prev) !== key(m)) onChange(m, prev);
     schedule(isRunning(m) ? RUNNING_POLL : IDLE_POLL);
+  }
+
+  // everMigrated tells from the provider list whether the tenant has a
+  // migration to show: a customer managed key became current (a migration
+  // to it started) or was ever promoted or demoted (one completed). A key
+  // deleted after a reset to the default provider takes its history along:
+  // the panel then shows nothing, as for a tenant that never migrated.
+  async function everMigrated() {
+    const { data } = await ctx.api.get(`${KP}/actions/list`);
+    return (data || []).some((p) => p.keyprovider !== 'Qlik' && (p.current ||
+      (p.promotedToCurrentAt && p.promotedToCurrentAt !== NEVER) ||
+      (p.demotedFromCurrentAt && p.demotedFromCurrentAt !== NEVER)));
   }
 
   function schedule(ms) {
@@ -121,7 +145,12 @@ export function migrationPanel(ctx, { names, onChange } = {}) {
   poll();
   return {
     el,
-    refresh: poll,
+    // refresh reads the migration now, e.g. right after this page started
+    // one (whose details then exist).
+    refresh() {
+      known = true;
+      return poll();
+    },
     running: () => isRunning(last),
     current: () => last,
     heading: () => (parts ? parts.heading : null),
@@ -140,6 +169,10 @@ export function migrationPanel(ctx, { names, onChange } = {}) {
       watched = new Set();
     },
   };
+}
+
+function key(m) {
+  return m ? `${m.id}/${m.state}` : '';
 }
 
 export function isRunning(m) {
