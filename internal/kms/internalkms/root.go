@@ -106,11 +106,13 @@ func (c *CombinedRoot) Versions() []uint32 {
 	return slices.Compact(vs)
 }
 
+// pick prefers next: an HSM's Versions lists only the versions it has
+// used so far, and opens the others on demand.
 func (c *CombinedRoot) pick(v uint32) Root {
-	if slices.Contains(c.prev.Versions(), v) {
-		return c.prev
+	if slices.Contains(c.next.Versions(), v) {
+		return c.next
 	}
-	return c.next
+	return c.prev
 }
 
 // Seal seals with whichever root holds v.
