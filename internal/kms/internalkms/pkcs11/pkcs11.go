@@ -329,6 +329,10 @@ func (h *HSM) Open(ctx context.Context, v uint32, sealed, ad []byte) (*secret.By
 			if isCode(err, p11.CKR_ENCRYPTED_DATA_INVALID) || isCode(err, p11.CKR_ENCRYPTED_DATA_LEN_RANGE) {
 				return internalkms.ErrSealedKEK
 			}
+			if isCode(err, p11.CKR_GENERAL_ERROR) {
+				// SoftHSM2 (and others) report a failed GCM tag check so.
+				return fmt.Errorf("%w (the HSM answered %v, which is how several HSMs report a failed GCM tag check)", internalkms.ErrSealedKEK, err)
+			}
 			return fmt.Errorf("pkcs11: AES-GCM decrypt with root key version %d: %w", v, err)
 		}
 		pt = secret.New(b)
