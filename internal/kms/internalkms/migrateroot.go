@@ -41,6 +41,12 @@ func MigrateToDevice(ctx context.Context, file *RootKeys, dev Device, st migrati
 	if err != nil {
 		return 0, 0, err
 	}
+	for _, v := range file.Versions() {
+		if slices.Contains(onDevice, v) {
+			return 0, 0, fmt.Errorf("root key version %d is both in the file and in the HSM (token %q, key label %q); "+
+				"use another --pkcs11-key-label", v, dev.Token(), dev.KeyLabel())
+		}
+	}
 	var target uint32
 	if len(onDevice) > 0 && slices.Max(onDevice) > fileTop {
 		// An earlier run made it; KEKs may be sealed by it already.

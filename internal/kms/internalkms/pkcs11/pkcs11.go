@@ -89,7 +89,8 @@ type HSM struct {
 
 	current atomic.Uint32
 	mu      sync.Mutex
-	keys    map[uint32]p11.ObjectHandle // versions found on the token
+	keys    map[uint32]p11.ObjectHandle // versions found on the token and checked
+	listed  []uint32                    // versions on the token at the last ListVersions
 	closed  bool
 }
 
@@ -180,12 +181,12 @@ func (h *HSM) Current() uint32 { return h.current.Load() }
 func (h *HSM) Versions() []uint32 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	vs := make([]uint32, 0, len(h.keys))
+	vs := slices.Clone(h.listed)
 	for v := range h.keys {
 		vs = append(vs, v)
 	}
 	slices.Sort(vs)
-	return vs
+	return slices.Compact(vs)
 }
 
 // String names the token and key label, never the PIN.
@@ -204,6 +205,7 @@ func (h *HSM) SetCurrent(ctx context.Context, v uint32) error {
 		return err
 	}
 	h.current.Store(v)
+	_, _ = h.ListVersions(ctx) // for Versions; a failure here only shortens that list
 	return nil
 }
 
@@ -228,7 +230,13 @@ func (h *HSM) ListVersions(ctx context.Context) ([]uint32, error) {
 		return nil
 	})
 	slices.Sort(found)
-	return slices.Compact(found), err
+	found = slices.Compact(found)
+	if err == nil {
+		h.mu.Lock()
+		h.listed = found
+		h.mu.Unlock()
+	}
+	return slices.Clone(found), err
 }
 
 // CreateVersion generates version v inside the token: an AES-256 secret
