@@ -385,6 +385,14 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 		Help: "Calls to key providers (KMSs) by provider, operation and result.",
 	}, []string{"provider", "op", "result"})
 	reg.MustRegister(kmsCalls)
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tenantcrypt_hsm_operations_total",
+		Help: "Seals and opens of tenant KEKs by the HSM that holds the root key (0 without one): one per KEK cache miss, none per data-plane request."},
+		func() float64 {
+			if c, ok := device.(interface{ Operations() uint64 }); ok {
+				return float64(c.Operations())
+			}
+			return 0
+		}))
 	drs, _ := drRegions(cfg.drRegion)
 	endpoints, _ := kmsEndpoints(cfg.kmsEndpoint)
 	regionEvents := newRegionMetrics(reg, log)

@@ -88,6 +88,7 @@ type HSM struct {
 	pool chan p11.SessionHandle
 
 	current atomic.Uint32
+	ops     atomic.Uint64 // seals and opens, for the metric
 	mu      sync.Mutex
 	keys    map[uint32]p11.ObjectHandle // versions found on the token and checked
 	listed  []uint32                    // versions on the token at the last ListVersions
@@ -173,6 +174,10 @@ func (h *HSM) Token() string { return h.cfg.Token }
 
 // KeyLabel is the label of the root key objects.
 func (h *HSM) KeyLabel() string { return h.cfg.KeyLabel }
+
+// Operations counts the seals and opens this HSM has been asked for: on
+// the data plane, one per KEK cache miss.
+func (h *HSM) Operations() uint64 { return h.ops.Load() }
 
 // Current is the version that seals new KEKs (SetCurrent); 0 before.
 func (h *HSM) Current() uint32 { return h.current.Load() }
@@ -287,6 +292,7 @@ func (h *HSM) CreateVersion(ctx context.Context, v uint32) error {
 
 // Seal encrypts plaintext inside the HSM with root key version v.
 func (h *HSM) Seal(ctx context.Context, v uint32, plaintext *secret.Bytes, ad []byte) ([]byte, error) {
+	h.ops.Add(1)
 	key, err := h.key(ctx, v)
 	if err != nil {
 		return nil, err
@@ -318,6 +324,7 @@ func (h *HSM) Seal(ctx context.Context, v uint32, plaintext *secret.Bytes, ad []
 // Open decrypts sealed inside the HSM with root key version v. A sealed
 // value that does not authenticate is internalkms.ErrSealedKEK.
 func (h *HSM) Open(ctx context.Context, v uint32, sealed, ad []byte) (*secret.Bytes, error) {
+	h.ops.Add(1)
 	if len(sealed) < ivSize+tagBits/8 {
 		return nil, internalkms.ErrSealedKEK
 	}
