@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 	}
 	tokenDir := filepath.Join(dir, "tokens")
 	conf := filepath.Join(dir, "softhsm2.conf")
-	if err := os.Mkdir(tokenDir, 0o700); err == nil {
+	if err = os.Mkdir(tokenDir, 0o700); err == nil {
 		err = os.WriteFile(conf, []byte("directories.tokendir = "+tokenDir+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600)
 	}
 	if err != nil {
