@@ -131,7 +131,7 @@ func TestDeviceLifecycle(t *testing.T) {
 
 	// The wrong key label is refused, and changes nothing.
 	wrongLabel := cfg
-	wrongLabel.KeyLabel = "other"
+	wrongLabel.KeyLabel += "-other"
 	h3 := openHSM(t, wrongLabel)
 	if _, err := internalkms.OpenDevice(ctx, h3, st); err == nil {
 		t.Fatal("OpenDevice with another key label succeeded")
@@ -229,5 +229,59 @@ func TestMigrateFileToDeviceAndBack(t *testing.T) {
 	t.Cleanup(fileSvc2.Close)
 	for _, w := range all {
 		w.check(t, fileSvc2, "file, after moving back")
+	}
+}
+
+// TestHSMOnlyOnKEKCacheMiss: with the KEK cached, unwrapping data keys does
+// not call the HSM; without a cache every unwrap does, concurrently, through
+// the session pool (run with -race).
+func TestHSMOnlyOnKEKCacheMiss(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	cfg := softHSM(t)
+	cfg.Sessions = 2
+	st := openStore(t)
+	h := openHSM(t, cfg)
+	if _, err := internalkms.OpenDevice(ctx, h, st); err != nil {
+		t.Fatal(err)
+	}
+	cached := internalkms.New(h, st)
+	t.Cleanup(cached.Close)
+	var ws []wrapped
+	for _, tenant := range []string{"t1", "t2", "t3", "t4"} {
+		ws = append(ws, wrapFor(t, cached, tenant))
+	}
+	before := h.Operations()
+	for range 25 {
+		for _, w := range ws {
+			w.check(t, cached, "cached")
+		}
+	}
+	if got := h.Operations() - before; got != 0 {
+		t.Errorf("100 unwraps with the KEKs cached called the HSM %d times, want 0", got)
+	}
+
+	uncached := internalkms.New(h, st, internalkms.WithKEKCacheSize(0))
+	t.Cleanup(uncached.Close)
+	before = h.Operations()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for _, w := range ws {
+				dk, err := uncached.ForTenant(w.tenant).Unwrap(ctx, w.w, binding(w.tenant))
+				if err != nil {
+					t.Errorf("Unwrap(%s) without a KEK cache: %v", w.tenant, err)
+					return
+				}
+				if !bytes.Equal(dk.Reveal(), w.dk) {
+					t.Errorf("Unwrap(%s) returned another key", w.tenant)
+				}
+				dk.Destroy()
+			}
+		})
+	}
+	wg.Wait()
+	if got := h.Operations() - before; got < 32 {
+		t.Errorf("32 unwraps without a KEK cache called the HSM %d times, want at least 32", got)
 	}
 }

@@ -132,6 +132,9 @@ func Open(cfg Config) (_ *HSM, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("pkcs11: opening a session on token %q: %w", cfg.Token, err)
 	}
+	// CKR_USER_ALREADY_LOGGED_IN: another HSM of this process logged in to
+	// the token already; a PKCS#11 login belongs to the whole process, so
+	// the token does not check this PIN again. The server opens one HSM.
 	if err := mod.ctx.Login(login, p11.CKU_USER, cfg.PIN); err != nil && !isCode(err, p11.CKR_USER_ALREADY_LOGGED_IN) {
 		_ = mod.ctx.CloseSession(login)
 		if isCode(err, p11.CKR_PIN_INCORRECT) || isCode(err, p11.CKR_PIN_INVALID) || isCode(err, p11.CKR_PIN_LEN_RANGE) {

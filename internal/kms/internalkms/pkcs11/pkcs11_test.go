@@ -59,12 +59,23 @@ func TestCreateVersionAttributes(t *testing.T) {
 	if err != nil {
 		t.Skip("pkcs11-tool is not installed (apt-get install opensc); checked the attributes through the API only")
 	}
-	out, err := exec.Command(tool, "--module", cfg.Module, "--token-label", cfg.Token, "--login", "--pin", cfg.PIN, "--list-objects", "--type", "secrkey").CombinedOutput()
+	out, err := exec.Command(tool, "--module", cfg.Module, "--token-label", cfg.Token, "--login", "--pin", cfg.PIN,
+		"--list-objects", "--type", "secrkey", "--label", cfg.KeyLabel).CombinedOutput()
 	if err != nil {
 		t.Fatalf("pkcs11-tool --list-objects: %v\n%s", err, out)
 	}
-	text := string(out)
-	for _, want := range []string{"Secret Key Object; AES length 32", "label:      tenantcrypt-root", "ID:         00000001", "ID:         00000007",
+	// The token is shared with other tests: keep this test's objects.
+	var blocks []string
+	for _, b := range strings.Split(string(out), "Secret Key Object;")[1:] {
+		if strings.Contains(b, "label:      "+cfg.KeyLabel+"\n") {
+			blocks = append(blocks, b)
+		}
+	}
+	if len(blocks) != 2 {
+		t.Fatalf("pkcs11-tool lists %d objects labelled %s, want 2:\n%s", len(blocks), cfg.KeyLabel, out)
+	}
+	text := strings.Join(blocks, "")
+	for _, want := range []string{" AES length 32", "ID:         00000001", "ID:         00000007",
 		"Usage:      encrypt, decrypt", "sensitive", "always sensitive", "never extractable", "local"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("pkcs11-tool does not show %q:\n%s", want, text)
@@ -75,7 +86,7 @@ func TestCreateVersionAttributes(t *testing.T) {
 	}
 	// The key's value cannot be read out.
 	out, err = exec.Command(tool, "--module", cfg.Module, "--token-label", cfg.Token, "--login", "--pin", cfg.PIN,
-		"--read-object", "--type", "secrkey", "--id", "00000001").CombinedOutput()
+		"--read-object", "--type", "secrkey", "--label", cfg.KeyLabel, "--id", "00000001").CombinedOutput()
 	if err == nil {
 		t.Errorf("pkcs11-tool read the root key's value:\n%x", out)
 	}
@@ -159,7 +170,10 @@ func TestSealOpen(t *testing.T) {
 
 func TestOpenErrors(t *testing.T) {
 	t.Parallel()
+	// A token of its own: a login lasts for the whole process, so another
+	// test logged in to the shared token would let a wrong PIN pass.
 	cfg := softHSM(t)
+	cfg.Token = pinTestToken
 	wrong := cfg
 	wrong.PIN = "9999"
 	if _, err := Open(wrong); !errors.Is(err, ErrWrongPIN) || strings.Contains(err.Error(), "9999") {

@@ -13,18 +13,19 @@ import (
 
 // SoftHSM2 reads SOFTHSM2_CONF and lists its tokens once, when the library
 // is initialised, and the library is initialised once per process. So
-// TestMain makes a token directory with a token per test before any test
-// runs, and each test takes a token of its own.
+// TestMain makes a token directory and a token before any test runs, and
+// each test (or each run of it, with -count) uses key objects of its own
+// label in that token.
 const (
 	softhsmModule = "/usr/lib/softhsm/libsofthsm2.so"
-	tokens        = 16
+	testToken     = "tenantcrypt-test"
+	pinTestToken  = "tenantcrypt-pin-test" // TestOpenErrors only
 	testPIN       = "1234"
 )
 
 var (
-	tokenLabels []string
-	tokenSetup  error // why the tokens could not be made (SoftHSM2 missing)
-	tokenCount  atomic.Int64
+	tokenSetup error // why the token could not be made (SoftHSM2 missing)
+	labelCount atomic.Int64
 )
 
 func TestMain(m *testing.M) {
@@ -57,27 +58,22 @@ func makeTokens() error {
 	if err != nil {
 		return fmt.Errorf("softhsm2-util is not installed: apt-get install softhsm2")
 	}
-	for i := range tokens {
-		label := fmt.Sprintf("test-%d", i)
+	for _, label := range []string{testToken, pinTestToken} {
 		out, err := exec.Command(util, "--init-token", "--free", "--label", label, "--pin", testPIN, "--so-pin", "5678").CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("softhsm2-util --init-token: %v\n%s", err, out)
 		}
-		tokenLabels = append(tokenLabels, label)
 	}
 	return nil
 }
 
-// softHSM returns a Config for a fresh SoftHSM2 token of its own, or skips
-// the test, naming the package to install, when SoftHSM2 is not installed.
+// softHSM returns a Config for the SoftHSM2 token with a key label no
+// other test uses, or skips the test, naming the package to install, when
+// SoftHSM2 is not installed.
 func softHSM(t testing.TB) Config {
 	t.Helper()
 	if tokenSetup != nil {
 		t.Skip(tokenSetup)
 	}
-	i := int(tokenCount.Add(1)) - 1
-	if i >= len(tokenLabels) {
-		t.Fatalf("more than %d tests take a token: raise tokens in softhsm_test.go", len(tokenLabels))
-	}
-	return Config{Module: softhsmModule, Token: tokenLabels[i], PIN: testPIN, KeyLabel: "tenantcrypt-root"}
+	return Config{Module: softhsmModule, Token: testToken, PIN: testPIN, KeyLabel: fmt.Sprintf("root-%d", labelCount.Add(1))}
 }
