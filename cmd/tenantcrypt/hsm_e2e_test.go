@@ -193,6 +193,10 @@ func TestHSMDrill(t *testing.T) {
 		"no HSM token with that label")
 	refused("with both PIN sources", append(tok.env(), pinEnv+"=4711"), append(append([]string{}, serveArgs...), tok.flags()...), "not both")
 
+	if code, out := runTenantcrypt(t, childEnv(), "rootkey", "rotate", "--data-dir", dataDir); code == exitOK || !strings.Contains(out, "give the --pkcs11-* flags") {
+		t.Errorf("rootkey rotate of the key file on an HSM data directory: exit %d, want a refusal pointing at the HSM flags\n%s", code, out)
+	}
+
 	// Rotation, offline through the CLI, then through the API.
 	code, out := runTenantcrypt(t, tok.env(), append([]string{"rootkey", "rotate", "--data-dir", dataDir}, tok.flags()...)...)
 	if code != exitOK || !strings.Contains(out, "root key version 2 created") {

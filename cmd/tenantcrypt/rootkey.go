@@ -3,9 +3,11 @@ package main
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"path/filepath"
 	"strconv"
 
@@ -38,13 +40,13 @@ const rootkeyUsage = `Usage:
       show a server's root key versions, the KEKs each seals, and its
       background rewrap job
   tenantcrypt rootkey reload [--server URL] [--wait]
-      make a server load its key file again and rewrap the tenant KEKs under
-      the current version in the background (--wait: until it has finished)
-rotate, activate, generate and migrate work offline on the key file (and the
-database, for an HSM); the HSM's PIN comes from --pkcs11-pin-file or
-TENANTCRYPT_PKCS11_PIN; status and reload
-call the server's API with a platform-admin token (TENANTCRYPT_TOKEN or
---token). A running server can also rotate its own file: POST
+      make a server load its key file again (with an HSM: the current version
+      the database records) and rewrap the tenant KEKs under the current
+      version in the background (--wait: until it has finished)
+rotate, activate, generate and migrate work offline on the key file (and on
+the database and the HSM, whose PIN comes from --pkcs11-pin-file or
+TENANTCRYPT_PKCS11_PIN); status and reload call the server's API with a
+platform-admin token (TENANTCRYPT_TOKEN or --token). A running server can also rotate its own file: POST
 /api/v1/internal-kms/actions/rotate-root-key.
 `
 
@@ -106,7 +108,7 @@ func cmdRootKey(args []string, env func(string) string, stdout, stderr io.Writer
 		if stage {
 			v, err := internalkms.StageRootKeyFile(path)
 			if err != nil {
-				fmt.Fprintf(stderr, "rootkey rotate: %v\n", err)
+				fmt.Fprintf(stderr, "rootkey rotate: %v%s\n", err, noKeyFileHint(err))
 				return exitFailure
 			}
 			fmt.Fprintf(stdout, "root key version %d added to %s, not current yet; load it into every server (tenantcrypt rootkey reload), "+
@@ -115,7 +117,7 @@ func cmdRootKey(args []string, env func(string) string, stdout, stderr io.Writer
 		}
 		v, err := internalkms.RotateRootKeyFile(path)
 		if err != nil {
-			fmt.Fprintf(stderr, "rootkey rotate: %v\n", err)
+			fmt.Fprintf(stderr, "rootkey rotate: %v%s\n", err, noKeyFileHint(err))
 			return exitFailure
 		}
 		fmt.Fprintf(stdout, "root key version %d is now current in %s; reload (tenantcrypt rootkey reload) or restart the servers to rewrap tenant KEKs under it\n", v, path)
@@ -127,7 +129,7 @@ func cmdRootKey(args []string, env func(string) string, stdout, stderr io.Writer
 			return exitUsage
 		}
 		if err := internalkms.PromoteRootKeyVersion(path, uint32(v)); err != nil {
-			fmt.Fprintf(stderr, "rootkey activate: %v\n", err)
+			fmt.Fprintf(stderr, "rootkey activate: %v%s\n", err, noKeyFileHint(err))
 			return exitFailure
 		}
 		fmt.Fprintf(stdout, "root key version %d is now current in %s; reload every server (tenantcrypt rootkey reload) to rewrap tenant KEKs under it\n", v, path)
@@ -142,4 +144,13 @@ func cmdRootKey(args []string, env func(string) string, stdout, stderr io.Writer
 	fmt.Fprintf(stdout, "1:%s\n", base64.StdEncoding.EncodeToString(k[:]))
 	clear(k[:])
 	return exitOK
+}
+
+// noKeyFileHint points an operator whose root key is in an HSM, and so has
+// no key file, at the --pkcs11-* flags.
+func noKeyFileHint(err error) string {
+	if errors.Is(err, fs.ErrNotExist) {
+		return "; if the root key is in an HSM, give the --pkcs11-* flags (and --data-dir or --database) to rotate it there"
+	}
+	return ""
 }
