@@ -104,9 +104,12 @@ func cmdRootKeyHSM(sub string, a rootKeyHSMArgs, env func(string) string, stdout
 			fmt.Fprintf(stderr, "%s: %v (resealed %d KEK(s) so far; running the command again resumes)\n", cmd, err, n)
 			return exitFailure
 		}
-		fmt.Fprintf(stdout, "moved the root key out of HSM token %q into %s (version %d): resealed %d tenant KEK(s); "+
-			"start the servers without the --pkcs11-* flags (with --root-key-file %s if it is not DATA-DIR/root-keys.json)\n",
-			dev.Token(), path, file.Current(), n, path)
+		start := "start the servers without the --pkcs11-* flags"
+		if a.keyFile != "" {
+			start += " and with --root-key-file " + path
+		}
+		fmt.Fprintf(stdout, "moved the root key out of HSM token %q into %s (version %d): resealed %d tenant KEK(s); %s\n",
+			dev.Token(), path, file.Current(), n, start)
 		return exitOK
 	}
 }
