@@ -285,3 +285,61 @@ func TestHSMOnlyOnKEKCacheMiss(t *testing.T) {
 		t.Errorf("32 unwraps without a KEK cache called the HSM %d times, want at least 32", got)
 	}
 }
+
+// TestMigrateToDeviceResumes: a migration that stopped half way (some KEKs
+// under the HSM version, some still under the file's) is finished by
+// running it again, with the HSM version it had made.
+func TestMigrateToDeviceResumes(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	cfg := softHSM(t)
+	st := openStore(t)
+	file, err := internalkms.LoadOrCreateRootKeyFile(filepath.Join(t.TempDir(), "root-keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(file.Destroy)
+	fileSvc := internalkms.New(file, st)
+	a, b := wrapFor(t, fileSvc, "a"), wrapFor(t, fileSvc, "b")
+	fileSvc.Close()
+
+	// The state a stopped run leaves: HSM version 2 made, one KEK under it.
+	h := openHSM(t, cfg)
+	if err := h.CreateVersion(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.SetCurrent(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	both, err := internalkms.NewCombinedRoot(file, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := internalkms.New(both, st)
+	if _, err := half.RotateTenantKEK(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	half.Close()
+	if got := counts(t, st); !maps.Equal(got, map[uint32]int{1: 2, 2: 1}) {
+		t.Fatalf("fixture: KEKs by root version = %v", got)
+	}
+
+	v, n, err := internalkms.MigrateToDevice(ctx, file, openHSM(t, cfg), st)
+	if err != nil || v != 2 || n != 2 {
+		t.Fatalf("MigrateToDevice (again) = version %d, %d resealed, %v; want version 2, 2", v, n, err)
+	}
+	if got := counts(t, st); !maps.Equal(got, map[uint32]int{2: 3}) {
+		t.Fatalf("KEKs by root version = %v, want all 3 under version 2", got)
+	}
+	if vs, _ := h.ListVersions(ctx); len(vs) != 1 {
+		t.Fatalf("HSM versions = %v, want only version 2 (the stopped run's)", vs)
+	}
+	h2 := openHSM(t, cfg)
+	if _, err := internalkms.OpenDevice(ctx, h2, st); err != nil {
+		t.Fatal(err)
+	}
+	svc := internalkms.New(h2, st)
+	t.Cleanup(svc.Close)
+	a.check(t, svc, "after the resumed migration")
+	b.check(t, svc, "after the resumed migration")
+}
