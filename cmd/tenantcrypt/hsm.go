@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 )
@@ -119,4 +121,30 @@ func (d deviceRotator) Rotate(ctx context.Context) (uint32, error) {
 func (d deviceRotator) Reload(ctx context.Context) (uint32, error) {
 	rec, err := internalkms.ReloadDevice(ctx, d.dev, d.st)
 	return rec.Current, err
+}
+
+// followRootRecord makes this process use the HSM root key version that
+// the database records, within every, after another replica (or `tenantcrypt
+// rootkey rotate`) rotated it: reload then reloads the version and reseals
+// the KEKs in the background. An unchanged version costs one small query.
+// It returns when ctx ends.
+func followRootRecord(ctx context.Context, dev internalkms.Device, st internalkms.RootRecordStore, every time.Duration,
+	reload func(context.Context) error, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rec, err := st.RootRecord(ctx)
+		if err != nil || rec.Source != internalkms.RootSourcePKCS11 || rec.Current == dev.Current() {
+			continue
+		}
+		log.Info("internal KMS: the database records another HSM root key version; using it", "root_version", rec.Current, "was", dev.Current())
+		if err := reload(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("internal KMS: using the recorded HSM root key version failed; retrying", "root_version", rec.Current, "error", err.Error())
+		}
+	}
 }

@@ -489,6 +489,13 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	if err := rotations.Start(); err != nil {
 		log.Error("rewrapping tenant KEKs under the current root key could not start; it is retried at the next start", "error", err.Error())
 	}
+	if device != nil {
+		// Replicas agree on the HSM root key version within a refresh.
+		go followRootRecord(ctx, device, st, lt.refresh, func(ctx context.Context) error {
+			_, err := rotations.ReloadRootKeys(ctx)
+			return err
+		}, log)
+	}
 
 	verifier, jwks, err := newVerifier(cfg, log)
 	if err != nil {
