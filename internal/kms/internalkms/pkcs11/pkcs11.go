@@ -282,7 +282,12 @@ func (h *HSM) CreateVersion(ctx context.Context, v uint32) error {
 			p11.NewAttribute(p11.CKA_LABEL, h.cfg.KeyLabel),
 			p11.NewAttribute(p11.CKA_ID, idBytes(v)),
 		}
+		// One token object created at a time per process: SoftHSM2 fails
+		// concurrent creations (CKR_GENERAL_ERROR, SoftHSMv2 issue #573).
+		// Creations are rare (first start, rotation), so this costs nothing.
+		h.mod.create.Lock()
 		o, err := h.mod.ctx.GenerateKey(s, []*p11.Mechanism{p11.NewMechanism(p11.CKM_AES_KEY_GEN, nil)}, tmpl)
+		h.mod.create.Unlock()
 		if err != nil {
 			return fmt.Errorf("pkcs11: generating root key version %d on token %q: %w", v, h.cfg.Token, err)
 		}
@@ -600,9 +605,10 @@ func boolean(b []byte) bool { return len(b) == 1 && b[0] != 0 }
 // process (C_Initialize/C_Finalize), so every HSM of the process that uses
 // the same library path shares it, and the last one to close finalizes it.
 type module struct {
-	path string
-	ctx  *p11.Ctx
-	refs int
+	path   string
+	ctx    *p11.Ctx
+	refs   int
+	create sync.Mutex // serialises token object creation
 }
 
 // modules is the process's loaded libraries: process-wide state that

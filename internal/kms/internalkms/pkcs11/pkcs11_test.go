@@ -200,6 +200,8 @@ func TestRefusesExtractableKey(t *testing.T) {
 	cfg := softHSM(t)
 	h := openHSM(t, cfg)
 	err := h.withSession(t.Context(), func(s p11.SessionHandle) error {
+		h.mod.create.Lock() // as CreateVersion does
+		defer h.mod.create.Unlock()
 		_, err := h.mod.ctx.GenerateKey(s, []*p11.Mechanism{p11.NewMechanism(p11.CKM_AES_KEY_GEN, nil)}, []*p11.Attribute{
 			p11.NewAttribute(p11.CKA_CLASS, p11.CKO_SECRET_KEY),
 			p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_AES),
