@@ -13,18 +13,21 @@ import (
 
 // SoftHSM2 reads SOFTHSM2_CONF and lists its tokens once, when the library
 // is initialised, and the library is initialised once per process. So
-// TestMain makes a token directory and a token before any test runs, and
-// each test (or each run of it, with -count) uses key objects of its own
-// label in that token.
+// TestMain makes a token directory with a pool of tokens before any test
+// runs. A test borrows a token of its own for as long as it runs (SoftHSM2
+// 2.6 fails operations on a token while another thread creates an object
+// in it: SoftHSMv2 issue #573), and uses key objects of a label no other
+// test, or earlier run with -count, has used.
 const (
 	softhsmModule = "/usr/lib/softhsm/libsofthsm2.so"
-	testToken     = "tenantcrypt-test"
+	poolTokens    = 12
 	pinTestToken  = "tenantcrypt-pin-test" // TestOpenErrors only
 	testPIN       = "1234"
 )
 
 var (
-	tokenSetup error // why the token could not be made (SoftHSM2 missing)
+	tokenSetup error // why the tokens could not be made (SoftHSM2 missing)
+	tokenPool  = make(chan string, poolTokens)
 	labelCount atomic.Int64
 )
 
@@ -58,22 +61,32 @@ func makeTokens() error {
 	if err != nil {
 		return fmt.Errorf("softhsm2-util is not installed: apt-get install softhsm2")
 	}
-	for _, label := range []string{testToken, pinTestToken} {
+	labels := []string{pinTestToken}
+	for i := range poolTokens {
+		// One width: pkcs11-tool matches --token-label as a prefix.
+		labels = append(labels, fmt.Sprintf("tenantcrypt-test-%02d", i))
+	}
+	for _, label := range labels {
 		out, err := exec.Command(util, "--init-token", "--free", "--label", label, "--pin", testPIN, "--so-pin", "5678").CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("softhsm2-util --init-token: %v\n%s", err, out)
+		}
+		if label != pinTestToken {
+			tokenPool <- label
 		}
 	}
 	return nil
 }
 
-// softHSM returns a Config for the SoftHSM2 token with a key label no
-// other test uses, or skips the test, naming the package to install, when
-// SoftHSM2 is not installed.
+// softHSM returns a Config for a SoftHSM2 token that the test has to
+// itself until it ends, with a key label no other test uses, or skips the
+// test, naming the package to install, when SoftHSM2 is not installed.
 func softHSM(t testing.TB) Config {
 	t.Helper()
 	if tokenSetup != nil {
 		t.Skip(tokenSetup)
 	}
-	return Config{Module: softhsmModule, Token: testToken, PIN: testPIN, KeyLabel: fmt.Sprintf("root-%d", labelCount.Add(1))}
+	token := <-tokenPool
+	t.Cleanup(func() { tokenPool <- token })
+	return Config{Module: softhsmModule, Token: token, PIN: testPIN, KeyLabel: fmt.Sprintf("root-%d", labelCount.Add(1))}
 }
