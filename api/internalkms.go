@@ -8,8 +8,9 @@ import "time"
 // that server's background rotation job.
 type InternalKMS struct {
 	// RootKeySource is "file" (a root key file, which the server can rotate
-	// and reload) or "environment" (TENANTCRYPT_ROOT_KEYS, which changes
-	// only with a restart).
+	// and reload), "environment" (TENANTCRYPT_ROOT_KEYS, which changes
+	// only with a restart) or "pkcs11" (key objects in an HSM, rotated by
+	// the server and recorded in the database).
 	RootKeySource string `json:"rootKeySource"`
 	// CurrentRootKeyVersion seals new and rewrapped KEKs.
 	CurrentRootKeyVersion uint32 `json:"currentRootKeyVersion"`

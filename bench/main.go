@@ -126,7 +126,16 @@ type config struct {
 	jsonFile  string
 	serverBin string
 	replicas  []int // replica counts to compare (PostgreSQL); none: the baseline comparison
+	// serverArgs are extra flags for tenantcrypt serve, e.g. the
+	// --pkcs11-* flags to measure an HSM root key.
+	serverArgs serverArgs
 }
+
+// serverArgs is the repeatable -server-arg flag.
+type serverArgs []string
+
+func (a *serverArgs) String() string     { return strings.Join(*a, " ") }
+func (a *serverArgs) Set(v string) error { *a = append(*a, v); return nil }
 
 // maxLevel bounds -concurrency: far beyond what one machine's loopback
 // benchmark can tell apart, and it bounds memory and connections.
@@ -145,6 +154,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.database, "database", "", "tenantcrypt's --database (a postgres:// DSN); empty: SQLite in the temporary data directory")
 	fs.StringVar(&cfg.jsonFile, "json", "", "also write the raw results to this JSON file")
 	fs.StringVar(&cfg.serverBin, "server-bin", "", "use this tenantcrypt binary instead of building ./cmd/tenantcrypt")
+	fs.Var(&cfg.serverArgs, "server-arg", "an extra argument for tenantcrypt serve (repeatable, one per word), e.g. -server-arg=--pkcs11-module -server-arg=/usr/lib/softhsm/libsofthsm2.so …; the server's environment keeps SOFTHSM2_CONF")
 	replicas := fs.String("replicas", "", "comma-separated replica counts, e.g. 1,2,3: compare the data plane's throughput spread over that many tenantcrypt processes on -database (PostgreSQL), instead of against the baseline")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: go run ./bench [flags]\n\nMeasures tenantcrypt's encrypt and decrypt throughput against a bare HTTPS baseline.\n\n")

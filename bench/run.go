@@ -68,6 +68,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (rep *report
 	if cfg.database != "" {
 		args = append(args, "--database", cfg.database)
 	}
+	args = append(args, cfg.serverArgs...)
 	srv, err := startProcess(ctx, "tenantcrypt", filepath.Join(tmp, "tenantcrypt.log"), bin, args...)
 	if err != nil {
 		return nil, err

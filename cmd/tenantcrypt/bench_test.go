@@ -22,7 +22,11 @@ import (
 // The throughput figures that docs/PERFORMANCE.md compares come from
 // `go run ./bench`, where client and servers are separate processes.
 func BenchmarkHTTPDataPlane(b *testing.B) {
-	ts := startServer(b, nil, "--log-level", "warn")
+	benchDataPlane(b, startServer(b, nil, "--log-level", "warn"))
+}
+
+// benchDataPlane runs parallel encrypts and decrypts of 1 KiB against ts.
+func benchDataPlane(b *testing.B, ts *testServer) {
 	admin := ts.token(auth.RolePlatformAdmin, "")
 	if r := ts.do("POST", "/api/v1/tenants", admin, map[string]any{"id": "bench", "name": "bench", "edition": "enterprise"}); r.status != 201 {
 		b.Fatalf("create tenant: %d %s", r.status, r.body)

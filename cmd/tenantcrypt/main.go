@@ -39,7 +39,7 @@ Usage:
   tenantcrypt tenant  create|get|list|update|delete|rotate-key [flags]
   tenantcrypt encrypt [flags]            encrypt stdin or --in, print the ciphertext
   tenantcrypt decrypt [flags]            decrypt a ciphertext from stdin or --in
-  tenantcrypt rootkey rotate|activate|generate|status|reload
+  tenantcrypt rootkey rotate|activate|generate|migrate|status|reload
                                          manage the internal KMS root key
   tenantcrypt audit   export|public-keys|verify|check|rotate-signing-key
                                          export and verify the audit log (offline too)

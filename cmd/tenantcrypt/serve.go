@@ -47,6 +47,7 @@ type serveConfig struct {
 	addrFile string
 
 	rootKeyFile string
+	hsm         hsmConfig
 
 	tlsCert, tlsKey     string
 	tlsClientCA         string
@@ -99,6 +100,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.database, "database", "", "database: empty for SQLite in the data directory, sqlite:PATH, or a postgres:// DSN")
 	fs.StringVar(&c.addrFile, "addr-file", "", "write the listening address to this file once serving (for scripts and tests)")
 	fs.StringVar(&c.rootKeyFile, "root-key-file", "", "internal KMS root key file (default DATA-DIR/root-keys.json; created 0600); TENANTCRYPT_ROOT_KEYS=\"1:<base64>,...\" gives the keys themselves instead")
+	c.hsm.flags(fs)
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "server certificate (PEM); without it a development certificate is generated in DATA-DIR/tls")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "server certificate's private key (PEM)")
 	fs.StringVar(&c.tlsClientCA, "tls-client-ca", "", "CA file for client certificates (mutual TLS)")
@@ -279,7 +281,7 @@ func cmdServe(ctx context.Context, args []string, env func(string) string, stdou
 		fmt.Fprintf(stderr, "serve: %v\n", err)
 		return exitUsage
 	}
-	if err := errors.Join(cfg.validate(), telemetry.Check(env)); err != nil {
+	if err := errors.Join(cfg.validate(), telemetry.Check(env), cfg.validateHSM(env)); err != nil {
 		fmt.Fprintf(stderr, "serve: invalid configuration:\n%v\n", err)
 		return exitUsage
 	}
@@ -302,6 +304,7 @@ func cmdServe(ctx context.Context, args []string, env func(string) string, stdou
 type store interface {
 	keyring.Store
 	internalkms.Store
+	internalkms.RootRecordStore
 	keyprovider.Store
 	migration.Store
 	rotation.Store
@@ -345,6 +348,47 @@ func loadRootKeys(cfg serveConfig, env func(string) string, log *slog.Logger) (*
 	return internalkms.LoadOrCreateRootKeyFile(path)
 }
 
+// validateHSM checks the --pkcs11-* flags, which exclude the other root
+// key sources.
+func (c *serveConfig) validateHSM(env func(string) string) error {
+	err := c.hsm.validate(env)
+	if c.hsm.enabled() && (c.rootKeyFile != "" || env("TENANTCRYPT_ROOT_KEYS") != "") {
+		err = errors.Join(err, errors.New("an HSM root key (--pkcs11-*) excludes --root-key-file and TENANTCRYPT_ROOT_KEYS; "+
+			"to move a file's keys into the HSM, see `tenantcrypt rootkey migrate`"))
+	}
+	return err
+}
+
+// loadRoot opens the internal KMS's root key: in the HSM the --pkcs11-*
+// flags name (device is then that HSM), or else from the environment or the
+// root key file, after checking that the database does not record an HSM
+// root key, so that a start without the HSM is refused before it creates
+// a key file. release closes or zeroes what it opened.
+func loadRoot(ctx context.Context, cfg serveConfig, env func(string) string, st store, log *slog.Logger) (root internalkms.Root, device internalkms.Device, release func(), err error) {
+	if cfg.hsm.enabled() {
+		dev, err := cfg.hsm.open(env)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		rec, err := internalkms.OpenDevice(ctx, dev, st)
+		if err != nil {
+			dev.Close()
+			return nil, nil, nil, err
+		}
+		log.Info("internal KMS root key in an HSM (PKCS#11)", "pkcs11_module", cfg.hsm.module, "pkcs11_token", rec.Token,
+			"key_label", rec.KeyLabel, "root_version", rec.Current)
+		return dev, dev, dev.Close, nil
+	}
+	if err := internalkms.CheckFileRoot(ctx, st); err != nil {
+		return nil, nil, nil, err
+	}
+	roots, err := loadRootKeys(cfg, env, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return roots, nil, roots.Destroy, nil
+}
+
 func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout io.Writer, log *slog.Logger) error {
 	// Bind the port before creating any state: a second server on a busy
 	// port must fail without making a data directory.
@@ -375,11 +419,11 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	}
 	defer auditLog.Close()
 	sink := auditSink{log: auditLog, slg: log}
-	roots, err := loadRootKeys(cfg, env, log)
+	roots, device, releaseRoot, err := loadRoot(ctx, cfg, env, st, log)
 	if err != nil {
 		return fmt.Errorf("loading the internal KMS root keys: %w", err)
 	}
-	defer roots.Destroy()
+	defer releaseRoot()
 	internal := internalkms.New(roots, st)
 	defer internal.Close()
 	reg := prometheus.NewRegistry()
@@ -392,6 +436,14 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	reg.MustRegister(kmsCalls)
 	initKMSSeries(kmsCalls)
 	registerAuditMetrics(reg, auditLog)
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tenantcrypt_hsm_operations_total",
+		Help: "Seals and opens of tenant KEKs by the HSM that holds the root key (0 without one): one per KEK cache miss, none per data-plane request."},
+		func() float64 {
+			if c, ok := device.(interface{ Operations() uint64 }); ok {
+				return float64(c.Operations())
+			}
+			return 0
+		}))
 	drs, _ := drRegions(cfg.drRegion)
 	endpoints, _ := kmsEndpoints(cfg.kmsEndpoint)
 	regionEvents := newRegionMetrics(reg, log, homeRegions(cfg.region, drs)...)
@@ -478,13 +530,24 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	// root version, in the background (package rotation, which also serves
 	// the internal KMS's rotation API); replicas doing the same at once are
 	// safe (each rewrap is a compare-and-swap).
-	rotations, err := rotation.New(rotation.Config{KMS: internal, Store: st, Tenants: ring, RootKeyFile: rootKeyFile(cfg, env), Logger: log})
+	rcfg := rotation.Config{KMS: internal, Store: st, Tenants: ring, RootKeyFile: rootKeyFile(cfg, env), Logger: log}
+	if device != nil {
+		rcfg.Device = deviceRotator{dev: device, st: st}
+	}
+	rotations, err := rotation.New(rcfg)
 	if err != nil {
 		return err
 	}
 	defer rotations.Close()
 	if err := rotations.Start(); err != nil {
 		log.Error("rewrapping tenant KEKs under the current root key could not start; it is retried at the next start", "error", err.Error())
+	}
+	if device != nil {
+		// Replicas agree on the HSM root key version within a refresh.
+		go followRootRecord(ctx, device, st, lt.refresh, func(ctx context.Context) error {
+			_, err := rotations.ReloadRootKeys(ctx)
+			return err
+		}, log)
 	}
 
 	verifier, jwks, err := newVerifier(cfg, log)

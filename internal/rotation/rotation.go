@@ -78,13 +78,28 @@ type Config struct {
 	Tenants Tenants
 	// RootKeyFile is the file the root keys were loaded from; empty when
 	// they come from the environment (TENANTCRYPT_ROOT_KEYS), which only a
-	// restart changes.
+	// restart changes, or from an HSM (Device).
 	RootKeyFile string
+	// Device, when the root key is in an HSM, rotates it (a new version in
+	// the HSM, recorded in the database) and reloads the version the
+	// database records; RootKeyFile is then ignored.
+	Device Device
 	// BatchSize is how many cipherkeys a tenant's rewrap reads, and stores
 	// in one transaction, at a time. Default 256.
 	BatchSize int
 	Logger    *slog.Logger
 	Now       func() time.Time
+}
+
+// Device is a root key in an HSM (see internalkms.RotateDevice and
+// internalkms.ReloadDevice).
+type Device interface {
+	// Rotate creates a new root key version in the HSM, makes it current
+	// and records it in the database; it returns the new version.
+	Rotate(ctx context.Context) (uint32, error)
+	// Reload makes the version the database records current; it returns
+	// that version.
+	Reload(ctx context.Context) (uint32, error)
 }
 
 // Errors of the Service's methods, besides the job's (ErrBusy, ErrClosed).
@@ -128,6 +143,8 @@ const (
 	SourceFile
 	// SourceEnvironment: TENANTCRYPT_ROOT_KEYS, changed by a restart.
 	SourceEnvironment
+	// SourcePKCS11: key objects in an HSM, reached over PKCS#11.
+	SourcePKCS11
 )
 
 // String is the source as the API spells it.
@@ -137,6 +154,8 @@ func (s Source) String() string {
 		return "file"
 	case SourceEnvironment:
 		return "environment"
+	case SourcePKCS11:
+		return "pkcs11"
 	}
 	return "unknown"
 }
@@ -225,7 +244,10 @@ func (s *Service) Document(ctx context.Context) (Document, error) {
 		return Document{}, err
 	}
 	doc := Document{Source: SourceFile, Current: cur, Versions: []Version{}, Job: s.job.Status()}
-	if s.cfg.RootKeyFile == "" {
+	switch {
+	case s.cfg.Device != nil:
+		doc.Source = SourcePKCS11
+	case s.cfg.RootKeyFile == "":
 		doc.Source = SourceEnvironment
 	}
 	all := append(slices.Collect(maps.Keys(counts)), loaded...)
@@ -248,6 +270,9 @@ func (s *Service) Document(ctx context.Context) (Document, error) {
 // Errors: ErrRootKeysFromEnvironment, ErrBusy, ErrClosed, *KeyFileError,
 // internalkms.ErrRootKeysRefused, kms.ErrUnavailable.
 func (s *Service) RotateRootKey(ctx context.Context) (Document, error) {
+	if s.cfg.Device != nil {
+		return s.deviceAction(ctx, "rotate-root-key", s.cfg.Device.Rotate)
+	}
 	path := s.cfg.RootKeyFile
 	if path == "" {
 		return Document{}, ErrRootKeysFromEnvironment
@@ -284,6 +309,9 @@ func (s *Service) RotateRootKey(ctx context.Context) (Document, error) {
 // Errors: ErrRootKeysFromEnvironment, ErrBusy, ErrClosed, *KeyFileError,
 // internalkms.ErrRootKeysRefused, kms.ErrUnavailable.
 func (s *Service) ReloadRootKeys(ctx context.Context) (Document, error) {
+	if s.cfg.Device != nil {
+		return s.deviceAction(ctx, "reload-root-keys", s.cfg.Device.Reload)
+	}
 	if s.cfg.RootKeyFile == "" {
 		return Document{}, ErrRootKeysFromEnvironment
 	}
@@ -297,6 +325,28 @@ func (s *Service) ReloadRootKeys(ctx context.Context) (Document, error) {
 			s.log.InfoContext(ctx, "internal KMS: root key file reloaded", "root_key_file", s.cfg.RootKeyFile,
 				"root_version", cur, "loaded_versions", fmt.Sprint(loaded))
 			return cur, nil
+		},
+		Run: s.rewrapKEKs,
+	})
+	if err != nil {
+		return Document{}, err
+	}
+	return s.Document(ctx)
+}
+
+// deviceAction rotates or reloads an HSM root key and starts resealing
+// the KEKs under its current version. An HSM that does not answer is
+// kms.ErrUnavailable.
+func (s *Service) deviceAction(ctx context.Context, trigger string, fn func(context.Context) (uint32, error)) (Document, error) {
+	_, err := s.job.Start(ctx, Task{
+		Kind: KindRewrapKEKs, Trigger: trigger,
+		Prepare: func(ctx context.Context) (uint32, error) {
+			v, err := fn(ctx)
+			if err != nil {
+				return 0, &kms.Error{Op: trigger, Provider: internalkms.Ref, Kind: kms.ErrUnavailable, Err: err}
+			}
+			s.log.InfoContext(ctx, "internal KMS: HSM root key "+trigger, "root_version", v)
+			return v, nil
 		},
 		Run: s.rewrapKEKs,
 	})

@@ -4,7 +4,8 @@
 //
 // Its key hierarchy has three levels:
 //
-//	root key (RootKeys: a key file or TENANTCRYPT_ROOT_KEYS, versioned, never in the database)
+//	root key (Root: a key file or TENANTCRYPT_ROOT_KEYS as RootKeys, or an HSM
+//	          through package internalkms/pkcs11; versioned, never in the database)
 //	  └─ per-tenant KEK (versioned, stored sealed in a Store)
 //	       └─ data keys (kms.Wrapped blobs, kept by the keyring)
 //
@@ -85,8 +86,8 @@ func WithRewrapBatchSize(n int) Option {
 // New returns the internal KMS sealing KEKs with roots and keeping them in
 // store. It does not take ownership of roots. Nil roots or store is a wiring
 // bug and panics.
-func New(roots *RootKeys, store Store, opts ...Option) *Service {
-	if roots == nil || store == nil {
+func New(roots Root, store Store, opts ...Option) *Service {
+	if rk, ok := roots.(*RootKeys); roots == nil || store == nil || (ok && rk == nil) {
 		panic("internalkms: New needs root keys and a store")
 	}
 	o := options{cacheSize: DefaultKEKCacheSize, cacheTTL: DefaultKEKCacheTTL, rewrapBatch: DefaultRewrapBatchSize}
@@ -158,20 +159,24 @@ func (s *Service) checkRoot(ctx context.Context, op string) error {
 	if err := ctxError(ctx, op); err != nil {
 		return err
 	}
-	return s.root.with(func(r *RootKeys) error {
+	return s.root.with(func(r Root) error {
 		cur := r.Current()
-		root := r.key(cur)
-		if root == nil || root.Len() != keySize {
-			return opError(op, kms.ErrUnavailable, fmt.Errorf("current root key version %d is not loaded", cur))
+		if cur == 0 {
+			return opError(op, kms.ErrUnavailable, errors.New("no current root key version"))
 		}
-		aead, err := newAEAD(root)
+		ad := appendString(nil, probeDomain)
+		probe := secret.New([]byte("readiness probe"))
+		defer probe.Destroy()
+		sealed, err := r.Seal(ctx, cur, probe, ad)
 		if err != nil {
 			return opError(op, kms.ErrUnavailable, fmt.Errorf("root key version %d: %w", cur, err))
 		}
-		ad := appendString(nil, probeDomain)
-		probe := []byte("readiness probe")
-		sealed := aead.Seal(nil, nil, probe, ad)
-		if got, err := aead.Open(nil, nil, sealed, ad); err != nil || string(got) != string(probe) {
+		got, err := r.Open(ctx, cur, sealed, ad)
+		if err != nil {
+			return opError(op, kms.ErrUnavailable, fmt.Errorf("root key version %d does not round-trip: %w", cur, err))
+		}
+		defer got.Destroy()
+		if string(got.Reveal()) != string(probe.Reveal()) {
 			return opError(op, kms.ErrUnavailable, fmt.Errorf("root key version %d does not round-trip", cur))
 		}
 		return nil
@@ -211,7 +216,7 @@ func (s *Service) load(ctx context.Context, op, tenantID string, create bool) (*
 			return nil, opError(op, kms.ErrKeyNotFound, fmt.Errorf("tenant %q's new KEK vanished; was the tenant deleted?", tenantID))
 		}
 	}
-	set, err := s.openKEKs(op, tenantID, rows)
+	set, err := s.openKEKs(ctx, op, tenantID, rows)
 	if err != nil {
 		return nil, err
 	}
@@ -229,15 +234,14 @@ func (s *Service) insertKEK(ctx context.Context, op, tenantID string, version ui
 	defer kek.Destroy()
 	var rootVersion uint32
 	var sealed []byte
-	err = s.root.with(func(r *RootKeys) error {
+	err = s.root.with(func(r Root) error {
 		rootVersion = r.Current()
-		root := r.key(rootVersion)
-		if root == nil {
-			return opError(op, kms.ErrUnavailable, fmt.Errorf("current root key version %d is not loaded", rootVersion))
+		if rootVersion == 0 {
+			return opError(op, kms.ErrUnavailable, errors.New("no current root key version"))
 		}
 		var err error
-		if sealed, err = sealKEK(root, tenantID, version, rootVersion, kek); err != nil {
-			return opError(op, kms.ErrUnavailable, fmt.Errorf("sealing KEK: %w", err))
+		if sealed, err = sealKEKWith(ctx, r, tenantID, version, rootVersion, kek); err != nil {
+			return opError(op, kms.ErrUnavailable, fmt.Errorf("sealing KEK under root key version %d: %w", rootVersion, err))
 		}
 		return nil
 	})
@@ -264,29 +268,21 @@ func (s *Service) insertKEK(ctx context.Context, op, tenantID string, version ui
 // operator's problem (a missing or wrong root key, an altered row), not the
 // caller's ciphertext, so it is ErrUnavailable, never ErrInvalidCiphertext,
 // and never ErrKeyNotFound, which would read as a destroyed tenant.
-func (s *Service) openKEKs(op, tenantID string, rows []KEK) (_ *kekSet, err error) {
+func (s *Service) openKEKs(ctx context.Context, op, tenantID string, rows []KEK) (_ *kekSet, err error) {
 	set := &kekSet{tenantID: tenantID, keys: make(map[uint32]*secret.Bytes, len(rows))}
 	defer func() {
 		if err != nil {
 			set.destroy()
 		}
 	}()
-	err = s.root.with(func(r *RootKeys) error {
+	err = s.root.with(func(r Root) error {
 		for _, row := range rows {
 			if row.TenantID != tenantID || row.Version == 0 {
 				return opError(op, kms.ErrUnavailable, fmt.Errorf("store returned KEK v%d of tenant %q for tenant %q", row.Version, row.TenantID, tenantID))
 			}
-			root := r.key(row.RootVersion)
-			if root == nil {
-				return opError(op, kms.ErrUnavailable, fmt.Errorf(
-					"KEK v%d of tenant %q is sealed by root key version %d, which this process has not loaded (loaded: %v)",
-					row.Version, tenantID, row.RootVersion, r.Versions()))
-			}
-			kek, err := openKEK(root, row)
+			kek, err := openKEKWith(ctx, r, row)
 			if err != nil {
-				return opError(op, kms.ErrUnavailable, fmt.Errorf(
-					"KEK v%d of tenant %q does not open under root key version %d: wrong root key, or the row was altered",
-					row.Version, tenantID, row.RootVersion))
+				return opError(op, kms.ErrUnavailable, kekOpenError(row, r, err))
 			}
 			if _, dup := set.keys[row.Version]; dup {
 				kek.Destroy()
@@ -301,4 +297,17 @@ func (s *Service) openKEKs(op, tenantID string, rows []KEK) (_ *kekSet, err erro
 		return nil, err
 	}
 	return set, nil
+}
+
+// kekOpenError says why a KEK row did not open, for the operator.
+func kekOpenError(row KEK, r Root, err error) error {
+	switch {
+	case errors.Is(err, ErrRootVersionMissing):
+		return fmt.Errorf("KEK v%d of tenant %q is sealed by root key version %d, which this process has not loaded (loaded: %v)",
+			row.Version, row.TenantID, row.RootVersion, r.Versions())
+	case errors.Is(err, errSealedKEK):
+		return fmt.Errorf("KEK v%d of tenant %q does not open under root key version %d: wrong root key, or the row was altered",
+			row.Version, row.TenantID, row.RootVersion)
+	}
+	return fmt.Errorf("opening KEK v%d of tenant %q under root key version %d: %w", row.Version, row.TenantID, row.RootVersion, err)
 }

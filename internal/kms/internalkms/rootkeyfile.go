@@ -153,6 +153,36 @@ func LoadOrCreateRootKeyFile(path string) (*RootKeys, error) {
 	return kf.rootKeys()
 }
 
+// CreateRootKeyFile creates a root key file at path holding one fresh
+// version, version, with mode 0600, for moving the root key out of an HSM
+// (whose versions it must be above). It never overwrites a file
+// (fs.ErrExist).
+func CreateRootKeyFile(path string, version uint32) (uint32, error) {
+	if version == 0 {
+		return 0, errors.New("internalkms: root key versions start at 1")
+	}
+	key := make([]byte, keySize)
+	_, _ = rand.Read(key)
+	kf := &keyFile{Current: version, Versions: []keyFileVersion{{Version: version, Key: key, CreatedAt: time.Now().UTC()}}}
+	defer kf.destroy()
+	data, err := json.MarshalIndent(kf, "", "  ")
+	defer clear(data)
+	if err != nil {
+		return 0, fmt.Errorf("internalkms: root key file: %w", err)
+	}
+	if err := writeFileAtomic(path, data, false); err != nil {
+		return 0, fmt.Errorf("internalkms: creating root key file %s: %w", path, err)
+	}
+	return version, nil
+}
+
+// RotateRootKeyFileAbove is RotateRootKeyFile with a new version above
+// floor as well as above the file's versions, for moving the root key out
+// of an HSM whose versions go up to floor.
+func RotateRootKeyFileAbove(path string, floor uint32) (newVersion uint32, err error) {
+	return addRootKeyVersionAbove(path, true, floor)
+}
+
 // LoadRootKeyFile loads the root keys in the JSON file at path, with the
 // checks of LoadOrCreateRootKeyFile, but never creates the file: for a
 // process that reloads its keys after the file was rotated.
@@ -206,8 +236,12 @@ func PromoteRootKeyVersion(path string, version uint32) error {
 }
 
 func addRootKeyVersion(path string, makeCurrent bool) (newVersion uint32, err error) {
+	return addRootKeyVersionAbove(path, makeCurrent, 0)
+}
+
+func addRootKeyVersionAbove(path string, makeCurrent bool, floor uint32) (newVersion uint32, err error) {
 	err = updateKeyFile(path, func(kf *keyFile) error {
-		last := uint32(0)
+		last := floor
 		for _, v := range kf.Versions {
 			last = max(last, v.Version)
 		}

@@ -25,12 +25,12 @@ var ErrRootKeysRefused = errors.New("root keys refused")
 // opened once per cache TTL, not per data key.
 type rootHolder struct {
 	mu    sync.RWMutex
-	keys  *RootKeys
+	keys  Root
 	owned bool // keys came from SetRootKeys, so the Service zeroes them
 }
 
 // with runs fn with the root keys, which stay in place until fn returns.
-func (h *rootHolder) with(fn func(r *RootKeys) error) error {
+func (h *rootHolder) with(fn func(r Root) error) error {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	return fn(h.keys)
@@ -90,7 +90,13 @@ func (s *Service) SetRootKeys(ctx context.Context, next *RootKeys) error {
 	}
 	h := s.root
 	h.mu.Lock()
-	prev, owned := h.keys, h.owned
+	prev, isFile := h.keys.(*RootKeys)
+	owned := h.owned
+	if !isFile {
+		h.mu.Unlock()
+		return fmt.Errorf("internalkms: %w: this server's root key is not a key file (it is in an HSM); "+
+			"rotate it with `tenantcrypt rootkey rotate` and the HSM flags", ErrRootKeysRefused)
+	}
 	if prev == next {
 		h.mu.Unlock()
 		return nil
@@ -140,8 +146,8 @@ func compatibleRootKeys(prev, next *RootKeys, keks map[uint32]int) error {
 // shutdown, once nothing uses s: later operations fail or reload.
 func (s *Service) Close() {
 	s.root.mu.Lock()
-	if s.root.owned {
-		s.root.keys.Destroy()
+	if rk, ok := s.root.keys.(*RootKeys); ok && s.root.owned {
+		rk.Destroy()
 	}
 	s.root.mu.Unlock()
 	s.cache.purge()

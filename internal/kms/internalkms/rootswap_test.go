@@ -133,11 +133,11 @@ func TestSetRootKeysRefusals(t *testing.T) {
 		if k.TenantID != "t2" {
 			continue
 		}
-		kek, err := openKEK(s.root.keys.key(2), k)
+		kek, err := openKEK(s.root.keys.(*RootKeys).key(2), k)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sealed, err := sealKEK(s.root.keys.key(1), k.TenantID, k.Version, 1, kek)
+		sealed, err := sealKEK(s.root.keys.(*RootKeys).key(1), k.TenantID, k.Version, 1, kek)
 		kek.Destroy()
 		if err != nil {
 			t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
@@ -127,12 +128,12 @@ func (s *Service) RewrapKEKsReporting(ctx context.Context, progress func(rewrapp
 	}
 }
 
-// loadedCurrent returns the current root key version, if its key is loaded.
+// loadedCurrent returns the current root key version, if there is one.
 func (s *Service) loadedCurrent(op string) (uint32, error) {
 	var cur uint32
-	err := s.root.with(func(r *RootKeys) error {
+	err := s.root.with(func(r Root) error {
 		cur = r.Current()
-		if r.key(cur) == nil {
+		if cur == 0 || !slices.Contains(r.Versions(), cur) {
 			return opError(op, kms.ErrUnavailable, fmt.Errorf("current root key version %d is not loaded", cur))
 		}
 		return nil
@@ -144,25 +145,14 @@ func (s *Service) loadedCurrent(op string) (uint32, error) {
 // writer changed the row first.
 func (s *Service) rewrapKEK(ctx context.Context, op string, row KEK, cur uint32) (bool, error) {
 	var sealed []byte
-	err := s.root.with(func(r *RootKeys) error {
-		old, next := r.key(row.RootVersion), r.key(cur)
-		if old == nil {
-			return opError(op, kms.ErrUnavailable, fmt.Errorf(
-				"KEK v%d of tenant %q is sealed by root key version %d, which this process has not loaded (loaded: %v)",
-				row.Version, row.TenantID, row.RootVersion, r.Versions()))
-		}
-		if next == nil {
-			return opError(op, kms.ErrUnavailable, fmt.Errorf("root key version %d is no longer loaded", cur))
-		}
-		kek, err := openKEK(old, row)
+	err := s.root.with(func(r Root) error {
+		kek, err := openKEKWith(ctx, r, row)
 		if err != nil {
-			return opError(op, kms.ErrUnavailable, fmt.Errorf(
-				"KEK v%d of tenant %q does not open under root key version %d: wrong root key, or the row was altered",
-				row.Version, row.TenantID, row.RootVersion))
+			return opError(op, kms.ErrUnavailable, kekOpenError(row, r, err))
 		}
 		defer kek.Destroy()
-		if sealed, err = sealKEK(next, row.TenantID, row.Version, cur, kek); err != nil {
-			return opError(op, kms.ErrUnavailable, fmt.Errorf("sealing KEK: %w", err))
+		if sealed, err = sealKEKWith(ctx, r, row.TenantID, row.Version, cur, kek); err != nil {
+			return opError(op, kms.ErrUnavailable, fmt.Errorf("sealing KEK under root key version %d: %w", cur, err))
 		}
 		return nil
 	})

@@ -43,3 +43,41 @@ type KEK struct {
 	Wrapped     []byte
 	CreatedAt   time.Time
 }
+
+// RootRecord is what the database records about where the root key is, so
+// that every process sharing the database agrees on it: which HSM key
+// objects hold the root key versions and which version is current. The
+// key itself is never recorded. The zero RootRecord (Source "") is a
+// database that records nothing: its root keys are a key file or
+// TENANTCRYPT_ROOT_KEYS.
+type RootRecord struct {
+	// Source is RootSourcePKCS11, RootSourceFile (after a migration back
+	// from an HSM), or "" (nothing recorded).
+	Source string
+	// Current is the root key version that seals new KEKs.
+	Current uint32
+	// Token and KeyLabel name the PKCS#11 token and the label of the key
+	// objects holding the versions (CKA_ID = the version number).
+	Token, KeyLabel string
+	UpdatedAt       time.Time
+}
+
+// Root key sources of a RootRecord.
+const (
+	RootSourceFile   = "file"
+	RootSourcePKCS11 = "pkcs11"
+)
+
+// RootRecordStore keeps the RootRecord. Implementations live in
+// internal/store/... and pass internal/store/storetest.
+type RootRecordStore interface {
+	// RootRecord returns the record; the zero RootRecord if there is none.
+	RootRecord(ctx context.Context) (RootRecord, error)
+	// UpdateRootRecord calls fn with the record (the zero RootRecord if
+	// none) while holding the database's lock on it, so that concurrent
+	// updaters, in this process or others, run one after another, and
+	// stores what fn returns. If fn fails nothing is stored and its error
+	// is returned as is; if it returns its argument unchanged nothing is
+	// written either. It returns the record as stored.
+	UpdateRootRecord(ctx context.Context, fn func(RootRecord) (RootRecord, error)) (RootRecord, error)
+}

@@ -46,7 +46,7 @@ func TestSearchPath(t *testing.T) {
 		got = append(got, name)
 		return err
 	})
-	want := []string{"audit_checkpoints", "audit_events", "audit_heads", "cipherkeys", "internal_keks", "key_check_leases", "key_checks", "key_providers", "migrations", "schema_migrations", "tenant_ids", "tenants"}
+	want := []string{"audit_checkpoints", "audit_events", "audit_heads", "cipherkeys", "internal_keks", "internal_root", "key_check_leases", "key_checks", "key_providers", "migrations", "schema_migrations", "tenant_ids", "tenants"}
 	if !slices.Equal(got, want) {
 		t.Errorf("tables in the DSN's schema: got %q, want %q", got, want)
 	}

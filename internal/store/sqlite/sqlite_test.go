@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tenantcrypt/tenantcrypt/internal/audit"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/sqlite"
@@ -254,27 +253,22 @@ func migrationVersions(t *testing.T, path string) []int {
 // inherits their events; today's tenants keep theirs.
 func TestTenantIDsBackfilled(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tenantcrypt.db")
-	s := openAt(t, path)
 	ctx := t.Context()
-	for _, id := range []string{"live", "gone"} {
-		tenant := keyring.Tenant{ID: id, Name: id, Edition: keyring.EditionEnterprise, State: keyring.StateActive,
-			Provider: keyring.InternalProvider, CreatedAt: time.Now(), UpdatedAt: time.Now()}
-		if err := s.CreateTenant(ctx, tenant); err != nil {
-			t.Fatalf("CreateTenant(%s): %v", id, err)
-		}
-		e := audit.Event{ChainID: id, TenantID: id, Time: time.Now(), Action: "tenant.create", Result: "success"}
-		if _, err := s.AppendEvents(ctx, []audit.Event{e}, audit.Seal); err != nil {
-			t.Fatalf("AppendEvents(%s): %v", id, err)
-		}
+	// A database of schema 6, where "gone" was deleted by a binary that
+	// knew no tombstones: its chain outlived it.
+	if err := sqlite.MigrateTo(ctx, path, 6); err != nil {
+		t.Fatal(err)
 	}
-	s.Close()
-
-	// Back to schema 6, with "gone" deleted by a binary that knew no
-	// tombstones.
 	db := rawDB(t, path)
 	for _, q := range []string{
-		`DROP TRIGGER tenant_ids_retired`, `DROP TRIGGER tenant_ids_claim`, `DROP TRIGGER tenant_ids_retire`,
-		`DROP TABLE tenant_ids`, `DELETE FROM schema_migrations WHERE version = 7`, `DELETE FROM tenants WHERE id = 'gone'`,
+		`INSERT INTO tenants (id, name, edition, hipaa, state, state_reason, provider, created_at, updated_at)
+			VALUES ('live', 'live', 'enterprise', 0, 'active', '', 'internal', 0, 0),
+			       ('gone', 'gone', 'enterprise', 0, 'active', '', 'internal', 0, 0)`,
+		`INSERT INTO audit_events (chain_id, seq, time, tenant_id, principal, token_id, source_addr, request_id, action, target, result, error_code, details, prev_hash, hash)
+			VALUES ('live', 1, 0, 'live', '', '', '', '', 'tenant.create', 'live', 'success', '', '{}', x'00', x'01'),
+			       ('gone', 1, 0, 'gone', '', '', '', '', 'tenant.create', 'gone', 'success', '', '{}', x'00', x'01'),
+			       ('_platform', 1, 0, '', '', '', '', '', 'kms.failover', 'eu-west-1', 'success', '', '{}', x'00', x'01')`,
+		`DELETE FROM tenants WHERE id = 'gone'`,
 	} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -282,7 +276,7 @@ func TestTenantIDsBackfilled(t *testing.T) {
 	}
 	db.Close()
 
-	s = openAt(t, path)
+	s := openAt(t, path) // migrates to the current schema
 	newTenant := func(id string) keyring.Tenant {
 		return keyring.Tenant{ID: id, Name: id, Edition: keyring.EditionEnterprise, State: keyring.StateActive,
 			Provider: keyring.InternalProvider, CreatedAt: time.Now(), UpdatedAt: time.Now()}

@@ -30,6 +30,7 @@ type Store interface {
 	keyring.Store
 	keyprovider.Store
 	internalkms.Store
+	internalkms.RootRecordStore
 	migration.Store
 	rotation.Store
 	lifecycle.Store
@@ -71,6 +72,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"KEK/Rewrap", testRewrapKEK},
 		{"KEK/NotWrappedBy", testKEKsNotWrappedBy},
 		{"KEK/CountByRootVersion", testCountKEKsByRootVersion},
+		{"RootRecord/Update", testRootRecord},
+		{"RootRecord/Serialised", testRootRecordSerialised},
 		{"CipherKey/WrappedByOtherVersion", testCipherKeysWrappedByOtherVersion},
 		{"Migration/RoundTrip", testMigrationRoundTrip},
 		{"Migration/InsertErrors", testInsertMigrationErrors},
