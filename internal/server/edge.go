@@ -112,7 +112,7 @@ func (e *errorLogWriter) Write(p []byte) (int, error) {
 	e.last, e.suppressed = now, 0
 	e.mu.Unlock()
 	e.log.Warn(msg, "suppressed", suppressed,
-		"note", fmt.Sprintf("TLS handshake errors are logged at most once per %s; suppressed counts the ones left out since the last line, tenantcrypt_tls_handshake_errors_total counts them all", e.every))
+		"note", fmt.Sprintf("failed handshakes are logged at most once per %s; suppressed counts the ones left out since the previous line, tenantcrypt_tls_handshake_errors_total counts them all", e.every))
 	return len(p), nil
 }
 
