@@ -258,3 +258,46 @@ func TestFuzzStrictScanSeeds(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDecodeStrict measures the strict scan's share of decoding a
+// data-plane body: "json" is encoding/json alone (the decoding before the
+// scan existed), "strict" is decodeStrict (scan, then encoding/json).
+//
+//	go test -run '^$' -bench DecodeStrict ./internal/server
+func BenchmarkDecodeStrict(b *testing.B) {
+	item := func(i int) string {
+		return `{"plaintext":"` + strings.Repeat("QUJD", 342) + `","context":{"app":"bench","item":"` + strconv.Itoa(i) + `"}}`
+	}
+	var items []string
+	for i := range 100 {
+		items = append(items, item(i))
+	}
+	bodies := []struct {
+		name string
+		body []byte
+		into func() any
+	}{
+		{"single-1KiB", []byte(item(0)), func() any { return new(api.EncryptRequest) }},
+		{"batch-100x1KiB", []byte(`{"items":[` + strings.Join(items, ",") + `]}`), func() any { return new(api.BatchRequest[api.EncryptRequest]) }},
+	}
+	for _, bb := range bodies {
+		b.Run(bb.name+"/json", func(b *testing.B) {
+			b.SetBytes(int64(len(bb.body)))
+			for b.Loop() {
+				dec := json.NewDecoder(bytes.NewReader(bb.body))
+				dec.DisallowUnknownFields()
+				if err := dec.Decode(bb.into()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(bb.name+"/strict", func(b *testing.B) {
+			b.SetBytes(int64(len(bb.body)))
+			for b.Loop() {
+				if err := decodeStrict(bb.body, bb.into()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
