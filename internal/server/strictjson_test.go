@@ -261,7 +261,8 @@ func TestFuzzStrictScanSeeds(t *testing.T) {
 
 // BenchmarkDecodeStrict measures the strict scan's share of decoding a
 // data-plane body: "json" is encoding/json alone (the decoding before the
-// scan existed), "strict" is decodeStrict (scan, then encoding/json).
+// scan existed), "scan" the strict scan alone, "strict" is decodeStrict
+// (scan, then encoding/json).
 //
 //	go test -run '^$' -bench DecodeStrict ./internal/server
 func BenchmarkDecodeStrict(b *testing.B) {
@@ -287,6 +288,15 @@ func BenchmarkDecodeStrict(b *testing.B) {
 				dec := json.NewDecoder(bytes.NewReader(bb.body))
 				dec.DisallowUnknownFields()
 				if err := dec.Decode(bb.into()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(bb.name+"/scan", func(b *testing.B) {
+			b.SetBytes(int64(len(bb.body)))
+			t := reflect.TypeOf(bb.into())
+			for b.Loop() {
+				if err := strictScan(bb.body, t); err != nil {
 					b.Fatal(err)
 				}
 			}
