@@ -437,7 +437,9 @@ func TestHandshakeErrorLog(t *testing.T) {
 // TestSlowBodiesMemory is the security review's memory attack: 600 TLS
 // connections each announce a body of 1,000,000 bytes and send it slowly.
 // The server runs as its own process, whose resident memory must grow by
-// at most 150 MiB, and /livez keeps answering.
+// at most 150 MiB (without -race: the race detector's shadow memory
+// multiplies it), as must its Go heap and stacks (always), and /livez keeps
+// answering.
 func TestSlowBodiesMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("600 connections to a server process; not with -short")
@@ -463,7 +465,7 @@ func TestSlowBodiesMemory(t *testing.T) {
 	for range 20 {
 		ts.do("POST", "/api/v1/encryption/encrypt", svc, map[string]any{"plaintext": "YQ=="})
 	}
-	before := rss(t, pid)
+	before, heapBefore := rss(t, pid), goMemory(t, ts)
 
 	held := make([]*tls.Conn, conns)
 	var wg sync.WaitGroup
@@ -496,18 +498,34 @@ func TestSlowBodiesMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	peak := before
+	peak, heapPeak := before, heapBefore
 	for i := range 30 {
 		if r := ts.do("GET", "/livez", "", nil); r.status != 200 {
 			t.Fatalf("/livez %d with %d slow bodies: %d", i, conns, r.status)
 		}
 		peak = max(peak, rss(t, pid))
+		heapPeak = max(heapPeak, goMemory(t, ts))
 	}
 	grew := float64(peak-before) / (1 << 20)
-	t.Logf("server RSS %d MiB before, %d MiB with %d slow bodies in progress: +%.0f MiB", before>>20, peak>>20, conns, grew)
-	if grew > 150 {
+	heapGrew := (heapPeak - heapBefore) / (1 << 20)
+	t.Logf("server RSS %d MiB before, %d MiB with %d slow bodies in progress: +%.0f MiB (Go heap and stacks: +%.0f MiB)",
+		before>>20, peak>>20, conns, grew, heapGrew)
+	if grew > 150 && !raceEnabled {
 		t.Errorf("%d slow bodies grew the server's resident memory by %.0f MiB, want ≤ 150 MiB", conns, grew)
 	}
+	if heapGrew > 150 {
+		t.Errorf("%d slow bodies grew the server's Go heap and stacks by %.0f MiB, want ≤ 150 MiB", conns, heapGrew)
+	}
+}
+
+// goMemory is the Go heap and stack memory a server reports in /metrics.
+func goMemory(t testing.TB, ts *testServer) float64 {
+	t.Helper()
+	heap, stack := metric(t, ts, "go_memstats_heap_inuse_bytes"), metric(t, ts, "go_memstats_stack_inuse_bytes")
+	if heap == 0 || stack == 0 {
+		t.Fatal("the server reports no go_memstats_heap_inuse_bytes or go_memstats_stack_inuse_bytes")
+	}
+	return heap + stack
 }
 
 // rss returns the resident memory of process pid, in bytes.
