@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"net/http"
@@ -70,9 +71,31 @@ func (s *Server) bodyLimits(w *statusWriter, r *http.Request) error {
 	if r.ContentLength != 0 && s.cfg.BodyReadTimeout > 0 {
 		// Not supported by every ResponseWriter (tests' recorders): the
 		// server's ReadTimeout still bounds the body then.
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout))
+		rc := http.NewResponseController(w)
+		if rc.SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout)) == nil {
+			r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+		}
 	}
 	return nil
+}
+
+// deadlineBody lifts the body's read deadline once the body has been read:
+// net/http then watches the connection for the client going away, and a
+// deadline passing during a slow operation (a KMS call) would cancel the
+// request's context as if the client had left.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
 }
 
 // ErrorLog is the log for http.Server.ErrorLog: TLS handshake errors (port
