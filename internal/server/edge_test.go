@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
 )
@@ -36,7 +35,7 @@ func TestErrorLogSamplesHandshakeErrors(t *testing.T) {
 	if got := strings.Count(out.String(), "Accept error"); got != 2 {
 		t.Errorf("other errors logged %d times, want every one (2)", got)
 	}
-	if got := counterValue(t, s.handshakeErrors); got != 100 {
+	if got := counterValue(t, reg, "tenantcrypt_tls_handshake_errors_total"); got != 100 {
 		t.Errorf("tenantcrypt_tls_handshake_errors_total = %v, want 100", got)
 	}
 }
@@ -126,12 +125,13 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // an idle one a new connection is closed; per-address bounds refuse.
 func TestConnLimiter(t *testing.T) {
 	t.Parallel()
-	newServer := func(t *testing.T, max, perIP int) (string, *ConnLimiter) {
+	newServer := func(t *testing.T, max, perIP int) (string, *ConnLimiter, *prometheus.Registry) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		l := NewConnLimiter(max, perIP, prometheus.NewRegistry())
+		reg := prometheus.NewRegistry()
+		l := NewConnLimiter(max, perIP, reg)
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/block" {
 				<-r.Context().Done()
@@ -139,7 +139,7 @@ func TestConnLimiter(t *testing.T) {
 		}), ConnState: l.ConnState}
 		go srv.Serve(l.Listener(ln))
 		t.Cleanup(func() { srv.Close() })
-		return ln.Addr().String(), l
+		return ln.Addr().String(), l, reg
 	}
 	get := func(c net.Conn, path string) error {
 		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
@@ -172,7 +172,7 @@ func TestConnLimiter(t *testing.T) {
 
 	t.Run("idle makes room", func(t *testing.T) {
 		t.Parallel()
-		addr, l := newServer(t, 2, 0)
+		addr, l, reg := newServer(t, 2, 0)
 		a, b := dial(t, addr), dial(t, addr)
 		for _, c := range []net.Conn{a, b} {
 			if err := get(c, "/"); err != nil {
@@ -186,7 +186,7 @@ func TestConnLimiter(t *testing.T) {
 		if err := get(c, "/"); err != nil {
 			t.Fatalf("a third connection at max 2 with two idle: %v", err)
 		}
-		if got := counterValue(t, l.evicted); got != 1 {
+		if got := counterValue(t, reg, "tenantcrypt_connections_evicted_total"); got != 1 {
 			t.Errorf("evicted = %v, want 1", got)
 		}
 		// The longest idle (a) was closed.
@@ -197,7 +197,7 @@ func TestConnLimiter(t *testing.T) {
 	})
 	t.Run("none idle refuses", func(t *testing.T) {
 		t.Parallel()
-		addr, l := newServer(t, 1, 0)
+		addr, l, reg := newServer(t, 1, 0)
 		busy := dial(t, addr)
 		if _, err := io.WriteString(busy, "GET /block HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 			t.Fatal(err)
@@ -215,13 +215,13 @@ func TestConnLimiter(t *testing.T) {
 		if err := get(c, "/"); err == nil {
 			t.Error("a connection beyond max 1 with none idle was served")
 		}
-		if got := counterValue(t, l.refused.WithLabelValues("max-conns")); got < 1 {
+		if got := counterValue(t, reg, "tenantcrypt_connections_refused_total", "max-conns"); got < 1 {
 			t.Errorf("refused{max-conns} = %v, want ≥ 1", got)
 		}
 	})
 	t.Run("per address", func(t *testing.T) {
 		t.Parallel()
-		addr, l := newServer(t, 0, 1)
+		addr, l, _ := newServer(t, 0, 1)
 		a := dial(t, addr)
 		if err := get(a, "/"); err != nil {
 			t.Fatal(err)
@@ -245,11 +245,24 @@ func TestConnLimiter(t *testing.T) {
 	})
 }
 
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
+// counterValue reads a counter from reg, the one with the label value
+// given (any, if none).
+func counterValue(t *testing.T, reg *prometheus.Registry, name string, label ...string) float64 {
 	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
+	mfs, err := reg.Gather()
+	if err != nil {
 		t.Fatal(err)
 	}
-	return m.GetCounter().GetValue()
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if len(label) == 0 || len(m.GetLabel()) > 0 && m.GetLabel()[0].GetValue() == label[0] {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no metric %s %v", name, label)
+	return 0
 }
