@@ -60,6 +60,10 @@ type serveConfig struct {
 	readHeaderTimeout   time.Duration
 	requestTimeout      time.Duration
 	idleTimeout         time.Duration
+	bodyReadTimeout     time.Duration
+	maxInflight         int
+	maxConns            int
+	maxConnsPerIP       int
 	jwksFile, jwksURL   string
 	jwtIssuer           string
 	jwtAudience         string
@@ -112,7 +116,11 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful shutdown waits for requests in flight")
 	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 5*time.Second, "server timeout for reading request headers")
 	fs.DurationVar(&c.requestTimeout, "request-timeout", 30*time.Second, "server timeout for reading a request and writing its answer")
-	fs.DurationVar(&c.idleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", 60*time.Second, "how long an idle keep-alive connection (HTTP/1.1 or HTTP/2) stays open; a load balancer in front should time out its idle connections sooner")
+	fs.DurationVar(&c.bodyReadTimeout, "body-read-timeout", 10*time.Second, "how long a request body may take to arrive (408 beyond it)")
+	fs.IntVar(&c.maxInflight, "max-inflight", server.DefaultMaxInflight, "most requests in progress on the whole server; beyond it 503 with Retry-After (/livez, /readyz and /metrics are exempt)")
+	fs.IntVar(&c.maxConns, "max-conns", defaultMaxConns, "most open client connections; at the bound a new one replaces the longest idle one, or is closed if none is idle (lowered to fit the open-file limit)")
+	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", 0, "most open connections per client address (0: no bound; behind a load balancer or on loopback every caller shares one address)")
 	fs.StringVar(&c.jwksFile, "jwks-file", "", "verify tokens against the public keys in this JWKS file")
 	fs.StringVar(&c.jwksURL, "jwks-url", "", "verify tokens against the JWKS at this https URL")
 	fs.StringVar(&c.jwtIssuer, "jwt-issuer", auth.DefaultIssuerName, "required \"iss\" of tokens")
@@ -192,6 +200,18 @@ func (c *serveConfig) validate() error {
 	}
 	if c.maxRequestBytes < 1024 {
 		bad("--max-request-bytes must be at least 1024")
+	}
+	if c.maxInflight < 1 {
+		bad("--max-inflight must be at least 1")
+	}
+	if c.maxConns < 1 {
+		bad("--max-conns must be at least 1")
+	}
+	if c.maxConnsPerIP < 0 {
+		bad("--max-conns-per-ip must not be negative (0 means no bound)")
+	}
+	if c.bodyReadTimeout < 100*time.Millisecond {
+		bad("--body-read-timeout must be at least 100ms")
 	}
 	if _, err := parseLevel(c.logLevel); err != nil {
 		errs = append(errs, err)
@@ -568,6 +588,8 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 		},
 		Registry:        reg,
 		MaxBodyBytes:    cfg.maxRequestBytes,
+		MaxInflight:     cfg.maxInflight,
+		BodyReadTimeout: cfg.bodyReadTimeout,
 		RevocationBound: cfg.revocationBound,
 		KeyProviders:    keyProviders,
 		Migrations:      migrations,
@@ -589,9 +611,14 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 		WriteTimeout:      cfg.requestTimeout,
 		IdleTimeout:       cfg.idleTimeout,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          srv.ErrorLog(),
+		HTTP2:             http2Config(cfg),
 	}
+	conns := server.NewConnLimiter(fitConnLimit(cfg.maxConns, log), cfg.maxConnsPerIP, reg)
+	httpSrv.ConnState = conns.ConnState
 
+	// The port was bound first thing (see above); the limiter wraps it now.
+	ln = conns.Listener(ln)
 	scheme := "https"
 	caFile := ""
 	if cfg.insecurePlaintext {

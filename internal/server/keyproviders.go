@@ -243,6 +243,9 @@ func (s *Server) patchKeyProvider(w http.ResponseWriter, r *http.Request) error 
 	}
 	var ops []api.PatchOperation
 	if err := decodeStrict(body, &ops); err != nil {
+		if isPolicyError(err) {
+			return err
+		}
 		return badRequest("the body must be a JSON Patch array: [{\"op\":\"replace\",\"path\":\"/name\",\"value\":\"...\"}]", nil)
 	}
 	if len(ops) == 0 {

@@ -92,13 +92,16 @@ func (s *Server) wrap(rt Route) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		sw := &statusWriter{ResponseWriter: w}
-		r, err := s.authorize(rt, r)
+		// A body announced too large is refused before anything else.
+		err := s.bodyLimits(sw, r)
+		if err == nil {
+			r, err = s.authorize(rt, r)
+		}
 		if err == nil {
 			err = s.limit(rt, r)
 		}
 		audited := s.cfg.Audit != nil
 		if err == nil {
-			r.Body = http.MaxBytesReader(sw, r.Body, s.cfg.MaxBodyBytes)
 			switch {
 			case audited && isAdminAction(rt):
 				err = s.audited(rt, sw, r)

@@ -99,6 +99,15 @@ type Config struct {
 	// Console, if set, serves the admin console: /console and everything
 	// under /console/ (not part of the API; see package console).
 	Console http.Handler
+	// MaxInflight bounds the requests in progress (beyond it: 503 with
+	// Retry-After); /livez, /readyz and /metrics are exempt. 0: no bound.
+	MaxInflight int
+	// BodyReadTimeout bounds the time a request body takes to arrive
+	// (408 beyond it). 0: only the http.Server's ReadTimeout.
+	BodyReadTimeout time.Duration
+	// HandshakeLogInterval is the least time between two log lines of
+	// TLS handshake errors (see ErrorLog). Default 10 s.
+	HandshakeLogInterval time.Duration
 	// ReadsPerMinute and WritesPerMinute limit each tenant's calls of the
 	// key-provider API (Qlik's tiers 1 and 2). Defaults 1,000 and 100.
 	ReadsPerMinute, WritesPerMinute int
@@ -119,6 +128,9 @@ type Server struct {
 	routes  []Route
 	// reads and writes rate-limit the key-provider API per tenant.
 	reads, writes *rateLimiter
+	// inflight counts the requests in progress against MaxInflight.
+	inflight                    inflightCounter
+	handshakeErrors, overloaded prometheus.Counter
 }
 
 // New returns a Server for cfg.
@@ -138,9 +150,13 @@ func New(cfg Config) *Server {
 	if cfg.WritesPerMinute <= 0 {
 		cfg.WritesPerMinute = 100
 	}
+	if cfg.HandshakeLogInterval <= 0 {
+		cfg.HandshakeLogInterval = 10 * time.Second
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(),
 		reads: newRateLimiter(cfg.ReadsPerMinute), writes: newRateLimiter(cfg.WritesPerMinute)}
 	s.metrics = newMetrics(cfg.Registry)
+	s.edgeMetrics(cfg.Registry)
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
@@ -151,7 +167,7 @@ func New(cfg Config) *Server {
 
 // Handler is the whole API with its middleware.
 func (s *Server) Handler() http.Handler {
-	return s.recoverer(s.requestID(http.HandlerFunc(s.dispatch)))
+	return s.recoverer(s.requestID(s.edge(http.HandlerFunc(s.dispatch))))
 }
 
 // Routes lists every route the server serves (for the OpenAPI check).
