@@ -57,6 +57,10 @@ const (
 //     records it; the others hear of it through LISTEN/NOTIFY).
 //   - A migration started on one replica survives that replica being
 //     SIGKILLed: another takes its lease over and completes it.
+//   - A tenant idle since its migration turns active on one replica, and
+//     its key is disabled at once: that replica refuses within the bound,
+//     although it caches the key for 15 minutes (the key check, claimed by
+//     any replica, finds it).
 //   - The database "restarts" mid-load: the replicas answer 503 while it is
 //     gone and recover by themselves when it is back, with no cipherkey
 //     lost or duplicated. The machine's PostgreSQL serves other tests at
@@ -219,6 +223,10 @@ func TestReplicas(t *testing.T) {
 		if busy < 2 {
 			t.Errorf("only %d replica(s) made key checks, want them spread", busy)
 		}
+	})
+	// Last: it disables the second key, which the tenants above use.
+	t.Run("an idle tenant turns active", func(t *testing.T) {
+		testReplicasIdleTurnsActive(t, rs, primary, spread[0])
 	})
 	if t.Failed() {
 		// The servers' own account of their errors, without the noise of
@@ -794,4 +802,48 @@ func call(ts *testServer, path, token string, in any) (int, []byte, error) {
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, data, err
+}
+
+// testReplicasIdleTurnsActive: a tenant that no replica has used since its
+// migration is idle (its key checked only hourly). One replica now uses it,
+// which caches its data key for the cache TTL (15 minutes), and the key is
+// disabled right after: whichever replica claims the tenant's now-due check
+// finds it, and the replica that holds the key refuses within the bound.
+// Only that replica is asked, so that no other replica's on-use refusal
+// brings the news instead of the key check.
+func testReplicasIdleTurnsActive(t *testing.T, rs *replicaSet, primary *testkms.Server, tenant string) {
+	ts := rs.servers[2]
+	svc := ts.token(auth.RoleService, tenant)
+	status, body, err := call(ts, "/api/v1/encryption/encrypt", svc, map[string]any{"plaintext": b64("idle no more")})
+	if err != nil || status != 200 {
+		t.Fatalf("first use of %s: %d %s %v", tenant, status, body, err)
+	}
+	var enc api.EncryptResponse
+	if err := json.Unmarshal(body, &enc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := primary.Client(t).DisableKey(context.Background(), &kms.DisableKeyInput{KeyId: aws.String(testkms.SecondMultiRegionKeyID)}); err != nil {
+		t.Fatal(err)
+	}
+	disabled := time.Now()
+	for {
+		status, body, err := call(ts, "/api/v1/encryption/decrypt", svc, map[string]any{"ciphertext": enc.Ciphertext})
+		switch {
+		case err != nil:
+			t.Fatalf("decrypt after DisableKey: %v", err)
+		case status == 403 && strings.Contains(string(body), string(api.CodeKeyUnavailable)):
+			took := time.Since(disabled)
+			t.Logf("the replica holding %s's key refused %v after DisableKey (bound %v)", tenant, took.Round(time.Millisecond), replicaBound)
+			if took > replicaBound {
+				t.Errorf("refused %v after DisableKey, more than the bound %v", took, replicaBound)
+			}
+			return
+		case status != 200:
+			t.Fatalf("decrypt after DisableKey: %d %s", status, body)
+		}
+		if time.Since(disabled) > 3*replicaBound {
+			t.Fatalf("decrypts of the tenant that turned active still succeed %v after DisableKey", time.Since(disabled))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
