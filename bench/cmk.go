@@ -231,13 +231,16 @@ func runCMK(ctx context.Context, cfg config, bin, tmp string, stderr io.Writer) 
 	}
 	proxies := map[string]*kmsProxy{}
 	for _, region := range []string{cmkPrimary, cmkDR} {
-		p, u, err := startLocalKMS(ctx, kmsBin, tmp, region, seed)
-		if err != nil {
+		var (
+			p  *process
+			u  string
+			px *kmsProxy
+		)
+		if p, u, err = startLocalKMS(ctx, kmsBin, tmp, region, seed); err != nil {
 			return res, err
 		}
 		defer func() { err = errors.Join(err, p.stop()) }()
-		px, err := newKMSProxy(u, region, keyID)
-		if err != nil {
+		if px, err = newKMSProxy(u, region, keyID); err != nil {
 			return res, err
 		}
 		defer px.close()
@@ -249,8 +252,9 @@ func runCMK(ctx context.Context, cfg config, bin, tmp string, stderr io.Writer) 
 		"--kms-endpoint", cmkPrimary + "=" + proxies[cmkPrimary].url, "--kms-endpoint", cmkDR + "=" + proxies[cmkDR].url,
 		"--migration-rate", "0", "--cache-ttl", cmkCacheTTL.String(), "--cache-idle", cmkCacheTTL.String()}
 	if cfg.database != "" {
-		dsn, drop, err := pgSchema(ctx, cfg.database)
-		if err != nil {
+		var dsn string
+		var drop func() error
+		if dsn, drop, err = pgSchema(ctx, cfg.database); err != nil {
 			return res, err
 		}
 		defer func() { err = errors.Join(err, drop()) }()

@@ -102,8 +102,9 @@ func runNoisy(ctx context.Context, cfg config, bin, tmp string, stderr io.Writer
 		AOffered: noisyFactor * cfg.noisyRate}
 	args := []string{"--tenant-rate", strconv.FormatFloat(cfg.noisyRate, 'g', -1, 64), "--tenant-burst", strconv.Itoa(res.Burst)}
 	if cfg.database != "" {
-		dsn, drop, err := pgSchema(ctx, cfg.database)
-		if err != nil {
+		var dsn string
+		var drop func() error
+		if dsn, drop, err = pgSchema(ctx, cfg.database); err != nil {
 			return res, err
 		}
 		defer func() { err = errors.Join(err, drop()) }()

@@ -141,6 +141,42 @@ func (s *server) rss() (int64, error) {
 	return parseVmRSS(data)
 }
 
+// cpu is the CPU time (user and system) the server process has used.
+func (s *server) cpu() (time.Duration, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(s.proc.pid) + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("reading the server's CPU time: %w", err)
+	}
+	return parseCPUTime(data)
+}
+
+// clockTicks is the kernel's USER_HZ, the unit of /proc/PID/stat's
+// times: 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// parseCPUTime reads utime and stime of a /proc/PID/stat line.
+func parseCPUTime(stat []byte) (time.Duration, error) {
+	// The command name, field 2, is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, errors.New("unexpected /proc/PID/stat: no command name")
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, errors.New("unexpected /proc/PID/stat: too few fields")
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("unexpected /proc/PID/stat time %q", s)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
 // parseVmRSS reads the VmRSS line of a /proc/PID/status file, in bytes.
 func parseVmRSS(status []byte) (int64, error) {
 	sc := bufio.NewScanner(bytes.NewReader(status))

@@ -33,15 +33,19 @@ type tenantsResult struct {
 	CreateSeconds float64      `json:"create_seconds"`
 	CreatePerSec  float64      `json:"create_per_second"`
 	Create        latencyStats `json:"create_latency"`
-	Warm          int          `json:"warm_tenants"`
-	ColdEncrypt   latencyStats `json:"cold_encrypt_latency"` // a tenant's first encrypt
-	WarmEncrypt   latencyStats `json:"warm_encrypt_latency"`
-	WarmPerSec    float64      `json:"warm_encrypt_per_second"`
-	RSSStart      int64        `json:"rss_start_bytes"` // before any tenant
-	RSSCreated    int64        `json:"rss_created_bytes"`
-	RSSHalf       int64        `json:"rss_half_warmed_bytes"` // after the first encrypt of half the warm tenants
-	RSSColdDone   int64        `json:"rss_all_warmed_bytes"`  // after the first encrypt of all of them
-	RSSWarmed     int64        `json:"rss_warmed_bytes"`      // after the warm encrypt load
+	// CreateCPUms is the server's CPU time (user and system) per created
+	// tenant: what the creation rate is made of on a machine shared with
+	// other work.
+	CreateCPUms float64      `json:"create_server_cpu_ms"`
+	Warm        int          `json:"warm_tenants"`
+	ColdEncrypt latencyStats `json:"cold_encrypt_latency"` // a tenant's first encrypt
+	WarmEncrypt latencyStats `json:"warm_encrypt_latency"`
+	WarmPerSec  float64      `json:"warm_encrypt_per_second"`
+	RSSStart    int64        `json:"rss_start_bytes"` // before any tenant
+	RSSCreated  int64        `json:"rss_created_bytes"`
+	RSSHalf     int64        `json:"rss_half_warmed_bytes"` // after the first encrypt of half the warm tenants
+	RSSColdDone int64        `json:"rss_all_warmed_bytes"`  // after the first encrypt of all of them
+	RSSWarmed   int64        `json:"rss_warmed_bytes"`      // after the warm encrypt load
 	// KiBPerWarm is (RSSColdDone − RSSHalf) / the second half's tenants.
 	KiBPerWarm   float64 `json:"kib_per_warm_tenant"`
 	RSSRestarted int64   `json:"rss_restarted_bytes"` // after the restart, when ready
@@ -66,8 +70,9 @@ func runTenantCount(ctx context.Context, cfg config, bin, tmp string, n int, std
 	name := "tenants-" + strconv.Itoa(n)
 	var args []string
 	if cfg.database != "" {
-		dsn, drop, err := pgSchema(ctx, cfg.database)
-		if err != nil {
+		var dsn string
+		var drop func() error
+		if dsn, drop, err = pgSchema(ctx, cfg.database); err != nil {
 			return res, err
 		}
 		defer func() { err = errors.Join(err, drop()) }()
@@ -95,6 +100,10 @@ func runTenantCount(ctx context.Context, cfg config, bin, tmp string, n int, std
 		progress = make(chan struct{})
 		start    = time.Now()
 	)
+	cpu0, err := srv.cpu()
+	if err != nil {
+		return res, err
+	}
 	done.Go(func() { reportProgress(progress, stderr, n, &created, start) })
 	lat, err := parallel(ctx, n, cfg.tenantClients, func(ctx context.Context, i int) error {
 		err := srv.createTenant(ctx, admin, id(i))
@@ -107,14 +116,19 @@ func runTenantCount(ctx context.Context, cfg config, bin, tmp string, n int, std
 	if err != nil {
 		return res, fmt.Errorf("creating tenants: %w", err)
 	}
+	cpu1, err := srv.cpu()
+	if err != nil {
+		return res, err
+	}
+	res.CreateCPUms = ms(cpu1-cpu0) / float64(n)
 	res.CreateSeconds = elapsed.Seconds()
 	res.CreatePerSec = float64(n) / elapsed.Seconds()
 	res.Create = statsOf(lat)
 	if res.RSSCreated, err = srv.rss(); err != nil {
 		return res, err
 	}
-	fmt.Fprintf(stderr, "  created %d tenants in %s: %.0f/s, p50 %.2f ms, p99 %.2f ms; RSS %s MiB\n",
-		n, elapsed.Round(time.Millisecond), res.CreatePerSec, res.Create.P50ms, res.Create.P99ms, mib(res.RSSCreated))
+	fmt.Fprintf(stderr, "  created %d tenants in %s: %.0f/s, p50 %.2f ms, p99 %.2f ms, server CPU %.2f ms per tenant; RSS %s MiB\n",
+		n, elapsed.Round(time.Millisecond), res.CreatePerSec, res.Create.P50ms, res.Create.P99ms, res.CreateCPUms, mib(res.RSSCreated))
 
 	// Warm a fraction: each warm tenant's first encrypt (cold: the tenant
 	// is read, its key made and cached), then encrypt load over them.
