@@ -511,3 +511,73 @@ func TestRecordSyncDoesNotWaitForTheFlush(t *testing.T) {
 	}
 	l.Close()
 }
+
+// TestCheckpointsLookAtChainsWithNewEvents: with a chain per tenant, the
+// writer keeps what it knows of every chain it wrote to, but an append
+// checkpoints (and looks at) only chains that have new events: a chain
+// that reaches CheckpointEvery is checkpointed at once, the others at
+// their interval or at Close, and a checkpointed chain is no longer among
+// those with new events.
+func TestCheckpointsLookAtChainsWithNewEvents(t *testing.T) {
+	st := newMemStore()
+	l, _ := newTestLog(t, st, func(c *Config) {
+		c.CheckpointEvery, c.CheckpointInterval, c.FlushInterval = 2, time.Hour, time.Hour
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a safety net, not a measure
+	defer cancel()
+	const chains = 500
+	for i := range chains {
+		if err := l.RecordSync(ctx, Event{TenantID: "t" + strconv.Itoa(i), Action: "tenant.create"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkpoints := func() int {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		n := 0
+		for _, cps := range st.cps {
+			n += len(cps)
+		}
+		return n
+	}
+	dirty := func() int {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.dirty)
+	}
+	// RecordSync returns once the event is stored; the writer notes it
+	// right after.
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			if ctx.Err() != nil {
+				t.Fatalf("waiting for %s: %v", what, ctx.Err())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitFor("every chain noted", func() bool { return dirty() == chains })
+	if got := checkpoints(); got != 0 {
+		t.Fatalf("%d checkpoints after one event per chain, want none before the interval", got)
+	}
+	// A second event in t7: its chain reaches CheckpointEvery.
+	if err := l.RecordSync(ctx, Event{TenantID: "t7", Action: "tenant.update"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("t7's checkpoint", func() bool { return checkpoints() > 0 })
+	st.mu.Lock()
+	cps := slices.Clone(st.cps["t7"])
+	total := len(st.cps)
+	st.mu.Unlock()
+	if len(cps) != 1 || cps[0].Seq != 2 || total != 1 {
+		t.Fatalf("checkpoints of t7: %+v (chains with checkpoints: %d), want one at seq 2 and no other chain", cps, total)
+	}
+	waitFor("t7 no longer among the chains with new events", func() bool { return dirty() == chains-1 })
+	l.Close()
+	if got := checkpoints(); got != chains {
+		t.Errorf("%d checkpoints after Close, want one per chain (%d)", got, chains)
+	}
+	if got := dirty(); got != 0 {
+		t.Errorf("%d chains with new events after Close, want none", got)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,6 +73,10 @@ type Log struct {
 
 	mu    sync.Mutex
 	marks map[string]*mark // chain → what this process knows of its checkpoints
+	// dirty are the marks with events since their last checkpoint: with
+	// a chain per tenant, marks grows with every tenant this process
+	// wrote for, and an append must not walk them all.
+	dirty map[string]*mark
 
 	stop      chan struct{}
 	startOnce sync.Once
@@ -118,7 +123,7 @@ func New(cfg Config) (*Log, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	l := &Log{cfg: cfg, queue: make(chan queued, cfg.QueueSize), marks: map[string]*mark{}, stop: make(chan struct{})}
+	l := &Log{cfg: cfg, queue: make(chan queued, cfg.QueueSize), marks: map[string]*mark{}, dirty: map[string]*mark{}, stop: make(chan struct{})}
 	l.healthy.Store(true)
 	return l, nil
 }
@@ -337,20 +342,30 @@ func (l *Log) append(ctx context.Context, batch []queued) []queued {
 	return batch[:0]
 }
 
-// noteAppended moves the chains' marks and checkpoints those due.
+// noteAppended moves the chains' marks and checkpoints those that reached
+// CheckpointEvery events; those due by CheckpointInterval are the
+// periodic checkpointDue's. It looks at the appended chains only.
 func (l *Log) noteAppended(ctx context.Context, stored []Event) {
+	now := l.cfg.Now()
 	l.mu.Lock()
 	for _, e := range stored {
 		m := l.marks[e.ChainID]
 		if m == nil {
-			m = &mark{at: l.cfg.Now()}
+			m = &mark{at: now}
 			l.marks[e.ChainID] = m
 		}
 		m.since++
 		m.head = Head{ChainID: e.ChainID, Seq: e.Seq, Hash: e.Hash}
+		l.dirty[e.ChainID] = m
+	}
+	var due []Head
+	for _, e := range stored {
+		if m := l.marks[e.ChainID]; m.since >= l.cfg.CheckpointEvery && !slices.ContainsFunc(due, func(h Head) bool { return h.ChainID == e.ChainID }) {
+			due = append(due, m.head)
+		}
 	}
 	l.mu.Unlock()
-	l.checkpointDue(ctx, false)
+	l.checkpoint(ctx, due, now)
 }
 
 // checkpointDue signs the heads of the chains this process appended to
@@ -359,12 +374,17 @@ func (l *Log) checkpointDue(ctx context.Context, final bool) {
 	now := l.cfg.Now()
 	l.mu.Lock()
 	var due []Head
-	for _, m := range l.marks {
+	for _, m := range l.dirty {
 		if m.since > 0 && (final || m.since >= l.cfg.CheckpointEvery || now.Sub(m.at) >= l.cfg.CheckpointInterval) {
 			due = append(due, m.head)
 		}
 	}
 	l.mu.Unlock()
+	l.checkpoint(ctx, due, now)
+}
+
+// checkpoint signs and stores the heads due.
+func (l *Log) checkpoint(ctx context.Context, due []Head, now time.Time) {
 	for _, h := range due {
 		c := l.cfg.Signer.Sign(h.ChainID, h.Seq, h.Hash, now)
 		if err := l.cfg.Store.PutCheckpoint(ctx, c); err != nil && !errors.Is(err, ErrExists) {
@@ -374,6 +394,9 @@ func (l *Log) checkpointDue(ctx context.Context, final bool) {
 		l.mu.Lock()
 		if m := l.marks[h.ChainID]; m != nil {
 			m.since, m.at = int(m.head.Seq-h.Seq), now
+			if m.since == 0 {
+				delete(l.dirty, h.ChainID)
+			}
 		}
 		l.mu.Unlock()
 	}
