@@ -514,23 +514,22 @@ func TestRecordSyncDoesNotWaitForTheFlush(t *testing.T) {
 
 // TestCheckpointsLookAtChainsWithNewEvents: with a chain per tenant, the
 // writer keeps what it knows of every chain it wrote to, but an append
-// checkpoints (and looks at) only chains that have new events: a chain
-// that reaches CheckpointEvery is checkpointed at once, the others at
-// their interval or at Close, and a checkpointed chain is no longer among
-// those with new events.
+// checkpoints only chains that are due: a chain that reaches
+// CheckpointEvery at once, chains with new events once their
+// CheckpointInterval has passed (at the next append, here, or the
+// periodic check), the rest at Close; a checkpointed chain is no longer
+// among those with new events.
 func TestCheckpointsLookAtChainsWithNewEvents(t *testing.T) {
 	st := newMemStore()
+	start := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	now := start
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	l, _ := newTestLog(t, st, func(c *Config) {
-		c.CheckpointEvery, c.CheckpointInterval, c.FlushInterval = 2, time.Hour, time.Hour
+		c.CheckpointEvery, c.CheckpointInterval, c.FlushInterval, c.Now = 2, time.Minute, time.Hour, clock
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a safety net, not a measure
 	defer cancel()
-	const chains = 500
-	for i := range chains {
-		if err := l.RecordSync(ctx, Event{TenantID: "t" + strconv.Itoa(i), Action: "tenant.create"}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	checkpoints := func() int {
 		st.mu.Lock()
 		defer st.mu.Unlock()
@@ -556,10 +555,17 @@ func TestCheckpointsLookAtChainsWithNewEvents(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
+	const chains = 500
+	for i := range chains {
+		if err := l.RecordSync(ctx, Event{TenantID: "t" + strconv.Itoa(i), Action: "tenant.create"}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	waitFor("every chain noted", func() bool { return dirty() == chains })
 	if got := checkpoints(); got != 0 {
 		t.Fatalf("%d checkpoints after one event per chain, want none before the interval", got)
 	}
+
 	// A second event in t7: its chain reaches CheckpointEvery.
 	if err := l.RecordSync(ctx, Event{TenantID: "t7", Action: "tenant.update"}); err != nil {
 		t.Fatal(err)
@@ -573,11 +579,30 @@ func TestCheckpointsLookAtChainsWithNewEvents(t *testing.T) {
 		t.Fatalf("checkpoints of t7: %+v (chains with checkpoints: %d), want one at seq 2 and no other chain", cps, total)
 	}
 	waitFor("t7 no longer among the chains with new events", func() bool { return dirty() == chains-1 })
+
+	// After the interval, the next append checkpoints the other chains
+	// (not the new one it writes to).
+	mu.Lock()
+	now = start.Add(2 * time.Minute)
+	mu.Unlock()
+	if err := l.RecordSync(ctx, Event{TenantID: "late", Action: "tenant.create"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the chains past their interval checkpointed", func() bool { return checkpoints() == chains })
+	if got := dirty(); got != 1 {
+		t.Errorf("%d chains with new events, want 1 (the new one)", got)
+	}
 	l.Close()
-	if got := checkpoints(); got != chains {
-		t.Errorf("%d checkpoints after Close, want one per chain (%d)", got, chains)
+	if got := checkpoints(); got != chains+1 {
+		t.Errorf("%d checkpoints after Close, want %d", got, chains+1)
 	}
 	if got := dirty(); got != 0 {
 		t.Errorf("%d chains with new events after Close, want none", got)
+	}
+	st.mu.Lock()
+	n := len(st.cps["late"])
+	st.mu.Unlock()
+	if n != 1 {
+		t.Errorf("the last chain has %d checkpoints after Close, want 1", n)
 	}
 }
