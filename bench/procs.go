@@ -71,12 +71,13 @@ type process struct {
 // that a child that watches it (the baseline server) exits if this process
 // dies without stopping it.
 func startProcess(ctx context.Context, name, logPath, bin string, args ...string) (*process, error) {
-	return startProcessEnv(ctx, name, logPath, nil, bin, args...)
+	return startProcessEnv(ctx, name, logPath, nil, stopTimeout, bin, args...)
 }
 
 // startProcessEnv is startProcess with extra environment variables
-// (NAME=value) for the child, beyond the filtered environment of serverEnv.
-func startProcessEnv(ctx context.Context, name, logPath string, extraEnv []string, bin string, args ...string) (*process, error) {
+// (NAME=value) for the child, beyond the filtered environment of serverEnv,
+// and its own time to stop after SIGTERM before it is killed.
+func startProcessEnv(ctx context.Context, name, logPath string, extraEnv []string, stopWait time.Duration, bin string, args ...string) (*process, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -85,7 +86,7 @@ func startProcessEnv(ctx context.Context, name, logPath string, extraEnv []strin
 	pctx, cancel := context.WithCancel(ctx)
 	cmd := exec.CommandContext(pctx, bin, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = stopTimeout
+	cmd.WaitDelay = stopWait
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(serverEnv(os.Environ()), extraEnv...)
 	if _, err := cmd.StdinPipe(); err != nil {

@@ -64,12 +64,12 @@ func (r *report) printScenarios(w io.Writer) {
 	env := fmt.Sprintf("%s, %d CPUs, %s %s/%s, load average %.2f at the start", r.Config.Database, r.NumCPU, r.GoVersion, r.GOOS, r.GOARCH, r.LoadAvg)
 	if len(r.Tenants) > 0 {
 		fmt.Fprintf(w, "Many tenants: %s; %d clients, %d-byte encrypts\n\n", env, r.Tenants[0].Clients, r.Config.Size)
-		fmt.Fprintln(w, "| tenants | created/s | create p50 / p99 ms | server CPU ms per creation | RSS start / created / warmed MiB | KiB per tenant | warm tenants | KiB per warm tenant | cold encrypt p50 / p99 ms | warm encrypt p50 / p99 ms | restart: ready / first encrypt s | RSS after restart MiB |")
-		fmt.Fprintln(w, "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+		fmt.Fprintln(w, "| tenants | created/s | create p50 / p99 ms | server CPU ms per creation | RSS start / created / warmed MiB | KiB per tenant | warm tenants | KiB per warm tenant | cold encrypt p50 / p99 ms | warm encrypt p50 / p99 ms | stop s | restart: ready / first encrypt s | RSS after restart MiB |")
+		fmt.Fprintln(w, "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 		for _, t := range r.Tenants {
-			fmt.Fprintf(w, "| %s | %s | %s | %.2f | %s / %s / %s | %.1f | %s | %.1f | %s | %s | %.2f / %.2f | %s |\n",
+			fmt.Fprintf(w, "| %s | %s | %s | %.2f | %s / %s / %s | %.1f | %s | %.1f | %s | %s | %.2f | %.2f / %.2f | %s |\n",
 				thousands(float64(t.Tenants)), thousands(t.CreatePerSec), t.Create, t.CreateCPUms, mib(t.RSSStart), mib(t.RSSCreated), mib(t.RSSWarmed),
-				t.kibPerTenant(), thousands(float64(t.Warm)), t.KiBPerWarm, t.ColdEncrypt, t.WarmEncrypt, t.RestartReady, t.RestartFirst, mib(t.RSSRestarted))
+				t.kibPerTenant(), thousands(float64(t.Warm)), t.KiBPerWarm, t.ColdEncrypt, t.WarmEncrypt, t.StopSec, t.RestartReady, t.RestartFirst, mib(t.RSSRestarted))
 		}
 		fmt.Fprintln(w)
 		for _, t := range r.Tenants {

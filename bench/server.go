@@ -43,6 +43,7 @@ type server struct {
 	url            string
 	hc             *http.Client
 	issuer         *auth.Issuer
+	stopped        time.Duration // the last restart's stop
 }
 
 // startServer starts a tenantcrypt server named name (its log and address
@@ -71,7 +72,7 @@ func (s *server) start(ctx context.Context) error {
 	_ = os.Remove(addrFile) // a restart's server writes a new one
 	args := append([]string{"serve", "--data-dir", s.dataDir, "--listen", "127.0.0.1:0", "--addr-file", addrFile,
 		"--log-level", "warn", "--shutdown-timeout", "5s"}, s.args...)
-	p, err := startProcessEnv(ctx, s.name, filepath.Join(s.tmp, s.name+".log"), s.env, s.bin, args...)
+	p, err := startProcessEnv(ctx, s.name, filepath.Join(s.tmp, s.name+".log"), s.env, scenarioStopWait, s.bin, args...)
 	if err != nil {
 		return err
 	}
@@ -92,13 +93,21 @@ func (s *server) stop() error {
 	return s.proc.stop()
 }
 
+// scenarioStopWait is how long a scenario's server may take to stop
+// gracefully before it is killed: its stop is measured (a server stopping
+// after a mass creation signs an audit checkpoint per new tenant's chain).
+const scenarioStopWait = 5 * time.Minute
+
 // restart stops the server and starts it again on the same data
 // directory. It returns when the new process was started and how long it
-// then took until /readyz answered 200.
+// then took until /readyz answered 200; s.stopped is how long the old one
+// took to stop.
 func (s *server) restart(ctx context.Context) (time.Time, time.Duration, error) {
+	t0 := time.Now()
 	if err := s.stop(); err != nil {
 		return time.Time{}, 0, err
 	}
+	s.stopped = time.Since(t0)
 	s.hc.CloseIdleConnections()
 	start := time.Now()
 	if err := s.start(ctx); err != nil {

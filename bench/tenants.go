@@ -49,6 +49,7 @@ type tenantsResult struct {
 	// KiBPerWarm is (RSSColdDone − RSSHalf) / the second half's tenants.
 	KiBPerWarm   float64 `json:"kib_per_warm_tenant"`
 	RSSRestarted int64   `json:"rss_restarted_bytes"` // after the restart, when ready
+	StopSec      float64 `json:"stop_seconds"`        // SIGTERM to exit, before the restart
 	RestartReady float64 `json:"restart_ready_seconds"`
 	RestartFirst float64 `json:"restart_first_encrypt_seconds"` // from the start to a warm tenant's first encrypt
 }
@@ -194,6 +195,7 @@ func runTenantCount(ctx context.Context, cfg config, bin, tmp string, n int, std
 		return res, err
 	}
 	res.RestartReady = ready.Seconds()
+	res.StopSec = srv.stopped.Seconds()
 	if res.RSSRestarted, err = srv.rss(); err != nil {
 		return res, err
 	}
@@ -208,7 +210,7 @@ func runTenantCount(ctx context.Context, cfg config, bin, tmp string, n int, std
 		time.Sleep(5 * time.Millisecond)
 	}
 	res.RestartFirst = time.Since(started).Seconds()
-	fmt.Fprintf(stderr, "  restart: ready after %.2f s, first encrypt after %.2f s; RSS %s MiB\n", res.RestartReady, res.RestartFirst, mib(res.RSSRestarted))
+	fmt.Fprintf(stderr, "  restart: stopped in %.2f s; ready after %.2f s, first encrypt after %.2f s; RSS %s MiB\n", res.StopSec, res.RestartReady, res.RestartFirst, mib(res.RSSRestarted))
 	return res, nil
 }
 
