@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -273,5 +275,215 @@ func TestReplicasEndToEnd(t *testing.T) {
 	var got report
 	if err := json.Unmarshal(data, &got); err != nil || len(got.Replicas) != 2 {
 		t.Errorf("-json holds %+v (%v), want both replica counts", got.Replicas, err)
+	}
+}
+
+func TestParseScenarioFlags(t *testing.T) {
+	for _, tt := range []struct {
+		args      []string
+		tenants   []int
+		scenarios bool
+		cmkAlone  bool
+		wantErr   string // "": valid
+	}{
+		{nil, nil, false, false, ""},
+		{[]string{"-tenants", "1000, 10k,100000"}, []int{1000, 10000, 100000}, true, false, ""},
+		{[]string{"-tenants", "1000", "-cmk-tenants", "5"}, []int{1000}, true, false, ""},
+		{[]string{"-cmk-tenants", "5"}, nil, true, true, ""},
+		{[]string{"-cmk-tenants", "0"}, nil, false, false, ""},
+		{[]string{"-noisy"}, nil, true, false, ""},
+		{[]string{"-tenants", "0"}, nil, false, false, "between 1 and"},
+		{[]string{"-tenants", "10,10"}, nil, false, false, "twice"},
+		{[]string{"-tenants", "1001k"}, nil, false, false, "between 1 and"},
+		{[]string{"-tenants", "x"}, nil, false, false, "between 1 and"},
+		{[]string{"-tenants", "10", "-warm", "0"}, nil, false, false, "-warm"},
+		{[]string{"-tenants", "10", "-warm", "1.5"}, nil, false, false, "-warm"},
+		{[]string{"-tenants", "10", "-tenant-clients", "0"}, nil, false, false, "-tenant-clients"},
+		{[]string{"-cmk-tenants", "-1"}, nil, false, false, "-cmk-tenants"},
+		{[]string{"-cmk-tenants", "2", "-cmk-window", "10ms"}, nil, false, false, "-cmk-window"},
+		{[]string{"-noisy", "-noisy-rate", "0"}, nil, false, false, "-noisy-rate"},
+		{[]string{"-noisy", "-noisy-b-rate", "0"}, nil, false, false, "-noisy-b-rate"},
+		{[]string{"-noisy", "-noisy-duration", "0s"}, nil, false, false, "-noisy-duration"},
+		{[]string{"-database", "postgres://x", "-replicas", "1,2", "-noisy"}, nil, false, false, "cannot be combined"},
+	} {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			cfg, err := parseFlags(tt.args, io.Discard)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("err = %v, want none", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("err = %v, want one saying %q", err, tt.wantErr)
+			case tt.wantErr != "":
+				return
+			}
+			if !slices.Equal(cfg.tenants, tt.tenants) || cfg.scenarios() != tt.scenarios || cfg.cmkAlone != tt.cmkAlone {
+				t.Errorf("tenants %v, scenarios %v, cmkAlone %v; want %v, %v, %v", cfg.tenants, cfg.scenarios(), cfg.cmkAlone, tt.tenants, tt.scenarios, tt.cmkAlone)
+			}
+		})
+	}
+}
+
+func TestWarmTenants(t *testing.T) {
+	for _, tt := range []struct {
+		n        int
+		fraction float64
+		want     int
+	}{
+		{1000, 0.01, 10}, {100000, 0.01, 1000}, {10, 0.01, 1}, {1, 1, 1}, {7, 0.5, 4}, {3, 1, 3},
+	} {
+		w := warmCount(tt.n, tt.fraction)
+		if w != tt.want {
+			t.Errorf("warmCount(%d, %v) = %d, want %d", tt.n, tt.fraction, w, tt.want)
+		}
+		// The warm tenants are distinct and all exist, from the first on.
+		seen := map[int]bool{}
+		for j := range w {
+			i := warmIndex(j, w, tt.n)
+			if i < 0 || i >= tt.n || seen[i] {
+				t.Errorf("warmIndex(%d, %d, %d) = %d: out of range or repeated", j, w, tt.n, i)
+			}
+			seen[i] = true
+		}
+		if !seen[0] {
+			t.Errorf("n=%d: the first tenant is not warm", tt.n)
+		}
+	}
+}
+
+func TestParseVmRSS(t *testing.T) {
+	status := "Name:\ttenantcrypt\nVmPeak:\t 1000 kB\nVmRSS:\t   43212 kB\nThreads:\t9\n"
+	if got, err := parseVmRSS([]byte(status)); err != nil || got != 43212*1024 {
+		t.Errorf("parseVmRSS = %d, %v; want %d", got, err, 43212*1024)
+	}
+	for _, bad := range []string{"Name:\tx\n", "VmRSS:\t12 MB\n", "VmRSS:\t-1 kB\n", "VmRSS:\n"} {
+		if got, err := parseVmRSS([]byte(bad)); err == nil {
+			t.Errorf("parseVmRSS(%q) = %d, want an error", bad, got)
+		}
+	}
+	// This process's own status parses.
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip("no /proc:", err)
+	}
+	if got, err := parseVmRSS(data); err != nil || got <= 0 {
+		t.Errorf("parseVmRSS(/proc/self/status) = %d, %v", got, err)
+	}
+}
+
+func TestParseCPUTime(t *testing.T) {
+	// Fields 14 and 15 (utime, stime) are 250 and 50 ticks; the command
+	// name holds a space and a parenthesis.
+	stat := "4242 (tenant crypt)) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 123 456 789\n"
+	if got, err := parseCPUTime([]byte(stat)); err != nil || got != 3*time.Second {
+		t.Errorf("parseCPUTime = %v, %v; want 3s", got, err)
+	}
+	for _, bad := range []string{"", "1 (x) S 1 2", "1 (x) S 1 2 3 4 5 6 7 8 9 10 x 5 0"} {
+		if got, err := parseCPUTime([]byte(bad)); err == nil {
+			t.Errorf("parseCPUTime(%q) = %v, want an error", bad, got)
+		}
+	}
+	data, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		t.Skip("no /proc:", err)
+	}
+	if _, err := parseCPUTime(data); err != nil {
+		t.Errorf("parseCPUTime(/proc/self/stat): %v", err)
+	}
+}
+
+func TestAddMultiRegion(t *testing.T) {
+	const key = "mrk-0123"
+	in := `{"KeyMetadata":{"KeyId":"mrk-0123","CreationDate":1.7e9,"Enabled":true}}`
+	for _, region := range []string{cmkPrimary, cmkDR} {
+		out, err := addMultiRegion([]byte(in), key, region)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			KeyMetadata struct {
+				KeyID                    string `json:"KeyId"`
+				CreationDate             json.Number
+				MultiRegion              bool
+				MultiRegionConfiguration struct {
+					MultiRegionKeyType string
+					PrimaryKey         struct{ Arn, Region string }
+					ReplicaKeys        []struct{ Arn, Region string }
+				}
+			}
+		}
+		if err := json.Unmarshal(out, &doc); err != nil {
+			t.Fatal(err)
+		}
+		md := doc.KeyMetadata
+		wantKind := map[string]string{cmkPrimary: "PRIMARY", cmkDR: "REPLICA"}[region]
+		if md.KeyID != key || md.CreationDate != "1.7e9" || !md.MultiRegion || md.MultiRegionConfiguration.MultiRegionKeyType != wantKind ||
+			md.MultiRegionConfiguration.PrimaryKey.Region != cmkPrimary || len(md.MultiRegionConfiguration.ReplicaKeys) != 1 ||
+			md.MultiRegionConfiguration.ReplicaKeys[0].Arn != "arn:aws:kms:"+cmkDR+":"+cmkAccount+":key/"+key {
+			t.Errorf("%s: %s", region, out)
+		}
+	}
+	if _, err := addMultiRegion([]byte(`{"KeyMetadata":{"KeyId":"other"}}`), key, cmkPrimary); err == nil {
+		t.Error("another key was made multi-region")
+	}
+	if _, err := addMultiRegion([]byte(`not json`), key, cmkPrimary); err == nil {
+		t.Error("a body that is not JSON was rewritten")
+	}
+}
+
+func TestSeedFile(t *testing.T) {
+	got := seedFile("mrk-ab", []byte{0xde, 0xad})
+	for _, want := range []string{"Keys:\n  Symmetric:\n    Aes:\n", "KeyId: mrk-ab\n", "BackingKeys:\n          - dead\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("seed file lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+func TestScenarioReport(t *testing.T) {
+	cfg, err := parseFlags([]string{"-tenants", "100000", "-noisy"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newReport(cfg, time.Now())
+	r.Tenants = []tenantsResult{{Tenants: 100000, Clients: 4, CreatePerSec: 612, CreateCPUms: 1.25, Create: statsOf([]time.Duration{6 * time.Millisecond}),
+		RSSStart: 20 << 20, RSSCreated: 120 << 20, RSSWarmed: 140 << 20, Warm: 1000, KiBPerWarm: 25, RestartReady: 6.5, RestartFirst: 6.6}}
+	r.CMK = &cmkResult{Tenants: 20, Phases: []cmkPhase{{Phase: "idle", WindowSec: 60, DescribeKeyPerTenantMin: 0.5}}}
+	r.Noisy = &noisyResult{Rate: 200, Burst: 1000, AOffered: 2000, QuietRate: 50, DurationSec: 20, ARefused: 0.9}
+	var out bytes.Buffer
+	r.printScenarios(&out)
+	for _, want := range []string{
+		"| 100,000 | 612 | 6.00 / 6.00 | 1.25 | 20.0 / 120.0 / 140.0 | 1.0 | 1,000 | 25.0 |",
+		"creation 612/s MET (target ≥ 500/s)",
+		"memory per warm tenant 25.0 KiB NOT MET (target ≤ 20 KiB)",
+		"restart 6.50 s NOT MET (target ≤ 5s with 100,000 tenants)",
+		"Key checks per idle CMK tenant: 0.50 per minute MET",
+		"| B alone |", "refused (429 Encryption-13) 90.0 %",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestParallel(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[int]int{}
+	lat, err := parallel(t.Context(), 50, 4, func(_ context.Context, i int) error {
+		mu.Lock()
+		seen[i]++
+		mu.Unlock()
+		return nil
+	})
+	if err != nil || len(lat) != 50 || len(seen) != 50 {
+		t.Fatalf("parallel: %d latencies, %d calls, %v; want 50, 50, none", len(lat), len(seen), err)
+	}
+	boom := errors.New("boom")
+	if _, err := parallel(t.Context(), 50, 4, func(_ context.Context, i int) error {
+		if i == 7 {
+			return boom
+		}
+		return nil
+	}); !errors.Is(err, boom) {
+		t.Errorf("parallel with a failing call: %v, want boom", err)
 	}
 }

@@ -129,6 +129,19 @@ type config struct {
 	// serverArgs are extra flags for tenantcrypt serve, e.g. the
 	// --pkcs11-* flags to measure an HSM root key.
 	serverArgs serverArgs
+
+	// The scenarios (scenarios.go); any of them replaces the baseline
+	// comparison.
+	tenants       []int   // -tenants: tenant counts
+	warm          float64 // fraction of the tenants warmed
+	tenantClients int     // concurrent clients of the scenarios
+	cmkTenants    int     // tenants of the CMK scenario (0: none)
+	cmkWindow     time.Duration
+	cmkAlone      bool // -cmk-tenants given without -tenants: the CMK scenario alone
+	noisy         bool
+	noisyRate     float64 // --tenant-rate of the noisy-neighbour server
+	noisyQuiet    float64 // tenant B's rate
+	noisyDuration time.Duration
 }
 
 // serverArgs is the repeatable -server-arg flag.
@@ -136,6 +149,10 @@ type serverArgs []string
 
 func (a *serverArgs) String() string     { return strings.Join(*a, " ") }
 func (a *serverArgs) Set(v string) error { *a = append(*a, v); return nil }
+
+// scenarios reports whether the run is the scenarios' rather than the
+// baseline comparison's.
+func (c config) scenarios() bool { return len(c.tenants) > 0 || c.cmkAlone || c.noisy }
 
 // maxLevel bounds -concurrency: far beyond what one machine's loopback
 // benchmark can tell apart, and it bounds memory and connections.
@@ -156,6 +173,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.serverBin, "server-bin", "", "use this tenantcrypt binary instead of building ./cmd/tenantcrypt")
 	fs.Var(&cfg.serverArgs, "server-arg", "an extra argument for tenantcrypt serve (repeatable, one per word), e.g. -server-arg=--pkcs11-module -server-arg=/usr/lib/softhsm/libsofthsm2.so …; the server's environment keeps SOFTHSM2_CONF")
 	replicas := fs.String("replicas", "", "comma-separated replica counts, e.g. 1,2,3: compare the data plane's throughput spread over that many tenantcrypt processes on -database (PostgreSQL), instead of against the baseline")
+	tenants := fs.String("tenants", "", "comma-separated tenant counts, e.g. 1000,10000,100000: the many-tenants scenario (creation rate, memory, restart, cold and warm encrypt) for each, then the CMK scenario, instead of the baseline comparison")
+	fs.Float64Var(&cfg.warm, "warm", 0.01, "fraction of the tenants that the many-tenants scenario warms (at least one)")
+	fs.IntVar(&cfg.tenantClients, "tenant-clients", 4, "concurrent clients of the scenarios (creation, warming, the CMK tenants' setup)")
+	fs.IntVar(&cfg.cmkTenants, "cmk-tenants", 20, "tenants on a customer managed key (local-kms) whose KMS calls are counted idle and warm, with -tenants or alone; 0: skip")
+	fs.DurationVar(&cfg.cmkWindow, "cmk-window", time.Minute, "how long the CMK scenario counts KMS calls in each phase")
+	fs.BoolVar(&cfg.noisy, "noisy", false, "the noisy-neighbour scenario: tenant B's latency alone and while tenant A sends at 10× its quota")
+	fs.Float64Var(&cfg.noisyRate, "noisy-rate", 200, "the noisy-neighbour server's --tenant-rate (operations per second)")
+	fs.Float64Var(&cfg.noisyQuiet, "noisy-b-rate", 50, "tenant B's request rate in the noisy-neighbour scenario")
+	fs.DurationVar(&cfg.noisyDuration, "noisy-duration", 20*time.Second, "how long B is measured, alone and with A")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: go run ./bench [flags]\n\nMeasures tenantcrypt's encrypt and decrypt throughput against a bare HTTPS baseline.\n\n")
 		fs.PrintDefaults()
@@ -175,6 +201,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			return config{}, err
 		}
 	}
+	if *tenants != "" {
+		if cfg.tenants, err = parseTenantCounts(*tenants); err != nil {
+			return config{}, err
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "cmk-tenants" && len(cfg.tenants) == 0 {
+			cfg.cmkAlone = cfg.cmkTenants > 0
+		}
+	})
 	var errs []error
 	if cfg.duration <= 0 {
 		errs = append(errs, errors.New("-duration must be positive"))
@@ -195,6 +231,30 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if len(cfg.replicas) > 0 && cfg.database == "" {
 		errs = append(errs, errors.New("-replicas needs -database: replicas share a PostgreSQL database"))
+	}
+	if len(cfg.replicas) > 0 && cfg.scenarios() {
+		errs = append(errs, errors.New("-replicas cannot be combined with -tenants, -cmk-tenants or -noisy"))
+	}
+	if !(cfg.warm > 0 && cfg.warm <= 1) {
+		errs = append(errs, errors.New("-warm must be a fraction above 0 and at most 1"))
+	}
+	if cfg.tenantClients < 1 || cfg.tenantClients > maxLevel {
+		errs = append(errs, fmt.Errorf("-tenant-clients must be between 1 and %d", maxLevel))
+	}
+	if cfg.cmkTenants < 0 || cfg.cmkTenants > maxCMKTenants {
+		errs = append(errs, fmt.Errorf("-cmk-tenants must be between 0 and %d", maxCMKTenants))
+	}
+	if cfg.cmkWindow < time.Second {
+		errs = append(errs, errors.New("-cmk-window must be at least 1s"))
+	}
+	if !(cfg.noisyRate >= 1 && cfg.noisyRate <= 100_000) {
+		errs = append(errs, errors.New("-noisy-rate must be between 1 and 100000 operations per second"))
+	}
+	if !(cfg.noisyQuiet >= 1 && cfg.noisyQuiet <= 100_000) {
+		errs = append(errs, errors.New("-noisy-b-rate must be between 1 and 100000 requests per second"))
+	}
+	if cfg.noisyDuration < time.Second {
+		errs = append(errs, errors.New("-noisy-duration must be at least 1s"))
 	}
 	return cfg, errors.Join(errs...)
 }
@@ -232,6 +292,37 @@ func parseReplicas(s string) ([]int, error) {
 		}
 		if slices.Contains(counts, n) {
 			return nil, fmt.Errorf("-replicas: %d is given twice", n)
+		}
+		counts = append(counts, n)
+	}
+	return counts, nil
+}
+
+// maxTenants bounds one -tenants count: a million tenants take an hour
+// or more to create at the targets' rate.
+const maxTenants = 1_000_000
+
+// maxCMKTenants bounds -cmk-tenants: each is a goroutine encrypting five
+// times a second in the warm phase.
+const maxCMKTenants = 1000
+
+// parseTenantCounts parses -tenants: positive, distinct counts, kept in
+// the order given; "k" stands for thousand (100k).
+func parseTenantCounts(s string) ([]int, error) {
+	var counts []int
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		mult := 1
+		if p, ok := strings.CutSuffix(part, "k"); ok {
+			part, mult = p, 1000
+		}
+		n, err := strconv.Atoi(part)
+		if err != nil || n < 1 || n > maxTenants/mult {
+			return nil, fmt.Errorf("-tenants: %q is not a number of tenants between 1 and %d", part, maxTenants)
+		}
+		n *= mult
+		if slices.Contains(counts, n) {
+			return nil, fmt.Errorf("-tenants: %d is given twice", n)
 		}
 		counts = append(counts, n)
 	}

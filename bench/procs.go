@@ -29,6 +29,12 @@ const (
 // buildServer builds ./cmd/tenantcrypt of the module this command is run in
 // into dir and returns the binary's path.
 func buildServer(ctx context.Context, dir string) (string, error) {
+	return buildCommand(ctx, dir, "./cmd/tenantcrypt", "tenantcrypt")
+}
+
+// buildCommand builds the command package pkg of the module this command
+// is run in into dir/name and returns the binary's path.
+func buildCommand(ctx context.Context, dir, pkg, name string) (string, error) {
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %w", err)
@@ -37,14 +43,14 @@ func buildServer(ctx context.Context, dir string) (string, error) {
 	if gomod == "" || gomod == os.DevNull {
 		return "", errors.New("not inside the tenantcrypt module: run bench from the repository (go run ./bench), or give -server-bin")
 	}
-	bin := filepath.Join(dir, "tenantcrypt")
+	bin := filepath.Join(dir, name)
 	if runtime.GOOS == "windows" {
 		bin += ".exe"
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/tenantcrypt")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
 	cmd.Dir = filepath.Dir(gomod)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/tenantcrypt: %w\n%s", err, out)
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
 	}
 	return bin, nil
 }
@@ -53,6 +59,7 @@ func buildServer(ctx context.Context, dir string) (string, error) {
 type process struct {
 	name    string
 	logPath string
+	pid     int
 	cancel  context.CancelFunc
 	done    chan struct{} // closed when the process has exited
 	err     error         // cmd.Wait's, once done is closed
@@ -64,6 +71,13 @@ type process struct {
 // that a child that watches it (the baseline server) exits if this process
 // dies without stopping it.
 func startProcess(ctx context.Context, name, logPath, bin string, args ...string) (*process, error) {
+	return startProcessEnv(ctx, name, logPath, nil, stopTimeout, bin, args...)
+}
+
+// startProcessEnv is startProcess with extra environment variables
+// (NAME=value) for the child, beyond the filtered environment of serverEnv,
+// and its own time to stop after SIGTERM before it is killed.
+func startProcessEnv(ctx context.Context, name, logPath string, extraEnv []string, stopWait time.Duration, bin string, args ...string) (*process, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -72,9 +86,9 @@ func startProcess(ctx context.Context, name, logPath, bin string, args ...string
 	pctx, cancel := context.WithCancel(ctx)
 	cmd := exec.CommandContext(pctx, bin, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = stopTimeout
+	cmd.WaitDelay = stopWait
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Env = serverEnv(os.Environ())
+	cmd.Env = append(serverEnv(os.Environ()), extraEnv...)
 	if _, err := cmd.StdinPipe(); err != nil {
 		cancel()
 		return nil, err
@@ -83,7 +97,7 @@ func startProcess(ctx context.Context, name, logPath, bin string, args ...string
 		cancel()
 		return nil, fmt.Errorf("starting the %s server: %w", name, err)
 	}
-	p := &process{name: name, logPath: logPath, cancel: cancel, done: make(chan struct{})}
+	p := &process{name: name, logPath: logPath, pid: cmd.Process.Pid, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)

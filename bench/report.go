@@ -48,6 +48,11 @@ type report struct {
 	// Replicas is the comparison of replica counts (-replicas), instead of
 	// Levels.
 	Replicas []replicaResult `json:"replicas,omitempty"`
+	// The scenarios' figures (-tenants, -cmk-tenants, -noisy), instead of
+	// Levels.
+	Tenants []tenantsResult `json:"tenants,omitempty"`
+	CMK     *cmkResult      `json:"cmk,omitempty"`
+	Noisy   *noisyResult    `json:"noisy,omitempty"`
 }
 
 // levelResult is one concurrency level's loads.

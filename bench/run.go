@@ -37,6 +37,9 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (rep *report
 	if len(cfg.replicas) > 0 {
 		return runReplicas(ctx, cfg, stdout, stderr)
 	}
+	if cfg.scenarios() {
+		return runScenarios(ctx, cfg, stdout, stderr)
+	}
 	// Created first: it notes how busy the machine is before the build.
 	rep = newReport(cfg, time.Now())
 	fmt.Fprintf(stderr, "bench: %d levels × %d targets × (%s warm-up + %s) = %s of load, plus setup (seconds, or a minute or two to build tenantcrypt with a cold build cache)\n",

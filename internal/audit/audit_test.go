@@ -511,3 +511,98 @@ func TestRecordSyncDoesNotWaitForTheFlush(t *testing.T) {
 	}
 	l.Close()
 }
+
+// TestCheckpointsLookAtChainsWithNewEvents: with a chain per tenant, the
+// writer keeps what it knows of every chain it wrote to, but an append
+// checkpoints only chains that are due: a chain that reaches
+// CheckpointEvery at once, chains with new events once their
+// CheckpointInterval has passed (at the next append, here, or the
+// periodic check), the rest at Close; a checkpointed chain is no longer
+// among those with new events.
+func TestCheckpointsLookAtChainsWithNewEvents(t *testing.T) {
+	st := newMemStore()
+	start := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	now := start
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	l, _ := newTestLog(t, st, func(c *Config) {
+		c.CheckpointEvery, c.CheckpointInterval, c.FlushInterval, c.Now = 2, time.Minute, time.Hour, clock
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a safety net, not a measure
+	defer cancel()
+	checkpoints := func() int {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		n := 0
+		for _, cps := range st.cps {
+			n += len(cps)
+		}
+		return n
+	}
+	dirty := func() int {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.dirty)
+	}
+	// RecordSync returns once the event is stored; the writer notes it
+	// right after.
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			if ctx.Err() != nil {
+				t.Fatalf("waiting for %s: %v", what, ctx.Err())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	const chains = 500
+	for i := range chains {
+		if err := l.RecordSync(ctx, Event{TenantID: "t" + strconv.Itoa(i), Action: "tenant.create"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor("every chain noted", func() bool { return dirty() == chains })
+	if got := checkpoints(); got != 0 {
+		t.Fatalf("%d checkpoints after one event per chain, want none before the interval", got)
+	}
+
+	// A second event in t7: its chain reaches CheckpointEvery.
+	if err := l.RecordSync(ctx, Event{TenantID: "t7", Action: "tenant.update"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("t7's checkpoint", func() bool { return checkpoints() > 0 })
+	st.mu.Lock()
+	cps := slices.Clone(st.cps["t7"])
+	total := len(st.cps)
+	st.mu.Unlock()
+	if len(cps) != 1 || cps[0].Seq != 2 || total != 1 {
+		t.Fatalf("checkpoints of t7: %+v (chains with checkpoints: %d), want one at seq 2 and no other chain", cps, total)
+	}
+	waitFor("t7 no longer among the chains with new events", func() bool { return dirty() == chains-1 })
+
+	// After the interval, the next append checkpoints the other chains
+	// (not the new one it writes to).
+	mu.Lock()
+	now = start.Add(2 * time.Minute)
+	mu.Unlock()
+	if err := l.RecordSync(ctx, Event{TenantID: "late", Action: "tenant.create"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the chains past their interval checkpointed", func() bool { return checkpoints() == chains })
+	if got := dirty(); got != 1 {
+		t.Errorf("%d chains with new events, want 1 (the new one)", got)
+	}
+	l.Close()
+	if got := checkpoints(); got != chains+1 {
+		t.Errorf("%d checkpoints after Close, want %d", got, chains+1)
+	}
+	if got := dirty(); got != 0 {
+		t.Errorf("%d chains with new events after Close, want none", got)
+	}
+	st.mu.Lock()
+	n := len(st.cps["late"])
+	st.mu.Unlock()
+	if n != 1 {
+		t.Errorf("the last chain has %d checkpoints after Close, want 1", n)
+	}
+}

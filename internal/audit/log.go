@@ -11,6 +11,7 @@
 package audit
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"log/slog"
@@ -75,6 +76,12 @@ type Log struct {
 
 	mu    sync.Mutex
 	marks map[string]*mark // chain → what this process knows of its checkpoints
+	// dirty are the marks with events since their last checkpoint, and
+	// dueAt orders them by when CheckpointInterval makes them due: with a
+	// chain per tenant, marks grows with every tenant this process wrote
+	// for, and an append must not walk them all.
+	dirty map[string]*mark
+	dueAt dueHeap
 
 	stop      chan struct{}
 	startOnce sync.Once
@@ -121,7 +128,7 @@ func New(cfg Config) (*Log, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	l := &Log{cfg: cfg, queue: make(chan queued, cfg.QueueSize), marks: map[string]*mark{}, stop: make(chan struct{})}
+	l := &Log{cfg: cfg, queue: make(chan queued, cfg.QueueSize), marks: map[string]*mark{}, dirty: map[string]*mark{}, stop: make(chan struct{})}
 	l.healthy.Store(true)
 	return l, nil
 }
@@ -372,46 +379,112 @@ func (l *Log) append(ctx context.Context, batch []queued) []queued {
 	return batch[:0]
 }
 
-// noteAppended moves the chains' marks and checkpoints those due.
+// noteAppended moves the chains' marks and checkpoints those due: the
+// appended chains that reached CheckpointEvery events, and the chains
+// whose CheckpointInterval has passed. It walks neither every chain nor
+// every chain with new events.
 func (l *Log) noteAppended(ctx context.Context, stored []Event) {
+	now := l.cfg.Now()
 	l.mu.Lock()
 	for _, e := range stored {
 		m := l.marks[e.ChainID]
 		if m == nil {
-			m = &mark{at: l.cfg.Now()}
+			m = &mark{at: now}
 			l.marks[e.ChainID] = m
+		}
+		if m.since == 0 {
+			l.dirty[e.ChainID] = m
+			heap.Push(&l.dueAt, dueEntry{chain: e.ChainID, at: m.at.Add(l.cfg.CheckpointInterval)})
 		}
 		m.since++
 		m.head = Head{ChainID: e.ChainID, Seq: e.Seq, Hash: e.Hash}
 	}
+	due := map[string]Head{}
+	for _, e := range stored {
+		if m := l.marks[e.ChainID]; m.since >= l.cfg.CheckpointEvery {
+			due[e.ChainID] = m.head
+		}
+	}
+	l.popDue(now, due)
 	l.mu.Unlock()
-	l.checkpointDue(ctx, false)
+	l.checkpoint(ctx, due, now)
+}
+
+// popDue adds to due the chains whose CheckpointInterval has passed.
+// l.mu is held.
+func (l *Log) popDue(now time.Time, due map[string]Head) {
+	for len(l.dueAt) > 0 && !l.dueAt[0].at.After(now) {
+		d := heap.Pop(&l.dueAt).(dueEntry)
+		// A chain checkpointed since it was queued has a later entry, or
+		// none if it has no new events.
+		if m := l.marks[d.chain]; m != nil && m.since > 0 && m.at.Add(l.cfg.CheckpointInterval).Equal(d.at) {
+			due[d.chain] = m.head
+		}
+	}
 }
 
 // checkpointDue signs the heads of the chains this process appended to
 // whose checkpoint is due (all of them with new events, when final).
 func (l *Log) checkpointDue(ctx context.Context, final bool) {
 	now := l.cfg.Now()
+	due := map[string]Head{}
 	l.mu.Lock()
-	var due []Head
-	for _, m := range l.marks {
-		if m.since > 0 && (final || m.since >= l.cfg.CheckpointEvery || now.Sub(m.at) >= l.cfg.CheckpointInterval) {
-			due = append(due, m.head)
+	if final {
+		for id, m := range l.dirty {
+			due[id] = m.head
 		}
+	} else {
+		l.popDue(now, due)
 	}
 	l.mu.Unlock()
+	l.checkpoint(ctx, due, now)
+}
+
+// checkpoint signs and stores the heads due.
+func (l *Log) checkpoint(ctx context.Context, due map[string]Head, now time.Time) {
 	for _, h := range due {
 		c := l.cfg.Signer.Sign(h.ChainID, h.Seq, h.Hash, now)
-		if err := l.cfg.Store.PutCheckpoint(ctx, c); err != nil && !errors.Is(err, ErrExists) {
+		err := l.cfg.Store.PutCheckpoint(ctx, c)
+		failed := err != nil && !errors.Is(err, ErrExists)
+		if failed {
 			l.cfg.Logger.Warn("storing an audit checkpoint failed; retried later", "chain", h.ChainID, "error", err.Error())
-			continue
 		}
 		l.mu.Lock()
 		if m := l.marks[h.ChainID]; m != nil {
-			m.since, m.at = int(m.head.Seq-h.Seq), now
+			if !failed {
+				m.since, m.at = int(m.head.Seq-h.Seq), now
+			}
+			if m.since == 0 {
+				delete(l.dirty, h.ChainID)
+			} else {
+				// Events came meanwhile, or the store failed: due
+				// again an interval after this checkpoint, or now.
+				heap.Push(&l.dueAt, dueEntry{chain: h.ChainID, at: m.at.Add(l.cfg.CheckpointInterval)})
+			}
 		}
 		l.mu.Unlock()
 	}
+}
+
+// dueEntry is when a chain with new events is due for a checkpoint by
+// CheckpointInterval.
+type dueEntry struct {
+	chain string
+	at    time.Time
+}
+
+// dueHeap is a min-heap of dueEntry by time (container/heap).
+type dueHeap []dueEntry
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueEntry)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // prune removes, in every chain, the events older than the retention,
