@@ -370,12 +370,15 @@ func (l *Log) append(ctx context.Context, batch []queued) []queued {
 	}
 	l.pending.Add(-int64(len(batch)))
 	l.written.Add(uint64(len(batch)))
+	// The time of the append, read before anyone is told: the checkpoints
+	// it makes due are of this moment, whatever the callers do next.
+	now := l.cfg.Now()
 	for _, q := range batch {
 		if q.done != nil {
 			q.done <- nil
 		}
 	}
-	l.noteAppended(ctx, stored)
+	l.noteAppended(ctx, stored, now)
 	return batch[:0]
 }
 
@@ -383,8 +386,7 @@ func (l *Log) append(ctx context.Context, batch []queued) []queued {
 // appended chains that reached CheckpointEvery events, and the chains
 // whose CheckpointInterval has passed. It walks neither every chain nor
 // every chain with new events.
-func (l *Log) noteAppended(ctx context.Context, stored []Event) {
-	now := l.cfg.Now()
+func (l *Log) noteAppended(ctx context.Context, stored []Event, now time.Time) {
 	l.mu.Lock()
 	for _, e := range stored {
 		m := l.marks[e.ChainID]
