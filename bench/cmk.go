@@ -251,15 +251,12 @@ func runCMK(ctx context.Context, cfg config, bin, tmp string, stderr io.Writer) 
 	args := []string{"--region", cmkPrimary, "--dr-region", cmkPrimary + "=" + cmkDR,
 		"--kms-endpoint", cmkPrimary + "=" + proxies[cmkPrimary].url, "--kms-endpoint", cmkDR + "=" + proxies[cmkDR].url,
 		"--migration-rate", "0", "--cache-ttl", cmkCacheTTL.String(), "--cache-idle", cmkCacheTTL.String()}
-	if cfg.database != "" {
-		var dsn string
-		var drop func() error
-		if dsn, drop, err = pgSchema(ctx, cfg.database); err != nil {
-			return res, err
-		}
-		defer func() { err = errors.Join(err, drop()) }()
-		args = append(args, "--database", dsn)
+	dbFlags, drop, err := scenarioDatabase(ctx, cfg)
+	if err != nil {
+		return res, err
 	}
+	defer func() { err = errors.Join(err, drop()) }()
+	args = append(args, dbFlags...)
 	dataDir := filepath.Join(tmp, "cmk")
 	srv, err := startServer(ctx, bin, tmp, "cmk", dataDir, env, cfg.tenantClients, args...)
 	if err != nil {

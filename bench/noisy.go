@@ -101,15 +101,12 @@ func runNoisy(ctx context.Context, cfg config, bin, tmp string, stderr io.Writer
 	res = noisyResult{Rate: cfg.noisyRate, Burst: 1000, QuietRate: cfg.noisyQuiet, DurationSec: cfg.noisyDuration.Seconds(),
 		AOffered: noisyFactor * cfg.noisyRate}
 	args := []string{"--tenant-rate", strconv.FormatFloat(cfg.noisyRate, 'g', -1, 64), "--tenant-burst", strconv.Itoa(res.Burst)}
-	if cfg.database != "" {
-		var dsn string
-		var drop func() error
-		if dsn, drop, err = pgSchema(ctx, cfg.database); err != nil {
-			return res, err
-		}
-		defer func() { err = errors.Join(err, drop()) }()
-		args = append(args, "--database", dsn)
+	dbFlags, drop, err := scenarioDatabase(ctx, cfg)
+	if err != nil {
+		return res, err
 	}
+	defer func() { err = errors.Join(err, drop()) }()
+	args = append(args, dbFlags...)
 	srv, err := startServer(ctx, bin, tmp, "noisy", filepath.Join(tmp, "noisy"), nil, noisyClients+quietClients, args...)
 	if err != nil {
 		return res, err

@@ -284,6 +284,20 @@ func runID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// scenarioDatabase is a scenario's server's --database flag: with
+// -database, a schema of its own (pgSchema) and the function that drops it;
+// without, SQLite in the server's data directory and nothing to drop.
+func scenarioDatabase(ctx context.Context, cfg config) ([]string, func() error, error) {
+	if cfg.database == "" {
+		return nil, func() error { return nil }, nil
+	}
+	dsn, drop, err := pgSchema(ctx, cfg.database)
+	if err != nil {
+		return nil, nil, err
+	}
+	return []string{"--database", dsn}, drop, nil
+}
+
 // pgSchema creates a schema of its own in the -database for a scenario
 // and returns the DSN that selects it and a function that drops it.
 func pgSchema(ctx context.Context, dsn string) (string, func() error, error) {

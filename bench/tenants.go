@@ -70,15 +70,12 @@ func runTenantCount(ctx context.Context, cfg config, bin, tmp string, n int, std
 	res = tenantsResult{Tenants: n, Clients: cfg.tenantClients, Warm: warmCount(n, cfg.warm)}
 	name := "tenants-" + strconv.Itoa(n)
 	var args []string
-	if cfg.database != "" {
-		var dsn string
-		var drop func() error
-		if dsn, drop, err = pgSchema(ctx, cfg.database); err != nil {
-			return res, err
-		}
-		defer func() { err = errors.Join(err, drop()) }()
-		args = append(args, "--database", dsn)
+	dbFlags, drop, err := scenarioDatabase(ctx, cfg)
+	if err != nil {
+		return res, err
 	}
+	defer func() { err = errors.Join(err, drop()) }()
+	args = append(args, dbFlags...)
 	srv, err := startServer(ctx, bin, tmp, name, filepath.Join(tmp, name), nil, cfg.tenantClients, args...)
 	if err != nil {
 		return res, err

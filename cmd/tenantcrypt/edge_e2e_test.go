@@ -122,22 +122,7 @@ func firstName(body string) string {
 // doWith sends body with the given Content-Type.
 func (ts *testServer) doWith(method, path, token, body, contentType string) response {
 	ts.t.Helper()
-	req, err := http.NewRequest(method, ts.url+path, strings.NewReader(body))
-	if err != nil {
-		ts.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := ts.http.Do(req)
-	if err != nil {
-		ts.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		ts.t.Fatal(err)
-	}
-	return response{status: resp.StatusCode, header: resp.Header, body: data}
+	return ts.send(method, path, token, contentType, strings.NewReader(body))
 }
 
 // TestHSTS shows Strict-Transport-Security on every answer over TLS, and

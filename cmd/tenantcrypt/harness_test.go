@@ -173,7 +173,8 @@ func (r response) errorCode(t testing.TB) string {
 	return env.Errors[0].Code
 }
 
-// do sends a request; body may be a string (sent as is) or a value (JSON).
+// do sends a request; body may be a string (sent as is) or a value (JSON),
+// as application/json.
 func (ts *testServer) do(method, path, token string, body any) response {
 	ts.t.Helper()
 	var rd io.Reader
@@ -190,12 +191,23 @@ func (ts *testServer) do(method, path, token string, body any) response {
 		}
 		rd = bytes.NewReader(j)
 	}
-	req, err := http.NewRequest(method, ts.url+path, rd)
+	contentType := ""
+	if body != nil {
+		contentType = "application/json"
+	}
+	return ts.send(method, path, token, contentType, rd)
+}
+
+// send sends a request with the given Content-Type (none if empty) and
+// bearer token (none if empty), and reads the whole answer.
+func (ts *testServer) send(method, path, token, contentType string, body io.Reader) response {
+	ts.t.Helper()
+	req, err := http.NewRequest(method, ts.url+path, body)
 	if err != nil {
 		ts.t.Fatal(err)
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)

@@ -63,27 +63,22 @@ func (p *idp) claims(mod func(map[string]any)) map[string]any {
 
 func (p *idp) sign(alg jose.SignatureAlgorithm, key any, kid string, claims map[string]any) string {
 	p.t.Helper()
+	return p.signWithHeader(alg, key, kid, "", nil, claims)
+}
+
+// signWithHeader signs claims with key (under kid, or with no kid if it is
+// empty), adding the protected header name: value unless name is empty.
+func (p *idp) signWithHeader(alg jose.SignatureAlgorithm, key any, kid string, name jose.HeaderKey, value any, claims map[string]any) string {
+	p.t.Helper()
 	opts := (&jose.SignerOptions{}).WithType("JWT")
+	if name != "" {
+		opts = opts.WithHeader(name, value)
+	}
 	sk := jose.SigningKey{Algorithm: alg, Key: key}
 	if kid != "" {
 		sk.Key = jose.JSONWebKey{Key: key, KeyID: kid}
 	}
 	signer, err := jose.NewSigner(sk, opts)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	tok, err := jwt.Signed(signer).Claims(claims).Serialize()
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return tok
-}
-
-// signWithHeader signs like sign, with one more protected header.
-func (p *idp) signWithHeader(alg jose.SignatureAlgorithm, key any, kid string, name jose.HeaderKey, value any, claims map[string]any) string {
-	p.t.Helper()
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key, KeyID: kid}},
-		(&jose.SignerOptions{}).WithType("JWT").WithHeader(name, value))
 	if err != nil {
 		p.t.Fatal(err)
 	}
