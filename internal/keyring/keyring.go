@@ -437,18 +437,28 @@ func (s *Service) usableTenant(ctx context.Context, id string) (*tenantEntry, Te
 	if err := ValidateTenantID(id); err != nil {
 		return nil, Tenant{}, ErrTenantNotFound
 	}
-	te := s.entry(id)
-	snap := te.snap.Load()
-	if !s.trusted(te, snap) {
-		var err error
-		if snap, err = s.refreshTenant(ctx, id, te); err != nil {
-			return nil, Tenant{}, err
-		}
+	te, snap, err := s.snapshot(ctx, id)
+	if err != nil {
+		return nil, Tenant{}, err
 	}
 	if snap.t.State != StateActive {
 		return nil, Tenant{}, stateError(snap.t)
 	}
 	return te, snap.t, nil
+}
+
+// snapshot returns the tenant's entry and its record, from memory while it
+// is fresh.
+func (s *Service) snapshot(ctx context.Context, id string) (*tenantEntry, *tenantSnapshot, error) {
+	te := s.entry(id)
+	snap := te.snap.Load()
+	if !s.trusted(te, snap) {
+		var err error
+		if snap, err = s.refreshTenant(ctx, id, te); err != nil {
+			return nil, nil, err
+		}
+	}
+	return te, snap, nil
 }
 
 func (s *Service) refreshTenant(ctx context.Context, id string, te *tenantEntry) (*tenantSnapshot, error) {

@@ -59,13 +59,9 @@ func (s *Service) Admit(ctx context.Context, tenantID string, n int) error {
 	if ValidateTenantID(tenantID) != nil {
 		return nil
 	}
-	te := s.entry(tenantID)
-	snap := te.snap.Load()
-	if !s.trusted(te, snap) {
-		var err error
-		if snap, err = s.refreshTenant(ctx, tenantID, te); err != nil {
-			return nil
-		}
+	te, snap, err := s.snapshot(ctx, tenantID)
+	if err != nil {
+		return nil
 	}
 	q := s.quotaOf(snap.t)
 	if q.Rate <= 0 {
