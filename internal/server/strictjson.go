@@ -150,18 +150,8 @@ func (sc *scanner) value(t reflect.Type, depth int) error {
 			if err := sc.value(elem, depth+1); err != nil {
 				return err
 			}
-			sc.skipSpace()
-			if sc.pos >= len(sc.data) {
-				return errScanSyntax
-			}
-			switch sc.data[sc.pos] {
-			case ',':
-				sc.pos++
-			case ']':
-				sc.pos++
-				return nil
-			default:
-				return errScanSyntax
+			if done, err := sc.separator(']'); err != nil || done {
+				return err
 			}
 		}
 	case '"':
@@ -240,20 +230,28 @@ func (sc *scanner) object(t reflect.Type, depth int) error {
 		if err := sc.value(vt, depth+1); err != nil {
 			return err
 		}
-		sc.skipSpace()
-		if sc.pos >= len(sc.data) {
-			return errScanSyntax
-		}
-		switch sc.data[sc.pos] {
-		case ',':
-			sc.pos++
-		case '}':
-			sc.pos++
-			return nil
-		default:
-			return errScanSyntax
+		if done, err := sc.separator('}'); err != nil || done {
+			return err
 		}
 	}
+}
+
+// separator reads what follows an element or a member: ',' (more follow)
+// or end, the closing bracket or brace (done).
+func (sc *scanner) separator(end byte) (done bool, err error) {
+	sc.skipSpace()
+	if sc.pos >= len(sc.data) {
+		return false, errScanSyntax
+	}
+	switch sc.data[sc.pos] {
+	case ',':
+		sc.pos++
+		return false, nil
+	case end:
+		sc.pos++
+		return true, nil
+	}
+	return false, errScanSyntax
 }
 
 // str scans a string at sc.pos (its opening quote) and returns its
