@@ -44,24 +44,12 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (rep *report
 	rep = newReport(cfg, time.Now())
 	fmt.Fprintf(stderr, "bench: %d levels × %d targets × (%s warm-up + %s) = %s of load, plus setup (seconds, or a minute or two to build tenantcrypt with a cold build cache)\n",
 		len(cfg.levels), len(targetNames), cfg.warmup, cfg.duration, cfg.loadTime())
-	if rep.LoadAvg > float64(rep.NumCPU)/2 {
-		fmt.Fprintf(stderr, "bench: WARNING: load average %.2f on %d CPUs: other work will skew the figures\n", rep.LoadAvg, rep.NumCPU)
-	}
-
-	tmp, err := os.MkdirTemp("", "tenantcrypt-bench-")
+	tmp, bin, err := prepare(ctx, cfg, rep, stderr)
 	if err != nil {
 		return nil, err
 	}
 	// Deferred first, so it runs last: after the servers have stopped.
 	defer os.RemoveAll(tmp)
-
-	bin := cfg.serverBin
-	if bin == "" {
-		fmt.Fprintln(stderr, "bench: building ./cmd/tenantcrypt")
-		if bin, err = buildServer(ctx, tmp); err != nil {
-			return nil, err
-		}
-	}
 
 	// tenantcrypt.
 	dataDir := filepath.Join(tmp, "data")
@@ -284,4 +272,25 @@ func probe(ctx context.Context, hc *http.Client, t target) (string, error) {
 		return "", fmt.Errorf("probing: %w", err)
 	}
 	return proto, nil
+}
+
+// prepare warns when the machine is busy, makes the run's temporary
+// directory (the caller removes it, after its servers have stopped) and
+// builds ./cmd/tenantcrypt there unless -server-bin names a binary.
+func prepare(ctx context.Context, cfg config, rep *report, stderr io.Writer) (tmp, bin string, err error) {
+	if rep.LoadAvg > float64(rep.NumCPU)/2 {
+		fmt.Fprintf(stderr, "bench: WARNING: load average %.2f on %d CPUs: other work will skew the figures\n", rep.LoadAvg, rep.NumCPU)
+	}
+	if tmp, err = os.MkdirTemp("", "tenantcrypt-bench-"); err != nil {
+		return "", "", err
+	}
+	bin = cfg.serverBin
+	if bin == "" {
+		fmt.Fprintln(stderr, "bench: building ./cmd/tenantcrypt")
+		if bin, err = buildServer(ctx, tmp); err != nil {
+			os.RemoveAll(tmp)
+			return "", "", err
+		}
+	}
+	return tmp, bin, nil
 }

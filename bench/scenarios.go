@@ -12,21 +12,11 @@ import (
 // CMK scenario, -noisy), prints their tables and writes -json.
 func runScenarios(ctx context.Context, cfg config, stdout, stderr io.Writer) (*report, error) {
 	rep := newReport(cfg, time.Now())
-	if rep.LoadAvg > float64(rep.NumCPU)/2 {
-		fmt.Fprintf(stderr, "bench: WARNING: load average %.2f on %d CPUs: other work will skew the figures\n", rep.LoadAvg, rep.NumCPU)
-	}
-	tmp, err := os.MkdirTemp("", "tenantcrypt-bench-")
+	tmp, bin, err := prepare(ctx, cfg, rep, stderr)
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	bin := cfg.serverBin
-	if bin == "" {
-		fmt.Fprintln(stderr, "bench: building ./cmd/tenantcrypt")
-		if bin, err = buildServer(ctx, tmp); err != nil {
-			return nil, err
-		}
-	}
 	for _, n := range cfg.tenants {
 		res, err := runTenantCount(ctx, cfg, bin, tmp, n, stderr)
 		if err != nil {
