@@ -486,10 +486,19 @@ func (b *consoleBrowser) expectFocus(sel string) {
 	b.waitJS("focus on "+sel, fmt.Sprintf(`document.activeElement === document.querySelector(%q)`, sel))
 }
 
-// click clicks the element with the mouse, as a person would.
+// click clicks the element with the mouse, as a person would: once it is
+// enabled and has stayed where it is for one polling interval (a click at
+// a button's place while the page still moves would land elsewhere).
 func (b *consoleBrowser) click(sel string) {
 	b.t.Helper()
-	b.waitJS(sel+" clickable", fmt.Sprintf(`(() => { const el = document.querySelector(%q); return !!el && !el.disabled && el.getClientRects().length > 0; })()`, sel))
+	b.waitJS(sel+" clickable and still", fmt.Sprintf(`(() => {
+		const el = document.querySelector(%[1]q);
+		if (!el || el.disabled || el.getClientRects().length === 0) return false;
+		const r = el.getBoundingClientRect();
+		const at = [%[1]q, r.x, r.y, r.width, r.height].join(' ');
+		const still = window.__clickAt === at;
+		window.__clickAt = at;
+		return still; })()`, sel))
 	b.do("click "+sel, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
 }
 

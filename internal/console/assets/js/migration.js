@@ -22,7 +22,7 @@ export function providerLabel(arn, names) {
   return name ? `“${name}”` : arn;
 }
 
-// migrationPanel returns {el, refresh, dispose, running()}. names(arn)
+// migrationPanel returns {el, ready, refresh, dispose, running()}. names(arn)
 // gives a provider's display name; onChange(migration, previous) is called
 // whenever the migration's state changes (e.g. to reload a list).
 export function migrationPanel(ctx, { names, onChange } = {}) {
@@ -33,6 +33,12 @@ export function migrationPanel(ctx, { names, onChange } = {}) {
   let disposed = false;
   let parts = null; // the rendered panel's live parts
   let known = false; // a migration exists: its details can be read
+  let polled = false; // the first poll has answered
+  let markReady;
+  // ready resolves once the first poll has answered, so that a page can
+  // lay itself out with the panel in place instead of jumping when it
+  // appears (a click aimed at a button below it would land elsewhere).
+  const ready = new Promise((resolve) => { markReady = resolve; });
 
   async function poll() {
     clearTimeout(timer);
@@ -48,6 +54,8 @@ export function migrationPanel(ctx, { names, onChange } = {}) {
     } catch (err) {
       if (err.status !== 404) {
         if (err.status !== 401) renderError(err);
+        polled = true;
+        markReady();
         schedule(IDLE_POLL);
         return;
       }
@@ -57,8 +65,11 @@ export function migrationPanel(ctx, { names, onChange } = {}) {
     const prev = last;
     last = m;
     render(m, prev);
-    // Only a change: a tenant with no migration polls quietly.
-    if (onChange && key(prev) !== key(m)) onChange(m, prev);
+    // Only a change seen after the first poll (the page waits for that one
+    // through ready): a tenant with no migration polls quietly.
+    if (onChange && polled && key(prev) !== key(m)) onChange(m, prev);
+    polled = true;
+    markReady();
     schedule(isRunning(m) ? RUNNING_POLL : IDLE_POLL);
   }
 
@@ -145,6 +156,7 @@ export function migrationPanel(ctx, { names, onChange } = {}) {
   poll();
   return {
     el,
+    ready,
     // refresh reads the migration now, e.g. right after this page started
     // one (whose details then exist).
     refresh() {

@@ -45,7 +45,9 @@ export function providersView(ctx) {
 
   async function load() {
     try {
-      const { data } = await ctx.api.get(`${KP}/actions/list`);
+      // The first time, the list waits for the migration panel above it,
+      // so that the cards do not move once they are shown.
+      const [{ data }] = await Promise.all([ctx.api.get(`${KP}/actions/list`), migration.ready]);
       if (disposed) return;
       providers = Array.isArray(data) ? data : [];
       renderList();
