@@ -40,7 +40,7 @@ type Store interface {
 	// Prune deletes the chain's events with Seq <= c.Seq and its
 	// checkpoints with Seq < c.Seq, provided c is a stored checkpoint of
 	// the chain (with that hash); it returns how many events it deleted.
-	// Errors: keyring.ErrNotFound (wrapped) when c is not stored.
+	// Errors: fault.ErrNotFound (wrapped) when c is not stored.
 	Prune(ctx context.Context, c Checkpoint) (int, error)
 }
 

@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/api"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
@@ -286,7 +287,7 @@ func (h *Handler) devToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := keyring.ValidateTenantID(req.TenantID); err != nil {
-		var ie *keyring.InputError
+		var ie *fault.InputError
 		detail := "not a tenant id"
 		if errors.As(err, &ie) {
 			detail = "the tenant id " + ie.Reason

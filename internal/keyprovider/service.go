@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms"
@@ -117,7 +118,7 @@ type Registration struct {
 func (s *Service) List(ctx context.Context, tenantID string) ([]Provider, error) {
 	ps, err := s.cfg.Store.ListKeyProviders(ctx, tenantID)
 	if err != nil {
-		return nil, &keyring.StoreError{Op: "listing key providers", Err: err}
+		return nil, &fault.StoreError{Op: "listing key providers", Err: err}
 	}
 	return ps, nil
 }
@@ -125,28 +126,28 @@ func (s *Service) List(ctx context.Context, tenantID string) ([]Provider, error)
 // Get returns one provider. Errors: ErrNotFound.
 func (s *Service) Get(ctx context.Context, tenantID, fingerprint string) (Provider, error) {
 	p, err := s.cfg.Store.KeyProvider(ctx, tenantID, fingerprint)
-	if errors.Is(err, keyring.ErrNotFound) {
+	if errors.Is(err, fault.ErrNotFound) {
 		return Provider{}, ErrNotFound
 	}
 	if err != nil {
-		return Provider{}, &keyring.StoreError{Op: "reading key provider", Err: err}
+		return Provider{}, &fault.StoreError{Op: "reading key provider", Err: err}
 	}
 	return p, nil
 }
 
 func validateText(field, v string, required bool, max int) error {
 	if required && strings.TrimSpace(v) == "" {
-		return &keyring.InputError{Field: field, Reason: "is required"}
+		return &fault.InputError{Field: field, Reason: "is required"}
 	}
 	if len(v) > max || !utf8.ValidString(v) {
-		return &keyring.InputError{Field: field, Reason: fmt.Sprintf("must be valid UTF-8 of at most %d bytes", max)}
+		return &fault.InputError{Field: field, Reason: fmt.Sprintf("must be valid UTF-8 of at most %d bytes", max)}
 	}
 	return nil
 }
 
 // Register validates a key with AWS KMS and registers it for the tenant,
 // not as its current provider.
-// Errors: *keyring.InputError, ErrMalformedARN, ErrExists, ErrNotFound
+// Errors: *fault.InputError, ErrMalformedARN, ErrExists, ErrNotFound
 // (tenant), *RefusedError, kms errors (access denied, unavailable).
 func (s *Service) Register(ctx context.Context, tenantID string, r Registration) (Provider, error) {
 	if err := validateText("name", r.Name, true, 256); err != nil {
@@ -186,10 +187,10 @@ func (s *Service) Register(ctx context.Context, tenantID string, r Registration)
 		return Provider{}, err
 	}
 	if err := s.cfg.Store.InsertKeyProvider(ctx, p); err != nil {
-		if errors.Is(err, keyring.ErrExists) {
+		if errors.Is(err, fault.ErrExists) {
 			return Provider{}, ErrExists
 		}
-		return Provider{}, &keyring.StoreError{Op: "storing key provider", Err: err}
+		return Provider{}, &fault.StoreError{Op: "storing key provider", Err: err}
 	}
 	s.cfg.Logger.InfoContext(ctx, "key provider registered", "tenant", tenantID, "fingerprint", fp, "arn", p.ARN,
 		"multi_region", p.MultiRegion, "dr_compliant", p.DRCompliant)
@@ -215,7 +216,7 @@ func (s *Service) Test(ctx context.Context, tenantID, fingerprint string) (Provi
 		return Provider{}, err
 	}
 	if err := s.cfg.Store.UpdateKeyProvider(ctx, p); err != nil {
-		return Provider{}, &keyring.StoreError{Op: "updating key provider", Err: err}
+		return Provider{}, &fault.StoreError{Op: "updating key provider", Err: err}
 	}
 	return p, nil
 }
@@ -318,7 +319,7 @@ func unusable(d awskms.KeyDescription) string {
 }
 
 // Update changes a provider's name or description (nil: unchanged).
-// Errors: ErrNotFound, *keyring.InputError.
+// Errors: ErrNotFound, *fault.InputError.
 func (s *Service) Update(ctx context.Context, tenantID, fingerprint string, name, description *string) error {
 	p, err := s.Get(ctx, tenantID, fingerprint)
 	if err != nil {
@@ -337,10 +338,10 @@ func (s *Service) Update(ctx context.Context, tenantID, fingerprint string, name
 		p.Description = *description
 	}
 	if err := s.cfg.Store.UpdateKeyProvider(ctx, p); err != nil {
-		if errors.Is(err, keyring.ErrNotFound) {
+		if errors.Is(err, fault.ErrNotFound) {
 			return ErrNotFound
 		}
-		return &keyring.StoreError{Op: "updating key provider", Err: err}
+		return &fault.StoreError{Op: "updating key provider", Err: err}
 	}
 	return nil
 }
@@ -366,10 +367,10 @@ func (s *Service) Delete(ctx context.Context, tenantID, fingerprint string) erro
 		return fmt.Errorf("%w: it still wraps %d of the tenant's data keys; wait for the migration away from it to complete", ErrInUse, n)
 	}
 	if err := s.cfg.Store.DeleteKeyProvider(ctx, tenantID, fingerprint); err != nil {
-		if errors.Is(err, keyring.ErrNotFound) {
+		if errors.Is(err, fault.ErrNotFound) {
 			return ErrNotFound
 		}
-		return &keyring.StoreError{Op: "deleting key provider", Err: err}
+		return &fault.StoreError{Op: "deleting key provider", Err: err}
 	}
 	s.cfg.Logger.InfoContext(ctx, "key provider deleted", "tenant", tenantID, "fingerprint", fingerprint)
 	return nil

@@ -7,28 +7,28 @@ import (
 
 // Store keeps the key providers that tenants registered. Implementations
 // live in internal/store/... and pass internal/store/storetest; they return
-// keyring.ErrNotFound and keyring.ErrExists (possibly wrapped) like the
+// fault.ErrNotFound and fault.ErrExists (possibly wrapped) like the
 // keyring's own store methods.
 type Store interface {
-	// InsertKeyProvider stores a new provider. Errors: keyring.ErrExists (the
-	// tenant has one with that fingerprint), keyring.ErrNotFound (no such
+	// InsertKeyProvider stores a new provider. Errors: fault.ErrExists (the
+	// tenant has one with that fingerprint), fault.ErrNotFound (no such
 	// tenant).
 	InsertKeyProvider(ctx context.Context, p Provider) error
-	// KeyProvider returns one provider. Errors: keyring.ErrNotFound.
+	// KeyProvider returns one provider. Errors: fault.ErrNotFound.
 	KeyProvider(ctx context.Context, tenantID, fingerprint string) (Provider, error)
 	// ListKeyProviders returns a tenant's providers, oldest first; an empty
 	// slice if it has none.
 	ListKeyProviders(ctx context.Context, tenantID string) ([]Provider, error)
 	// UpdateKeyProvider replaces every field of the stored provider
 	// (TenantID, Fingerprint) but ARN and CreatedAt. Errors:
-	// keyring.ErrNotFound.
+	// fault.ErrNotFound.
 	UpdateKeyProvider(ctx context.Context, p Provider) error
 	// SetKeyProviderCompliance records the outcome of a DR-compliance check of
 	// one provider (the key monitor's or a test's): DRCompliant, Compliance
 	// and TestedAt, leaving every other field alone, so that a check racing an
-	// admin's rename loses neither. Errors: keyring.ErrNotFound.
+	// admin's rename loses neither. Errors: fault.ErrNotFound.
 	SetKeyProviderCompliance(ctx context.Context, tenantID, fingerprint string, drCompliant bool, c ComplianceError, testedAt time.Time) error
-	// DeleteKeyProvider removes one provider. Errors: keyring.ErrNotFound.
+	// DeleteKeyProvider removes one provider. Errors: fault.ErrNotFound.
 	DeleteKeyProvider(ctx context.Context, tenantID, fingerprint string) error
 }
 

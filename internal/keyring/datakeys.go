@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/secret"
 )
 
@@ -19,11 +20,11 @@ type IssuedDataKey struct {
 // IssuePlaintextDataKey makes a fresh data key for the tenant, bound to
 // ectx, stores it wrapped by the tenant's current provider, and hands out its
 // plaintext and handle.
-// Errors: ErrTenantNotFound, *TenantStateError, *InputError, KMS errors.
+// Errors: ErrTenantNotFound, *TenantStateError, *fault.InputError, KMS errors.
 func (s *Service) IssuePlaintextDataKey(ctx context.Context, tenantID string, ectx envelope.Context) (IssuedDataKey, error) {
 	digest, err := ectx.Digest()
 	if err != nil {
-		return IssuedDataKey{}, &InputError{Field: "context", Reason: err.Error()}
+		return IssuedDataKey{}, &fault.InputError{Field: "context", Reason: err.Error()}
 	}
 	var (
 		t  Tenant
@@ -47,7 +48,7 @@ func (s *Service) IssuePlaintextDataKey(ctx context.Context, tenantID string, ec
 			break
 		}
 		l.key.Destroy()
-		if !errors.Is(err, ErrConflict) || attempt == 3 {
+		if !errors.Is(err, fault.ErrConflict) || attempt == 3 {
 			return IssuedDataKey{}, storeError("storing data key", err)
 		}
 		te.snap.Store(nil)
@@ -81,7 +82,7 @@ func (s *Service) ResolvePlaintextDataKey(ctx context.Context, tenantID string, 
 	}
 	digest, err := ectx.Digest()
 	if err != nil {
-		return nil, &InputError{Field: "context", Reason: err.Error()}
+		return nil, &fault.InputError{Field: "context", Reason: err.Error()}
 	}
 	if _, _, err := s.usableTenant(ctx, tenantID); err != nil {
 		return nil, err

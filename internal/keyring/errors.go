@@ -6,10 +6,12 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 )
 
 // Errors the keyring's callers branch on. KMS failures arrive as the
-// sentinels of package kms.
+// sentinels of package kms; store failures as *fault.StoreError, bad input
+// as *fault.InputError (package fault holds what several packages share).
 var (
 	// ErrTenantNotFound: no tenant with that id (or it was deleted).
 	ErrTenantNotFound = errors.New("tenant not found")
@@ -29,35 +31,9 @@ var (
 	ErrEditionForbidsCMK = errors.New("the business edition cannot use a customer managed key")
 	// ErrUnknownProvider: a cipherkey names a provider that is not configured.
 	ErrUnknownProvider = errors.New("unknown key provider")
-	// ErrStoreUnavailable: the database failed; the operation may succeed
-	// when it is back. Nothing is served from a possibly stale copy instead.
-	ErrStoreUnavailable = errors.New("storage unavailable")
 )
 
-// StoreError is a failure of the store (the database) during Op. It matches
-// ErrStoreUnavailable and unwraps to the store's error, for logs.
-type StoreError struct {
-	Op  string
-	Err error
-}
-
-func (e *StoreError) Error() string { return "keyring: " + e.Op + ": " + e.Err.Error() }
-
-// Is makes errors.Is(err, ErrStoreUnavailable) hold.
-func (e *StoreError) Is(target error) bool { return target == ErrStoreUnavailable }
-
-// Unwrap returns the store's error.
-func (e *StoreError) Unwrap() error { return e.Err }
-
-func storeError(op string, err error) error { return &StoreError{Op: op, Err: err} }
-
-// InputError is a request field that is not acceptable.
-type InputError struct {
-	Field  string
-	Reason string
-}
-
-func (e *InputError) Error() string { return fmt.Sprintf("invalid %s: %s", e.Field, e.Reason) }
+func storeError(op string, err error) error { return &fault.StoreError{Op: op, Err: err} }
 
 // TenantStateError refuses an operation because of the tenant's lifecycle
 // state: the data plane of every state but active, and admin changes of a

@@ -25,6 +25,7 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 )
 
@@ -235,20 +236,20 @@ type TenantUpdate struct {
 // digit.
 func ValidateTenantID(id string) error {
 	if !api.ValidTenantID(id) {
-		return &InputError{Field: "id", Reason: "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"}
+		return &fault.InputError{Field: "id", Reason: "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"}
 	}
 	return nil
 }
 
 func validateName(name string) error {
 	if strings.TrimSpace(name) == "" || len(name) > 256 || !utf8.ValidString(name) {
-		return &InputError{Field: "name", Reason: "must be 1-256 characters of valid UTF-8, not only spaces"}
+		return &fault.InputError{Field: "name", Reason: "must be 1-256 characters of valid UTF-8, not only spaces"}
 	}
 	return nil
 }
 
 // CreateTenant creates a tenant on the internal KMS, in state active.
-// Errors: *InputError, ErrTenantExists, ErrTenantRetired,
+// Errors: *fault.InputError, ErrTenantExists, ErrTenantRetired,
 // ErrHIPAARequiresCMK.
 func (s *Service) CreateTenant(ctx context.Context, spec TenantSpec) (Tenant, error) {
 	if spec.ID == "" {
@@ -261,7 +262,7 @@ func (s *Service) CreateTenant(ctx context.Context, spec TenantSpec) (Tenant, er
 		return Tenant{}, err
 	}
 	if spec.Edition != EditionEnterprise && spec.Edition != EditionBusiness {
-		return Tenant{}, &InputError{Field: "edition", Reason: ErrInvalidEdition.Error()}
+		return Tenant{}, &fault.InputError{Field: "edition", Reason: ErrInvalidEdition.Error()}
 	}
 	if err := validateQuota(spec.Quota); err != nil {
 		return Tenant{}, err
@@ -279,7 +280,7 @@ func (s *Service) CreateTenant(ctx context.Context, spec TenantSpec) (Tenant, er
 	}
 	if err := s.cfg.Store.CreateTenant(ctx, t); err != nil {
 		switch {
-		case errors.Is(err, ErrExists):
+		case errors.Is(err, fault.ErrExists):
 			return Tenant{}, ErrTenantExists
 		case errors.Is(err, ErrRetired):
 			return Tenant{}, ErrTenantRetired
@@ -293,7 +294,7 @@ func (s *Service) CreateTenant(ctx context.Context, spec TenantSpec) (Tenant, er
 // Tenant returns the stored tenant. Errors: ErrTenantNotFound.
 func (s *Service) Tenant(ctx context.Context, id string) (Tenant, error) {
 	t, err := s.cfg.Store.Tenant(ctx, id)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, fault.ErrNotFound) {
 		return Tenant{}, ErrTenantNotFound
 	}
 	if err != nil {
@@ -315,7 +316,7 @@ func (s *Service) ListTenants(ctx context.Context, after string, limit int) ([]T
 }
 
 // UpdateTenant changes a tenant's name, edition or HIPAA flag.
-// Errors: ErrTenantNotFound, *InputError, ErrHIPAARequiresCMK,
+// Errors: ErrTenantNotFound, *fault.InputError, ErrHIPAARequiresCMK,
 // ErrEditionForbidsCMK.
 func (s *Service) UpdateTenant(ctx context.Context, id string, u TenantUpdate) (Tenant, error) {
 	te := s.entry(id)
@@ -333,7 +334,7 @@ func (s *Service) UpdateTenant(ctx context.Context, id string, u TenantUpdate) (
 	}
 	if u.Edition != nil {
 		if *u.Edition != EditionEnterprise && *u.Edition != EditionBusiness {
-			return Tenant{}, &InputError{Field: "edition", Reason: ErrInvalidEdition.Error()}
+			return Tenant{}, &fault.InputError{Field: "edition", Reason: ErrInvalidEdition.Error()}
 		}
 		if *u.Edition == EditionBusiness && t.Provider != InternalProvider {
 			return Tenant{}, ErrEditionForbidsCMK
@@ -357,7 +358,7 @@ func (s *Service) UpdateTenant(ctx context.Context, id string, u TenantUpdate) (
 	}
 	t.UpdatedAt = s.now()
 	if err := s.cfg.Store.UpdateTenant(ctx, t); err != nil {
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, fault.ErrNotFound) {
 			return Tenant{}, ErrTenantNotFound
 		}
 		return Tenant{}, storeError("updating tenant", err)
@@ -383,7 +384,7 @@ func (s *Service) DeleteTenant(ctx context.Context, id string) error {
 	te.mu.Lock()
 	defer te.mu.Unlock()
 	err := s.cfg.Store.DeleteTenant(ctx, id)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, fault.ErrNotFound) {
 		return ErrTenantNotFound
 	}
 	if err != nil {
@@ -509,13 +510,13 @@ func (s *Service) refreshTenant(ctx context.Context, id string, te *tenantEntry)
 
 // Encrypt seals plaintext under the tenant's active data key, bound to the
 // tenant and ectx, and returns the ciphertext's text form.
-// Errors: ErrTenantNotFound, *TenantStateError, *InputError, KMS errors.
+// Errors: ErrTenantNotFound, *TenantStateError, *fault.InputError, KMS errors.
 func (s *Service) Encrypt(ctx context.Context, tenantID string, ectx envelope.Context, plaintext []byte) (string, error) {
 	if len(plaintext) > envelope.MaxPlaintextSize {
-		return "", &InputError{Field: "plaintext", Reason: fmt.Sprintf("must be at most %d bytes", envelope.MaxPlaintextSize)}
+		return "", &fault.InputError{Field: "plaintext", Reason: fmt.Sprintf("must be at most %d bytes", envelope.MaxPlaintextSize)}
 	}
 	if err := ectx.Validate(); err != nil {
-		return "", &InputError{Field: "context", Reason: err.Error()}
+		return "", &fault.InputError{Field: "context", Reason: err.Error()}
 	}
 	te, t, err := s.usableTenant(ctx, tenantID)
 	if err != nil {
@@ -551,7 +552,7 @@ func (s *Service) Decrypt(ctx context.Context, tenantID string, ectx envelope.Co
 		return nil, err
 	}
 	if err := ectx.Validate(); err != nil {
-		return nil, &InputError{Field: "context", Reason: err.Error()}
+		return nil, &fault.InputError{Field: "context", Reason: err.Error()}
 	}
 	if _, _, err := s.usableTenant(ctx, tenantID); err != nil {
 		return nil, err
@@ -610,7 +611,7 @@ func (s *Service) withAEAD(ctx context.Context, tenantID string, id envelope.Key
 // does not exist, or is not what the caller expects, is ErrDecrypt.
 func (s *Service) unwrap(ctx context.Context, tenantID string, id envelope.KeyID, purpose Purpose, digest [32]byte) (loaded, error) {
 	ck, err := s.cfg.Store.CipherKey(ctx, tenantID, id)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, fault.ErrNotFound) {
 		return loaded{}, ErrDecrypt
 	}
 	if err != nil {
@@ -747,7 +748,7 @@ func (s *Service) CipherKeyCounts(ctx context.Context, tenantID string) (map[str
 // keys, provided the tenant's provider is still from (a compare-and-swap in
 // the store, so that replicas switching at once agree). The active data key
 // is rotated at its next use, so that new encryptions use a key made by the
-// new provider. Errors: ErrTenantNotFound, ErrConflict (the provider is not
+// new provider. Errors: ErrTenantNotFound, fault.ErrConflict (the provider is not
 // from).
 func (s *Service) SwitchProvider(ctx context.Context, tenantID, from, to string) error {
 	te := s.entry(tenantID)
@@ -758,16 +759,16 @@ func (s *Service) SwitchProvider(ctx context.Context, tenantID, from, to string)
 		return err
 	}
 	if t.Provider != from {
-		return ErrConflict
+		return fault.ErrConflict
 	}
 	t.Provider = to
 	t.UpdatedAt = s.now()
 	if err := s.cfg.Store.SwitchTenantProvider(ctx, tenantID, from, to, t.UpdatedAt); err != nil {
 		switch {
-		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, fault.ErrNotFound):
 			return ErrTenantNotFound
-		case errors.Is(err, ErrConflict):
-			return ErrConflict
+		case errors.Is(err, fault.ErrConflict):
+			return fault.ErrConflict
 		}
 		return storeError("switching provider", err)
 	}
@@ -783,7 +784,7 @@ func (s *Service) SwitchProvider(ctx context.Context, tenantID, from, to string)
 	}
 	if ak, err := s.rotate(ctx, t, prev); err == nil {
 		te.active.Store(ak)
-	} else if !errors.Is(err, ErrConflict) {
+	} else if !errors.Is(err, fault.ErrConflict) {
 		s.cfg.Logger.WarnContext(ctx, "making the new provider's first data key failed; the next encryption retries", "tenant", tenantID, "error", err.Error())
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/registry"
@@ -517,7 +518,7 @@ func TestTenantStateRefusesDataPlane(t *testing.T) {
 				t.Errorf("cached keys after the tenant became %s: %d, want 0", state, got)
 			}
 			if state == keyring.StateDestroyed {
-				if _, _, err := h.store.SetTenantState(ctx, "acme", tn.Provider, keyring.StateActive, "", clock.Now()); !errors.Is(err, keyring.ErrConflict) {
+				if _, _, err := h.store.SetTenantState(ctx, "acme", tn.Provider, keyring.StateActive, "", clock.Now()); !errors.Is(err, fault.ErrConflict) {
 					t.Errorf("leaving destroyed: err = %v, want ErrConflict", err)
 				}
 				return
@@ -544,11 +545,11 @@ func TestTenantRules(t *testing.T) {
 		{"bad id", func() error {
 			_, err := h.svc.CreateTenant(ctx, keyring.TenantSpec{ID: "no spaces", Name: "x", Edition: keyring.EditionBusiness})
 			return err
-		}, &keyring.InputError{}},
+		}, &fault.InputError{}},
 		{"no edition", func() error {
 			_, err := h.svc.CreateTenant(ctx, keyring.TenantSpec{Name: "x"})
 			return err
-		}, &keyring.InputError{}},
+		}, &fault.InputError{}},
 		{"hipaa on internal kms", func() error {
 			_, err := h.svc.CreateTenant(ctx, keyring.TenantSpec{Name: "x", Edition: keyring.EditionEnterprise, HIPAA: true})
 			return err
@@ -568,7 +569,7 @@ func TestTenantRules(t *testing.T) {
 		{"empty name", func() error {
 			_, err := h.svc.UpdateTenant(ctx, "dup", keyring.TenantUpdate{Name: &empty})
 			return err
-		}, &keyring.InputError{}},
+		}, &fault.InputError{}},
 		{"unknown tenant", func() error {
 			_, err := h.svc.UpdateTenant(ctx, "nope", keyring.TenantUpdate{Edition: &business})
 			return err
@@ -577,7 +578,7 @@ func TestTenantRules(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.do()
-			if ie, ok := tt.want.(*keyring.InputError); ok {
+			if ie, ok := tt.want.(*fault.InputError); ok {
 				if !errors.As(err, &ie) {
 					t.Errorf("err = %v, want an InputError", err)
 				}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 )
 
@@ -25,7 +26,7 @@ type StateChange struct {
 // active purges every cached plaintext key of the tenant in this process at
 // once; other processes follow within TenantRefresh. A destroyed tenant
 // stays destroyed. It reports the change and whether there was one.
-// Errors: ErrTenantNotFound; ErrConflict when provider is no longer the
+// Errors: ErrTenantNotFound; fault.ErrConflict when provider is no longer the
 // tenant's or the tenant is destroyed.
 func (s *Service) SetTenantState(ctx context.Context, id, provider string, to TenantState, reason string) (StateChange, bool, error) {
 	at := s.now()
@@ -35,10 +36,10 @@ func (s *Service) SetTenantState(ctx context.Context, id, provider string, to Te
 	changes := te.changes.Load()
 	prev, changed, err := s.cfg.Store.SetTenantState(ctx, id, provider, to, reason, at)
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, fault.ErrNotFound):
 		return StateChange{}, false, ErrTenantNotFound
-	case errors.Is(err, ErrConflict):
-		return StateChange{}, false, ErrConflict
+	case errors.Is(err, fault.ErrConflict):
+		return StateChange{}, false, fault.ErrConflict
 	case err != nil:
 		return StateChange{}, false, storeError("setting tenant state", err)
 	}
@@ -137,7 +138,7 @@ func (s *Service) noticeKeyError(ctx context.Context, tenantID, ref string, err 
 	// depend on that caller staying connected.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if _, _, err := s.SetTenantState(ctx, tenantID, ref, to, KeyRefusal(err)); err != nil && !errors.Is(err, ErrConflict) {
+	if _, _, err := s.SetTenantState(ctx, tenantID, ref, to, KeyRefusal(err)); err != nil && !errors.Is(err, fault.ErrConflict) {
 		s.cfg.Logger.ErrorContext(ctx, "recording a refused key failed; the key monitor retries", "tenant", tenantID, "error", err.Error())
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/registry"
@@ -40,7 +41,7 @@ func TestSetTenantStateActsAtOnce(t *testing.T) {
 		t.Errorf("repeated SetTenantState = %v, %v; want no change", changed, err)
 	}
 	// Another provider's verdict does not apply.
-	if _, _, err := h.svc.SetTenantState(ctx, "acme", "cmk:other", keyring.StateActive, ""); !errors.Is(err, keyring.ErrConflict) {
+	if _, _, err := h.svc.SetTenantState(ctx, "acme", "cmk:other", keyring.StateActive, ""); !errors.Is(err, fault.ErrConflict) {
 		t.Errorf("SetTenantState for another provider: %v, want ErrConflict", err)
 	}
 	if _, _, err := h.svc.SetTenantState(ctx, "nobody", tn.Provider, keyring.StateActive, ""); !errors.Is(err, keyring.ErrTenantNotFound) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/api"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 )
 
 // MaxQuotaRate bounds a quota's rate (operations per second).
@@ -33,9 +34,9 @@ func validateQuota(q Quota) error {
 	case q == Quota{}:
 		return nil
 	case !(q.Rate > 0) || q.Rate > MaxQuotaRate || math.IsInf(q.Rate, 0):
-		return &InputError{Field: "quota", Reason: fmt.Sprintf("rate must be above 0 and at most %g operations per second ({\"rate\": 0, \"burst\": 0} for the server's defaults)", float64(MaxQuotaRate))}
+		return &fault.InputError{Field: "quota", Reason: fmt.Sprintf("rate must be above 0 and at most %g operations per second ({\"rate\": 0, \"burst\": 0} for the server's defaults)", float64(MaxQuotaRate))}
 	case q.Burst < api.MaxBatchItems || q.Burst > math.MaxInt32:
-		return &InputError{Field: "quota", Reason: fmt.Sprintf("burst must be at least %d (the largest batch) and at most %d", api.MaxBatchItems, math.MaxInt32)}
+		return &fault.InputError{Field: "quota", Reason: fmt.Sprintf("burst must be at least %d (the largest batch) and at most %d", api.MaxBatchItems, math.MaxInt32)}
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
@@ -91,7 +92,7 @@ func TestQuotaValidation(t *testing.T) {
 	for _, q := range []keyring.Quota{
 		{Rate: 100, Burst: 999}, {Rate: 0, Burst: 1000}, {Rate: -1, Burst: 1000}, {Rate: 2e9, Burst: 1000}, {Rate: 10, Burst: 0},
 	} {
-		var ie *keyring.InputError
+		var ie *fault.InputError
 		if _, err := h.svc.UpdateTenant(ctx, "acme", keyring.TenantUpdate{Quota: &q}); !errors.As(err, &ie) || ie.Field != "quota" {
 			t.Errorf("UpdateTenant with quota %+v: got %v, want an InputError for quota", q, err)
 		}

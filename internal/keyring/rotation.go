@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 )
 
@@ -50,7 +51,7 @@ func (s *Service) refillActiveKey(ctx context.Context, te *tenantEntry, t Tenant
 		cur, err := s.cfg.Store.ActiveCipherKey(ctx, t.ID)
 		var prev *envelope.KeyID
 		switch {
-		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, fault.ErrNotFound):
 			// No active key yet: make the first.
 		case err != nil:
 			return nil, storeError("reading active key", err)
@@ -64,13 +65,13 @@ func (s *Service) refillActiveKey(ctx context.Context, te *tenantEntry, t Tenant
 				if err == nil {
 					return s.newActiveKey(t, cur), nil
 				}
-				if !errors.Is(err, ErrExhausted) && !errors.Is(err, ErrNotFound) {
+				if !errors.Is(err, ErrExhausted) && !errors.Is(err, fault.ErrNotFound) {
 					return nil, storeError("reserving key uses", err)
 				}
 			}
 		}
 		next, err := s.rotate(ctx, t, prev)
-		if errors.Is(err, ErrConflict) {
+		if errors.Is(err, fault.ErrConflict) {
 			// Someone else rotated first (use theirs), or the tenant's
 			// provider is no longer t's.
 			now, err := s.Tenant(ctx, t.ID)
@@ -91,11 +92,11 @@ func (s *Service) refillActiveKey(ctx context.Context, te *tenantEntry, t Tenant
 		}
 		return next, nil
 	}
-	return nil, fmt.Errorf("keyring: rotating the active key of tenant %s: %w", t.ID, ErrConflict)
+	return nil, fmt.Errorf("keyring: rotating the active key of tenant %s: %w", t.ID, fault.ErrConflict)
 }
 
 // rotate makes a new data key with the tenant's current provider and makes
-// it active in place of prev. Errors: ErrConflict when prev is no longer the
+// it active in place of prev. Errors: fault.ErrConflict when prev is no longer the
 // active key.
 func (s *Service) rotate(ctx context.Context, t Tenant, prev *envelope.KeyID) (*activeKey, error) {
 	ck, l, err := s.generate(ctx, t, PurposeEncryption, [32]byte{})
@@ -105,10 +106,10 @@ func (s *Service) rotate(ctx context.Context, t Tenant, prev *envelope.KeyID) (*
 	ck.UsesReserved = s.cfg.UseBlock
 	if err := s.cfg.Store.ActivateCipherKey(ctx, t.ID, prev, ck); err != nil {
 		l.key.Destroy()
-		if errors.Is(err, ErrConflict) {
-			return nil, ErrConflict
+		if errors.Is(err, fault.ErrConflict) {
+			return nil, fault.ErrConflict
 		}
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, fault.ErrNotFound) {
 			return nil, ErrTenantNotFound
 		}
 		return nil, storeError("activating a new data key", err)

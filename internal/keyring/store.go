@@ -8,19 +8,15 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 )
 
-// Store errors. Implementations return them (possibly wrapped) so that the
-// keyring can branch with errors.Is.
+// Store errors of the keyring's own. Implementations return them (possibly
+// wrapped) so that the keyring can branch with errors.Is; besides them
+// they return fault.ErrNotFound (no such tenant or cipherkey), fault.ErrExists
+// (a tenant or cipherkey with that id exists already) and fault.ErrConflict
+// (a compare-and-swap lost: nothing was written).
 var (
-	// ErrNotFound: no such tenant or cipherkey.
-	ErrNotFound = errors.New("not found")
-	// ErrExists: a tenant or cipherkey with that id already exists.
-	ErrExists = errors.New("already exists")
 	// ErrRetired: the tenant id belonged to a tenant that was deleted; ids
 	// are never reused.
 	ErrRetired = errors.New("tenant id retired")
-	// ErrConflict: a compare-and-swap lost, because another writer changed
-	// the row first. Nothing was written.
-	ErrConflict = errors.New("concurrent update")
 	// ErrExhausted: a cipherkey has no uses left to reserve.
 	ErrExhausted = errors.New("key uses exhausted")
 )
@@ -31,20 +27,20 @@ var (
 // Times are stored with at least microsecond precision and returned in UTC.
 // Every method is safe for concurrent use, from several processes too.
 type Store interface {
-	// CreateTenant inserts t. Errors: ErrExists.
+	// CreateTenant inserts t. Errors: fault.ErrExists.
 	CreateTenant(ctx context.Context, t Tenant) error
-	// Tenant returns one tenant. Errors: ErrNotFound.
+	// Tenant returns one tenant. Errors: fault.ErrNotFound.
 	Tenant(ctx context.Context, id string) (Tenant, error)
 	// UpdateTenant replaces the Name, Edition, HIPAA and UpdatedAt of the
 	// stored tenant t.ID: an admin's edit. It writes neither Provider,
 	// which only SwitchTenantProvider changes, nor the lifecycle fields
 	// (State, StateReason, StateChangedAt), which only SetTenantState
 	// writes, so that an edit racing a provider switch or a revocation,
-	// made by another replica too, cannot undo it. Errors: ErrNotFound.
+	// made by another replica too, cannot undo it. Errors: fault.ErrNotFound.
 	UpdateTenant(ctx context.Context, t Tenant) error
 	// SwitchTenantProvider makes to the tenant's provider, provided it is
 	// still from, and sets UpdatedAt to at.
-	// Errors: ErrNotFound; ErrConflict (the provider is not from; nothing
+	// Errors: fault.ErrNotFound; fault.ErrConflict (the provider is not from; nothing
 	// written).
 	SwitchTenantProvider(ctx context.Context, id, from, to string, at time.Time) error
 	// SetTenantState moves the tenant to state with reason, provided its
@@ -52,14 +48,14 @@ type Store interface {
 	// state). StateChangedAt becomes at when the state changes; a new
 	// reason for the same state keeps it. It returns the tenant as it was
 	// before, and whether anything was written.
-	// Errors: ErrNotFound; ErrConflict when the provider is another or the
+	// Errors: fault.ErrNotFound; fault.ErrConflict when the provider is another or the
 	// tenant is destroyed (nothing is written).
 	SetTenantState(ctx context.Context, id, provider string, state TenantState, reason string, at time.Time) (prev Tenant, changed bool, err error)
 	// ListTenants returns up to limit tenants with ids greater than after, in
 	// id order.
 	ListTenants(ctx context.Context, after string, limit int) ([]Tenant, error)
 	// DeleteTenant removes the tenant, all of its cipherkeys and all of its
-	// internal KMS key-encryption keys in one transaction. Errors: ErrNotFound.
+	// internal KMS key-encryption keys in one transaction. Errors: fault.ErrNotFound.
 	DeleteTenant(ctx context.Context, id string) error
 	// MarkKeysInUse records that this process holds, or will hold until
 	// until, unwrapped data keys of the tenant, so that the key monitor
@@ -75,23 +71,23 @@ type Store interface {
 	// switched it might already have counted out. It is ordered with
 	// SwitchTenantProvider: once a switch has returned, no InsertCipherKey
 	// under the old provider succeeds.
-	// Errors: ErrExists (same tenant and id), ErrNotFound (no such tenant),
-	// ErrConflict (the tenant's provider is another; nothing written).
+	// Errors: fault.ErrExists (same tenant and id), fault.ErrNotFound (no such tenant),
+	// fault.ErrConflict (the tenant's provider is another; nothing written).
 	InsertCipherKey(ctx context.Context, k CipherKey) error
-	// CipherKey returns one cipherkey. Errors: ErrNotFound.
+	// CipherKey returns one cipherkey. Errors: fault.ErrNotFound.
 	CipherKey(ctx context.Context, tenantID string, id envelope.KeyID) (CipherKey, error)
 	// ActiveCipherKey returns the tenant's active encryption key.
-	// Errors: ErrNotFound when the tenant has none.
+	// Errors: fault.ErrNotFound when the tenant has none.
 	ActiveCipherKey(ctx context.Context, tenantID string) (CipherKey, error)
 	// ActivateCipherKey inserts next as the tenant's active encryption key and
 	// retires prev, provided prev is still the active key (prev nil: provided
 	// the tenant has no active key) and next.Provider is still the tenant's
-	// provider (as for InsertCipherKey). Otherwise it returns ErrConflict
+	// provider (as for InsertCipherKey). Otherwise it returns fault.ErrConflict
 	// and writes nothing. At no time does a tenant have two active keys.
-	// Errors: ErrConflict, ErrExists, ErrNotFound (no such tenant).
+	// Errors: fault.ErrConflict, fault.ErrExists, fault.ErrNotFound (no such tenant).
 	ActivateCipherKey(ctx context.Context, tenantID string, prev *envelope.KeyID, next CipherKey) error
 	// ReserveUses adds n to the key's UsesReserved if the sum stays at most
-	// max, and returns the new sum. Errors: ErrExhausted, ErrNotFound.
+	// max, and returns the new sum. Errors: ErrExhausted, fault.ErrNotFound.
 	ReserveUses(ctx context.Context, tenantID string, id envelope.KeyID, n, max int64) (int64, error)
 	// CountCipherKeys returns how many of the tenant's cipherkeys each
 	// provider (by Ref) wraps.

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
@@ -235,7 +236,7 @@ func (m *Monitor) Check(ctx context.Context, tenantID string) ([]KeyCheck, error
 func (m *Monitor) KeyChecks(ctx context.Context, tenantID string) ([]KeyCheck, error) {
 	cs, err := m.cfg.Store.KeyChecks(ctx, tenantID)
 	if err != nil {
-		return nil, &keyring.StoreError{Op: "reading key checks", Err: err}
+		return nil, &fault.StoreError{Op: "reading key checks", Err: err}
 	}
 	if len(cs) < 2 {
 		return cs, nil
@@ -293,10 +294,10 @@ func (m *Monitor) check(ctx context.Context, t keyring.Tenant) ([]KeyCheck, erro
 
 	kp, err := m.cfg.KeyProviders.KeyProvider(ctx, t.ID, fp)
 	if err != nil {
-		if errors.Is(err, keyring.ErrNotFound) {
+		if errors.Is(err, fault.ErrNotFound) {
 			return nil, fmt.Errorf("lifecycle: tenant %s uses key provider %s, which is not registered", t.ID, fp)
 		}
-		return nil, &keyring.StoreError{Op: "reading key provider", Err: err}
+		return nil, &fault.StoreError{Op: "reading key provider", Err: err}
 	}
 	arn, err := awskms.ParseARN(kp.ARN)
 	if err != nil {
@@ -315,14 +316,14 @@ func (m *Monitor) check(ctx context.Context, t keyring.Tenant) ([]KeyCheck, erro
 	}
 	m.recordCompliance(ctx, t, kp, arn, v.checks)
 	if err := m.cfg.Store.ReplaceKeyChecks(ctx, t.ID, v.checks); err != nil {
-		if errors.Is(err, keyring.ErrNotFound) {
+		if errors.Is(err, fault.ErrNotFound) {
 			return nil, keyring.ErrTenantNotFound
 		}
-		return nil, &keyring.StoreError{Op: "storing key checks", Err: err}
+		return nil, &fault.StoreError{Op: "storing key checks", Err: err}
 	}
 	if v.known && (v.state != t.State || v.state != keyring.StateActive && v.reason != t.StateReason) {
 		_, _, err := m.cfg.Tenants.SetTenantState(ctx, t.ID, t.Provider, v.state, v.reason)
-		if err != nil && !errors.Is(err, keyring.ErrConflict) {
+		if err != nil && !errors.Is(err, fault.ErrConflict) {
 			return v.checks, err
 		}
 	}
@@ -559,7 +560,7 @@ func (m *Monitor) Failover(ctx context.Context, t keyring.Tenant) (Failover, err
 	}
 	kp, err := m.cfg.KeyProviders.KeyProvider(ctx, t.ID, fp)
 	if err != nil {
-		return Failover{}, &keyring.StoreError{Op: "reading key provider", Err: err}
+		return Failover{}, &fault.StoreError{Op: "reading key provider", Err: err}
 	}
 	arn, err := awskms.ParseARN(kp.ARN)
 	if err != nil || !kp.MultiRegion {

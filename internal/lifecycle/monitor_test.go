@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
@@ -101,7 +102,7 @@ func (f *fakeTenants) SetTenantState(_ context.Context, id, provider string, to 
 	f.sets++
 	t := f.tenants[id]
 	if t.Provider != provider || t.State == keyring.StateDestroyed {
-		return keyring.StateChange{}, false, keyring.ErrConflict
+		return keyring.StateChange{}, false, fault.ErrConflict
 	}
 	c := keyring.StateChange{TenantID: id, Provider: provider, From: t.State, To: to, Reason: reason}
 	t.State, t.StateReason = to, reason
@@ -216,7 +217,7 @@ func (f *fakeProviders) KeyProvider(_ context.Context, tenantID, fp string) (key
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if fp != f.p.Fingerprint {
-		return keyprovider.Provider{}, keyring.ErrNotFound
+		return keyprovider.Provider{}, fault.ErrNotFound
 	}
 	p := f.p
 	p.TenantID = tenantID
@@ -227,7 +228,7 @@ func (f *fakeProviders) SetKeyProviderCompliance(_ context.Context, _, fp string
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if fp != f.p.Fingerprint {
-		return keyring.ErrNotFound
+		return fault.ErrNotFound
 	}
 	f.p.DRCompliant, f.p.Compliance, f.p.TestedAt = compliant, c, at
 	return nil

@@ -15,7 +15,7 @@ type Store interface {
 	// and whose state is not destroyed: the tenants whose key is checked.
 	WatchedTenants(ctx context.Context, after string, limit int) ([]keyring.Tenant, error)
 	// ReplaceKeyChecks replaces every stored check of the tenant by checks,
-	// in one transaction. Errors: keyring.ErrNotFound (no such tenant).
+	// in one transaction. Errors: fault.ErrNotFound (no such tenant).
 	ReplaceKeyChecks(ctx context.Context, tenantID string, checks []KeyCheck) error
 	// KeyChecks returns the tenant's stored checks ordered by region; an
 	// empty slice if there are none.

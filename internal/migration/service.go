@@ -12,6 +12,7 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
@@ -176,7 +177,7 @@ func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Micro
 func (s *Service) Resume(ctx context.Context) error {
 	ms, err := s.cfg.Store.UnfinishedMigrations(ctx)
 	if err != nil {
-		return &keyring.StoreError{Op: "listing unfinished migrations", Err: err}
+		return &fault.StoreError{Op: "listing unfinished migrations", Err: err}
 	}
 	var errs []error
 	for _, m := range ms {
@@ -186,7 +187,7 @@ func (s *Service) Resume(ctx context.Context) error {
 		claimed := time.Now()
 		m, err := s.cfg.Store.ClaimMigration(ctx, m.ID, s.cfg.Owner, s.cfg.LeaseTTL)
 		switch {
-		case errors.Is(err, ErrLeased), errors.Is(err, keyring.ErrNotFound):
+		case errors.Is(err, ErrLeased), errors.Is(err, fault.ErrNotFound):
 			continue // another replica works on it, or it just completed
 		case err != nil:
 			errs = append(errs, err)
@@ -196,7 +197,7 @@ func (s *Service) Resume(ctx context.Context) error {
 		s.start(m, claimed)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return &keyring.StoreError{Op: "claiming a migration", Err: err}
+		return &fault.StoreError{Op: "claiming a migration", Err: err}
 	}
 	return nil
 }
@@ -208,11 +209,11 @@ func (s *Service) isRunning(tenantID string) bool {
 }
 
 // Latest returns the tenant's running or last migration.
-// Errors: keyring.ErrNotFound.
+// Errors: fault.ErrNotFound.
 func (s *Service) Latest(ctx context.Context, tenantID string) (Migration, error) {
 	m, err := s.cfg.Store.LatestMigration(ctx, tenantID)
-	if err != nil && !errors.Is(err, keyring.ErrNotFound) {
-		return Migration{}, &keyring.StoreError{Op: "reading migration", Err: err}
+	if err != nil && !errors.Is(err, fault.ErrNotFound) {
+		return Migration{}, &fault.StoreError{Op: "reading migration", Err: err}
 	}
 	return m, err
 }
@@ -225,7 +226,7 @@ func (s *Service) Latest(ctx context.Context, tenantID string) (Migration, error
 func (s *Service) ProviderSwitchTimes(ctx context.Context, tenantID, ref string) (promoted, demoted time.Time, err error) {
 	promoted, demoted, err = s.cfg.Store.ProviderSwitchTimes(ctx, tenantID, ref)
 	if err != nil {
-		return time.Time{}, time.Time{}, &keyring.StoreError{Op: "reading provider switches", Err: err}
+		return time.Time{}, time.Time{}, &fault.StoreError{Op: "reading provider switches", Err: err}
 	}
 	return promoted, demoted, nil
 }
@@ -234,11 +235,11 @@ func (s *Service) ProviderSwitchTimes(ctx context.Context, tenantID, ref string)
 // fingerprint.
 func (s *Service) Migrate(ctx context.Context, tenantID, fingerprint string) (Migration, error) {
 	target, err := s.cfg.KeyProviders.KeyProvider(ctx, tenantID, fingerprint)
-	if errors.Is(err, keyring.ErrNotFound) {
+	if errors.Is(err, fault.ErrNotFound) {
 		return Migration{}, keyprovider.ErrNotFound
 	}
 	if err != nil {
-		return Migration{}, &keyring.StoreError{Op: "reading key provider", Err: err}
+		return Migration{}, &fault.StoreError{Op: "reading key provider", Err: err}
 	}
 	return s.begin(ctx, tenantID, keyprovider.Ref(fingerprint), target.ARN)
 }
@@ -267,7 +268,7 @@ func (s *Service) Reset(ctx context.Context, tenantID string) (Migration, bool, 
 // is not completed.
 func (s *Service) runningMigration(ctx context.Context, tenantID string) (Migration, error) {
 	m, err := s.Latest(ctx, tenantID)
-	if errors.Is(err, keyring.ErrNotFound) {
+	if errors.Is(err, fault.ErrNotFound) {
 		return Migration{}, nil
 	}
 	if err != nil {
@@ -341,7 +342,7 @@ func (s *Service) begin(ctx context.Context, tenantID, to, toARN string) (Migrat
 		if errors.Is(err, ErrRunning) {
 			return Migration{}, ErrRunning
 		}
-		return Migration{}, &keyring.StoreError{Op: "recording migration", Err: err}
+		return Migration{}, &fault.StoreError{Op: "recording migration", Err: err}
 	}
 	if err := s.cfg.Keyring.SwitchProvider(ctx, tenantID, t.Provider, to); err != nil {
 		// Another change of the tenant came first: record the migration as
@@ -448,7 +449,7 @@ func (s *Service) keepLease(ctx context.Context, stop context.CancelFunc, m Migr
 			deadline = began.Add(ttl - ttl/6)
 		case ctx.Err() != nil:
 			return
-		case errors.Is(err, ErrLeased), errors.Is(err, keyring.ErrNotFound):
+		case errors.Is(err, ErrLeased), errors.Is(err, fault.ErrNotFound):
 			s.cfg.Logger.Warn("migration: another replica took the lease over; stopping here", "tenant", m.TenantID, "migration", m.ID)
 			stop()
 			return

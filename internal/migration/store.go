@@ -14,18 +14,18 @@ import (
 
 // Store is the persistence migrations need. Implementations live in
 // internal/store/... and pass internal/store/storetest; they return
-// keyring.ErrNotFound, keyring.ErrExists and keyring.ErrConflict like the
+// fault.ErrNotFound, fault.ErrExists and fault.ErrConflict like the
 // keyring's own store methods.
 type Store interface {
 	// InsertMigration records a new migration. Errors: ErrRunning (the
-	// tenant has a migration that is not Completed), keyring.ErrExists (same
-	// id), keyring.ErrNotFound (no such tenant).
+	// tenant has a migration that is not Completed), fault.ErrExists (same
+	// id), fault.ErrNotFound (no such tenant).
 	InsertMigration(ctx context.Context, m Migration) error
 	// LatestMigration returns the tenant's most recent migration (by
-	// InitiatedAt). Errors: keyring.ErrNotFound when it never had one.
+	// InitiatedAt). Errors: fault.ErrNotFound when it never had one.
 	LatestMigration(ctx context.Context, tenantID string) (Migration, error)
 	// UpdateMigration replaces the stored migration's State, Done, Total,
-	// CompletedAt, LastError and UpdatedAt. Errors: keyring.ErrNotFound.
+	// CompletedAt, LastError and UpdatedAt. Errors: fault.ErrNotFound.
 	UpdateMigration(ctx context.Context, m Migration) error
 	// UnfinishedMigrations returns every migration, of any tenant, that is
 	// not Completed (for a restarted process to resume them).
@@ -42,8 +42,8 @@ type Store interface {
 	CipherKeysNotWrappedBy(ctx context.Context, tenantID, ref string, after envelope.KeyID, limit int) ([]keyring.CipherKey, error)
 	// RewrapCipherKey replaces the wrapping (Provider, KeyVersion, Wrapped)
 	// of one cipherkey, provided it is still wrapped exactly as old says
-	// (same Provider and Wrapped bytes). Errors: keyring.ErrConflict (it
-	// changed meanwhile; nothing written), keyring.ErrNotFound.
+	// (same Provider and Wrapped bytes). Errors: fault.ErrConflict (it
+	// changed meanwhile; nothing written), fault.ErrNotFound.
 	RewrapCipherKey(ctx context.Context, old keyring.CipherKey, provider, keyVersion string, wrapped []byte) error
 	// RewrapCipherKeys applies many rewraps in one transaction, each under
 	// the same condition as RewrapCipherKey; a cipherkey that changed or
@@ -59,12 +59,12 @@ type Store interface {
 	// provided nobody else holds an unlapsed lease on it (owner may claim
 	// again what it holds), and returns it as stored.
 	// Errors: ErrLeased (another owner's lease has not lapsed; nothing
-	// written), keyring.ErrNotFound (no such migration, or it is Completed).
+	// written), fault.ErrNotFound (no such migration, or it is Completed).
 	ClaimMigration(ctx context.Context, id, owner string, ttl time.Duration) (Migration, error)
 	// RenewMigrationLease extends owner's lease on migration id to ttl from
 	// now, provided owner still holds it (lapsed or not: nobody else has
 	// claimed it since). Errors: ErrLeased (another owner claimed it, or it
-	// was released or completed), keyring.ErrNotFound.
+	// was released or completed), fault.ErrNotFound.
 	RenewMigrationLease(ctx context.Context, id, owner string, ttl time.Duration) error
 	// ReleaseMigrationLease ends owner's lease on migration id, so that
 	// another replica can claim it at once; a lease owner does not hold is
@@ -73,7 +73,7 @@ type Store interface {
 	// UpdateLeasedMigration is UpdateMigration provided owner holds the
 	// migration's lease, so that a worker that lost its lease cannot
 	// overwrite the progress of the one that took over. Storing a
-	// Completed m ends the lease. Errors: ErrLeased, keyring.ErrNotFound.
+	// Completed m ends the lease. Errors: ErrLeased, fault.ErrNotFound.
 	UpdateLeasedMigration(ctx context.Context, m Migration, owner string) error
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
@@ -47,7 +48,7 @@ func (s *Service) rewrapCipherKeys(ctx context.Context, tenantID string, target 
 			}
 			keys, err := s.cfg.Store.CipherKeysWrappedByOtherVersion(ctx, tenantID, internalkms.Ref, want, after, s.cfg.BatchSize)
 			if err != nil {
-				return &keyring.StoreError{Op: "reading cipherkeys to rewrap", Err: err}
+				return &fault.StoreError{Op: "reading cipherkeys to rewrap", Err: err}
 			}
 			if len(keys) == 0 {
 				break
@@ -82,7 +83,7 @@ func (s *Service) rewrapCipherKeys(ctx context.Context, tenantID string, target 
 			}
 			n, err := s.cfg.Store.RewrapCipherKeys(ctx, rs)
 			if err != nil {
-				return &keyring.StoreError{Op: "storing rewrapped cipherkeys", Err: err}
+				return &fault.StoreError{Op: "storing rewrapped cipherkeys", Err: err}
 			}
 			applied += n
 			p.Add(n, len(rs)-n, 0)

@@ -385,7 +385,7 @@ func (s *Service) rewrapKEKs(ctx context.Context, target uint32, p *Progress) er
 // expires, within internalkms.DefaultKEKCacheTTL), and starts moving, in
 // the background, its cipherkeys that older KEK versions wrap to the new
 // one. Errors: keyring.ErrTenantNotFound, ErrNotInternal, ErrBusy,
-// ErrClosed, kms.ErrUnavailable, keyring.ErrStoreUnavailable.
+// ErrClosed, kms.ErrUnavailable, fault.ErrStoreUnavailable.
 func (s *Service) RotateTenantKey(ctx context.Context, tenantID string) (TenantRotation, error) {
 	t, err := s.cfg.Tenants.Tenant(ctx, tenantID)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/internal/audit"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
@@ -98,7 +99,7 @@ func (s *Server) listAudits(w http.ResponseWriter, r *http.Request) error {
 	}
 	events, err := s.cfg.AuditLog.Store.Events(r.Context(), chain, f, limit)
 	if err != nil {
-		return &keyring.StoreError{Op: "reading the audit log", Err: err}
+		return &fault.StoreError{Op: "reading the audit log", Err: err}
 	}
 	out := api.AuditPage{Items: make([]api.AuditEvent, 0, len(events))}
 	for _, e := range events {
@@ -119,7 +120,7 @@ func (s *Server) exportAudits(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Fail before the first byte if the store does not answer.
 	if _, err := s.cfg.AuditLog.Store.ChainHead(r.Context(), chain); err != nil {
-		return &keyring.StoreError{Op: "reading the audit log", Err: err}
+		return &fault.StoreError{Op: "reading the audit log", Err: err}
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Content-Disposition", `attachment; filename="audit-`+chain+`.jsonl"`)
@@ -142,7 +143,7 @@ func (s *Server) verifyAudits(w http.ResponseWriter, r *http.Request) error {
 	}
 	rep, err := audit.VerifyStored(r.Context(), s.cfg.AuditLog.Store, chain, keys)
 	if err != nil {
-		return &keyring.StoreError{Op: "reading the audit log", Err: err}
+		return &fault.StoreError{Op: "reading the audit log", Err: err}
 	}
 	writeJSON(w, http.StatusOK, audit.ReportToAPI(rep))
 	return nil

@@ -23,7 +23,7 @@ type InternalKMS interface {
 	ReloadRootKeys(ctx context.Context) (rotation.Document, error)
 	// RotateTenantKey errors: keyring.ErrTenantNotFound,
 	// rotation.ErrNotInternal, rotation.ErrBusy, rotation.ErrClosed,
-	// kms.ErrUnavailable, keyring.ErrStoreUnavailable.
+	// kms.ErrUnavailable, fault.ErrStoreUnavailable.
 	RotateTenantKey(ctx context.Context, tenantID string) (rotation.TenantRotation, error)
 }
 

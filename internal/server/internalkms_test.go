@@ -13,6 +13,7 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/rotation"
@@ -42,7 +43,7 @@ func TestInternalKMSErrorMapping(t *testing.T) {
 		{"closed", rotation.ErrClosed, 503, api.CodeUnavailable, "shutting down", true},
 		{"tenant not found", keyring.ErrTenantNotFound, 404, api.CodeTenantNotFound, "", false},
 		{"kms unavailable", &kms.Error{Op: "RotateTenantKEK", Kind: kms.ErrUnavailable}, 503, api.CodeUnavailable, "", true},
-		{"database", &keyring.StoreError{Op: "reading", Err: errors.New("down")}, 503, api.CodeUnavailable, "", true},
+		{"database", &fault.StoreError{Op: "reading", Err: errors.New("down")}, 503, api.CodeUnavailable, "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

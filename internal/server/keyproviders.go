@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/api"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
@@ -64,7 +65,7 @@ func (s *Server) currentRef(ctx context.Context, tenantID string) (string, error
 	switch {
 	case err == nil && m.State != migration.StateCompleted && m.To == t.Provider:
 		return m.From, nil
-	case err == nil, errors.Is(err, keyring.ErrNotFound):
+	case err == nil, errors.Is(err, fault.ErrNotFound):
 		return t.Provider, nil
 	}
 	return "", err
@@ -95,7 +96,7 @@ func (s *Server) defaultProvider(ctx context.Context, tenantID, current string) 
 // that Qlik's clients expect; anything else goes through toHTTPError.
 func keyProviderError(err error, loading bool) error {
 	var refused *keyprovider.RefusedError
-	var se *keyring.StoreError
+	var se *fault.StoreError
 	switch {
 	case errors.Is(err, keyprovider.ErrNotFound):
 		return &httpError{status: 404, code: api.CodeKeyProviderNotFound, title: "Key provider not found", detail: "no key provider with this fingerprint for your tenant"}

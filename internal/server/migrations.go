@@ -8,8 +8,8 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
-	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
 
@@ -23,7 +23,7 @@ type Migrations interface {
 	// started is false when the tenant is on it already.
 	Reset(ctx context.Context, tenantID string) (m migration.Migration, started bool, err error)
 	// Latest returns the running or last migration. Errors:
-	// keyring.ErrNotFound when there never was one.
+	// fault.ErrNotFound when there never was one.
 	Latest(ctx context.Context, tenantID string) (migration.Migration, error)
 	// ProviderSwitchTimes returns when the provider ref last became the
 	// tenant's current one and last stopped being so (zero: never).
@@ -69,7 +69,7 @@ func migrationError(err error, reset bool) error {
 		return &httpError{status: 412, code: api.CodeMigrationNotStarted, title: "Migration could not start", detail: ns.Reason}
 	case errors.As(err, &pe):
 		return &httpError{status: 424, code: api.CodeMigrationNotStarted, title: "Migration could not be prepared", detail: pe.Error(), cause: err}
-	case errors.Is(err, keyring.ErrNotFound):
+	case errors.Is(err, fault.ErrNotFound):
 		return &httpError{status: 404, code: api.CodeNoMigration, title: "No migration", detail: "this tenant never had a key-provider migration"}
 	}
 	return keyProviderError(err, false)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 )
@@ -61,7 +62,7 @@ func toHTTPError(err error) *httpError {
 	if errors.As(err, &he) {
 		return he
 	}
-	var ie *keyring.InputError
+	var ie *fault.InputError
 	if errors.As(err, &ie) {
 		return badRequest(ie.Error(), map[string]any{"field": ie.Field})
 	}
@@ -104,7 +105,7 @@ func toHTTPError(err error) *httpError {
 	case errors.Is(err, kms.ErrUnavailable):
 		return &httpError{status: 503, code: api.CodeUnavailable, title: "Service unavailable", retryAfter: 5, cause: err,
 			detail: "the key management service did not answer; retry after the Retry-After delay"}
-	case errors.Is(err, keyring.ErrStoreUnavailable):
+	case errors.Is(err, fault.ErrStoreUnavailable):
 		return &httpError{status: 503, code: api.CodeUnavailable, title: "Service unavailable", retryAfter: 2, cause: err,
 			detail: "the service's database is unavailable; retry after the Retry-After delay"}
 	case errors.Is(err, context.DeadlineExceeded):

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 )
@@ -27,7 +28,7 @@ func TestErrorMapping(t *testing.T) {
 		{"tenant not found", keyring.ErrTenantNotFound, 404, api.CodeTenantNotFound, false},
 		{"tenant exists", keyring.ErrTenantExists, 409, api.CodeTenantExists, false},
 		{"decrypt", keyring.ErrDecrypt, 400, api.CodeDecryptionFailed, false},
-		{"input", &keyring.InputError{Field: "id", Reason: "bad"}, 400, api.CodeBadRequest, false},
+		{"input", &fault.InputError{Field: "id", Reason: "bad"}, 400, api.CodeBadRequest, false},
 		{"hipaa", keyring.ErrHIPAARequiresCMK, 409, api.CodeConflict, false},
 		{"business cmk", keyring.ErrEditionForbidsCMK, 409, api.CodeConflict, false},
 		{"key unavailable state", &keyring.TenantStateError{State: keyring.StateKeyUnavailable}, 403, api.CodeKeyUnavailable, false},
@@ -41,7 +42,7 @@ func TestErrorMapping(t *testing.T) {
 		{"kms not found", &kms.Error{Op: "Unwrap", Kind: kms.ErrKeyNotFound}, 403, api.CodeKeyUnavailable, false},
 		{"kms throttled", &kms.Error{Op: "Unwrap", Kind: kms.ErrThrottled}, 503, api.CodeKMSThrottled, true},
 		{"kms unavailable", &kms.Error{Op: "Unwrap", Kind: kms.ErrUnavailable, Err: secretCause}, 503, api.CodeUnavailable, true},
-		{"database down", &keyring.StoreError{Op: "reading tenant", Err: secretCause}, 503, api.CodeUnavailable, true},
+		{"database down", &fault.StoreError{Op: "reading tenant", Err: secretCause}, 503, api.CodeUnavailable, true},
 		{"deadline", context.DeadlineExceeded, 503, api.CodeUnavailable, true},
 		{"anything else", secretCause, 500, api.CodeInternal, false},
 	}

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/secret"
@@ -151,7 +152,7 @@ func (s tracedStore) span(ctx context.Context, op, tenant string) (context.Conte
 		attribute.String("db.operation.name", op), AttrTenant.String(tenant)))
 	return ctx, func(err error) {
 		switch {
-		case errors.Is(err, keyring.ErrNotFound):
+		case errors.Is(err, fault.ErrNotFound):
 			// An answer, not a failure (e.g. no data key yet).
 			span.SetAttributes(attribute.Bool("tenantcrypt.store.found", false))
 		case err != nil:

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
@@ -113,11 +114,11 @@ func (r *Registry) cmk(ctx context.Context, tenantID, ref, fp string) (kms.Provi
 		return p.(kms.Provider), nil
 	}
 	kp, err := r.cmkStore.KeyProvider(ctx, tenantID, fp)
-	if errors.Is(err, keyring.ErrNotFound) {
+	if errors.Is(err, fault.ErrNotFound) {
 		return nil, keyring.ErrUnknownProvider
 	}
 	if err != nil {
-		return nil, &keyring.StoreError{Op: "reading key provider", Err: err}
+		return nil, &fault.StoreError{Op: "reading key provider", Err: err}
 	}
 	arn, err := awskms.ParseARN(kp.ARN)
 	if err != nil {

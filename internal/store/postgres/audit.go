@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/audit"
-	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 )
 
 var _ audit.Store = (*Store)(nil)
@@ -271,7 +271,7 @@ func (s *Store) Chains(ctx context.Context, after string, limit int) ([]string, 
 // The chain's head stays, so appends go on from it. The transaction sets
 // the transaction-local settings that audit_events' trigger requires for a
 // delete, naming the chain and the checkpoint's seq; they end with it.
-// Errors: keyring.ErrNotFound when there is no such checkpoint (or it has
+// Errors: fault.ErrNotFound when there is no such checkpoint (or it has
 // another hash), and then nothing is deleted.
 func (s *Store) Prune(ctx context.Context, c audit.Checkpoint) (int, error) {
 	tx, err := s.pool.Begin(ctx)
@@ -283,11 +283,11 @@ func (s *Store) Prune(ctx context.Context, c audit.Checkpoint) (int, error) {
 	err = tx.QueryRow(ctx, `SELECT hash FROM audit_checkpoints WHERE chain_id = $1 AND seq = $2`, c.ChainID, c.Seq).Scan(&hash)
 	switch {
 	case isNoRows(err):
-		return 0, fmt.Errorf("postgres: audit checkpoint %d of chain %q: %w", c.Seq, c.ChainID, keyring.ErrNotFound)
+		return 0, fmt.Errorf("postgres: audit checkpoint %d of chain %q: %w", c.Seq, c.ChainID, fault.ErrNotFound)
 	case err != nil:
 		return 0, fmt.Errorf("postgres: pruning audit chain %q: %w", c.ChainID, err)
 	case !bytes.Equal(hash, c.Hash):
-		return 0, fmt.Errorf("postgres: audit checkpoint %d of chain %q with that hash: %w", c.Seq, c.ChainID, keyring.ErrNotFound)
+		return 0, fmt.Errorf("postgres: audit checkpoint %d of chain %q with that hash: %w", c.Seq, c.ChainID, fault.ErrNotFound)
 	}
 	if _, err := tx.Exec(ctx, `SELECT set_config('tenantcrypt.audit_prune_chain', $1, true),
 		set_config('tenantcrypt.audit_prune_seq', $2, true)`, c.ChainID, strconv.FormatInt(c.Seq, 10)); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
@@ -14,8 +15,8 @@ import (
 // the tenant row FOR SHARE: a concurrent UpdateTenant (FOR NO KEY UPDATE)
 // either waits for this insert to commit, or commits first and this insert,
 // re-checking the row as that left it, writes nothing.
-// Errors: keyring.ErrExists, keyring.ErrNotFound (no such tenant),
-// keyring.ErrConflict (another provider).
+// Errors: fault.ErrExists, fault.ErrNotFound (no such tenant),
+// fault.ErrConflict (another provider).
 func (s *Store) InsertCipherKey(ctx context.Context, k keyring.CipherKey) error {
 	k.Active = false
 	r, err := newCipherKeyRow(k)
@@ -41,12 +42,12 @@ func (s *Store) providerMismatch(ctx context.Context, k keyring.CipherKey) error
 	err := s.pool.QueryRow(ctx, `SELECT provider FROM tenants WHERE id = $1`, k.TenantID).Scan(&provider)
 	switch {
 	case isNoRows(err):
-		return fmt.Errorf("postgres: tenant %q: %w", k.TenantID, keyring.ErrNotFound)
+		return fmt.Errorf("postgres: tenant %q: %w", k.TenantID, fault.ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("postgres: inserting cipherkey %s of tenant %q: %w", k.ID, k.TenantID, err)
 	}
 	return fmt.Errorf("postgres: cipherkey %s of tenant %q is wrapped by %q, but the tenant's provider is %q: %w",
-		k.ID, k.TenantID, k.Provider, provider, keyring.ErrConflict)
+		k.ID, k.TenantID, k.Provider, provider, fault.ErrConflict)
 }
 
 func insertCipherKeyError(k keyring.CipherKey, err error) error {
@@ -56,22 +57,22 @@ func insertCipherKeyError(k keyring.CipherKey, err error) error {
 	switch code, constraint := violation(err); {
 	case code == uniqueViolation && constraint == oneActiveIndex:
 		// Another key became active first.
-		return fmt.Errorf("postgres: activating cipherkey %s of tenant %q: %w", k.ID, k.TenantID, keyring.ErrConflict)
+		return fmt.Errorf("postgres: activating cipherkey %s of tenant %q: %w", k.ID, k.TenantID, fault.ErrConflict)
 	case code == uniqueViolation:
-		return fmt.Errorf("postgres: cipherkey %s of tenant %q: %w", k.ID, k.TenantID, keyring.ErrExists)
+		return fmt.Errorf("postgres: cipherkey %s of tenant %q: %w", k.ID, k.TenantID, fault.ErrExists)
 	case code == foreignKeyViolation:
-		return fmt.Errorf("postgres: tenant %q: %w", k.TenantID, keyring.ErrNotFound)
+		return fmt.Errorf("postgres: tenant %q: %w", k.TenantID, fault.ErrNotFound)
 	}
 	return fmt.Errorf("postgres: inserting cipherkey %s of tenant %q: %w", k.ID, k.TenantID, err)
 }
 
-// CipherKey returns one cipherkey. Errors: keyring.ErrNotFound.
+// CipherKey returns one cipherkey. Errors: fault.ErrNotFound.
 func (s *Store) CipherKey(ctx context.Context, tenantID string, id envelope.KeyID) (keyring.CipherKey, error) {
 	k, err := scanCipherKey(s.pool.QueryRow(ctx,
 		`SELECT `+cipherKeyColumns+` FROM cipherkeys WHERE tenant_id = $1 AND id = $2`, tenantID, id[:]))
 	switch {
 	case isNoRows(err):
-		return keyring.CipherKey{}, fmt.Errorf("postgres: cipherkey %s of tenant %q: %w", id, tenantID, keyring.ErrNotFound)
+		return keyring.CipherKey{}, fmt.Errorf("postgres: cipherkey %s of tenant %q: %w", id, tenantID, fault.ErrNotFound)
 	case err != nil:
 		return keyring.CipherKey{}, fmt.Errorf("postgres: reading cipherkey %s of tenant %q: %w", id, tenantID, err)
 	}
@@ -79,13 +80,13 @@ func (s *Store) CipherKey(ctx context.Context, tenantID string, id envelope.KeyI
 }
 
 // ActiveCipherKey returns the tenant's active encryption key.
-// Errors: keyring.ErrNotFound when the tenant has none.
+// Errors: fault.ErrNotFound when the tenant has none.
 func (s *Store) ActiveCipherKey(ctx context.Context, tenantID string) (keyring.CipherKey, error) {
 	k, err := scanCipherKey(s.pool.QueryRow(ctx,
 		`SELECT `+cipherKeyColumns+` FROM cipherkeys WHERE tenant_id = $1 AND active`, tenantID))
 	switch {
 	case isNoRows(err):
-		return keyring.CipherKey{}, fmt.Errorf("postgres: active cipherkey of tenant %q: %w", tenantID, keyring.ErrNotFound)
+		return keyring.CipherKey{}, fmt.Errorf("postgres: active cipherkey of tenant %q: %w", tenantID, fault.ErrNotFound)
 	case err != nil:
 		return keyring.CipherKey{}, fmt.Errorf("postgres: reading active cipherkey of tenant %q: %w", tenantID, err)
 	}
@@ -99,7 +100,7 @@ func (s *Store) ActiveCipherKey(ctx context.Context, tenantID string) (keyring.C
 // the other, and each sees the key its predecessor activated; a key wrapped
 // by another provider than the tenant's is refused. next.TenantID
 // must be tenantID and next.Purpose keyring.PurposeEncryption.
-// Errors: keyring.ErrConflict, keyring.ErrExists, keyring.ErrNotFound (no such
+// Errors: fault.ErrConflict, fault.ErrExists, fault.ErrNotFound (no such
 // tenant); on any error nothing is written.
 func (s *Store) ActivateCipherKey(ctx context.Context, tenantID string, prev *envelope.KeyID, next keyring.CipherKey) error {
 	if next.TenantID != tenantID {
@@ -128,13 +129,13 @@ func (s *Store) ActivateCipherKey(ctx context.Context, tenantID string, prev *en
 	err = tx.QueryRow(ctx, `SELECT provider FROM tenants WHERE id = $1 FOR NO KEY UPDATE`, tenantID).Scan(&provider)
 	switch {
 	case isNoRows(err):
-		return fmt.Errorf("postgres: tenant %q: %w", tenantID, keyring.ErrNotFound)
+		return fmt.Errorf("postgres: tenant %q: %w", tenantID, fault.ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("postgres: activating cipherkey %s of tenant %q: %w", next.ID, tenantID, err)
 	}
 	if provider != next.Provider {
 		return fmt.Errorf("postgres: activating cipherkey %s of tenant %q: wrapped by %q, but the tenant's provider is %q: %w",
-			next.ID, tenantID, next.Provider, provider, keyring.ErrConflict)
+			next.ID, tenantID, next.Provider, provider, fault.ErrConflict)
 	}
 
 	// Read committed: this statement's snapshot is taken after the lock, so
@@ -148,7 +149,7 @@ func (s *Store) ActivateCipherKey(ctx context.Context, tenantID string, prev *en
 		return fmt.Errorf("postgres: activating cipherkey %s of tenant %q: %w", next.ID, tenantID, err)
 	}
 	if (prev == nil) != (current == nil) || (prev != nil && !bytes.Equal(prev[:], current)) {
-		return fmt.Errorf("postgres: activating cipherkey %s of tenant %q: %w", next.ID, tenantID, keyring.ErrConflict)
+		return fmt.Errorf("postgres: activating cipherkey %s of tenant %q: %w", next.ID, tenantID, fault.ErrConflict)
 	}
 
 	if prev != nil {
@@ -169,7 +170,7 @@ func (s *Store) ActivateCipherKey(ctx context.Context, tenantID string, prev *en
 // ReserveUses adds n to the key's UsesReserved if the sum stays at most max,
 // and returns the new sum, in one UPDATE: the row lock serialises concurrent
 // reservations and each re-checks the bound on the latest value. n must not
-// be negative. Errors: keyring.ErrExhausted, keyring.ErrNotFound.
+// be negative. Errors: keyring.ErrExhausted, fault.ErrNotFound.
 func (s *Store) ReserveUses(ctx context.Context, tenantID string, id envelope.KeyID, n, max int64) (int64, error) {
 	if n < 0 {
 		return 0, fmt.Errorf("postgres: reserving %d uses of cipherkey %s: negative", n, id)
@@ -192,7 +193,7 @@ func (s *Store) ReserveUses(ctx context.Context, tenantID string, id envelope.Ke
 	err := s.pool.QueryRow(ctx, `SELECT 1 FROM cipherkeys WHERE tenant_id = $1 AND id = $2`, tenantID, id[:]).Scan(&one)
 	switch {
 	case isNoRows(err):
-		return 0, fmt.Errorf("postgres: cipherkey %s of tenant %q: %w", id, tenantID, keyring.ErrNotFound)
+		return 0, fmt.Errorf("postgres: cipherkey %s of tenant %q: %w", id, tenantID, fault.ErrNotFound)
 	case err != nil:
 		return 0, fmt.Errorf("postgres: reserving uses of cipherkey %s of tenant %q: %w", id, tenantID, err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
@@ -20,9 +21,9 @@ func TestInsertCipherKeyError(t *testing.T) {
 		err  error
 		want error
 	}{
-		{"one-active", &pgconn.PgError{Code: uniqueViolation, ConstraintName: oneActiveIndex}, keyring.ErrConflict},
-		{"primary-key", &pgconn.PgError{Code: uniqueViolation, ConstraintName: "cipherkeys_pkey"}, keyring.ErrExists},
-		{"foreign-key", &pgconn.PgError{Code: foreignKeyViolation, ConstraintName: "cipherkeys_tenant_fkey"}, keyring.ErrNotFound},
+		{"one-active", &pgconn.PgError{Code: uniqueViolation, ConstraintName: oneActiveIndex}, fault.ErrConflict},
+		{"primary-key", &pgconn.PgError{Code: uniqueViolation, ConstraintName: "cipherkeys_pkey"}, fault.ErrExists},
+		{"foreign-key", &pgconn.PgError{Code: foreignKeyViolation, ConstraintName: "cipherkeys_tenant_fkey"}, fault.ErrNotFound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -31,7 +32,7 @@ func TestInsertCipherKeyError(t *testing.T) {
 			}
 		})
 	}
-	if got := insertCipherKeyError(k, errors.New("boom")); got == nil || errors.Is(got, keyring.ErrConflict) {
+	if got := insertCipherKeyError(k, errors.New("boom")); got == nil || errors.Is(got, fault.ErrConflict) {
 		t.Errorf("other error: got %v, want a plain error", got)
 	}
 }
@@ -45,8 +46,8 @@ func TestMigrationError(t *testing.T) {
 		want error
 	}{
 		{"one-running", &pgconn.PgError{Code: uniqueViolation, ConstraintName: oneRunningIndex}, migration.ErrRunning},
-		{"primary-key", &pgconn.PgError{Code: uniqueViolation, ConstraintName: "migrations_pkey"}, keyring.ErrExists},
-		{"foreign-key", &pgconn.PgError{Code: foreignKeyViolation, ConstraintName: "migrations_tenant_fkey"}, keyring.ErrNotFound},
+		{"primary-key", &pgconn.PgError{Code: uniqueViolation, ConstraintName: "migrations_pkey"}, fault.ErrExists},
+		{"foreign-key", &pgconn.PgError{Code: foreignKeyViolation, ConstraintName: "migrations_tenant_fkey"}, fault.ErrNotFound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -59,7 +60,7 @@ func TestMigrationError(t *testing.T) {
 		t.Errorf("no error: got %v", got)
 	}
 	got := migrationError(m, "inserting", errors.New("boom"))
-	if got == nil || errors.Is(got, migration.ErrRunning) || errors.Is(got, keyring.ErrExists) || errors.Is(got, keyring.ErrNotFound) {
+	if got == nil || errors.Is(got, migration.ErrRunning) || errors.Is(got, fault.ErrExists) || errors.Is(got, fault.ErrNotFound) {
 		t.Errorf("other error: got %v, want a plain error", got)
 	}
 }

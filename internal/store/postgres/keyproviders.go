@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
-	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
-// InsertKeyProvider stores a new provider. Errors: keyring.ErrExists (the
-// tenant has one with that fingerprint), keyring.ErrNotFound (no such tenant).
+// InsertKeyProvider stores a new provider. Errors: fault.ErrExists (the
+// tenant has one with that fingerprint), fault.ErrNotFound (no such tenant).
 func (s *Store) InsertKeyProvider(ctx context.Context, p keyprovider.Provider) error {
 	r, err := newKeyProviderRow(p)
 	if err != nil {
@@ -20,22 +20,22 @@ func (s *Store) InsertKeyProvider(ctx context.Context, p keyprovider.Provider) e
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`, r.args()...)
 	switch code, _ := violation(err); {
 	case code == uniqueViolation:
-		return fmt.Errorf("postgres: key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, keyring.ErrExists)
+		return fmt.Errorf("postgres: key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, fault.ErrExists)
 	case code == foreignKeyViolation:
-		return fmt.Errorf("postgres: tenant %q: %w", p.TenantID, keyring.ErrNotFound)
+		return fmt.Errorf("postgres: tenant %q: %w", p.TenantID, fault.ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("postgres: inserting key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, err)
 	}
 	return nil
 }
 
-// KeyProvider returns one provider. Errors: keyring.ErrNotFound.
+// KeyProvider returns one provider. Errors: fault.ErrNotFound.
 func (s *Store) KeyProvider(ctx context.Context, tenantID, fingerprint string) (keyprovider.Provider, error) {
 	p, err := scanKeyProvider(s.pool.QueryRow(ctx,
 		`SELECT `+keyProviderColumns+` FROM key_providers WHERE tenant_id = $1 AND fingerprint = $2`, tenantID, fingerprint))
 	switch {
 	case isNoRows(err):
-		return keyprovider.Provider{}, fmt.Errorf("postgres: key provider %s of tenant %q: %w", fingerprint, tenantID, keyring.ErrNotFound)
+		return keyprovider.Provider{}, fmt.Errorf("postgres: key provider %s of tenant %q: %w", fingerprint, tenantID, fault.ErrNotFound)
 	case err != nil:
 		return keyprovider.Provider{}, fmt.Errorf("postgres: reading key provider %s of tenant %q: %w", fingerprint, tenantID, err)
 	}
@@ -67,7 +67,7 @@ func (s *Store) ListKeyProviders(ctx context.Context, tenantID string) ([]keypro
 }
 
 // UpdateKeyProvider replaces every field of the stored provider (TenantID,
-// Fingerprint) but ARN and CreatedAt. Errors: keyring.ErrNotFound.
+// Fingerprint) but ARN and CreatedAt. Errors: fault.ErrNotFound.
 func (s *Store) UpdateKeyProvider(ctx context.Context, p keyprovider.Provider) error {
 	r, err := newKeyProviderRow(p)
 	if err != nil {
@@ -86,7 +86,7 @@ func (s *Store) UpdateKeyProvider(ctx context.Context, p keyprovider.Provider) e
 		return fmt.Errorf("postgres: updating key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgres: key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, keyring.ErrNotFound)
+		return fmt.Errorf("postgres: key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, fault.ErrNotFound)
 	}
 	return nil
 }
@@ -94,7 +94,7 @@ func (s *Store) UpdateKeyProvider(ctx context.Context, p keyprovider.Provider) e
 // SetKeyProviderCompliance records the outcome of a DR-compliance check:
 // DRCompliant, Compliance and TestedAt, in one UPDATE of only those columns,
 // so that a concurrent UpdateKeyProvider (a rename) is not undone. Errors:
-// keyring.ErrNotFound.
+// fault.ErrNotFound.
 func (s *Store) SetKeyProviderCompliance(ctx context.Context, tenantID, fingerprint string, drCompliant bool, c keyprovider.ComplianceError, testedAt time.Time) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE key_providers
 		SET dr_compliant = $1, compliance_code = $2, compliance_region = $3, compliance_message = $4, tested_at = $5
@@ -105,19 +105,19 @@ func (s *Store) SetKeyProviderCompliance(ctx context.Context, tenantID, fingerpr
 		return fmt.Errorf("postgres: setting compliance of key provider %s of tenant %q: %w", fingerprint, tenantID, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgres: key provider %s of tenant %q: %w", fingerprint, tenantID, keyring.ErrNotFound)
+		return fmt.Errorf("postgres: key provider %s of tenant %q: %w", fingerprint, tenantID, fault.ErrNotFound)
 	}
 	return nil
 }
 
-// DeleteKeyProvider removes one provider. Errors: keyring.ErrNotFound.
+// DeleteKeyProvider removes one provider. Errors: fault.ErrNotFound.
 func (s *Store) DeleteKeyProvider(ctx context.Context, tenantID, fingerprint string) error {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM key_providers WHERE tenant_id = $1 AND fingerprint = $2`, tenantID, fingerprint)
 	if err != nil {
 		return fmt.Errorf("postgres: deleting key provider %s of tenant %q: %w", fingerprint, tenantID, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgres: key provider %s of tenant %q: %w", fingerprint, tenantID, keyring.ErrNotFound)
+		return fmt.Errorf("postgres: key provider %s of tenant %q: %w", fingerprint, tenantID, fault.ErrNotFound)
 	}
 	return nil
 }

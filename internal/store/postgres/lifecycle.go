@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 )
@@ -48,7 +49,7 @@ func (s *Store) WatchedTenants(ctx context.Context, after string, limit int) ([]
 // one transaction that first locks the tenant row, so that concurrent
 // replacements run one after the other and the last one's checks are all
 // that is left. Every check's TenantID must be tenantID, and their regions
-// must differ. Errors: keyring.ErrNotFound (no such tenant); on any error
+// must differ. Errors: fault.ErrNotFound (no such tenant); on any error
 // nothing is written.
 func (s *Store) ReplaceKeyChecks(ctx context.Context, tenantID string, checks []lifecycle.KeyCheck) error {
 	for _, c := range checks {
@@ -68,7 +69,7 @@ func (s *Store) ReplaceKeyChecks(ctx context.Context, tenantID string, checks []
 	err = tx.QueryRow(ctx, `SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE`, tenantID).Scan(&one)
 	switch {
 	case isNoRows(err):
-		return fmt.Errorf("postgres: tenant %q: %w", tenantID, keyring.ErrNotFound)
+		return fmt.Errorf("postgres: tenant %q: %w", tenantID, fault.ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("postgres: replacing key checks of tenant %q: %w", tenantID, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
@@ -17,9 +18,9 @@ import (
 // InsertMigration records a new migration. The unique index
 // migrations_one_running refuses a second migration of the tenant that is
 // not Completed; of two racing inserts, the second waits for the first to
-// commit and then fails. Errors: migration.ErrRunning, keyring.ErrExists (same
+// commit and then fails. Errors: migration.ErrRunning, fault.ErrExists (same
 // id; also when the tenant has an unfinished migration besides),
-// keyring.ErrNotFound (no such tenant).
+// fault.ErrNotFound (no such tenant).
 func (s *Store) InsertMigration(ctx context.Context, m migration.Migration) error {
 	r, err := newMigrationRow(m)
 	if err != nil {
@@ -35,7 +36,7 @@ func (s *Store) InsertMigration(ctx context.Context, m migration.Migration) erro
 		var one int
 		switch err := s.pool.QueryRow(ctx, `SELECT 1 FROM migrations WHERE id = $1`, m.ID).Scan(&one); {
 		case err == nil:
-			return fmt.Errorf("postgres: migration %q: %w", m.ID, keyring.ErrExists)
+			return fmt.Errorf("postgres: migration %q: %w", m.ID, fault.ErrExists)
 		case !isNoRows(err):
 			return fmt.Errorf("postgres: inserting migration %q of tenant %q: %w", m.ID, m.TenantID, err)
 		}
@@ -53,22 +54,22 @@ func migrationError(m migration.Migration, op string, err error) error {
 	case code == uniqueViolation && constraint == oneRunningIndex:
 		return fmt.Errorf("postgres: migration %q of tenant %q: %w", m.ID, m.TenantID, migration.ErrRunning)
 	case code == uniqueViolation:
-		return fmt.Errorf("postgres: migration %q: %w", m.ID, keyring.ErrExists)
+		return fmt.Errorf("postgres: migration %q: %w", m.ID, fault.ErrExists)
 	case code == foreignKeyViolation:
-		return fmt.Errorf("postgres: tenant %q: %w", m.TenantID, keyring.ErrNotFound)
+		return fmt.Errorf("postgres: tenant %q: %w", m.TenantID, fault.ErrNotFound)
 	}
 	return fmt.Errorf("postgres: %s migration %q of tenant %q: %w", op, m.ID, m.TenantID, err)
 }
 
 // LatestMigration returns the tenant's migration with the latest
 // InitiatedAt (of equal ones, the greatest id in byte order). Errors:
-// keyring.ErrNotFound when it never had one.
+// fault.ErrNotFound when it never had one.
 func (s *Store) LatestMigration(ctx context.Context, tenantID string) (migration.Migration, error) {
 	m, err := scanMigration(s.pool.QueryRow(ctx, `SELECT `+migrationColumns+` FROM migrations
 		WHERE tenant_id = $1 ORDER BY initiated_at DESC, id DESC LIMIT 1`, tenantID))
 	switch {
 	case isNoRows(err):
-		return migration.Migration{}, fmt.Errorf("postgres: migration of tenant %q: %w", tenantID, keyring.ErrNotFound)
+		return migration.Migration{}, fmt.Errorf("postgres: migration of tenant %q: %w", tenantID, fault.ErrNotFound)
 	case err != nil:
 		return migration.Migration{}, fmt.Errorf("postgres: reading latest migration of tenant %q: %w", tenantID, err)
 	}
@@ -89,7 +90,7 @@ func (s *Store) ProviderSwitchTimes(ctx context.Context, tenantID, ref string) (
 
 // UpdateMigration replaces the State, Done, Total, CompletedAt, LastError and
 // UpdatedAt of the stored migration (m.TenantID, m.ID). Errors:
-// keyring.ErrNotFound, migration.ErrRunning (it would make a second
+// fault.ErrNotFound, migration.ErrRunning (it would make a second
 // migration of the tenant unfinished).
 func (s *Store) UpdateMigration(ctx context.Context, m migration.Migration) error {
 	r, err := newMigrationRow(m)
@@ -104,7 +105,7 @@ func (s *Store) UpdateMigration(ctx context.Context, m migration.Migration) erro
 		return err
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgres: migration %q of tenant %q: %w", m.ID, m.TenantID, keyring.ErrNotFound)
+		return fmt.Errorf("postgres: migration %q of tenant %q: %w", m.ID, m.TenantID, fault.ErrNotFound)
 	}
 	return nil
 }
@@ -167,8 +168,8 @@ func (s *Store) CipherKeysNotWrappedBy(ctx context.Context, tenantID, ref string
 // still old's, in one UPDATE: the row lock orders it with concurrent writers
 // of the row, it re-checks its condition on the latest version, and it sets
 // only its own columns, so that a concurrent ReserveUses or
-// ActivateCipherKey is kept. Errors: keyring.ErrConflict (it changed; nothing
-// written), keyring.ErrNotFound.
+// ActivateCipherKey is kept. Errors: fault.ErrConflict (it changed; nothing
+// written), fault.ErrNotFound.
 func (s *Store) RewrapCipherKey(ctx context.Context, old keyring.CipherKey, provider, keyVersion string, wrapped []byte) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE cipherkeys SET provider = $1, key_version = $2, wrapped = $3
 		WHERE tenant_id = $4 AND id = $5 AND provider = $6 AND wrapped = $7`,
@@ -183,11 +184,11 @@ func (s *Store) RewrapCipherKey(ctx context.Context, old keyring.CipherKey, prov
 	err = s.pool.QueryRow(ctx, `SELECT 1 FROM cipherkeys WHERE tenant_id = $1 AND id = $2`, old.TenantID, old.ID[:]).Scan(&one)
 	switch {
 	case isNoRows(err):
-		return fmt.Errorf("postgres: cipherkey %s of tenant %q: %w", old.ID, old.TenantID, keyring.ErrNotFound)
+		return fmt.Errorf("postgres: cipherkey %s of tenant %q: %w", old.ID, old.TenantID, fault.ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("postgres: rewrapping cipherkey %s of tenant %q: %w", old.ID, old.TenantID, err)
 	}
-	return fmt.Errorf("postgres: cipherkey %s of tenant %q is no longer wrapped by %q as read: %w", old.ID, old.TenantID, old.Provider, keyring.ErrConflict)
+	return fmt.Errorf("postgres: cipherkey %s of tenant %q is no longer wrapped by %q as read: %w", old.ID, old.TenantID, old.Provider, fault.ErrConflict)
 }
 
 // RewrapCipherKeys implements migration.Store: one transaction and one

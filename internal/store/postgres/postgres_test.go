@@ -182,7 +182,7 @@ func migrationVersions(t *testing.T, dsn string) []int {
 }
 
 // TestOneActiveIndex: the database itself refuses a second active key, under
-// the constraint name that the store maps to keyring.ErrConflict (see
+// the constraint name that the store maps to fault.ErrConflict (see
 // TestInsertCipherKeyError).
 func TestOneActiveIndex(t *testing.T) {
 	dsn := pgtest.DSN(t)

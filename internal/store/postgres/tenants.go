@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
-// CreateTenant inserts t. Errors: keyring.ErrExists, keyring.ErrRetired
+// CreateTenant inserts t. Errors: fault.ErrExists, keyring.ErrRetired
 // (the id was a deleted tenant's: the trigger tenant_ids_claim refuses it).
 func (s *Store) CreateTenant(ctx context.Context, t keyring.Tenant) error {
 	r, err := newTenantRow(t)
@@ -19,19 +20,19 @@ func (s *Store) CreateTenant(ctx context.Context, t keyring.Tenant) error {
 	if code, constraint := violation(err); code == uniqueViolation && constraint == "tenant_ids_retired" {
 		return fmt.Errorf("postgres: tenant %q: %w", t.ID, keyring.ErrRetired)
 	} else if code == uniqueViolation {
-		return fmt.Errorf("postgres: tenant %q: %w", t.ID, keyring.ErrExists)
+		return fmt.Errorf("postgres: tenant %q: %w", t.ID, fault.ErrExists)
 	} else if err != nil {
 		return fmt.Errorf("postgres: creating tenant %q: %w", t.ID, err)
 	}
 	return nil
 }
 
-// Tenant returns one tenant. Errors: keyring.ErrNotFound.
+// Tenant returns one tenant. Errors: fault.ErrNotFound.
 func (s *Store) Tenant(ctx context.Context, id string) (keyring.Tenant, error) {
 	t, err := scanTenant(s.pool.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = $1`, id))
 	switch {
 	case isNoRows(err):
-		return keyring.Tenant{}, fmt.Errorf("postgres: tenant %q: %w", id, keyring.ErrNotFound)
+		return keyring.Tenant{}, fmt.Errorf("postgres: tenant %q: %w", id, fault.ErrNotFound)
 	case err != nil:
 		return keyring.Tenant{}, fmt.Errorf("postgres: reading tenant %q: %w", id, err)
 	}
@@ -40,7 +41,7 @@ func (s *Store) Tenant(ctx context.Context, id string) (keyring.Tenant, error) {
 
 // UpdateTenant replaces the Name, Edition, HIPAA, Quota and UpdatedAt of the
 // stored tenant t.ID; the other fields it neither writes nor checks.
-// Errors: keyring.ErrNotFound.
+// Errors: fault.ErrNotFound.
 func (s *Store) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
 	edition, err := encodeEdition(t)
 	if err != nil {
@@ -54,7 +55,7 @@ func (s *Store) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
 		return fmt.Errorf("postgres: updating tenant %q: %w", t.ID, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgres: tenant %q: %w", t.ID, keyring.ErrNotFound)
+		return fmt.Errorf("postgres: tenant %q: %w", t.ID, fault.ErrNotFound)
 	}
 	return nil
 }
@@ -63,7 +64,7 @@ func (s *Store) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
 // still from, in one UPDATE: its row lock (FOR NO KEY UPDATE) orders it
 // with InsertCipherKey's FOR SHARE, and a concurrent switch re-checks the
 // condition on the row as this one left it.
-// Errors: keyring.ErrNotFound, keyring.ErrConflict.
+// Errors: fault.ErrNotFound, fault.ErrConflict.
 func (s *Store) SwitchTenantProvider(ctx context.Context, id, from, to string, at time.Time) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE tenants SET provider = $3, updated_at = $4 WHERE id = $1 AND provider = $2`, id, from, to, at)
 	if err != nil {
@@ -75,11 +76,11 @@ func (s *Store) SwitchTenantProvider(ctx context.Context, id, from, to string, a
 	var provider string
 	switch err := s.pool.QueryRow(ctx, `SELECT provider FROM tenants WHERE id = $1`, id).Scan(&provider); {
 	case isNoRows(err):
-		return fmt.Errorf("postgres: tenant %q: %w", id, keyring.ErrNotFound)
+		return fmt.Errorf("postgres: tenant %q: %w", id, fault.ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("postgres: switching the provider of tenant %q: %w", id, err)
 	}
-	return fmt.Errorf("postgres: switching the provider of tenant %q from %q: it is %q: %w", id, from, provider, keyring.ErrConflict)
+	return fmt.Errorf("postgres: switching the provider of tenant %q from %q: it is %q: %w", id, from, provider, fault.ErrConflict)
 }
 
 // SetTenantState moves the tenant to state with reason, provided its
@@ -89,7 +90,7 @@ func (s *Store) SwitchTenantProvider(ctx context.Context, id, from, to string, a
 // predecessor wrote. StateChangedAt becomes at when the state changes;
 // UpdatedAt, the time of the last admin edit, stays. It returns the tenant as
 // it was before, and whether anything was written.
-// Errors: keyring.ErrNotFound; keyring.ErrConflict (another provider, or
+// Errors: fault.ErrNotFound; fault.ErrConflict (another provider, or
 // destroyed; nothing written).
 func (s *Store) SetTenantState(ctx context.Context, id, provider string, state keyring.TenantState, reason string, at time.Time) (keyring.Tenant, bool, error) {
 	encoded, err := encodeState(id, state)
@@ -108,15 +109,15 @@ func (s *Store) SetTenantState(ctx context.Context, id, provider string, state k
 	prev, err := scanTenant(tx.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = $1 FOR NO KEY UPDATE`, id))
 	switch {
 	case isNoRows(err):
-		return keyring.Tenant{}, false, fmt.Errorf("postgres: tenant %q: %w", id, keyring.ErrNotFound)
+		return keyring.Tenant{}, false, fmt.Errorf("postgres: tenant %q: %w", id, fault.ErrNotFound)
 	case err != nil:
 		return keyring.Tenant{}, false, fmt.Errorf("postgres: setting state of tenant %q: %w", id, err)
 	}
 	switch {
 	case prev.State == keyring.StateDestroyed:
-		return prev, false, fmt.Errorf("postgres: tenant %q is destroyed: %w", id, keyring.ErrConflict)
+		return prev, false, fmt.Errorf("postgres: tenant %q is destroyed: %w", id, fault.ErrConflict)
 	case prev.Provider != provider:
-		return prev, false, fmt.Errorf("postgres: tenant %q: provider is %q, not %q: %w", id, prev.Provider, provider, keyring.ErrConflict)
+		return prev, false, fmt.Errorf("postgres: tenant %q: provider is %q, not %q: %w", id, prev.Provider, provider, fault.ErrConflict)
 	case prev.State == state && prev.StateReason == reason:
 		return prev, false, nil
 	}
@@ -163,7 +164,7 @@ func (s *Store) ListTenants(ctx context.Context, after string, limit int) ([]key
 // migrations, its key checks and its internal KMS key-encryption keys in one
 // transaction, and retires its id (trigger tenant_ids_retire). The tenant's
 // audit chain stays: the log outlives the tenant.
-// Errors: keyring.ErrNotFound, and then nothing is deleted.
+// Errors: fault.ErrNotFound, and then nothing is deleted.
 func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -175,7 +176,7 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 		return fmt.Errorf("postgres: deleting tenant %q: %w", id, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgres: tenant %q: %w", id, keyring.ErrNotFound)
+		return fmt.Errorf("postgres: tenant %q: %w", id, fault.ErrNotFound)
 	}
 	// ON DELETE CASCADE has removed the cipherkeys, key providers,
 	// migrations and key checks already (PostgreSQL always enforces foreign

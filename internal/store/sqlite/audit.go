@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/audit"
-	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 )
 
 var _ audit.Store = (*Store)(nil)
@@ -251,7 +251,7 @@ func (s *Store) Chains(ctx context.Context, after string, limit int) ([]string, 
 // deleted. The chain's head stays, so appends go on from it. The
 // transaction holds the one row of audit_prune_guard, which the delete
 // trigger of audit_events requires, and removes it before it commits.
-// Errors: keyring.ErrNotFound when there is no such checkpoint (or it has
+// Errors: fault.ErrNotFound when there is no such checkpoint (or it has
 // another hash), and then nothing is deleted.
 func (s *Store) Prune(ctx context.Context, c audit.Checkpoint) (int, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -263,11 +263,11 @@ func (s *Store) Prune(ctx context.Context, c audit.Checkpoint) (int, error) {
 	err = tx.QueryRowContext(ctx, `SELECT hash FROM audit_checkpoints WHERE chain_id = ? AND seq = ?`, c.ChainID, c.Seq).Scan(&hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return 0, fmt.Errorf("sqlite: audit checkpoint %d of chain %q: %w", c.Seq, c.ChainID, keyring.ErrNotFound)
+		return 0, fmt.Errorf("sqlite: audit checkpoint %d of chain %q: %w", c.Seq, c.ChainID, fault.ErrNotFound)
 	case err != nil:
 		return 0, fmt.Errorf("sqlite: pruning audit chain %q: %w", c.ChainID, err)
 	case !bytes.Equal(hash, c.Hash):
-		return 0, fmt.Errorf("sqlite: audit checkpoint %d of chain %q with that hash: %w", c.Seq, c.ChainID, keyring.ErrNotFound)
+		return 0, fmt.Errorf("sqlite: audit checkpoint %d of chain %q with that hash: %w", c.Seq, c.ChainID, fault.ErrNotFound)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO audit_prune_guard (id, chain_id, seq) VALUES (1, ?, ?)`, c.ChainID, c.Seq); err != nil {
 		return 0, fmt.Errorf("sqlite: pruning audit chain %q: %w", c.ChainID, err)

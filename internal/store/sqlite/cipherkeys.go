@@ -8,14 +8,15 @@ import (
 	"fmt"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
 // InsertCipherKey stores an inactive cipherkey (k.Active is ignored),
 // provided k.Provider is the tenant's provider, in one statement (writes are
 // serialised, so UpdateTenant comes wholly before or after it).
-// Errors: keyring.ErrExists, keyring.ErrNotFound (no such tenant),
-// keyring.ErrConflict (another provider).
+// Errors: fault.ErrExists, fault.ErrNotFound (no such tenant),
+// fault.ErrConflict (another provider).
 func (s *Store) InsertCipherKey(ctx context.Context, k keyring.CipherKey) error {
 	k.Active = false
 	r, err := newCipherKeyRow(k)
@@ -37,12 +38,12 @@ func (s *Store) InsertCipherKey(ctx context.Context, k keyring.CipherKey) error 
 	err = s.r.QueryRowContext(ctx, `SELECT provider FROM tenants WHERE id = ?`, k.TenantID).Scan(&provider)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("sqlite: tenant %q: %w", k.TenantID, keyring.ErrNotFound)
+		return fmt.Errorf("sqlite: tenant %q: %w", k.TenantID, fault.ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("sqlite: inserting cipherkey %s of tenant %q: %w", k.ID, k.TenantID, err)
 	}
 	return fmt.Errorf("sqlite: cipherkey %s of tenant %q is wrapped by %q, but the tenant's provider is %q: %w",
-		k.ID, k.TenantID, k.Provider, provider, keyring.ErrConflict)
+		k.ID, k.TenantID, k.Provider, provider, fault.ErrConflict)
 }
 
 func insertCipherKeyError(k keyring.CipherKey, err error) error {
@@ -50,23 +51,23 @@ func insertCipherKeyError(k keyring.CipherKey, err error) error {
 	case err == nil:
 		return nil
 	case isPrimaryKeyViolation(err):
-		return fmt.Errorf("sqlite: cipherkey %s of tenant %q: %w", k.ID, k.TenantID, keyring.ErrExists)
+		return fmt.Errorf("sqlite: cipherkey %s of tenant %q: %w", k.ID, k.TenantID, fault.ErrExists)
 	case isForeignKeyViolation(err):
-		return fmt.Errorf("sqlite: tenant %q: %w", k.TenantID, keyring.ErrNotFound)
+		return fmt.Errorf("sqlite: tenant %q: %w", k.TenantID, fault.ErrNotFound)
 	case isUniqueViolation(err):
 		// cipherkeys_one_active: another key became active first.
-		return fmt.Errorf("sqlite: activating cipherkey %s of tenant %q: %w", k.ID, k.TenantID, keyring.ErrConflict)
+		return fmt.Errorf("sqlite: activating cipherkey %s of tenant %q: %w", k.ID, k.TenantID, fault.ErrConflict)
 	}
 	return fmt.Errorf("sqlite: inserting cipherkey %s of tenant %q: %w", k.ID, k.TenantID, err)
 }
 
-// CipherKey returns one cipherkey. Errors: keyring.ErrNotFound.
+// CipherKey returns one cipherkey. Errors: fault.ErrNotFound.
 func (s *Store) CipherKey(ctx context.Context, tenantID string, id envelope.KeyID) (keyring.CipherKey, error) {
 	k, err := scanCipherKey(s.r.QueryRowContext(ctx,
 		`SELECT `+cipherKeyColumns+` FROM cipherkeys WHERE tenant_id = ? AND id = ?`, tenantID, id[:]))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return keyring.CipherKey{}, fmt.Errorf("sqlite: cipherkey %s of tenant %q: %w", id, tenantID, keyring.ErrNotFound)
+		return keyring.CipherKey{}, fmt.Errorf("sqlite: cipherkey %s of tenant %q: %w", id, tenantID, fault.ErrNotFound)
 	case err != nil:
 		return keyring.CipherKey{}, fmt.Errorf("sqlite: reading cipherkey %s of tenant %q: %w", id, tenantID, err)
 	}
@@ -74,13 +75,13 @@ func (s *Store) CipherKey(ctx context.Context, tenantID string, id envelope.KeyI
 }
 
 // ActiveCipherKey returns the tenant's active encryption key.
-// Errors: keyring.ErrNotFound when the tenant has none.
+// Errors: fault.ErrNotFound when the tenant has none.
 func (s *Store) ActiveCipherKey(ctx context.Context, tenantID string) (keyring.CipherKey, error) {
 	k, err := scanCipherKey(s.r.QueryRowContext(ctx,
 		`SELECT `+cipherKeyColumns+` FROM cipherkeys WHERE tenant_id = ? AND active = 1`, tenantID))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return keyring.CipherKey{}, fmt.Errorf("sqlite: active cipherkey of tenant %q: %w", tenantID, keyring.ErrNotFound)
+		return keyring.CipherKey{}, fmt.Errorf("sqlite: active cipherkey of tenant %q: %w", tenantID, fault.ErrNotFound)
 	case err != nil:
 		return keyring.CipherKey{}, fmt.Errorf("sqlite: reading active cipherkey of tenant %q: %w", tenantID, err)
 	}
@@ -93,7 +94,7 @@ func (s *Store) ActiveCipherKey(ctx context.Context, tenantID string) (keyring.C
 // one IMMEDIATE transaction: concurrent callers queue on the write lock, so
 // the checks and the swap see the same state.
 // next.TenantID must be tenantID and next.Purpose keyring.PurposeEncryption.
-// Errors: keyring.ErrConflict, keyring.ErrExists, keyring.ErrNotFound (no such
+// Errors: fault.ErrConflict, fault.ErrExists, fault.ErrNotFound (no such
 // tenant); on any error nothing is written.
 func (s *Store) ActivateCipherKey(ctx context.Context, tenantID string, prev *envelope.KeyID, next keyring.CipherKey) error {
 	if next.TenantID != tenantID {
@@ -118,13 +119,13 @@ func (s *Store) ActivateCipherKey(ctx context.Context, tenantID string, prev *en
 	err = tx.QueryRowContext(ctx, `SELECT provider FROM tenants WHERE id = ?`, tenantID).Scan(&provider)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("sqlite: tenant %q: %w", tenantID, keyring.ErrNotFound)
+		return fmt.Errorf("sqlite: tenant %q: %w", tenantID, fault.ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("sqlite: activating cipherkey %s of tenant %q: %w", next.ID, tenantID, err)
 	}
 	if provider != next.Provider {
 		return fmt.Errorf("sqlite: activating cipherkey %s of tenant %q: wrapped by %q, but the tenant's provider is %q: %w",
-			next.ID, tenantID, next.Provider, provider, keyring.ErrConflict)
+			next.ID, tenantID, next.Provider, provider, fault.ErrConflict)
 	}
 
 	var current []byte
@@ -136,7 +137,7 @@ func (s *Store) ActivateCipherKey(ctx context.Context, tenantID string, prev *en
 		return fmt.Errorf("sqlite: activating cipherkey %s of tenant %q: %w", next.ID, tenantID, err)
 	}
 	if (prev == nil) != (current == nil) || (prev != nil && !bytes.Equal(prev[:], current)) {
-		return fmt.Errorf("sqlite: activating cipherkey %s of tenant %q: %w", next.ID, tenantID, keyring.ErrConflict)
+		return fmt.Errorf("sqlite: activating cipherkey %s of tenant %q: %w", next.ID, tenantID, fault.ErrConflict)
 	}
 
 	if prev != nil {
@@ -156,7 +157,7 @@ func (s *Store) ActivateCipherKey(ctx context.Context, tenantID string, prev *en
 
 // ReserveUses adds n to the key's UsesReserved if the sum stays at most max,
 // and returns the new sum, in one UPDATE. n must not be negative.
-// Errors: keyring.ErrExhausted, keyring.ErrNotFound.
+// Errors: keyring.ErrExhausted, fault.ErrNotFound.
 func (s *Store) ReserveUses(ctx context.Context, tenantID string, id envelope.KeyID, n, max int64) (int64, error) {
 	if n < 0 {
 		return 0, fmt.Errorf("sqlite: reserving %d uses of cipherkey %s: negative", n, id)
@@ -179,7 +180,7 @@ func (s *Store) ReserveUses(ctx context.Context, tenantID string, id envelope.Ke
 	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM cipherkeys WHERE tenant_id = ? AND id = ?`, tenantID, id[:]).Scan(&one)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return 0, fmt.Errorf("sqlite: cipherkey %s of tenant %q: %w", id, tenantID, keyring.ErrNotFound)
+		return 0, fmt.Errorf("sqlite: cipherkey %s of tenant %q: %w", id, tenantID, fault.ErrNotFound)
 	case err != nil:
 		return 0, fmt.Errorf("sqlite: reserving uses of cipherkey %s of tenant %q: %w", id, tenantID, err)
 	}

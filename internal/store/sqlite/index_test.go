@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
@@ -39,8 +40,8 @@ func TestOneActiveIndex(t *testing.T) {
 	if err == nil {
 		t.Fatal("inserting a second active key: got no error")
 	}
-	if err := insertCipherKeyError(k2, err); !errors.Is(err, keyring.ErrConflict) {
-		t.Errorf("inserting a second active key: got %v, want %v", err, keyring.ErrConflict)
+	if err := insertCipherKeyError(k2, err); !errors.Is(err, fault.ErrConflict) {
+		t.Errorf("inserting a second active key: got %v, want %v", err, fault.ErrConflict)
 	}
 }
 

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
-	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
-// InsertKeyProvider stores a new provider. Errors: keyring.ErrExists (the
-// tenant has one with that fingerprint), keyring.ErrNotFound (no such tenant).
+// InsertKeyProvider stores a new provider. Errors: fault.ErrExists (the
+// tenant has one with that fingerprint), fault.ErrNotFound (no such tenant).
 func (s *Store) InsertKeyProvider(ctx context.Context, p keyprovider.Provider) error {
 	r, err := newKeyProviderRow(p)
 	if err != nil {
@@ -22,22 +22,22 @@ func (s *Store) InsertKeyProvider(ctx context.Context, p keyprovider.Provider) e
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.args()...)
 	switch {
 	case isPrimaryKeyViolation(err):
-		return fmt.Errorf("sqlite: key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, keyring.ErrExists)
+		return fmt.Errorf("sqlite: key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, fault.ErrExists)
 	case isForeignKeyViolation(err):
-		return fmt.Errorf("sqlite: tenant %q: %w", p.TenantID, keyring.ErrNotFound)
+		return fmt.Errorf("sqlite: tenant %q: %w", p.TenantID, fault.ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("sqlite: inserting key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, err)
 	}
 	return nil
 }
 
-// KeyProvider returns one provider. Errors: keyring.ErrNotFound.
+// KeyProvider returns one provider. Errors: fault.ErrNotFound.
 func (s *Store) KeyProvider(ctx context.Context, tenantID, fingerprint string) (keyprovider.Provider, error) {
 	p, err := scanKeyProvider(s.r.QueryRowContext(ctx,
 		`SELECT `+keyProviderColumns+` FROM key_providers WHERE tenant_id = ? AND fingerprint = ?`, tenantID, fingerprint))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return keyprovider.Provider{}, fmt.Errorf("sqlite: key provider %s of tenant %q: %w", fingerprint, tenantID, keyring.ErrNotFound)
+		return keyprovider.Provider{}, fmt.Errorf("sqlite: key provider %s of tenant %q: %w", fingerprint, tenantID, fault.ErrNotFound)
 	case err != nil:
 		return keyprovider.Provider{}, fmt.Errorf("sqlite: reading key provider %s of tenant %q: %w", fingerprint, tenantID, err)
 	}
@@ -69,7 +69,7 @@ func (s *Store) ListKeyProviders(ctx context.Context, tenantID string) ([]keypro
 }
 
 // UpdateKeyProvider replaces every field of the stored provider (TenantID,
-// Fingerprint) but ARN and CreatedAt. Errors: keyring.ErrNotFound.
+// Fingerprint) but ARN and CreatedAt. Errors: fault.ErrNotFound.
 func (s *Store) UpdateKeyProvider(ctx context.Context, p keyprovider.Provider) error {
 	r, err := newKeyProviderRow(p)
 	if err != nil {
@@ -90,7 +90,7 @@ func (s *Store) UpdateKeyProvider(ctx context.Context, p keyprovider.Provider) e
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("sqlite: updating key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, err)
 	} else if n == 0 {
-		return fmt.Errorf("sqlite: key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, keyring.ErrNotFound)
+		return fmt.Errorf("sqlite: key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, fault.ErrNotFound)
 	}
 	return nil
 }
@@ -98,7 +98,7 @@ func (s *Store) UpdateKeyProvider(ctx context.Context, p keyprovider.Provider) e
 // SetKeyProviderCompliance records the outcome of a DR-compliance check:
 // DRCompliant, Compliance and TestedAt, in one UPDATE of only those columns,
 // so that a concurrent UpdateKeyProvider (a rename) is not undone. Errors:
-// keyring.ErrNotFound.
+// fault.ErrNotFound.
 func (s *Store) SetKeyProviderCompliance(ctx context.Context, tenantID, fingerprint string, drCompliant bool, c keyprovider.ComplianceError, testedAt time.Time) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE key_providers
 		SET dr_compliant = ?, compliance_code = ?, compliance_region = ?, compliance_message = ?, tested_at = ?
@@ -111,12 +111,12 @@ func (s *Store) SetKeyProviderCompliance(ctx context.Context, tenantID, fingerpr
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("sqlite: setting compliance of key provider %s of tenant %q: %w", fingerprint, tenantID, err)
 	} else if n == 0 {
-		return fmt.Errorf("sqlite: key provider %s of tenant %q: %w", fingerprint, tenantID, keyring.ErrNotFound)
+		return fmt.Errorf("sqlite: key provider %s of tenant %q: %w", fingerprint, tenantID, fault.ErrNotFound)
 	}
 	return nil
 }
 
-// DeleteKeyProvider removes one provider. Errors: keyring.ErrNotFound.
+// DeleteKeyProvider removes one provider. Errors: fault.ErrNotFound.
 func (s *Store) DeleteKeyProvider(ctx context.Context, tenantID, fingerprint string) error {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM key_providers WHERE tenant_id = ? AND fingerprint = ?`, tenantID, fingerprint)
 	if err != nil {
@@ -125,7 +125,7 @@ func (s *Store) DeleteKeyProvider(ctx context.Context, tenantID, fingerprint str
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("sqlite: deleting key provider %s of tenant %q: %w", fingerprint, tenantID, err)
 	} else if n == 0 {
-		return fmt.Errorf("sqlite: key provider %s of tenant %q: %w", fingerprint, tenantID, keyring.ErrNotFound)
+		return fmt.Errorf("sqlite: key provider %s of tenant %q: %w", fingerprint, tenantID, fault.ErrNotFound)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/sqlite"
@@ -89,8 +90,8 @@ func TestKeyProviderForeignKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := s.InsertKeyProvider(ctx, keyprovider.Provider{TenantID: "missing", Fingerprint: "f"})
-	if !errors.Is(err, keyring.ErrNotFound) {
-		t.Errorf("InsertKeyProvider(no tenant): got %v, want %v", err, keyring.ErrNotFound)
+	if !errors.Is(err, fault.ErrNotFound) {
+		t.Errorf("InsertKeyProvider(no tenant): got %v, want %v", err, fault.ErrNotFound)
 	}
 	if err := s.InsertKeyProvider(ctx, keyprovider.Provider{TenantID: "acme", Fingerprint: "f"}); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
@@ -39,18 +40,18 @@ func (s *Store) ClaimMigration(ctx context.Context, id, owner string, ttl time.D
 }
 
 // leaseMiss explains why a lease condition did not match: the migration
-// does not exist or is completed (keyring.ErrNotFound when claiming), or
+// does not exist or is completed (fault.ErrNotFound when claiming), or
 // another process holds it (migration.ErrLeased).
 func (s *Store) leaseMiss(ctx context.Context, id, op string) error {
 	var state, owner string
 	err := s.r.QueryRowContext(ctx, `SELECT state, lease_owner FROM migrations WHERE id = ?`, id).Scan(&state, &owner)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("sqlite: migration %q: %w", id, keyring.ErrNotFound)
+		return fmt.Errorf("sqlite: migration %q: %w", id, fault.ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("sqlite: %s migration %q: %w", op, id, err)
 	case state == migration.StateCompleted.String() && op == "claiming":
-		return fmt.Errorf("sqlite: migration %q is completed: %w", id, keyring.ErrNotFound)
+		return fmt.Errorf("sqlite: migration %q is completed: %w", id, fault.ErrNotFound)
 	}
 	return fmt.Errorf("sqlite: %s migration %q: leased to %q: %w", op, id, owner, migration.ErrLeased)
 }

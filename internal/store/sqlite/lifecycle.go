@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 )
@@ -45,7 +46,7 @@ func (s *Store) WatchedTenants(ctx context.Context, after string, limit int) ([]
 
 // ReplaceKeyChecks replaces every stored check of the tenant by checks, in
 // one IMMEDIATE transaction. Every check's TenantID must be tenantID, and
-// their regions must differ. Errors: keyring.ErrNotFound (no such tenant);
+// their regions must differ. Errors: fault.ErrNotFound (no such tenant);
 // on any error nothing is written.
 func (s *Store) ReplaceKeyChecks(ctx context.Context, tenantID string, checks []lifecycle.KeyCheck) error {
 	for _, c := range checks {
@@ -62,7 +63,7 @@ func (s *Store) ReplaceKeyChecks(ctx context.Context, tenantID string, checks []
 	err = tx.QueryRowContext(ctx, `SELECT 1 FROM tenants WHERE id = ?`, tenantID).Scan(&one)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("sqlite: tenant %q: %w", tenantID, keyring.ErrNotFound)
+		return fmt.Errorf("sqlite: tenant %q: %w", tenantID, fault.ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("sqlite: replacing key checks of tenant %q: %w", tenantID, err)
 	}

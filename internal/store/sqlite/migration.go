@@ -8,15 +8,16 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
 
 // InsertMigration records a new migration. The unique index
 // migrations_one_running refuses a second migration of the tenant that is
-// not Completed. Errors: migration.ErrRunning, keyring.ErrExists (same id;
+// not Completed. Errors: migration.ErrRunning, fault.ErrExists (same id;
 // also when the tenant has an unfinished migration besides),
-// keyring.ErrNotFound (no such tenant).
+// fault.ErrNotFound (no such tenant).
 func (s *Store) InsertMigration(ctx context.Context, m migration.Migration) error {
 	r, err := newMigrationRow(m)
 	if err != nil {
@@ -26,7 +27,7 @@ func (s *Store) InsertMigration(ctx context.Context, m migration.Migration) erro
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.args()...)
 	switch {
 	case isPrimaryKeyViolation(err):
-		return fmt.Errorf("sqlite: migration %q: %w", m.ID, keyring.ErrExists)
+		return fmt.Errorf("sqlite: migration %q: %w", m.ID, fault.ErrExists)
 	case isUniqueViolation(err):
 		// migrations_one_running, the table's only other unique index.
 		// SQLite may check it before the primary key; report a taken id the
@@ -34,13 +35,13 @@ func (s *Store) InsertMigration(ctx context.Context, m migration.Migration) erro
 		var one int
 		switch err := s.r.QueryRowContext(ctx, `SELECT 1 FROM migrations WHERE id = ?`, m.ID).Scan(&one); {
 		case err == nil:
-			return fmt.Errorf("sqlite: migration %q: %w", m.ID, keyring.ErrExists)
+			return fmt.Errorf("sqlite: migration %q: %w", m.ID, fault.ErrExists)
 		case !errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("sqlite: inserting migration %q of tenant %q: %w", m.ID, m.TenantID, err)
 		}
 		return fmt.Errorf("sqlite: migration %q of tenant %q: %w", m.ID, m.TenantID, migration.ErrRunning)
 	case isForeignKeyViolation(err):
-		return fmt.Errorf("sqlite: tenant %q: %w", m.TenantID, keyring.ErrNotFound)
+		return fmt.Errorf("sqlite: tenant %q: %w", m.TenantID, fault.ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("sqlite: inserting migration %q of tenant %q: %w", m.ID, m.TenantID, err)
 	}
@@ -48,14 +49,14 @@ func (s *Store) InsertMigration(ctx context.Context, m migration.Migration) erro
 }
 
 // LatestMigration returns the tenant's migration with the latest
-// InitiatedAt (of equal ones, the greatest id). Errors: keyring.ErrNotFound
+// InitiatedAt (of equal ones, the greatest id). Errors: fault.ErrNotFound
 // when it never had one.
 func (s *Store) LatestMigration(ctx context.Context, tenantID string) (migration.Migration, error) {
 	m, err := scanMigration(s.r.QueryRowContext(ctx, `SELECT `+migrationColumns+` FROM migrations
 		WHERE tenant_id = ? ORDER BY initiated_at DESC, id DESC LIMIT 1`, tenantID))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return migration.Migration{}, fmt.Errorf("sqlite: migration of tenant %q: %w", tenantID, keyring.ErrNotFound)
+		return migration.Migration{}, fmt.Errorf("sqlite: migration of tenant %q: %w", tenantID, fault.ErrNotFound)
 	case err != nil:
 		return migration.Migration{}, fmt.Errorf("sqlite: reading latest migration of tenant %q: %w", tenantID, err)
 	}
@@ -76,7 +77,7 @@ func (s *Store) ProviderSwitchTimes(ctx context.Context, tenantID, ref string) (
 
 // UpdateMigration replaces the State, Done, Total, CompletedAt, LastError and
 // UpdatedAt of the stored migration (m.TenantID, m.ID). Errors:
-// keyring.ErrNotFound, migration.ErrRunning (it would make a second
+// fault.ErrNotFound, migration.ErrRunning (it would make a second
 // migration of the tenant unfinished).
 func (s *Store) UpdateMigration(ctx context.Context, m migration.Migration) error {
 	r, err := newMigrationRow(m)
@@ -96,7 +97,7 @@ func (s *Store) UpdateMigration(ctx context.Context, m migration.Migration) erro
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("sqlite: updating migration %q of tenant %q: %w", m.ID, m.TenantID, err)
 	} else if n == 0 {
-		return fmt.Errorf("sqlite: migration %q of tenant %q: %w", m.ID, m.TenantID, keyring.ErrNotFound)
+		return fmt.Errorf("sqlite: migration %q of tenant %q: %w", m.ID, m.TenantID, fault.ErrNotFound)
 	}
 	return nil
 }
@@ -157,8 +158,8 @@ func (s *Store) CipherKeysNotWrappedBy(ctx context.Context, tenantID, ref string
 // RewrapCipherKey replaces the Provider, KeyVersion and Wrapped of the
 // cipherkey (old.TenantID, old.ID), provided its Provider and Wrapped are
 // still old's, in one UPDATE that leaves every other column (Active,
-// UsesReserved) as it is then. Errors: keyring.ErrConflict (it changed;
-// nothing written), keyring.ErrNotFound.
+// UsesReserved) as it is then. Errors: fault.ErrConflict (it changed;
+// nothing written), fault.ErrNotFound.
 func (s *Store) RewrapCipherKey(ctx context.Context, old keyring.CipherKey, provider, keyVersion string, wrapped []byte) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE cipherkeys SET provider = ?, key_version = ?, wrapped = ?
 		WHERE tenant_id = ? AND id = ? AND provider = ? AND wrapped = ?`,
@@ -175,11 +176,11 @@ func (s *Store) RewrapCipherKey(ctx context.Context, old keyring.CipherKey, prov
 	err = s.r.QueryRowContext(ctx, `SELECT 1 FROM cipherkeys WHERE tenant_id = ? AND id = ?`, old.TenantID, old.ID[:]).Scan(&one)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("sqlite: cipherkey %s of tenant %q: %w", old.ID, old.TenantID, keyring.ErrNotFound)
+		return fmt.Errorf("sqlite: cipherkey %s of tenant %q: %w", old.ID, old.TenantID, fault.ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("sqlite: rewrapping cipherkey %s of tenant %q: %w", old.ID, old.TenantID, err)
 	}
-	return fmt.Errorf("sqlite: cipherkey %s of tenant %q is no longer wrapped by %q as read: %w", old.ID, old.TenantID, old.Provider, keyring.ErrConflict)
+	return fmt.Errorf("sqlite: cipherkey %s of tenant %q is no longer wrapped by %q as read: %w", old.ID, old.TenantID, old.Provider, fault.ErrConflict)
 }
 
 // RewrapCipherKeys implements migration.Store: one transaction, one fsync,

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
-	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/sqlite"
 )
@@ -58,8 +58,8 @@ func TestUpgradeFromVersion2(t *testing.T) {
 		t.Errorf("KeyProvider after the upgrade: %v", err)
 	}
 	_, err := s.LatestMigration(ctx, "acme")
-	if !errors.Is(err, keyring.ErrNotFound) {
-		t.Errorf("LatestMigration after the upgrade: got %v, want %v", err, keyring.ErrNotFound)
+	if !errors.Is(err, fault.ErrNotFound) {
+		t.Errorf("LatestMigration after the upgrade: got %v, want %v", err, fault.ErrNotFound)
 	}
 	ks, err := s.CipherKeysNotWrappedBy(ctx, "acme", "cmk:f1", envelope.KeyID{}, 10)
 	if err != nil || len(ks) != 1 || ks[0].ID != keyID || !ks[0].Active || ks[0].UsesReserved != 7 || !ks[0].CreatedAt.Equal(created) {
@@ -82,8 +82,8 @@ func TestUpgradeFromVersion2(t *testing.T) {
 	if err := s.DeleteTenant(ctx, "acme"); err != nil {
 		t.Fatalf("DeleteTenant: %v", err)
 	}
-	if _, err := s.LatestMigration(ctx, "acme"); !errors.Is(err, keyring.ErrNotFound) {
-		t.Errorf("LatestMigration(acme) after DeleteTenant: got %v, want %v", err, keyring.ErrNotFound)
+	if _, err := s.LatestMigration(ctx, "acme"); !errors.Is(err, fault.ErrNotFound) {
+		t.Errorf("LatestMigration(acme) after DeleteTenant: got %v, want %v", err, fault.ErrNotFound)
 	}
 	ms, err := s.UnfinishedMigrations(ctx)
 	if err != nil || len(ms) != 1 || ms[0].ID != "m-other" {

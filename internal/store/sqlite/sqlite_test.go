@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/sqlite"
@@ -284,7 +285,7 @@ func TestTenantIDsBackfilled(t *testing.T) {
 	for _, tc := range []struct {
 		id   string
 		want error
-	}{{"gone", keyring.ErrRetired}, {"live", keyring.ErrExists}, {"fresh", nil}} {
+	}{{"gone", keyring.ErrRetired}, {"live", fault.ErrExists}, {"fresh", nil}} {
 		if err := s.CreateTenant(ctx, newTenant(tc.id)); !errors.Is(err, tc.want) {
 			t.Errorf("CreateTenant(%s) after the migration: got %v, want %v", tc.id, err, tc.want)
 		}

@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
-// CreateTenant inserts t. Errors: keyring.ErrExists, keyring.ErrRetired
+// CreateTenant inserts t. Errors: fault.ErrExists, keyring.ErrRetired
 // (the id was a deleted tenant's: the trigger tenant_ids_retired refuses it).
 func (s *Store) CreateTenant(ctx context.Context, t keyring.Tenant) error {
 	r, err := newTenantRow(t)
@@ -20,7 +21,7 @@ func (s *Store) CreateTenant(ctx context.Context, t keyring.Tenant) error {
 	_, err = s.w.ExecContext(ctx, `INSERT INTO tenants (`+tenantColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.args()...)
 	switch {
 	case isPrimaryKeyViolation(err):
-		return fmt.Errorf("sqlite: tenant %q: %w", t.ID, keyring.ErrExists)
+		return fmt.Errorf("sqlite: tenant %q: %w", t.ID, fault.ErrExists)
 	case isTriggerAbort(err):
 		return fmt.Errorf("sqlite: tenant %q: %w", t.ID, keyring.ErrRetired)
 	case err != nil:
@@ -29,12 +30,12 @@ func (s *Store) CreateTenant(ctx context.Context, t keyring.Tenant) error {
 	return nil
 }
 
-// Tenant returns one tenant. Errors: keyring.ErrNotFound.
+// Tenant returns one tenant. Errors: fault.ErrNotFound.
 func (s *Store) Tenant(ctx context.Context, id string) (keyring.Tenant, error) {
 	t, err := scanTenant(s.r.QueryRowContext(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = ?`, id))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return keyring.Tenant{}, fmt.Errorf("sqlite: tenant %q: %w", id, keyring.ErrNotFound)
+		return keyring.Tenant{}, fmt.Errorf("sqlite: tenant %q: %w", id, fault.ErrNotFound)
 	case err != nil:
 		return keyring.Tenant{}, fmt.Errorf("sqlite: reading tenant %q: %w", id, err)
 	}
@@ -43,7 +44,7 @@ func (s *Store) Tenant(ctx context.Context, id string) (keyring.Tenant, error) {
 
 // UpdateTenant replaces the Name, Edition, HIPAA, Quota and UpdatedAt of the
 // stored tenant t.ID; the other fields it neither writes nor checks.
-// Errors: keyring.ErrNotFound.
+// Errors: fault.ErrNotFound.
 func (s *Store) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
 	edition, err := encodeEdition(t)
 	if err != nil {
@@ -59,14 +60,14 @@ func (s *Store) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("sqlite: updating tenant %q: %w", t.ID, err)
 	} else if n == 0 {
-		return fmt.Errorf("sqlite: tenant %q: %w", t.ID, keyring.ErrNotFound)
+		return fmt.Errorf("sqlite: tenant %q: %w", t.ID, fault.ErrNotFound)
 	}
 	return nil
 }
 
 // SwitchTenantProvider makes to the tenant's provider, provided it is
-// still from, in one UPDATE. Errors: keyring.ErrNotFound,
-// keyring.ErrConflict.
+// still from, in one UPDATE. Errors: fault.ErrNotFound,
+// fault.ErrConflict.
 func (s *Store) SwitchTenantProvider(ctx context.Context, id, from, to string, at time.Time) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE tenants SET provider = ?, updated_at = ? WHERE id = ? AND provider = ?`, to, micros(at), id, from)
 	if err != nil {
@@ -80,11 +81,11 @@ func (s *Store) SwitchTenantProvider(ctx context.Context, id, from, to string, a
 	var provider string
 	switch err := s.r.QueryRowContext(ctx, `SELECT provider FROM tenants WHERE id = ?`, id).Scan(&provider); {
 	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("sqlite: tenant %q: %w", id, keyring.ErrNotFound)
+		return fmt.Errorf("sqlite: tenant %q: %w", id, fault.ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("sqlite: switching the provider of tenant %q: %w", id, err)
 	}
-	return fmt.Errorf("sqlite: switching the provider of tenant %q from %q: it is %q: %w", id, from, provider, keyring.ErrConflict)
+	return fmt.Errorf("sqlite: switching the provider of tenant %q from %q: it is %q: %w", id, from, provider, fault.ErrConflict)
 }
 
 // SetTenantState moves the tenant to state with reason, provided its
@@ -93,7 +94,7 @@ func (s *Store) SwitchTenantProvider(ctx context.Context, id, from, to string, a
 // compares with what its predecessor wrote. StateChangedAt becomes at when
 // the state changes; UpdatedAt, the time of the last admin edit, stays. It
 // returns the tenant as it was before, and whether anything was written.
-// Errors: keyring.ErrNotFound; keyring.ErrConflict (another provider, or
+// Errors: fault.ErrNotFound; fault.ErrConflict (another provider, or
 // destroyed; nothing written).
 func (s *Store) SetTenantState(ctx context.Context, id, provider string, state keyring.TenantState, reason string, at time.Time) (keyring.Tenant, bool, error) {
 	encoded, err := encodeState(id, state)
@@ -108,15 +109,15 @@ func (s *Store) SetTenantState(ctx context.Context, id, provider string, state k
 	prev, err := scanTenant(tx.QueryRowContext(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = ?`, id))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return keyring.Tenant{}, false, fmt.Errorf("sqlite: tenant %q: %w", id, keyring.ErrNotFound)
+		return keyring.Tenant{}, false, fmt.Errorf("sqlite: tenant %q: %w", id, fault.ErrNotFound)
 	case err != nil:
 		return keyring.Tenant{}, false, fmt.Errorf("sqlite: setting state of tenant %q: %w", id, err)
 	}
 	switch {
 	case prev.State == keyring.StateDestroyed:
-		return prev, false, fmt.Errorf("sqlite: tenant %q is destroyed: %w", id, keyring.ErrConflict)
+		return prev, false, fmt.Errorf("sqlite: tenant %q is destroyed: %w", id, fault.ErrConflict)
 	case prev.Provider != provider:
-		return prev, false, fmt.Errorf("sqlite: tenant %q: provider is %q, not %q: %w", id, prev.Provider, provider, keyring.ErrConflict)
+		return prev, false, fmt.Errorf("sqlite: tenant %q: provider is %q, not %q: %w", id, prev.Provider, provider, fault.ErrConflict)
 	case prev.State == state && prev.StateReason == reason:
 		return prev, false, nil
 	}
@@ -165,7 +166,7 @@ func (s *Store) ListTenants(ctx context.Context, after string, limit int) ([]key
 // checkpoints the
 // WAL so that the deleted rows leave the files too (secure_delete has zeroed
 // them in the pages). The tenant's audit chain stays: the log outlives the
-// tenant. Errors: keyring.ErrNotFound, and then nothing is deleted.
+// tenant. Errors: fault.ErrNotFound, and then nothing is deleted.
 func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -179,7 +180,7 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("sqlite: deleting tenant %q: %w", id, err)
 	} else if n == 0 {
-		return fmt.Errorf("sqlite: tenant %q: %w", id, keyring.ErrNotFound)
+		return fmt.Errorf("sqlite: tenant %q: %w", id, fault.ErrNotFound)
 	}
 	// ON DELETE CASCADE has removed the cipherkeys, key providers,
 	// migrations and key checks already; delete them explicitly too, so that

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/audit"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
@@ -501,7 +502,7 @@ func testAuditPrune(t *testing.T, s Store) {
 			c    audit.Checkpoint
 		}{{"wrong-hash", wrongHash}, {"no-checkpoint", missing}, {"other-chain", cp("nobody", stored[5])}} {
 			n, err := s.Prune(ctx, tc.c)
-			checkErr(t, "Prune("+tc.name+")", err, keyring.ErrNotFound)
+			checkErr(t, "Prune("+tc.name+")", err, fault.ErrNotFound)
 			if n != 0 {
 				t.Errorf("Prune(%s): got %d deleted, want 0", tc.name, n)
 			}

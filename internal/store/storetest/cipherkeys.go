@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
@@ -50,7 +51,7 @@ func testInsertCipherKey(t *testing.T, s Store) {
 		})
 	}
 	_, err := s.ActiveCipherKey(t.Context(), "acme")
-	checkErr(t, "ActiveCipherKey after inserts only", err, keyring.ErrNotFound)
+	checkErr(t, "ActiveCipherKey after inserts only", err, fault.ErrNotFound)
 
 	t.Run("same-id-other-tenant", func(t *testing.T) {
 		a := newEncryptionKey(t, "acme")
@@ -83,7 +84,7 @@ func testInsertCipherKeyErrors(t *testing.T, s Store) {
 	t.Run("exists", func(t *testing.T) {
 		dup := newEncryptionKey(t, "acme")
 		dup.ID = stored.ID
-		checkErr(t, "InsertCipherKey(duplicate)", s.InsertCipherKey(ctx, dup), keyring.ErrExists)
+		checkErr(t, "InsertCipherKey(duplicate)", s.InsertCipherKey(ctx, dup), fault.ErrExists)
 		got, err := s.CipherKey(ctx, "acme", stored.ID)
 		if err != nil {
 			t.Fatalf("CipherKey: %v", err)
@@ -92,9 +93,9 @@ func testInsertCipherKeyErrors(t *testing.T, s Store) {
 	})
 	t.Run("no-tenant", func(t *testing.T) {
 		k := newDataKey(t, "missing")
-		checkErr(t, "InsertCipherKey(no tenant)", s.InsertCipherKey(ctx, k), keyring.ErrNotFound)
+		checkErr(t, "InsertCipherKey(no tenant)", s.InsertCipherKey(ctx, k), fault.ErrNotFound)
 		_, err := s.CipherKey(ctx, "missing", k.ID)
-		checkErr(t, "CipherKey after refused insert", err, keyring.ErrNotFound)
+		checkErr(t, "CipherKey after refused insert", err, fault.ErrNotFound)
 	})
 	t.Run("invalid-purpose", func(t *testing.T) {
 		k := newDataKey(t, "acme")
@@ -103,7 +104,7 @@ func testInsertCipherKeyErrors(t *testing.T, s Store) {
 			t.Errorf("InsertCipherKey(PurposeUnknown): got no error, want one")
 		}
 		_, err := s.CipherKey(ctx, "acme", k.ID)
-		checkErr(t, "CipherKey after refused insert", err, keyring.ErrNotFound)
+		checkErr(t, "CipherKey after refused insert", err, fault.ErrNotFound)
 	})
 
 	lookups := []struct {
@@ -119,11 +120,11 @@ func testInsertCipherKeyErrors(t *testing.T, s Store) {
 	for _, tc := range lookups {
 		t.Run("CipherKey/"+tc.name, func(t *testing.T) {
 			_, err := s.CipherKey(ctx, tc.tenant, tc.id)
-			checkErr(t, "CipherKey", err, keyring.ErrNotFound)
+			checkErr(t, "CipherKey", err, fault.ErrNotFound)
 		})
 	}
 	_, err := s.ActiveCipherKey(ctx, "missing")
-	checkErr(t, "ActiveCipherKey(no tenant)", err, keyring.ErrNotFound)
+	checkErr(t, "ActiveCipherKey(no tenant)", err, fault.ErrNotFound)
 }
 
 func testActivateCipherKey(t *testing.T, s Store) {
@@ -227,15 +228,15 @@ func testActivateCipherKeyErrors(t *testing.T, s Store) {
 		next   func(t *testing.T) keyring.CipherKey
 		want   error // nil: any error
 	}{
-		{"prev-nil-but-active", "acme", nil, nil, keyring.ErrConflict},
-		{"prev-retired", "acme", &k0.ID, nil, keyring.ErrConflict},
-		{"prev-unknown", "acme", &unknown, nil, keyring.ErrConflict},
-		{"prev-datakey", "acme", &data.ID, nil, keyring.ErrConflict},
-		{"prev-never-active", "acme", &spare.ID, nil, keyring.ErrConflict},
-		{"prev-given-none-active", "empty", &k1.ID, func(t *testing.T) keyring.CipherKey { return newEncryptionKey(t, "empty") }, keyring.ErrConflict},
-		{"next-exists", "acme", &k1.ID, func(*testing.T) keyring.CipherKey { return spare }, keyring.ErrExists},
-		{"next-is-prev", "acme", &k1.ID, func(*testing.T) keyring.CipherKey { return k1 }, keyring.ErrExists},
-		{"no-tenant", "missing", nil, func(t *testing.T) keyring.CipherKey { return newEncryptionKey(t, "missing") }, keyring.ErrNotFound},
+		{"prev-nil-but-active", "acme", nil, nil, fault.ErrConflict},
+		{"prev-retired", "acme", &k0.ID, nil, fault.ErrConflict},
+		{"prev-unknown", "acme", &unknown, nil, fault.ErrConflict},
+		{"prev-datakey", "acme", &data.ID, nil, fault.ErrConflict},
+		{"prev-never-active", "acme", &spare.ID, nil, fault.ErrConflict},
+		{"prev-given-none-active", "empty", &k1.ID, func(t *testing.T) keyring.CipherKey { return newEncryptionKey(t, "empty") }, fault.ErrConflict},
+		{"next-exists", "acme", &k1.ID, func(*testing.T) keyring.CipherKey { return spare }, fault.ErrExists},
+		{"next-is-prev", "acme", &k1.ID, func(*testing.T) keyring.CipherKey { return k1 }, fault.ErrExists},
+		{"no-tenant", "missing", nil, func(t *testing.T) keyring.CipherKey { return newEncryptionKey(t, "missing") }, fault.ErrNotFound},
 		{"next-datakey", "acme", &k1.ID, func(t *testing.T) keyring.CipherKey { return newDataKey(t, "acme") }, nil},
 		{"next-of-other-tenant", "acme", &k1.ID, func(t *testing.T) keyring.CipherKey { return newEncryptionKey(t, "empty") }, nil},
 	}
@@ -274,10 +275,10 @@ func testActivateCipherKeyErrors(t *testing.T, s Store) {
 				t.Errorf("CountCipherKeys: got %v, want %v", counts, before)
 			}
 			_, err = s.ActiveCipherKey(ctx, "empty")
-			checkErr(t, "ActiveCipherKey(empty)", err, keyring.ErrNotFound)
+			checkErr(t, "ActiveCipherKey(empty)", err, fault.ErrNotFound)
 			if next.ID != spare.ID && next.ID != k1.ID {
 				_, err := s.CipherKey(ctx, next.TenantID, next.ID)
-				checkErr(t, "CipherKey(refused next)", err, keyring.ErrNotFound)
+				checkErr(t, "CipherKey(refused next)", err, fault.ErrNotFound)
 			}
 		})
 	}
@@ -343,7 +344,7 @@ func testReserveUses(t *testing.T, s Store) {
 	for _, tc := range notFound {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := s.ReserveUses(ctx, tc.tenant, tc.id, tc.n, tc.max)
-			checkErr(t, "ReserveUses", err, keyring.ErrNotFound)
+			checkErr(t, "ReserveUses", err, fault.ErrNotFound)
 		})
 	}
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
@@ -70,8 +71,8 @@ func testConcurrentActivate(t *testing.T, s Store) {
 					t.Errorf("ActivateCipherKey: racers %d and %d both won", winner, i)
 				case err == nil:
 					winner = i
-				case !errors.Is(err, keyring.ErrConflict):
-					t.Errorf("ActivateCipherKey (racer %d): got error %v, want nil or %v", i, err, keyring.ErrConflict)
+				case !errors.Is(err, fault.ErrConflict):
+					t.Errorf("ActivateCipherKey (racer %d): got error %v, want nil or %v", i, err, fault.ErrConflict)
 				}
 			}
 			if winner < 0 {
@@ -95,7 +96,7 @@ func testConcurrentActivate(t *testing.T, s Store) {
 					continue
 				}
 				_, err := s.CipherKey(ctx, tenant, k.ID)
-				checkErr(t, fmt.Sprintf("CipherKey(loser %d)", i), err, keyring.ErrNotFound)
+				checkErr(t, fmt.Sprintf("CipherKey(loser %d)", i), err, fault.ErrNotFound)
 			}
 			counts, err := s.CountCipherKeys(ctx, tenant)
 			if err != nil {
@@ -148,7 +149,7 @@ func testConcurrentRotations(t *testing.T, s Store) {
 				}
 				k := newEncryptionKeyWithID("acme", next)
 				err = s.ActivateCipherKey(ctx, "acme", &cur.ID, k)
-				if errors.Is(err, keyring.ErrConflict) {
+				if errors.Is(err, fault.ErrConflict) {
 					continue
 				}
 				if err != nil {
@@ -333,8 +334,8 @@ func testConcurrentInsertKeyProvider(t *testing.T, s Store) {
 			t.Errorf("InsertKeyProvider: racers %d and %d both won", winner, i)
 		case err == nil:
 			winner = i
-		case !errors.Is(err, keyring.ErrExists):
-			t.Errorf("InsertKeyProvider (racer %d): got error %v, want nil or %v", i, err, keyring.ErrExists)
+		case !errors.Is(err, fault.ErrExists):
+			t.Errorf("InsertKeyProvider (racer %d): got error %v, want nil or %v", i, err, fault.ErrExists)
 		}
 	}
 	if winner < 0 {
@@ -369,14 +370,14 @@ func testConcurrentKeyProviderDeleteTenant(t *testing.T, s Store) {
 			checkErr(t, "DeleteTenant", err, nil)
 			continue
 		}
-		if err != nil && !errors.Is(err, keyring.ErrNotFound) {
-			t.Errorf("InsertKeyProvider (racer %d): got error %v, want nil or %v", i, err, keyring.ErrNotFound)
+		if err != nil && !errors.Is(err, fault.ErrNotFound) {
+			t.Errorf("InsertKeyProvider (racer %d): got error %v, want nil or %v", i, err, fault.ErrNotFound)
 		}
 	}
 	// None of the providers outlived the tenant.
 	for i := range racers + 1 {
 		_, err := s.KeyProvider(ctx, "acme", fingerprint(i))
-		checkErr(t, fmt.Sprintf("KeyProvider(%s)", fingerprint(i)), err, keyring.ErrNotFound)
+		checkErr(t, fmt.Sprintf("KeyProvider(%s)", fingerprint(i)), err, fault.ErrNotFound)
 	}
 	got, err := s.ListKeyProviders(ctx, "acme")
 	if err != nil {

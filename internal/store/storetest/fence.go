@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 )
 
 // onProvider makes ref the tenant's provider, as a provider switch does, so
@@ -33,13 +33,13 @@ func testProviderFence(t *testing.T, s Store) {
 
 	stale := newDataKey(t, "acme")
 	stale.Provider = cmk(1)
-	checkErr(t, "InsertCipherKey of another provider's key", s.InsertCipherKey(ctx, stale), keyring.ErrConflict)
+	checkErr(t, "InsertCipherKey of another provider's key", s.InsertCipherKey(ctx, stale), fault.ErrConflict)
 	_, err := s.CipherKey(ctx, "acme", stale.ID)
-	checkErr(t, "CipherKey of the refused key", err, keyring.ErrNotFound)
+	checkErr(t, "CipherKey of the refused key", err, fault.ErrNotFound)
 
 	next := newEncryptionKey(t, "acme")
 	next.Provider = cmk(1)
-	checkErr(t, "ActivateCipherKey of another provider's key", s.ActivateCipherKey(ctx, "acme", &first.ID, next), keyring.ErrConflict)
+	checkErr(t, "ActivateCipherKey of another provider's key", s.ActivateCipherKey(ctx, "acme", &first.ID, next), fault.ErrConflict)
 	if got, err := s.ActiveCipherKey(ctx, "acme"); err != nil || got.ID != first.ID {
 		t.Errorf("ActiveCipherKey after a refused activation: got %v, %v; want %s", got.ID, err, first.ID)
 	}
@@ -48,16 +48,16 @@ func testProviderFence(t *testing.T, s Store) {
 	// provider's keys are taken.
 	onProvider(t, s, "acme", cmk(1))
 	old := newDataKey(t, "acme")
-	checkErr(t, "InsertCipherKey under the provider the tenant left", s.InsertCipherKey(ctx, old), keyring.ErrConflict)
+	checkErr(t, "InsertCipherKey under the provider the tenant left", s.InsertCipherKey(ctx, old), fault.ErrConflict)
 	oldActive := newEncryptionKey(t, "acme")
-	checkErr(t, "ActivateCipherKey under the provider the tenant left", s.ActivateCipherKey(ctx, "acme", &first.ID, oldActive), keyring.ErrConflict)
+	checkErr(t, "ActivateCipherKey under the provider the tenant left", s.ActivateCipherKey(ctx, "acme", &first.ID, oldActive), fault.ErrConflict)
 	checkErr(t, "InsertCipherKey under the new provider", s.InsertCipherKey(ctx, stale), nil)
 	checkErr(t, "ActivateCipherKey under the new provider", s.ActivateCipherKey(ctx, "acme", &first.ID, next), nil)
 
 	// The other errors keep their precedence.
-	checkErr(t, "InsertCipherKey of a taken id", s.InsertCipherKey(ctx, stale), keyring.ErrExists)
+	checkErr(t, "InsertCipherKey of a taken id", s.InsertCipherKey(ctx, stale), fault.ErrExists)
 	missing := newDataKey(t, "missing")
-	checkErr(t, "InsertCipherKey for no tenant", s.InsertCipherKey(ctx, missing), keyring.ErrNotFound)
+	checkErr(t, "InsertCipherKey for no tenant", s.InsertCipherKey(ctx, missing), fault.ErrNotFound)
 	counts, err := s.CountCipherKeys(ctx, "acme")
 	if err != nil || len(counts) != 2 || counts["internal"] != 1 || counts[cmk(1)] != 2 {
 		t.Errorf("CountCipherKeys: got %v, %v; want internal 1 (the first key), %s 2", counts, err, cmk(1))
@@ -115,7 +115,7 @@ func testConcurrentProviderSwitch(t *testing.T, s Store) {
 					late.Add(1)
 				case err == nil:
 					writesOK.Add(1)
-				case errors.Is(err, keyring.ErrConflict):
+				case errors.Is(err, fault.ErrConflict):
 					refused.Add(1)
 				default:
 					fail(err)
@@ -171,9 +171,9 @@ func testSwitchTenantProvider(t *testing.T, s Store) {
 	ctx := t.Context()
 	orig := createTenant(t, s, "acme") // on "internal"
 	at := time.Date(2026, 3, 4, 5, 6, 7, 891011121, zone)
-	checkErr(t, "SwitchTenantProvider from another provider", s.SwitchTenantProvider(ctx, "acme", cmk(9), cmk(1), at), keyring.ErrConflict)
+	checkErr(t, "SwitchTenantProvider from another provider", s.SwitchTenantProvider(ctx, "acme", cmk(9), cmk(1), at), fault.ErrConflict)
 	checkTenant(t, mustTenant(t, s, "acme"), orig)
-	checkErr(t, "SwitchTenantProvider(missing)", s.SwitchTenantProvider(ctx, "missing", "internal", cmk(1), at), keyring.ErrNotFound)
+	checkErr(t, "SwitchTenantProvider(missing)", s.SwitchTenantProvider(ctx, "missing", "internal", cmk(1), at), fault.ErrNotFound)
 
 	stale := orig // what an admin's edit read before the switch
 	checkErr(t, "SwitchTenantProvider", s.SwitchTenantProvider(ctx, "acme", "internal", cmk(1), at), nil)
@@ -181,7 +181,7 @@ func testSwitchTenantProvider(t *testing.T, s Store) {
 	want.Provider, want.UpdatedAt = cmk(1), at
 	checkTenant(t, mustTenant(t, s, "acme"), want)
 	// Of two replicas switching from the same provider, one wins.
-	checkErr(t, "SwitchTenantProvider from the old provider again", s.SwitchTenantProvider(ctx, "acme", "internal", cmk(2), at), keyring.ErrConflict)
+	checkErr(t, "SwitchTenantProvider from the old provider again", s.SwitchTenantProvider(ctx, "acme", "internal", cmk(2), at), fault.ErrConflict)
 
 	stale.Name = "renamed after the switch"
 	stale.UpdatedAt = at.Add(time.Second)

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
-	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
 func testKeyProviderRoundTrip(t *testing.T, s Store) {
@@ -115,11 +115,11 @@ func testInsertKeyProviderErrors(t *testing.T, s Store) {
 			dup := newKeyProvider("acme", fingerprint(1))
 			dup.ARN, dup.Name, dup.Replicas = "arn:aws:kms:us-east-1:999999999999:key/impostor", "Impostor", nil
 			return dup
-		}(), keyring.ErrExists},
-		{"exists-identical", stored, keyring.ErrExists},
-		{"no-tenant", newKeyProvider("missing", fingerprint(2)), keyring.ErrNotFound},
-		{"no-tenant-known-fingerprint", newKeyProvider("missing", fingerprint(1)), keyring.ErrNotFound},
-		{"tenant-case-differs", newKeyProvider("ACME", fingerprint(3)), keyring.ErrNotFound},
+		}(), fault.ErrExists},
+		{"exists-identical", stored, fault.ErrExists},
+		{"no-tenant", newKeyProvider("missing", fingerprint(2)), fault.ErrNotFound},
+		{"no-tenant-known-fingerprint", newKeyProvider("missing", fingerprint(1)), fault.ErrNotFound},
+		{"tenant-case-differs", newKeyProvider("ACME", fingerprint(3)), fault.ErrNotFound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -131,7 +131,7 @@ func testInsertKeyProviderErrors(t *testing.T, s Store) {
 			checkKeyProvider(t, got, stored)
 			if tc.p.TenantID != "acme" {
 				_, err := s.KeyProvider(ctx, tc.p.TenantID, tc.p.Fingerprint)
-				checkErr(t, "KeyProvider after refused insert", err, keyring.ErrNotFound)
+				checkErr(t, "KeyProvider after refused insert", err, fault.ErrNotFound)
 			}
 			list, err := s.ListKeyProviders(ctx, "acme")
 			if err != nil {
@@ -176,7 +176,7 @@ func testInsertKeyProviderErrors(t *testing.T, s Store) {
 	for _, tc := range lookups {
 		t.Run("KeyProvider/"+tc.name, func(t *testing.T) {
 			_, err := s.KeyProvider(ctx, tc.tenant, tc.fingerprint)
-			checkErr(t, fmt.Sprintf("KeyProvider(%q, %q)", tc.tenant, tc.fingerprint), err, keyring.ErrNotFound)
+			checkErr(t, fmt.Sprintf("KeyProvider(%q, %q)", tc.tenant, tc.fingerprint), err, fault.ErrNotFound)
 		})
 	}
 }
@@ -365,9 +365,9 @@ func testUpdateKeyProvider(t *testing.T, s Store) {
 	}
 	for _, tc := range errs {
 		t.Run(tc.name, func(t *testing.T) {
-			checkErr(t, "UpdateKeyProvider", s.UpdateKeyProvider(ctx, tc.p), keyring.ErrNotFound)
+			checkErr(t, "UpdateKeyProvider", s.UpdateKeyProvider(ctx, tc.p), fault.ErrNotFound)
 			_, err := s.KeyProvider(ctx, tc.p.TenantID, tc.p.Fingerprint)
-			checkErr(t, "KeyProvider after refused update", err, keyring.ErrNotFound)
+			checkErr(t, "KeyProvider after refused update", err, fault.ErrNotFound)
 			for _, w := range []keyprovider.Provider{want, sibling, theirs} {
 				got, err := s.KeyProvider(ctx, w.TenantID, w.Fingerprint)
 				if err != nil {
@@ -457,9 +457,9 @@ func testSetKeyProviderCompliance(t *testing.T, s Store) {
 	for _, tc := range errs {
 		t.Run(tc.name, func(t *testing.T) {
 			err := s.SetKeyProviderCompliance(ctx, tc.tenant, tc.fingerprint, true, keyprovider.ComplianceError{}, time.Now())
-			checkErr(t, fmt.Sprintf("SetKeyProviderCompliance(%q, %q)", tc.tenant, tc.fingerprint), err, keyring.ErrNotFound)
+			checkErr(t, fmt.Sprintf("SetKeyProviderCompliance(%q, %q)", tc.tenant, tc.fingerprint), err, fault.ErrNotFound)
 			_, err = s.KeyProvider(ctx, tc.tenant, tc.fingerprint)
-			checkErr(t, "KeyProvider after refused SetKeyProviderCompliance", err, keyring.ErrNotFound)
+			checkErr(t, "KeyProvider after refused SetKeyProviderCompliance", err, fault.ErrNotFound)
 			checkStored(t, want, sibling, theirs)
 		})
 	}
@@ -526,13 +526,13 @@ func testDeleteKeyProvider(t *testing.T, s Store) {
 
 	t.Run("deleted", func(t *testing.T) {
 		_, err := s.KeyProvider(ctx, "acme", gone.Fingerprint)
-		checkErr(t, "KeyProvider(deleted)", err, keyring.ErrNotFound)
+		checkErr(t, "KeyProvider(deleted)", err, fault.ErrNotFound)
 		got, err := s.ListKeyProviders(ctx, "acme")
 		if err != nil {
 			t.Fatalf("ListKeyProviders: %v", err)
 		}
 		checkKeyProviders(t, "ListKeyProviders(acme)", got, []keyprovider.Provider{sibling})
-		checkErr(t, "UpdateKeyProvider(deleted)", s.UpdateKeyProvider(ctx, gone), keyring.ErrNotFound)
+		checkErr(t, "UpdateKeyProvider(deleted)", s.UpdateKeyProvider(ctx, gone), fault.ErrNotFound)
 	})
 	t.Run("others-untouched", func(t *testing.T) {
 		for _, w := range []keyprovider.Provider{sibling, theirs} {
@@ -561,7 +561,7 @@ func testDeleteKeyProvider(t *testing.T, s Store) {
 	for _, tc := range errs {
 		t.Run(tc.name, func(t *testing.T) {
 			checkErr(t, fmt.Sprintf("DeleteKeyProvider(%q, %q)", tc.tenant, tc.fingerprint),
-				s.DeleteKeyProvider(ctx, tc.tenant, tc.fingerprint), keyring.ErrNotFound)
+				s.DeleteKeyProvider(ctx, tc.tenant, tc.fingerprint), fault.ErrNotFound)
 			for _, w := range []keyprovider.Provider{sibling, theirs} {
 				if _, err := s.KeyProvider(ctx, w.TenantID, w.Fingerprint); err != nil {
 					t.Errorf("KeyProvider(%q, %s) after refused delete: %v", w.TenantID, w.Fingerprint, err)

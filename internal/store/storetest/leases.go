@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
@@ -76,15 +77,15 @@ func testMigrationLeases(t *testing.T, s Store) {
 	checkLatest(t, s, "acme", done)
 	checkUnfinished(t, s)
 	_, err = s.ClaimMigration(ctx, m.ID, "replica-b", hold)
-	checkErr(t, "ClaimMigration of a completed migration", err, keyring.ErrNotFound)
+	checkErr(t, "ClaimMigration of a completed migration", err, fault.ErrNotFound)
 	checkErr(t, "RenewMigrationLease of a completed migration", s.RenewMigrationLease(ctx, m.ID, "replica-a", hold), migration.ErrLeased)
 
 	// Unknown ids.
 	_, err = s.ClaimMigration(ctx, "missing", "replica-a", hold)
-	checkErr(t, "ClaimMigration(missing)", err, keyring.ErrNotFound)
-	checkErr(t, "RenewMigrationLease(missing)", s.RenewMigrationLease(ctx, "missing", "replica-a", hold), keyring.ErrNotFound)
+	checkErr(t, "ClaimMigration(missing)", err, fault.ErrNotFound)
+	checkErr(t, "RenewMigrationLease(missing)", s.RenewMigrationLease(ctx, "missing", "replica-a", hold), fault.ErrNotFound)
 	missing := newMigration("acme", "missing")
-	checkErr(t, "UpdateLeasedMigration(missing)", s.UpdateLeasedMigration(ctx, missing, "replica-a"), keyring.ErrNotFound)
+	checkErr(t, "UpdateLeasedMigration(missing)", s.UpdateLeasedMigration(ctx, missing, "replica-a"), fault.ErrNotFound)
 	checkErr(t, "ReleaseMigrationLease(missing)", s.ReleaseMigrationLease(ctx, "missing", "replica-a"), nil)
 
 	// UpdateMigration, for callers without a lease, still writes, and

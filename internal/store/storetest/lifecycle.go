@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 )
@@ -164,9 +165,9 @@ func testSetTenantState(t *testing.T, s Store) {
 		{"active-no-op", keyring.StateActive, "", at(7), false, nil, at(6)},
 		{"active-new-reason", keyring.StateActive, "key enabled again", at(8), true, nil, at(6)},
 		{"destroy", keyring.StateDestroyed, "key deleted", at(9), true, nil, at(9)},
-		{"destroyed-is-terminal", keyring.StateActive, "", at(10), false, keyring.ErrConflict, at(9)},
-		{"destroyed-same-reason", keyring.StateDestroyed, "key deleted", at(11), false, keyring.ErrConflict, at(9)},
-		{"destroyed-new-reason", keyring.StateDestroyed, "gone for good", at(12), false, keyring.ErrConflict, at(9)},
+		{"destroyed-is-terminal", keyring.StateActive, "", at(10), false, fault.ErrConflict, at(9)},
+		{"destroyed-same-reason", keyring.StateDestroyed, "key deleted", at(11), false, fault.ErrConflict, at(9)},
+		{"destroyed-new-reason", keyring.StateDestroyed, "gone for good", at(12), false, fault.ErrConflict, at(9)},
 	}
 	for _, st := range steps {
 		prev, changed, err := s.SetTenantState(ctx, "acme", cmk(1), st.state, st.reason, st.at)
@@ -202,14 +203,14 @@ func testSetTenantStateErrors(t *testing.T, s Store) {
 		want     error // nil: any error
 		prev     *keyring.Tenant
 	}{
-		{"missing", "missing", cmk(1), keyring.StateLocked, keyring.ErrNotFound, nil},
-		{"missing-id-case", "ACME", cmk(1), keyring.StateLocked, keyring.ErrNotFound, nil},
-		{"other-provider", "acme", cmk(2), keyring.StateLocked, keyring.ErrConflict, &acme},
-		{"provider-case", "acme", strings.ToUpper(cmk(1)), keyring.StateActive, keyring.ErrConflict, &acme},
-		{"internal-for-cmk", "acme", keyring.InternalProvider, keyring.StateActive, keyring.ErrConflict, &acme},
-		{"cmk-for-internal", "internal-tenant", cmk(1), keyring.StateKeyUnavailable, keyring.ErrConflict, &internal},
-		{"destroyed", "destroyed", cmk(1), keyring.StateActive, keyring.ErrConflict, &destroyed},
-		{"destroyed-other-provider", "destroyed", cmk(2), keyring.StateActive, keyring.ErrConflict, &destroyed},
+		{"missing", "missing", cmk(1), keyring.StateLocked, fault.ErrNotFound, nil},
+		{"missing-id-case", "ACME", cmk(1), keyring.StateLocked, fault.ErrNotFound, nil},
+		{"other-provider", "acme", cmk(2), keyring.StateLocked, fault.ErrConflict, &acme},
+		{"provider-case", "acme", strings.ToUpper(cmk(1)), keyring.StateActive, fault.ErrConflict, &acme},
+		{"internal-for-cmk", "acme", keyring.InternalProvider, keyring.StateActive, fault.ErrConflict, &acme},
+		{"cmk-for-internal", "internal-tenant", cmk(1), keyring.StateKeyUnavailable, fault.ErrConflict, &internal},
+		{"destroyed", "destroyed", cmk(1), keyring.StateActive, fault.ErrConflict, &destroyed},
+		{"destroyed-other-provider", "destroyed", cmk(2), keyring.StateActive, fault.ErrConflict, &destroyed},
 		{"state-unknown", "acme", cmk(1), keyring.StateUnknown, nil, nil},
 		{"state-out-of-range", "acme", cmk(1), keyring.StateDestroyed + 1, nil, nil},
 		{"state-negative", "acme", cmk(1), -1, nil, nil},
@@ -223,8 +224,8 @@ func testSetTenantStateErrors(t *testing.T, s Store) {
 			}
 			if tc.want != nil {
 				checkErr(t, "SetTenantState", err, tc.want)
-			} else if errors.Is(err, keyring.ErrConflict) {
-				t.Errorf("SetTenantState: got %v, want an error that is not %v", err, keyring.ErrConflict)
+			} else if errors.Is(err, fault.ErrConflict) {
+				t.Errorf("SetTenantState: got %v, want an error that is not %v", err, fault.ErrConflict)
 			}
 			if changed {
 				t.Error("SetTenantState: got changed true with an error")
@@ -239,7 +240,7 @@ func testSetTenantStateErrors(t *testing.T, s Store) {
 	checkTenant(t, mustTenant(t, s, "internal-tenant"), internal)
 	checkTenant(t, mustTenant(t, s, "destroyed"), destroyed)
 	_, err := s.Tenant(ctx, "missing")
-	checkErr(t, "Tenant(missing)", err, keyring.ErrNotFound)
+	checkErr(t, "Tenant(missing)", err, fault.ErrNotFound)
 }
 
 // testUpdateTenantKeepsState: an admin's edit based on a read from before a
@@ -270,7 +271,7 @@ func testUpdateTenantKeepsState(t *testing.T, s Store) {
 	}
 	want.Provider = cmk(2)
 	_, changed, err := s.SetTenantState(ctx, "acme", cmk(1), keyring.StateLocked, "pending deletion", revokedAt.Add(time.Hour))
-	checkErr(t, "SetTenantState(old provider)", err, keyring.ErrConflict)
+	checkErr(t, "SetTenantState(old provider)", err, fault.ErrConflict)
 	if changed {
 		t.Error("SetTenantState(old provider): got changed true")
 	}
@@ -490,9 +491,9 @@ func testReplaceKeyChecksErrors(t *testing.T, s Store) {
 		checks []lifecycle.KeyCheck
 		want   error // nil: any error
 	}{
-		{"missing", "missing", []lifecycle.KeyCheck{newKeyCheck("missing", "eu-west-1")}, keyring.ErrNotFound},
-		{"missing-no-checks", "missing", nil, keyring.ErrNotFound},
-		{"missing-id-case", "ACME", []lifecycle.KeyCheck{newKeyCheck("ACME", "eu-west-1")}, keyring.ErrNotFound},
+		{"missing", "missing", []lifecycle.KeyCheck{newKeyCheck("missing", "eu-west-1")}, fault.ErrNotFound},
+		{"missing-no-checks", "missing", nil, fault.ErrNotFound},
+		{"missing-id-case", "ACME", []lifecycle.KeyCheck{newKeyCheck("ACME", "eu-west-1")}, fault.ErrNotFound},
 		{"another-tenants-check", "acme", []lifecycle.KeyCheck{newKeyCheck("acme", "ap-south-1"), newKeyCheck("other", "ap-south-1")}, nil},
 		{"check-without-tenant", "acme", []lifecycle.KeyCheck{newKeyCheck("", "ap-south-1")}, nil},
 		{"two-checks-of-a-region", "acme", []lifecycle.KeyCheck{
@@ -507,8 +508,8 @@ func testReplaceKeyChecksErrors(t *testing.T, s Store) {
 			}
 			if tc.want != nil {
 				checkErr(t, "ReplaceKeyChecks", err, tc.want)
-			} else if errors.Is(err, keyring.ErrNotFound) {
-				t.Errorf("ReplaceKeyChecks: got %v, want an error that is not %v", err, keyring.ErrNotFound)
+			} else if errors.Is(err, fault.ErrNotFound) {
+				t.Errorf("ReplaceKeyChecks: got %v, want an error that is not %v", err, fault.ErrNotFound)
 			}
 			// Nothing was written, nothing deleted.
 			checkKeyChecks(t, s, "acme", stored)
@@ -539,7 +540,7 @@ func testKeyChecksDeleteTenant(t *testing.T, s Store) {
 	}
 	checkKeyChecks(t, s, "gone", nil)
 	checkKeyChecks(t, s, "kept", kept)
-	checkErr(t, "ReplaceKeyChecks(deleted)", s.ReplaceKeyChecks(ctx, "gone", []lifecycle.KeyCheck{newKeyCheck("gone", "eu-west-1")}), keyring.ErrNotFound)
+	checkErr(t, "ReplaceKeyChecks(deleted)", s.ReplaceKeyChecks(ctx, "gone", []lifecycle.KeyCheck{newKeyCheck("gone", "eu-west-1")}), fault.ErrNotFound)
 	checkKeyChecks(t, s, "gone", nil)
 
 	checkKeyChecks(t, s, "kept", kept)
@@ -715,8 +716,8 @@ func testConcurrentSetTenantState(t *testing.T, s Store) {
 			t.Fatalf("SetTenantState(destroyed): got changed %v, %v; want true, nil", r.changed, r.err)
 		}
 		for i, r := range rs {
-			if r.err != nil && !errors.Is(r.err, keyring.ErrConflict) {
-				t.Errorf("SetTenantState (racer %d): got %v, want nil or %v", i, r.err, keyring.ErrConflict)
+			if r.err != nil && !errors.Is(r.err, fault.ErrConflict) {
+				t.Errorf("SetTenantState (racer %d): got %v, want nil or %v", i, r.err, fault.ErrConflict)
 			}
 			if r.err != nil && (r.changed || r.prev.State != keyring.StateDestroyed) {
 				t.Errorf("SetTenantState (racer %d): got %v with changed %v and prev state %v; want a conflict only after destroyed", i, r.err, r.changed, r.prev.State)

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
 
@@ -201,14 +201,14 @@ func testInsertMigrationErrors(t *testing.T, s Store) {
 			return m
 		}(), []error{migration.ErrRunning}},
 		{"running-in-progress", newMigration("acme", "second"), []error{migration.ErrRunning}},
-		{"exists-other-tenant", newMigration("other", running.ID), []error{keyring.ErrExists}},
-		{"exists-completed-id", completed(newMigration("acme", history.ID)), []error{keyring.ErrExists}},
-		{"exists-completed-id-other-tenant", newMigration("other", history.ID), []error{keyring.ErrExists}},
+		{"exists-other-tenant", newMigration("other", running.ID), []error{fault.ErrExists}},
+		{"exists-completed-id", completed(newMigration("acme", history.ID)), []error{fault.ErrExists}},
+		{"exists-completed-id-other-tenant", newMigration("other", history.ID), []error{fault.ErrExists}},
 		// Both are true: the taken id is reported, whatever order the
 		// database checks its constraints in.
-		{"exists-and-running", newMigration("acme", running.ID), []error{keyring.ErrExists}},
-		{"exists-completed-and-running", newMigration("acme", history.ID), []error{keyring.ErrExists}},
-		{"no-tenant", newMigration("missing", "new"), []error{keyring.ErrNotFound}},
+		{"exists-and-running", newMigration("acme", running.ID), []error{fault.ErrExists}},
+		{"exists-completed-and-running", newMigration("acme", history.ID), []error{fault.ErrExists}},
+		{"no-tenant", newMigration("missing", "new"), []error{fault.ErrNotFound}},
 		{"unknown-state", func() migration.Migration {
 			m := newMigration("other", "unknown-state")
 			m.State = migration.StateUnknown
@@ -232,9 +232,9 @@ func testInsertMigrationErrors(t *testing.T, s Store) {
 			// Nothing written.
 			checkLatest(t, s, "acme", running)
 			_, err = s.LatestMigration(ctx, "other")
-			checkErr(t, "LatestMigration(other)", err, keyring.ErrNotFound)
+			checkErr(t, "LatestMigration(other)", err, fault.ErrNotFound)
 			_, err = s.LatestMigration(ctx, "missing")
-			checkErr(t, "LatestMigration(missing)", err, keyring.ErrNotFound)
+			checkErr(t, "LatestMigration(missing)", err, fault.ErrNotFound)
 			checkUnfinished(t, s, running)
 		})
 	}
@@ -246,7 +246,7 @@ func testLatestMigration(t *testing.T, s Store) {
 	createTenant(t, s, "other")
 	for _, id := range []string{"acme", "missing", "other"} {
 		_, err := s.LatestMigration(ctx, id)
-		checkErr(t, "LatestMigration("+id+") without migrations", err, keyring.ErrNotFound)
+		checkErr(t, "LatestMigration("+id+") without migrations", err, fault.ErrNotFound)
 	}
 
 	at := func(tenantID, id string, hour int, done bool) migration.Migration {
@@ -361,10 +361,10 @@ func testUpdateMigration(t *testing.T, s Store) {
 		m    func() migration.Migration
 		want error // nil: any error
 	}{
-		{"unknown-id", func() migration.Migration { m := want; m.ID = "m2"; return m }, keyring.ErrNotFound},
-		{"other-tenant", func() migration.Migration { m := want; m.TenantID = "other"; return m }, keyring.ErrNotFound},
-		{"unknown-tenant", func() migration.Migration { m := want; m.TenantID = "missing"; return m }, keyring.ErrNotFound},
-		{"id-of-other-tenant", func() migration.Migration { m := want; m.ID = bystander.ID; return m }, keyring.ErrNotFound},
+		{"unknown-id", func() migration.Migration { m := want; m.ID = "m2"; return m }, fault.ErrNotFound},
+		{"other-tenant", func() migration.Migration { m := want; m.TenantID = "other"; return m }, fault.ErrNotFound},
+		{"unknown-tenant", func() migration.Migration { m := want; m.TenantID = "missing"; return m }, fault.ErrNotFound},
+		{"id-of-other-tenant", func() migration.Migration { m := want; m.ID = bystander.ID; return m }, fault.ErrNotFound},
 		{"unknown-state", func() migration.Migration { m := want; m.State = migration.StateUnknown; return m }, nil},
 		{"state-out-of-range", func() migration.Migration { m := want; m.State = -1; return m }, nil},
 	}
@@ -382,7 +382,7 @@ func testUpdateMigration(t *testing.T, s Store) {
 			checkLatest(t, s, "acme", want)
 			checkLatest(t, s, "other", bystander)
 			_, err = s.LatestMigration(ctx, "missing")
-			checkErr(t, "LatestMigration(missing)", err, keyring.ErrNotFound)
+			checkErr(t, "LatestMigration(missing)", err, fault.ErrNotFound)
 		})
 	}
 }
@@ -489,10 +489,10 @@ func testMigrationsDeleteTenant(t *testing.T, s Store) {
 		t.Fatalf("DeleteTenant: %v", err)
 	}
 	_, err := s.LatestMigration(ctx, "gone")
-	checkErr(t, "LatestMigration of the deleted tenant", err, keyring.ErrNotFound)
+	checkErr(t, "LatestMigration of the deleted tenant", err, fault.ErrNotFound)
 	checkUnfinished(t, s, keptRunning)
 	checkLatest(t, s, "kept", keptRunning)
-	checkErr(t, "UpdateMigration of the deleted tenant", s.UpdateMigration(ctx, completed(goneRunning)), keyring.ErrNotFound)
+	checkErr(t, "UpdateMigration of the deleted tenant", s.UpdateMigration(ctx, completed(goneRunning)), fault.ErrNotFound)
 
 	// The migration ids of the deleted tenant are free again.
 	insertMigration(t, s, completed(newMigration("kept", "gone-history")))

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
@@ -254,11 +255,11 @@ func testRewrapCipherKey(t *testing.T, s Store) {
 				w.KeyVersion = "v9"
 				return w
 			}()},
-		{"stale", orig, cmk(3), "v1", []byte("lost"), keyring.ErrConflict, keyring.CipherKey{}},
-		{"stale-wrapped-current-provider", with(orig, cmk(2), orig.Wrapped), cmk(3), "v1", []byte("lost"), keyring.ErrConflict, keyring.CipherKey{}},
-		{"stale-provider-current-wrapped", with(orig, orig.Provider, []byte("under cmk 2")), cmk(3), "v1", []byte("lost"), keyring.ErrConflict, keyring.CipherKey{}},
-		{"wrapped-prefix", with(orig, cmk(2), []byte("under cmk")), cmk(3), "v1", []byte("lost"), keyring.ErrConflict, keyring.CipherKey{}},
-		{"wrapped-empty", with(orig, cmk(2), nil), cmk(3), "v1", []byte("lost"), keyring.ErrConflict, keyring.CipherKey{}},
+		{"stale", orig, cmk(3), "v1", []byte("lost"), fault.ErrConflict, keyring.CipherKey{}},
+		{"stale-wrapped-current-provider", with(orig, cmk(2), orig.Wrapped), cmk(3), "v1", []byte("lost"), fault.ErrConflict, keyring.CipherKey{}},
+		{"stale-provider-current-wrapped", with(orig, orig.Provider, []byte("under cmk 2")), cmk(3), "v1", []byte("lost"), fault.ErrConflict, keyring.CipherKey{}},
+		{"wrapped-prefix", with(orig, cmk(2), []byte("under cmk")), cmk(3), "v1", []byte("lost"), fault.ErrConflict, keyring.CipherKey{}},
+		{"wrapped-empty", with(orig, cmk(2), nil), cmk(3), "v1", []byte("lost"), fault.ErrConflict, keyring.CipherKey{}},
 		// Only Provider and Wrapped of old are compared.
 		{"same-provider-other-fields-stale", func() keyring.CipherKey {
 			o := with(orig, cmk(2), []byte("under cmk 2"))
@@ -276,9 +277,9 @@ func testRewrapCipherKey(t *testing.T, s Store) {
 				w.KeyVersion = ""
 				return w
 			}()},
-		{"unknown-id", with(keyring.CipherKey{TenantID: "acme", ID: newKeyID(t)}, "internal", nil), cmk(1), "v1", []byte("x"), keyring.ErrNotFound, keyring.CipherKey{}},
-		{"unknown-tenant", func() keyring.CipherKey { o := with(orig, "internal", nil); o.TenantID = "missing"; return o }(), cmk(1), "v1", []byte("x"), keyring.ErrNotFound, keyring.CipherKey{}},
-		{"id-of-other-tenant", func() keyring.CipherKey { o := with(orig, "internal", nil); o.TenantID = "other"; return o }(), cmk(1), "v1", []byte("x"), keyring.ErrNotFound, keyring.CipherKey{}},
+		{"unknown-id", with(keyring.CipherKey{TenantID: "acme", ID: newKeyID(t)}, "internal", nil), cmk(1), "v1", []byte("x"), fault.ErrNotFound, keyring.CipherKey{}},
+		{"unknown-tenant", func() keyring.CipherKey { o := with(orig, "internal", nil); o.TenantID = "missing"; return o }(), cmk(1), "v1", []byte("x"), fault.ErrNotFound, keyring.CipherKey{}},
+		{"id-of-other-tenant", func() keyring.CipherKey { o := with(orig, "internal", nil); o.TenantID = "other"; return o }(), cmk(1), "v1", []byte("x"), fault.ErrNotFound, keyring.CipherKey{}},
 	}
 	want := orig
 	for _, st := range steps {
@@ -361,8 +362,8 @@ func testConcurrentRewrap(t *testing.T, s Store) {
 			t.Errorf("RewrapCipherKey: racers %d and %d both won", winner, i)
 		case err == nil:
 			winner = i
-		case !errors.Is(err, keyring.ErrConflict):
-			t.Errorf("RewrapCipherKey (racer %d): got error %v, want nil or %v", i, err, keyring.ErrConflict)
+		case !errors.Is(err, fault.ErrConflict):
+			t.Errorf("RewrapCipherKey (racer %d): got error %v, want nil or %v", i, err, fault.ErrConflict)
 		}
 	}
 	if winner < 0 {

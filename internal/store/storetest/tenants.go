@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
@@ -58,7 +59,7 @@ func testCreateTenantExists(t *testing.T, s Store) {
 	want := createTenant(t, s, "acme")
 	dup := newTenant("acme")
 	dup.Name = "Impostor"
-	checkErr(t, "CreateTenant(duplicate)", s.CreateTenant(t.Context(), dup), keyring.ErrExists)
+	checkErr(t, "CreateTenant(duplicate)", s.CreateTenant(t.Context(), dup), fault.ErrExists)
 	got, err := s.Tenant(t.Context(), "acme")
 	if err != nil {
 		t.Fatalf("Tenant: %v", err)
@@ -70,7 +71,7 @@ func testTenantNotFound(t *testing.T, s Store) {
 	createTenant(t, s, "acme")
 	for _, id := range []string{"", "nope", "ACME", "acme "} {
 		_, err := s.Tenant(t.Context(), id)
-		checkErr(t, "Tenant("+id+")", err, keyring.ErrNotFound)
+		checkErr(t, "Tenant("+id+")", err, fault.ErrNotFound)
 	}
 }
 
@@ -115,9 +116,9 @@ func testUpdateTenant(t *testing.T, s Store) {
 	checkTenant(t, other, newTenant("other"))
 
 	missing := newTenant("missing")
-	checkErr(t, "UpdateTenant(missing)", s.UpdateTenant(t.Context(), missing), keyring.ErrNotFound)
+	checkErr(t, "UpdateTenant(missing)", s.UpdateTenant(t.Context(), missing), fault.ErrNotFound)
 	_, err = s.Tenant(t.Context(), "missing")
-	checkErr(t, "Tenant(missing) after UpdateTenant", err, keyring.ErrNotFound)
+	checkErr(t, "Tenant(missing) after UpdateTenant", err, fault.ErrNotFound)
 }
 
 // testTenantInvalidEnums: a store refuses what it could not read back.
@@ -143,7 +144,7 @@ func testTenantInvalidEnums(t *testing.T, s Store) {
 				t.Errorf("CreateTenant: got no error, want one")
 			}
 			_, err := s.Tenant(t.Context(), tc.name)
-			checkErr(t, "Tenant after refused CreateTenant", err, keyring.ErrNotFound)
+			checkErr(t, "Tenant after refused CreateTenant", err, fault.ErrNotFound)
 
 			upd := newTenant("valid")
 			tc.mutate(&upd)
@@ -280,13 +281,13 @@ func testDeleteTenant(t *testing.T, s Store) {
 
 	t.Run("deleted", func(t *testing.T) {
 		_, err := s.Tenant(ctx, "gone")
-		checkErr(t, "Tenant", err, keyring.ErrNotFound)
+		checkErr(t, "Tenant", err, fault.ErrNotFound)
 		for _, k := range []keyring.CipherKey{gone.active, gone.retired, gone.data} {
 			_, err := s.CipherKey(ctx, "gone", k.ID)
-			checkErr(t, "CipherKey", err, keyring.ErrNotFound)
+			checkErr(t, "CipherKey", err, fault.ErrNotFound)
 		}
 		_, err = s.ActiveCipherKey(ctx, "gone")
-		checkErr(t, "ActiveCipherKey", err, keyring.ErrNotFound)
+		checkErr(t, "ActiveCipherKey", err, fault.ErrNotFound)
 		counts, err := s.CountCipherKeys(ctx, "gone")
 		if err != nil || len(counts) != 0 {
 			t.Errorf("CountCipherKeys: got %v, %v; want empty, nil", counts, err)
@@ -306,13 +307,13 @@ func testDeleteTenant(t *testing.T, s Store) {
 		}
 		for _, p := range gone.providers {
 			_, err := s.KeyProvider(ctx, "gone", p.Fingerprint)
-			checkErr(t, "KeyProvider", err, keyring.ErrNotFound)
+			checkErr(t, "KeyProvider", err, fault.ErrNotFound)
 		}
 		providers, err := s.ListKeyProviders(ctx, "gone")
 		if err != nil || len(providers) != 0 {
 			t.Errorf("ListKeyProviders: got %+v, %v; want none, nil", providers, err)
 		}
-		checkErr(t, "DeleteTenant again", s.DeleteTenant(ctx, "gone"), keyring.ErrNotFound)
+		checkErr(t, "DeleteTenant again", s.DeleteTenant(ctx, "gone"), fault.ErrNotFound)
 	})
 
 	t.Run("others-untouched", func(t *testing.T) {
@@ -349,9 +350,9 @@ func testDeleteTenant(t *testing.T, s Store) {
 		// Ids are never reused: nothing of the old tenant can reach a new one.
 		checkErr(t, "CreateTenant of a deleted tenant's id", s.CreateTenant(ctx, newTenant("gone")), keyring.ErrRetired)
 		_, err := s.Tenant(ctx, "gone")
-		checkErr(t, "Tenant after the refused creation", err, keyring.ErrNotFound)
-		checkErr(t, "CreateTenant of a live tenant's id", s.CreateTenant(ctx, newTenant("kept")), keyring.ErrExists)
+		checkErr(t, "Tenant after the refused creation", err, fault.ErrNotFound)
+		checkErr(t, "CreateTenant of a live tenant's id", s.CreateTenant(ctx, newTenant("kept")), fault.ErrExists)
 	})
 
-	checkErr(t, "DeleteTenant(missing)", s.DeleteTenant(ctx, "missing"), keyring.ErrNotFound)
+	checkErr(t, "DeleteTenant(missing)", s.DeleteTenant(ctx, "missing"), fault.ErrNotFound)
 }
