@@ -33,12 +33,14 @@ type AuditReader struct {
 	PublicKeys func() []audit.PublicKey
 }
 
-func errAuditUnavailable(acted bool) *httpError {
-	detail := "the audit log cannot be written, so the action was refused before it was carried out; retry after the Retry-After delay"
+// errAuditUnavailable answers an admin action whose audit event cannot be
+// written: refused before it was carried out, or (acted) carried out but
+// not recorded in time.
+func errAuditUnavailable(acted bool) *requestError {
 	if acted {
-		detail = "the action was carried out, but its audit event could not be written in time (it stays queued and is written when the audit log is writable again, unless the queue is full or the service stops first); check the outcome before retrying"
+		return &requestError{kind: kindAuditLate}
 	}
-	return &httpError{status: 503, code: api.CodeAuditUnavailable, title: "Audit log unavailable", retryAfter: 5, detail: detail}
+	return &requestError{kind: kindAuditRefused}
 }
 
 // isAdminAction reports whether a route changes something on behalf of an

@@ -12,8 +12,6 @@ import (
 	"os"
 	"reflect"
 	"strings"
-
-	"github.com/tenantcrypt/tenantcrypt/api"
 )
 
 // readBody reads a JSON request body within the size limit. It never
@@ -26,11 +24,10 @@ func readBody(r *http.Request) ([]byte, error) {
 		mt, params, err := mime.ParseMediaType(ct)
 		// A PATCH is a JSON merge patch, which clients may label as such.
 		if err != nil || mt != "application/json" && mt != "application/merge-patch+json" {
-			return nil, &httpError{status: 415, code: api.CodeUnsupportedMediaType, title: "Unsupported media type",
-				detail: "send the body as application/json"}
+			return nil, &requestError{kind: kindUnsupportedMediaType, detail: "send the body as application/json"}
 		}
 		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-			return nil, &httpError{status: 415, code: api.CodeUnsupportedMediaType, title: "Unsupported media type",
+			return nil, &requestError{kind: kindUnsupportedMediaType,
 				detail: fmt.Sprintf("the body must be UTF-8 JSON; charset %q is not supported", clip([]byte(cs)))}
 		}
 	}
@@ -45,8 +42,7 @@ func readBody(r *http.Request) ([]byte, error) {
 		return nil, bodyTooLarge(mbe.Limit)
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return nil, &httpError{status: http.StatusRequestTimeout, code: api.CodeBadRequest, title: "Request timeout",
-			detail: "the request body did not arrive in time"}
+		return nil, &requestError{kind: kindBodyTimeout}
 	}
 	if err != nil {
 		return nil, badRequest("could not read the request body", nil)
@@ -58,9 +54,8 @@ func readBody(r *http.Request) ([]byte, error) {
 // data-plane bodies are usually smaller.
 const firstBodyBuffer = 8 << 10
 
-func bodyTooLarge(limit int64) *httpError {
-	return &httpError{status: 413, code: api.CodeBodyTooLarge, title: "Body too large",
-		detail: fmt.Sprintf("the request body must be at most %d bytes", limit)}
+func bodyTooLarge(limit int64) *requestError {
+	return &requestError{kind: kindBodyTooLarge, detail: fmt.Sprintf("the request body must be at most %d bytes", limit)}
 }
 
 // decodeStrict decodes exactly one JSON value into v, refusing unknown

@@ -28,8 +28,7 @@ const hstsValue = "max-age=31536000"
 const DefaultMaxInflight = 2048
 
 // errOverloaded answers a request beyond Config.MaxInflight.
-var errOverloaded = &httpError{status: http.StatusServiceUnavailable, code: api.CodeUnavailable, title: "Service unavailable",
-	retryAfter: 1, detail: "the server has too many requests in progress; retry after the Retry-After delay"}
+var errOverloaded = &requestError{kind: kindOverloaded}
 
 // edge sets the headers every answer carries and bounds the requests in
 // progress; /livez, /readyz and /metrics are exempt, so that probes and
@@ -46,8 +45,9 @@ func (s *Server) edge(next http.Handler) http.Handler {
 				s.overloaded.Inc()
 				// Not through writeError, which logs every 5xx: an
 				// overload must not also flood the log.
-				w.Header().Set("Retry-After", strconv.Itoa(errOverloaded.retryAfter))
-				writeJSON(w, errOverloaded.status, api.ErrorResponse{Errors: []api.Error{*errOverloaded.apiError()}})
+				he := toHTTPError(errOverloaded)
+				w.Header().Set("Retry-After", strconv.Itoa(he.retryAfter))
+				writeJSON(w, he.status, api.ErrorResponse{Errors: []api.Error{*he.apiError()}})
 				s.metrics.observe("overloaded", http.StatusServiceUnavailable, 0)
 				return
 			}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"net/http"
 
 	"github.com/tenantcrypt/tenantcrypt/api"
@@ -29,8 +28,7 @@ type InternalKMS interface {
 
 const internalKMSPath = "/api/v1/internal-kms"
 
-var errNoInternalKMS = &httpError{status: 404, code: api.CodeNotFound, title: "Not found",
-	detail: "this server does not manage the internal KMS"}
+var errNoInternalKMS = &requestError{kind: kindNoInternalKMS}
 
 func rotationJobJSON(st rotation.Status) api.RotationJob {
 	out := api.RotationJob{
@@ -57,39 +55,13 @@ func internalKMSJSON(d rotation.Document) api.InternalKMS {
 	return out
 }
 
-// internalKMSError maps the rotation errors to statuses; anything else goes
-// through toHTTPError.
-func internalKMSError(err error) error {
-	var busy *rotation.BusyError
-	var kf *rotation.KeyFileError
-	switch {
-	case errors.As(err, &busy):
-		return &httpError{status: 409, code: api.CodeConflict, title: "Rotation running",
-			detail: busy.Error() + "; wait until it has finished (GET " + internalKMSPath + " shows it) and try again"}
-	case errors.Is(err, rotation.ErrRootKeysFromEnvironment):
-		return &httpError{status: 409, code: api.CodeConflict, title: "Root keys come from the environment", detail: err.Error()}
-	case errors.Is(err, rotation.ErrRootKeysRefused):
-		return &httpError{status: 409, code: api.CodeConflict, title: "Root keys refused", cause: err,
-			detail: err.Error() + "; the server keeps the root keys it has"}
-	case errors.As(err, &kf):
-		return &httpError{status: 409, code: api.CodeConflict, title: "Root key file not usable", cause: err,
-			detail: kf.Error() + "; the server keeps the root keys it has"}
-	case errors.Is(err, rotation.ErrNotInternal):
-		return &httpError{status: 409, code: api.CodeConflict, title: "Conflict", detail: err.Error()}
-	case errors.Is(err, rotation.ErrClosed):
-		return &httpError{status: 503, code: api.CodeUnavailable, title: "Service unavailable", retryAfter: 5,
-			detail: "the server is shutting down; retry after the Retry-After delay"}
-	}
-	return err
-}
-
 func (s *Server) getInternalKMS(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.InternalKMS == nil {
 		return errNoInternalKMS
 	}
 	d, err := s.cfg.InternalKMS.Document(r.Context())
 	if err != nil {
-		return internalKMSError(err)
+		return err
 	}
 	writeJSON(w, http.StatusOK, internalKMSJSON(d))
 	return nil
@@ -114,7 +86,7 @@ func (s *Server) reloadRootKeys(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) rootKeyAction(w http.ResponseWriter, r *http.Request, action string, fn func(context.Context) (rotation.Document, error)) error {
 	d, err := fn(r.Context())
 	if err != nil {
-		return internalKMSError(err)
+		return err
 	}
 	s.log.InfoContext(r.Context(), "internal KMS: "+action, "request_id", requestIDFrom(r.Context()),
 		"principal", principalFrom(r).Subject, "root_version", d.Current, "run", d.Job.ID)
@@ -128,7 +100,7 @@ func (s *Server) rotateTenantKey(w http.ResponseWriter, r *http.Request) error {
 	}
 	tr, err := s.cfg.InternalKMS.RotateTenantKey(r.Context(), r.PathValue("id"))
 	if err != nil {
-		return internalKMSError(err)
+		return err
 	}
 	s.log.InfoContext(r.Context(), "internal KMS: rotate-key", "request_id", requestIDFrom(r.Context()),
 		"principal", principalFrom(r).Subject, "tenant", tr.TenantID, "kek_version", tr.KEKVersion, "run", tr.Job.ID)

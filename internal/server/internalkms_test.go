@@ -47,7 +47,7 @@ func TestInternalKMSErrorMapping(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			he := toHTTPError(internalKMSError(tt.err))
+			he := toHTTPError(tt.err)
 			if he.status != tt.status || he.code != tt.code {
 				t.Errorf("got %d %s, want %d %s", he.status, he.code, tt.status, tt.code)
 			}

@@ -11,7 +11,6 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
-	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
 
@@ -92,46 +91,10 @@ func (s *Server) defaultProvider(ctx context.Context, tenantID, current string) 
 	return defaultProviderJSON(tenantID, current, promoted, demoted), nil
 }
 
-// keyProviderError maps the errors of the key-provider API to the statuses
-// that Qlik's clients expect; anything else goes through toHTTPError.
-func keyProviderError(err error, loading bool) error {
-	var refused *keyprovider.RefusedError
-	var se *fault.StoreError
-	switch {
-	case errors.Is(err, keyprovider.ErrNotFound):
-		return &httpError{status: 404, code: api.CodeKeyProviderNotFound, title: "Key provider not found", detail: "no key provider with this fingerprint for your tenant"}
-	case errors.Is(err, keyprovider.ErrExists):
-		return &httpError{status: 409, code: api.CodeKeyProviderExists, title: "Key provider exists", detail: err.Error()}
-	case errors.Is(err, keyprovider.ErrMalformedARN):
-		return &httpError{status: 417, code: api.CodeMalformedARN, title: "Malformed ARN", detail: err.Error()}
-	case errors.Is(err, keyprovider.ErrInUse):
-		return &httpError{status: 424, code: api.CodeKeyProviderInUse, title: "Key provider in use", detail: err.Error()}
-	case errors.As(err, &refused):
-		return &httpError{status: 406, code: api.CodeKeyRefused, title: "Key cannot be registered", detail: refused.Reason}
-	case errors.Is(err, kms.ErrKeyDisabled), errors.Is(err, kms.ErrKeyPendingDeletion), errors.Is(err, kms.ErrKeyNotFound):
-		// The key changed state while it was being checked.
-		return &httpError{status: 406, code: api.CodeKeyRefused, title: "Key cannot be registered", cause: err,
-			detail: "the key is not usable (" + kms.Outcome(err) + "): enable it in AWS KMS first"}
-	case errors.Is(err, kms.ErrAccessDenied):
-		return &httpError{status: 403, code: api.CodeKeyNotAccessible, title: "Key not accessible", cause: err,
-			detail: "AWS KMS refused this service access to the key (" + err.Error() + "): grant it kms:DescribeKey, kms:GenerateDataKey, kms:Encrypt and kms:Decrypt in the key policy"}
-	case errors.Is(err, kms.ErrNotConfigured):
-		return errKMSNotConfigured(err)
-	case errors.Is(err, kms.ErrUnavailable), errors.Is(err, kms.ErrThrottled), errors.Is(err, context.DeadlineExceeded):
-		return &httpError{status: 408, code: api.CodeKMSTimeout, title: "KMS did not answer", cause: err,
-			detail: "AWS KMS did not answer in time; try again"}
-	case loading && errors.As(err, &se):
-		return &httpError{status: 417, code: api.CodeCouldNotLoad, title: "Could not load key providers", cause: err,
-			detail: "the key providers could not be loaded; try again"}
-	}
-	return err
-}
-
 func (s *Server) fingerprint(r *http.Request) (string, error) {
 	fp := r.PathValue("fp")
 	if len(fp) > maxFingerprint {
-		return "", &httpError{status: 414, code: api.CodeFingerprintTooLong, title: "Fingerprint too long",
-			detail: fmt.Sprintf("a key provider fingerprint has at most %d characters", maxFingerprint)}
+		return "", &requestError{kind: kindFingerprintTooLong}
 	}
 	if fp == "" {
 		return "", badRequest("the fingerprint is empty", nil)
@@ -142,11 +105,11 @@ func (s *Server) fingerprint(r *http.Request) (string, error) {
 func (s *Server) listKeyProviders(w http.ResponseWriter, r *http.Request) error {
 	ps, err := s.cfg.KeyProviders.List(r.Context(), principalFrom(r).TenantID)
 	if err != nil {
-		return keyProviderError(err, true)
+		return err
 	}
 	current, err := s.currentRef(r.Context(), principalFrom(r).TenantID)
 	if err != nil {
-		return keyProviderError(err, true)
+		return err
 	}
 	out := make([]api.KeyProvider, 0, len(ps))
 	for _, p := range ps {
@@ -160,15 +123,15 @@ func (s *Server) listAllKeyProviders(w http.ResponseWriter, r *http.Request) err
 	tenantID := principalFrom(r).TenantID
 	current, err := s.currentRef(r.Context(), tenantID)
 	if err != nil {
-		return keyProviderError(err, true)
+		return err
 	}
 	ps, err := s.cfg.KeyProviders.List(r.Context(), tenantID)
 	if err != nil {
-		return keyProviderError(err, true)
+		return err
 	}
 	def, err := s.defaultProvider(r.Context(), tenantID, current)
 	if err != nil {
-		return keyProviderError(err, true)
+		return err
 	}
 	out := []api.KeyProvider{def}
 	for _, p := range ps {
@@ -200,7 +163,7 @@ func (s *Server) registerKeyProvider(w http.ResponseWriter, r *http.Request) err
 	p, err := s.cfg.KeyProviders.Register(r.Context(), principalFrom(r).TenantID,
 		keyprovider.Registration{ARN: req.ARN, Name: req.Name, Description: req.Description})
 	if err != nil {
-		return keyProviderError(err, false)
+		return err
 	}
 	w.Header().Set("Location", keyProvidersPath+"/"+p.Fingerprint)
 	writeJSON(w, http.StatusCreated, keyProviderJSON(p, false))
@@ -215,19 +178,19 @@ func (s *Server) getKeyProvider(w http.ResponseWriter, r *http.Request) error {
 	tenantID := principalFrom(r).TenantID
 	current, err := s.currentRef(r.Context(), tenantID)
 	if err != nil {
-		return keyProviderError(err, true)
+		return err
 	}
 	if fp == tenantID {
 		def, err := s.defaultProvider(r.Context(), tenantID, current)
 		if err != nil {
-			return keyProviderError(err, true)
+			return err
 		}
 		writeJSON(w, http.StatusOK, def)
 		return nil
 	}
 	p, err := s.cfg.KeyProviders.Get(r.Context(), tenantID, fp)
 	if err != nil {
-		return keyProviderError(err, true)
+		return err
 	}
 	writeJSON(w, http.StatusOK, keyProviderJSON(p, current == keyprovider.Ref(fp)))
 	return nil
@@ -274,7 +237,7 @@ func (s *Server) patchKeyProvider(w http.ResponseWriter, r *http.Request) error 
 		return badRequest("the default key provider cannot be changed", nil)
 	}
 	if err := s.cfg.KeyProviders.Update(r.Context(), principalFrom(r).TenantID, fp, name, description); err != nil {
-		return keyProviderError(err, false)
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -289,7 +252,7 @@ func (s *Server) deleteKeyProvider(w http.ResponseWriter, r *http.Request) error
 		return badRequest("the default key provider cannot be deleted", nil)
 	}
 	if err := s.cfg.KeyProviders.Delete(r.Context(), principalFrom(r).TenantID, fp); err != nil {
-		return keyProviderError(err, false)
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -306,7 +269,7 @@ func (s *Server) testKeyProvider(w http.ResponseWriter, r *http.Request) error {
 	}
 	p, err := s.cfg.KeyProviders.Test(r.Context(), tenantID, fp)
 	if err != nil {
-		return keyProviderError(err, false)
+		return err
 	}
 	current, err := s.currentRef(r.Context(), tenantID)
 	if err != nil {

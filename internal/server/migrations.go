@@ -2,13 +2,11 @@ package server
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/envelope"
-	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
@@ -52,29 +50,6 @@ func migrationJSON(m migration.Migration) api.Migration {
 	return out
 }
 
-// migrationError maps the migration errors to the statuses of QLIK-API.md;
-// reset answers 406 where migrate answers 428 for a running migration.
-func migrationError(err error, reset bool) error {
-	var ns *migration.NotStartedError
-	var pe *migration.PrepareError
-	switch {
-	case errors.Is(err, migration.ErrRunning):
-		status := http.StatusPreconditionRequired // 428
-		if reset {
-			status = http.StatusNotAcceptable // 406
-		}
-		return &httpError{status: status, code: api.CodeMigrationNotStarted, title: "A migration is already running",
-			detail: "wait for the running migration to complete (see /api/v1/encryption/keyproviders/migration/actions/details)"}
-	case errors.As(err, &ns):
-		return &httpError{status: 412, code: api.CodeMigrationNotStarted, title: "Migration could not start", detail: ns.Reason}
-	case errors.As(err, &pe):
-		return &httpError{status: 424, code: api.CodeMigrationNotStarted, title: "Migration could not be prepared", detail: pe.Error(), cause: err}
-	case errors.Is(err, fault.ErrNotFound):
-		return &httpError{status: 404, code: api.CodeNoMigration, title: "No migration", detail: "this tenant never had a key-provider migration"}
-	}
-	return keyProviderError(err, false)
-}
-
 func (s *Server) migrate(w http.ResponseWriter, r *http.Request) error {
 	fp, err := s.fingerprint(r)
 	if err != nil {
@@ -82,7 +57,7 @@ func (s *Server) migrate(w http.ResponseWriter, r *http.Request) error {
 	}
 	m, err := s.cfg.Migrations.Migrate(r.Context(), principalFrom(r).TenantID, fp)
 	if err != nil {
-		return migrationError(err, false)
+		return err
 	}
 	writeJSON(w, http.StatusOK, migrationJSON(m))
 	return nil
@@ -91,7 +66,7 @@ func (s *Server) migrate(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) resetToDefault(w http.ResponseWriter, r *http.Request) error {
 	m, started, err := s.cfg.Migrations.Reset(r.Context(), principalFrom(r).TenantID)
 	if err != nil {
-		return migrationError(err, true)
+		return err
 	}
 	if !started {
 		writeJSON(w, http.StatusOK, api.Message{Message: "the tenant already uses the default key provider"})
@@ -106,7 +81,7 @@ func (s *Server) resetToDefault(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) migrationDetails(w http.ResponseWriter, r *http.Request) error {
 	m, err := s.cfg.Migrations.Latest(r.Context(), principalFrom(r).TenantID)
 	if err != nil {
-		return migrationError(err, false)
+		return err
 	}
 	writeJSON(w, http.StatusOK, migrationJSON(m))
 	return nil

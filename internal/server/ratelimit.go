@@ -4,8 +4,6 @@ import (
 	"math"
 	"sync"
 	"time"
-
-	"github.com/tenantcrypt/tenantcrypt/api"
 )
 
 // rateLimiter is a token bucket per tenant: perMinute tokens refill evenly
@@ -60,8 +58,6 @@ func (l *rateLimiter) pruneLocked(now time.Time) {
 	}
 }
 
-func rateLimited(retryAfter time.Duration) *httpError {
-	secs := int(math.Ceil(retryAfter.Seconds()))
-	return &httpError{status: 429, code: api.CodeRateLimited, title: "Too many requests", retryAfter: max(secs, 1),
-		detail: "this tenant's rate limit for this kind of request is reached; retry after the Retry-After delay"}
+func rateLimited(retryAfter time.Duration) *requestError {
+	return &requestError{kind: kindRateLimited, retryAfter: retryAfter}
 }

@@ -231,18 +231,18 @@ func (s *Server) routeTable() []Route {
 	if s.cfg.KeyProviders != nil && s.cfg.Migrations != nil {
 		const kp = keyProvidersPath
 		routes = append(routes,
-			Route{"GET", kp, tenantAdmin, s.listKeyProviders, readTier},
-			Route{"POST", kp, tenantAdmin, s.unlocked(s.registerKeyProvider), writeTier},
-			Route{"GET", kp + "/actions/list", tenantAdmin, s.listAllKeyProviders, readTier},
-			Route{"POST", kp + "/actions/reset-to-default-provider", tenantAdmin, s.unlocked(s.resetToDefault), writeTier},
-			Route{"GET", kp + "/migration/actions/details", tenantAdmin, s.migrationDetails, readTier},
-			Route{"GET", kp + "/{fp}", tenantAdmin, s.getKeyProvider, readTier},
-			Route{"PATCH", kp + "/{fp}", tenantAdmin, s.unlocked(s.patchKeyProvider), writeTier},
-			Route{"DELETE", kp + "/{fp}", tenantAdmin, s.unlocked(s.deleteKeyProvider), writeTier},
+			Route{"GET", kp, tenantAdmin, as(opListKeyProviders, s.listKeyProviders), readTier},
+			Route{"POST", kp, tenantAdmin, as(opRegisterKeyProvider, s.unlocked(s.registerKeyProvider)), writeTier},
+			Route{"GET", kp + "/actions/list", tenantAdmin, as(opListKeyProviders, s.listAllKeyProviders), readTier},
+			Route{"POST", kp + "/actions/reset-to-default-provider", tenantAdmin, as(opResetToDefault, s.unlocked(s.resetToDefault)), writeTier},
+			Route{"GET", kp + "/migration/actions/details", tenantAdmin, as(opMigrationDetails, s.migrationDetails), readTier},
+			Route{"GET", kp + "/{fp}", tenantAdmin, as(opGetKeyProvider, s.getKeyProvider), readTier},
+			Route{"PATCH", kp + "/{fp}", tenantAdmin, as(opUpdateKeyProvider, s.unlocked(s.patchKeyProvider)), writeTier},
+			Route{"DELETE", kp + "/{fp}", tenantAdmin, as(opDeleteKeyProvider, s.unlocked(s.deleteKeyProvider)), writeTier},
 			// A test changes nothing but the recorded result: it is how a
 			// locked tenant's admin sees why.
-			Route{"POST", kp + "/{fp}/actions/test", tenantAdmin, s.testKeyProvider, writeTier},
-			Route{"POST", kp + "/{fp}/actions/migrate", tenantAdmin, s.unlocked(s.migrate), writeTier},
+			Route{"POST", kp + "/{fp}/actions/test", tenantAdmin, as(opTestKeyProvider, s.testKeyProvider), writeTier},
+			Route{"POST", kp + "/{fp}/actions/migrate", tenantAdmin, as(opMigrate, s.unlocked(s.migrate)), writeTier},
 		)
 	}
 	return routes

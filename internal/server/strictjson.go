@@ -64,7 +64,7 @@ func strictScan(body []byte, t reflect.Type) error {
 // policyError is a 400 for a strict rule broken; meta["rule"] names the
 // rule (utf-8, surrogate, duplicate, field, type) for clients and for
 // handlers that word other decoding errors themselves.
-func policyError(rule, detail string, meta map[string]any) *httpError {
+func policyError(rule, detail string, meta map[string]any) *requestError {
 	if meta == nil {
 		meta = map[string]any{}
 	}
@@ -74,8 +74,8 @@ func policyError(rule, detail string, meta map[string]any) *httpError {
 
 // isPolicyError reports whether err is a strict rule broken.
 func isPolicyError(err error) bool {
-	he, ok := err.(*httpError)
-	return ok && he.meta["rule"] != nil
+	re, ok := err.(*requestError)
+	return ok && re.meta["rule"] != nil
 }
 
 func invalidUTF8At(b []byte) int {

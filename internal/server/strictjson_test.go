@@ -72,7 +72,8 @@ func TestDecodeStrictRules(t *testing.T) {
 				}
 				return
 			}
-			he, ok := err.(*httpError)
+			_, ok := err.(*requestError)
+			he := toHTTPError(err)
 			if !ok || he.status != 400 || he.code != api.CodeBadRequest {
 				t.Fatalf("decodeStrict(%q) = %v, want a 400 %s", tt.body, err, api.CodeBadRequest)
 			}
@@ -101,8 +102,8 @@ func TestDecodeStrictSyntaxWording(t *testing.T) {
 	t.Parallel()
 	for _, body := range []string{`{"plaintext":`, `{"plaintext" "x"}`, `{"plaintext":"x",}`, `{"plaintext":tru}`, `{"plaintext":"x"} {}`} {
 		err := decodeStrict([]byte(body), new(api.EncryptRequest))
-		he, ok := err.(*httpError)
-		if !ok || he.status != 400 || he.meta["rule"] != nil {
+		_, ok := err.(*requestError)
+		if he := toHTTPError(err); !ok || he.status != 400 || he.meta["rule"] != nil {
 			t.Errorf("decodeStrict(%q) = %v, want a 400 from the JSON decoder", body, err)
 		}
 	}
