@@ -19,6 +19,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/secret"
+	"github.com/tenantcrypt/tenantcrypt/internal/tenantstatus"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -131,6 +132,9 @@ type Server struct {
 	// inflight counts the requests in progress against MaxInflight.
 	inflight                    inflightCounter
 	handshakeErrors, overloaded prometheus.Counter
+	// tenantStatus assembles the encryption status from the keyring, the
+	// key monitor and the key providers.
+	tenantStatus *tenantstatus.Service
 }
 
 // New returns a Server for cfg.
@@ -155,6 +159,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(),
 		reads: newRateLimiter(cfg.ReadsPerMinute), writes: newRateLimiter(cfg.WritesPerMinute)}
+	s.tenantStatus = tenantstatus.New(tenantstatus.Config{Tenants: cfg.Keyring, Monitor: cfg.Lifecycle, KeyProviders: cfg.KeyProviders})
 	s.metrics = newMetrics(cfg.Registry)
 	s.edgeMetrics(cfg.Registry)
 	s.routes = s.routeTable()
