@@ -174,26 +174,15 @@ const (
 // wrap a deadline.
 func kindOf(err error) kind {
 	var (
-		re  *requestError
-		ie  *fault.InputError
-		se  *keyring.TenantStateError
-		rl  *keyring.RateLimitError
-		pe  *migration.PrepareError
-		ns  *migration.NotStartedError
-		rf  *keyprovider.RefusedError
-		bz  *rotation.BusyError
-		kf  *rotation.KeyFileError
-		tse = func() kind {
-			switch se.State {
-			case keyring.StateKeyUnavailable:
-				return kindKeyUnavailable
-			case keyring.StateLocked:
-				return kindTenantLocked
-			case keyring.StateDestroyed:
-				return kindTenantDestroyed
-			}
-			return kindUnknown
-		}
+		re *requestError
+		ie *fault.InputError
+		se *keyring.TenantStateError
+		rl *keyring.RateLimitError
+		pe *migration.PrepareError
+		ns *migration.NotStartedError
+		rf *keyprovider.RefusedError
+		bz *rotation.BusyError
+		kf *rotation.KeyFileError
 	)
 	switch {
 	case errors.As(err, &re):
@@ -209,7 +198,7 @@ func kindOf(err error) kind {
 	case errors.As(err, &ie):
 		return kindInput
 	case errors.As(err, &se):
-		return tse()
+		return stateKind(se.State)
 	case errors.As(err, &rl):
 		return kindQuota
 	case errors.As(err, &rf):
@@ -262,6 +251,20 @@ func kindOf(err error) kind {
 		return kindDeadline
 	case errors.Is(err, fault.ErrNotFound):
 		return kindNotFound
+	}
+	return kindUnknown
+}
+
+// stateKind is the kind of a refusal for the tenant's state; a refusal in
+// any other state is a bug (kindUnknown).
+func stateKind(state keyring.TenantState) kind {
+	switch state {
+	case keyring.StateKeyUnavailable:
+		return kindKeyUnavailable
+	case keyring.StateLocked:
+		return kindTenantLocked
+	case keyring.StateDestroyed:
+		return kindTenantDestroyed
 	}
 	return kindUnknown
 }

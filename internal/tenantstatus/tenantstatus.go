@@ -50,6 +50,12 @@ type KeyProviders interface {
 	Get(ctx context.Context, tenantID, fingerprint string) (keyprovider.Provider, error)
 }
 
+var (
+	_ Tenants      = (*keyring.Service)(nil)
+	_ KeyMonitor   = (*lifecycle.Monitor)(nil)
+	_ KeyProviders = (*keyprovider.Service)(nil)
+)
+
 // Config configures a Service. Tenants is required; without a Monitor
 // (no AWS KMS) a customer managed key's state is unknown, without
 // KeyProviders its ARN and DR compliance are.

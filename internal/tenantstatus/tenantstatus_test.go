@@ -68,7 +68,9 @@ type fakeProviders struct {
 	err error
 }
 
-func (f fakeProviders) Get(context.Context, string, string) (keyprovider.Provider, error) { return f.p, f.err }
+func (f fakeProviders) Get(context.Context, string, string) (keyprovider.Provider, error) {
+	return f.p, f.err
+}
 
 func internalStatus(key kms.KeyInfo, keyErr error) keyring.TenantStatus {
 	return keyring.TenantStatus{
