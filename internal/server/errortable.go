@@ -168,6 +168,28 @@ const (
 	numKinds // not a kind: the number of them
 )
 
+// kindNames are the kinds' names, for tests and logs.
+var kindNames = [numKinds]string{
+	"unknown", "bad request", "body timeout", "body too large", "unsupported media type",
+	"route not found", "method not allowed", "fingerprint too long", "no internal kms",
+	"forbidden", "rate limited", "overloaded", "audit refused", "audit late",
+	"unauthenticated", "input", "tenant not found", "tenant exists", "tenant retired",
+	"tenant policy", "quota", "key unavailable", "tenant locked", "tenant destroyed",
+	"decrypt", "kms key unusable", "kms key pending deletion", "kms access denied",
+	"kms not configured", "kms throttled", "kms unavailable", "provider not found",
+	"provider exists", "malformed arn", "provider in use", "key refused",
+	"migration running", "migration not started", "migration not prepared", "not found",
+	"rotation busy", "root keys from environment", "root keys refused", "root key file",
+	"not internal", "rotation closed", "store unavailable", "deadline",
+}
+
+func (k kind) String() string {
+	if k < numKinds {
+		return kindNames[k]
+	}
+	return "kind " + strconv.Itoa(int(k))
+}
+
 // kindOf classifies err. Wrappers that carry a cause (a migration that
 // could not be prepared, a root key file) are looked at before their
 // cause; the KMS before the store before a deadline, as a KMS error may

@@ -80,17 +80,20 @@ func kindSamples() map[kind]error {
 func TestKindOf(t *testing.T) {
 	samples := kindSamples()
 	for k := range numKinds {
+		if k.String() == "" {
+			t.Errorf("kind %d has no name in kindNames", k)
+		}
 		err, ok := samples[k]
 		if !ok {
-			t.Errorf("kind %d has no sample error", k)
+			t.Errorf("kind %s has no sample error", k)
 			continue
 		}
 		if got := kindOf(err); got != k {
-			t.Errorf("kindOf(%v) = %d, want %d", err, got, k)
+			t.Errorf("kindOf(%v) = %s, want %s", err, got, k)
 		}
 		// An operation's wrapper changes nothing of the kind.
 		if got := kindOf(&opError{op: opMigrate, err: err}); got != k {
-			t.Errorf("kindOf(opError(%v)) = %d, want %d", err, got, k)
+			t.Errorf("kindOf(opError(%v)) = %s, want %s", err, got, k)
 		}
 	}
 	// Wrappers are looked at before their causes.
@@ -106,7 +109,7 @@ func TestKindOf(t *testing.T) {
 		{"active tenant state", &keyring.TenantStateError{State: keyring.StateActive}, kindUnknown},
 	} {
 		if got := kindOf(tt.err); got != tt.want {
-			t.Errorf("%s: kindOf = %d, want %d", tt.name, got, tt.want)
+			t.Errorf("%s: kindOf = %s, want %s", tt.name, got, tt.want)
 		}
 	}
 }
@@ -190,14 +193,14 @@ func TestErrorTable(t *testing.T) {
 	samples := kindSamples()
 	for _, tt := range tests {
 		if covered[tt.kind]&tt.ops != 0 {
-			t.Errorf("kind %d: operations %b are pinned twice", tt.kind, covered[tt.kind]&tt.ops)
+			t.Errorf("kind %s: operations %b are pinned twice", tt.kind, covered[tt.kind]&tt.ops)
 		}
 		covered[tt.kind] |= tt.ops
 		for op := range numOperations {
 			if !tt.ops.has(op) {
 				continue
 			}
-			t.Run(fmt.Sprintf("%s/%d", op, tt.kind), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/%s", op, tt.kind), func(t *testing.T) {
 				he := toHTTPError(&opError{op: op, err: samples[tt.kind]})
 				if he.status != tt.status || he.code != tt.code {
 					t.Errorf("got %d %s, want %d %s", he.status, he.code, tt.status, tt.code)
@@ -207,7 +210,7 @@ func TestErrorTable(t *testing.T) {
 	}
 	for k := range numKinds {
 		if covered[k] != anyOp {
-			t.Errorf("kind %d: operations %b are not pinned", k, anyOp&^covered[k])
+			t.Errorf("kind %s: operations %b are not pinned", k, anyOp&^covered[k])
 		}
 	}
 }
@@ -220,7 +223,7 @@ func TestErrorTableAnswers(t *testing.T) {
 	for op := range numOperations {
 		for k := range numKinds {
 			he := toHTTPError(&opError{op: op, err: samples[k]})
-			name := fmt.Sprintf("%s/%d", op, k)
+			name := fmt.Sprintf("%s/%s", op, k)
 			ae := he.apiError()
 			if ae.Title == "" || ae.Detail == "" || ae.Code == "" {
 				t.Errorf("%s: code %q, title %q, detail %q: all must tell the client something", name, ae.Code, ae.Title, ae.Detail)
@@ -267,12 +270,12 @@ func TestErrorTableRows(t *testing.T) {
 	for i := range errorTable {
 		r := &errorTable[i]
 		if !used[r] {
-			t.Errorf("row %d (kind %d, %s) answers in no operation", i, r.kind, r.title)
+			t.Errorf("row %d (kind %s, %s) answers in no operation", i, r.kind, r.title)
 		}
 		for j := range i {
 			o := &errorTable[j]
 			if o.kind == r.kind && o.ops&r.ops != 0 && (o.ops == anyOp) == (r.ops == anyOp) {
-				t.Errorf("rows %d and %d both answer kind %d in operations %b", j, i, r.kind, o.ops&r.ops)
+				t.Errorf("rows %d and %d both answer kind %s in operations %b", j, i, r.kind, o.ops&r.ops)
 			}
 		}
 	}
@@ -298,7 +301,7 @@ func TestErrorTableDetails(t *testing.T) {
 	for _, tt := range tests {
 		he := toHTTPError(&opError{op: tt.op, err: samples[tt.kind]})
 		if !strings.Contains(he.detail, tt.want) {
-			t.Errorf("%s/%d: detail %q, want it to say %q", tt.op, tt.kind, he.detail, tt.want)
+			t.Errorf("%s/%s: detail %q, want it to say %q", tt.op, tt.kind, he.detail, tt.want)
 		}
 	}
 	he := toHTTPError(samples[kindKMSKeyPendingDeletion])
