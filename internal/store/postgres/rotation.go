@@ -46,21 +46,10 @@ func (s *Store) CipherKeysWrappedByOtherVersion(ctx context.Context, tenantID, r
 	if limit <= 0 {
 		return ks, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+cipherKeyColumns+` FROM cipherkeys
+	ks, err := queryRows(ctx, s.pool, codec.ScanCipherKey, `SELECT `+cipherKeyColumns+` FROM cipherkeys
 		WHERE tenant_id = $1 AND id > $2 AND provider = $3 AND key_version <> $4 ORDER BY id LIMIT $5`,
 		tenantID, after[:], ref, keyVersion, limit)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: reading cipherkeys of tenant %q wrapped by %q at another version than %q: %w", tenantID, ref, keyVersion, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		k, err := scanCipherKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: reading cipherkeys of tenant %q wrapped by %q at another version than %q: %w", tenantID, ref, keyVersion, err)
-		}
-		ks = append(ks, k)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: reading cipherkeys of tenant %q wrapped by %q at another version than %q: %w", tenantID, ref, keyVersion, err)
 	}
 	return ks, nil

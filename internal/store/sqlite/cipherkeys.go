@@ -18,11 +18,11 @@ import (
 // keyring.ErrConflict (another provider).
 func (s *Store) InsertCipherKey(ctx context.Context, k keyring.CipherKey) error {
 	k.Active = false
-	r, err := newCipherKeyRow(k)
+	args, err := codec.CipherKeyArgs(k)
 	if err != nil {
 		return err
 	}
-	args := append(r.args(), k.TenantID, k.Provider)
+	args = append(args, k.TenantID, k.Provider)
 	res, err := s.w.ExecContext(ctx, `INSERT INTO cipherkeys (`+cipherKeyColumns+`)
 		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ? AND provider = ?)`, args...)
 	if err := insertCipherKeyError(k, err); err != nil {
@@ -62,7 +62,7 @@ func insertCipherKeyError(k keyring.CipherKey, err error) error {
 
 // CipherKey returns one cipherkey. Errors: keyring.ErrNotFound.
 func (s *Store) CipherKey(ctx context.Context, tenantID string, id envelope.KeyID) (keyring.CipherKey, error) {
-	k, err := scanCipherKey(s.r.QueryRowContext(ctx,
+	k, err := codec.ScanCipherKey(s.r.QueryRowContext(ctx,
 		`SELECT `+cipherKeyColumns+` FROM cipherkeys WHERE tenant_id = ? AND id = ?`, tenantID, id[:]))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -76,7 +76,7 @@ func (s *Store) CipherKey(ctx context.Context, tenantID string, id envelope.KeyI
 // ActiveCipherKey returns the tenant's active encryption key.
 // Errors: keyring.ErrNotFound when the tenant has none.
 func (s *Store) ActiveCipherKey(ctx context.Context, tenantID string) (keyring.CipherKey, error) {
-	k, err := scanCipherKey(s.r.QueryRowContext(ctx,
+	k, err := codec.ScanCipherKey(s.r.QueryRowContext(ctx,
 		`SELECT `+cipherKeyColumns+` FROM cipherkeys WHERE tenant_id = ? AND active = 1`, tenantID))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -103,7 +103,7 @@ func (s *Store) ActivateCipherKey(ctx context.Context, tenantID string, prev *en
 		return fmt.Errorf("sqlite: activating cipherkey %s: purpose %v, only encryption keys can be active", next.ID, next.Purpose)
 	}
 	next.Active = true
-	r, err := newCipherKeyRow(next)
+	args, err := codec.CipherKeyArgs(next)
 	if err != nil {
 		return err
 	}
@@ -144,7 +144,7 @@ func (s *Store) ActivateCipherKey(ctx context.Context, tenantID string, prev *en
 			return fmt.Errorf("sqlite: retiring cipherkey %s of tenant %q: %w", *prev, tenantID, err)
 		}
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO cipherkeys (`+cipherKeyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.args()...)
+	_, err = tx.ExecContext(ctx, `INSERT INTO cipherkeys (`+cipherKeyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 	if err := insertCipherKeyError(next, err); err != nil {
 		return err
 	}

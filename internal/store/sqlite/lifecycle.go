@@ -25,19 +25,8 @@ func (s *Store) WatchedTenants(ctx context.Context, after string, limit int) ([]
 	if limit <= 0 {
 		return ts, nil
 	}
-	rows, err := s.r.QueryContext(ctx, watchedQuery, after, limit)
+	ts, err := queryRows(ctx, s.r, codec.ScanTenant, watchedQuery, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: listing watched tenants: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		t, err := scanTenant(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: listing watched tenants: %w", err)
-		}
-		ts = append(ts, t)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: listing watched tenants: %w", err)
 	}
 	return ts, nil
@@ -70,7 +59,7 @@ func (s *Store) ReplaceKeyChecks(ctx context.Context, tenantID string, checks []
 		return fmt.Errorf("sqlite: replacing key checks of tenant %q: %w", tenantID, err)
 	}
 	for _, c := range checks {
-		_, err := tx.ExecContext(ctx, `INSERT INTO key_checks (`+keyCheckColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, newKeyCheckRow(c).args()...)
+		_, err := tx.ExecContext(ctx, `INSERT INTO key_checks (`+keyCheckColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, codec.KeyCheckArgs(c)...)
 		switch {
 		case isPrimaryKeyViolation(err):
 			return fmt.Errorf("sqlite: replacing key checks of tenant %q: two checks of region %q", tenantID, c.Region)
@@ -87,20 +76,8 @@ func (s *Store) ReplaceKeyChecks(ctx context.Context, tenantID string, checks []
 // KeyChecks returns the tenant's stored checks in region (byte) order; an
 // empty slice if there are none or there is no such tenant.
 func (s *Store) KeyChecks(ctx context.Context, tenantID string) ([]lifecycle.KeyCheck, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+keyCheckColumns+` FROM key_checks WHERE tenant_id = ? ORDER BY region`, tenantID)
+	cs, err := queryRows(ctx, s.r, codec.ScanKeyCheck, `SELECT `+keyCheckColumns+` FROM key_checks WHERE tenant_id = ? ORDER BY region`, tenantID)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: reading key checks of tenant %q: %w", tenantID, err)
-	}
-	defer rows.Close()
-	cs := []lifecycle.KeyCheck{}
-	for rows.Next() {
-		c, err := scanKeyCheck(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: reading key checks of tenant %q: %w", tenantID, err)
-		}
-		cs = append(cs, c)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: reading key checks of tenant %q: %w", tenantID, err)
 	}
 	return cs, nil

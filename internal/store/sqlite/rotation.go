@@ -46,21 +46,10 @@ func (s *Store) CipherKeysWrappedByOtherVersion(ctx context.Context, tenantID, r
 	if limit <= 0 {
 		return ks, nil
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+cipherKeyColumns+` FROM cipherkeys
+	ks, err := queryRows(ctx, s.r, codec.ScanCipherKey, `SELECT `+cipherKeyColumns+` FROM cipherkeys
 		WHERE tenant_id = ? AND id > ? AND provider = ? AND key_version <> ? ORDER BY id LIMIT ?`,
 		tenantID, after[:], ref, keyVersion, limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: reading cipherkeys of tenant %q wrapped by %q at another version than %q: %w", tenantID, ref, keyVersion, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		k, err := scanCipherKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: reading cipherkeys of tenant %q wrapped by %q at another version than %q: %w", tenantID, ref, keyVersion, err)
-		}
-		ks = append(ks, k)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: reading cipherkeys of tenant %q wrapped by %q at another version than %q: %w", tenantID, ref, keyVersion, err)
 	}
 	return ks, nil
