@@ -29,6 +29,7 @@ const (
 	keyCheckColumns   = rowcodec.KeyCheckColumns
 	auditEventColumns = rowcodec.AuditEventColumns
 	checkpointColumns = rowcodec.CheckpointColumns
+	rootRecordColumns = rowcodec.RootRecordColumns
 )
 
 // scanner is a pgx.Row or pgx.Rows.

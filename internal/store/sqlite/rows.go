@@ -27,6 +27,7 @@ const (
 	keyCheckColumns   = rowcodec.KeyCheckColumns
 	auditEventColumns = rowcodec.AuditEventColumns
 	checkpointColumns = rowcodec.CheckpointColumns
+	rootRecordColumns = rowcodec.RootRecordColumns
 )
 
 type keyProviderRow struct {

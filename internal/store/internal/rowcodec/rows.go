@@ -1,6 +1,8 @@
 package rowcodec
 
 import (
+	"fmt"
+
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
@@ -20,6 +22,8 @@ const (
 	initiated_at, completed_at, updated_at, last_error`
 
 	KeyCheckColumns = `tenant_id, provider, region, key_arn, checked_at, result, key_state, detail`
+
+	RootRecordColumns = `source, current, token, key_label, updated_at`
 )
 
 // TenantArgs are t's TenantColumns. Errors: an invalid edition or state.
@@ -170,4 +174,24 @@ func (c Codec) ScanKeyCheck(sc Scanner) (lifecycle.KeyCheck, error) {
 		return lifecycle.KeyCheck{}, err
 	}
 	return k, nil
+}
+
+// RootRecordArgs are rec's RootRecordColumns.
+func (c Codec) RootRecordArgs(rec internalkms.RootRecord) []any {
+	return []any{rec.Source, int64(rec.Current), rec.Token, rec.KeyLabel, c.Times.Arg(rec.UpdatedAt)}
+}
+
+// ScanRootRecord reads a row of RootRecordColumns. Errors: a Current out of
+// the uint32 range.
+func (c Codec) ScanRootRecord(sc Scanner) (internalkms.RootRecord, error) {
+	var rec internalkms.RootRecord
+	var current int64
+	if err := sc.Scan(&rec.Source, &current, &rec.Token, &rec.KeyLabel, c.Times.Dest(&rec.UpdatedAt)); err != nil {
+		return internalkms.RootRecord{}, err
+	}
+	if current < 0 || current > 1<<32-1 {
+		return internalkms.RootRecord{}, fmt.Errorf("root key version %d out of range", current)
+	}
+	rec.Current = uint32(current)
+	return rec, nil
 }
