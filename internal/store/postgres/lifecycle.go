@@ -8,6 +8,7 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
+	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
 
 // watchedQuery is WatchedTenants' query. Its condition is the partial index
@@ -91,26 +92,9 @@ func (s *Store) KeyChecks(ctx context.Context, tenantID string) ([]lifecycle.Key
 // CountTenantsByState counts every tenant by state; a state without tenants
 // has no entry.
 func (s *Store) CountTenantsByState(ctx context.Context) (map[keyring.TenantState]int, error) {
-	rows, err := s.pool.Query(ctx, `SELECT state, COUNT(*) FROM tenants GROUP BY state`)
+	counts, err := queryRows(ctx, s.pool, rowcodec.ScanTenantStateCount, `SELECT state, COUNT(*) FROM tenants GROUP BY state`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: counting tenants by state: %w", err)
 	}
-	defer rows.Close()
-	counts := map[keyring.TenantState]int{}
-	for rows.Next() {
-		var stored string
-		var n int64
-		if err := rows.Scan(&stored, &n); err != nil {
-			return nil, fmt.Errorf("postgres: counting tenants by state: %w", err)
-		}
-		state, err := keyring.ParseTenantState(stored)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: counting tenants by state: stored state: %w", err)
-		}
-		counts[state] = int(n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: counting tenants by state: %w", err)
-	}
-	return counts, nil
+	return rowcodec.CountMap(counts), nil
 }

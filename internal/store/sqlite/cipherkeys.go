@@ -9,6 +9,7 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
 
 // InsertCipherKey stores an inactive cipherkey (k.Active is ignored),
@@ -189,22 +190,9 @@ func (s *Store) ReserveUses(ctx context.Context, tenantID string, id envelope.Ke
 // CountCipherKeys returns how many of the tenant's cipherkeys each provider
 // (by Ref) wraps; an empty map for a tenant without keys or no tenant.
 func (s *Store) CountCipherKeys(ctx context.Context, tenantID string) (map[string]int, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT provider, COUNT(*) FROM cipherkeys WHERE tenant_id = ? GROUP BY provider`, tenantID)
+	counts, err := queryRows(ctx, s.r, rowcodec.ScanCount[string], `SELECT provider, COUNT(*) FROM cipherkeys WHERE tenant_id = ? GROUP BY provider`, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: counting cipherkeys of tenant %q: %w", tenantID, err)
 	}
-	defer rows.Close()
-	counts := map[string]int{}
-	for rows.Next() {
-		var provider string
-		var n int
-		if err := rows.Scan(&provider, &n); err != nil {
-			return nil, fmt.Errorf("sqlite: counting cipherkeys of tenant %q: %w", tenantID, err)
-		}
-		counts[provider] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: counting cipherkeys of tenant %q: %w", tenantID, err)
-	}
-	return counts, nil
+	return rowcodec.CountMap(counts), nil
 }

@@ -306,3 +306,31 @@ func TestActionRange(t *testing.T) {
 		}
 	}
 }
+
+func TestCounts(t *testing.T) {
+	if m := CountMap[string](nil); m == nil || len(m) != 0 {
+		t.Errorf("CountMap(nil) = %#v, want an empty map", m)
+	}
+	var states []Count[keyring.TenantState]
+	for _, r := range []row{{"active", int64(2)}, {"locked", int64(1)}} {
+		c, err := ScanTenantStateCount(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		states = append(states, c)
+	}
+	if got, want := CountMap(states), map[keyring.TenantState]int{keyring.StateActive: 2, keyring.StateLocked: 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("tenant state counts: got %v, want %v", got, want)
+	}
+	if _, err := ScanTenantStateCount(row{"bogus", int64(1)}); err == nil {
+		t.Error("a stored state that does not parse: got no error")
+	}
+	if c, err := ScanRootVersionCount(row{int64(1<<32 - 1), int64(3)}); err != nil || c != (Count[uint32]{Key: 1<<32 - 1, N: 3}) {
+		t.Errorf("root version count: got %+v, %v", c, err)
+	}
+	for _, v := range []int64{-1, 1 << 32} {
+		if _, err := ScanRootVersionCount(row{v, int64(1)}); err == nil {
+			t.Errorf("root version %d: got no error", v)
+		}
+	}
+}
