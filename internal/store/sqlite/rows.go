@@ -19,6 +19,7 @@ import (
 // codec reads and writes the rows that both stores share.
 var codec = rowcodec.Codec{Store: "sqlite", Times: microsTimes{}}
 
+// The shared column lists, by the names this package's statements use.
 const (
 	tenantColumns     = rowcodec.TenantColumns
 	cipherKeyColumns  = rowcodec.CipherKeyColumns
