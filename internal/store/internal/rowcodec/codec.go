@@ -2,10 +2,10 @@
 // share: the column lists of their tables, and how a domain value becomes
 // the arguments of an INSERT and a scanned row becomes a domain value again.
 // Both stores keep enums as their String form, key ids as 16 bytes, nil byte
-// slices as empty ones and JSON as text; they differ only in how they keep
-// times, which each store supplies as its Times. The stores never import each
-// other; what they do not share (SQL dialects, transactions, error codes)
-// stays in each.
+// slices as empty ones and audit details as JSON text; they differ only in
+// how they keep times, which each store supplies as its Times. The stores
+// never import each other; what they do not share (SQL dialects,
+// transactions, error codes, the key providers' rows) stays in each.
 //
 // Converting a value to arguments rejects what would not read back (an
 // unknown enum), so that a bad write fails instead of leaving a row that
