@@ -7,13 +7,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/audit"
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
+	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
 
 var _ audit.Store = (*Store)(nil)
@@ -79,12 +79,12 @@ func (s *Store) AppendEvents(ctx context.Context, events []audit.Event, seal fun
 		if err != nil {
 			return nil, fmt.Errorf("postgres: appending: %w", err)
 		}
-		r, err := newAuditEventRow(e)
+		args, err := codec.AuditEventArgs(e)
 		if err != nil {
 			return nil, err
 		}
 		insert.Queue(`INSERT INTO audit_events (`+auditEventColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`, r.args()...)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`, args...)
 		heads[e.ChainID] = audit.Head{ChainID: e.ChainID, Seq: e.Seq, Hash: e.Hash}
 		stored = append(stored, e)
 	}
@@ -133,19 +133,8 @@ func (s *Store) Events(ctx context.Context, chainID string, f audit.Filter, limi
 		}
 	}
 	query, args := eventsQuery(chainID, f, limit)
-	rows, err := s.pool.Query(ctx, query, args...)
+	es, err := queryRows(ctx, s.pool, codec.ScanAuditEvent, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: reading audit events of chain %q: %w", chainID, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		e, err := scanAuditEvent(rows)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: reading audit events of chain %q: %w", chainID, err)
-		}
-		es = append(es, e)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: reading audit events of chain %q: %w", chainID, err)
 	}
 	return es, nil
@@ -167,7 +156,7 @@ func eventsQuery(chainID string, f audit.Filter, limit int) (string, []any) {
 	if !f.To.IsZero() {
 		b.WriteString(` AND time < ` + param(f.To))
 	}
-	if lo, hi, ok := actionRange(f.Action); ok {
+	if lo, hi, ok := rowcodec.ActionRange(f.Action); ok {
 		b.WriteString(` AND action >= ` + param(lo) + ` AND action < ` + param(hi))
 	} else if f.Action != "" {
 		b.WriteString(` AND action = ` + param(f.Action))
@@ -182,27 +171,13 @@ func eventsQuery(chainID string, f audit.Filter, limit int) (string, []any) {
 	return b.String(), args
 }
 
-// actionRange turns a filter's action prefix ("keyprovider.") into the byte
-// range of the actions it prefixes: [prefix, prefix with its final "."
-// replaced by "/", the next byte). A range needs no escaping, unlike LIKE,
-// and the index on (chain_id, action) serves it; the column's "C" collation
-// makes the comparison bytewise.
-func actionRange(action string) (lo, hi string, ok bool) {
-	p, found := strings.CutSuffix(action, ".")
-	if !found {
-		return "", "", false
-	}
-	return action, p + "/", true
-}
-
 // PutCheckpoint stores a signed checkpoint. Errors: audit.ErrExists when the
 // chain has a checkpoint at that Seq.
 func (s *Store) PutCheckpoint(ctx context.Context, c audit.Checkpoint) error {
 	if err := audit.CheckStorableCheckpoint(c); err != nil {
 		return fmt.Errorf("postgres: storing audit checkpoint: %w", err)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO audit_checkpoints (`+checkpointColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
-		c.ChainID, c.Seq, notNil(c.Hash), c.Time, c.KeyID, notNil(c.Signature))
+	_, err := s.pool.Exec(ctx, `INSERT INTO audit_checkpoints (`+checkpointColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`, codec.CheckpointArgs(c)...)
 	if code, _ := violation(err); code == uniqueViolation {
 		return fmt.Errorf("postgres: audit checkpoint %d of chain %q: %w", c.Seq, c.ChainID, audit.ErrExists)
 	} else if err != nil {
@@ -218,22 +193,9 @@ func (s *Store) Checkpoints(ctx context.Context, chainID string, afterSeq int64,
 	if limit <= 0 {
 		return cs, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+checkpointColumns+` FROM audit_checkpoints
+	cs, err := queryRows(ctx, s.pool, codec.ScanCheckpoint, `SELECT `+checkpointColumns+` FROM audit_checkpoints
 		WHERE chain_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, chainID, afterSeq, limit)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: reading audit checkpoints of chain %q: %w", chainID, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var c audit.Checkpoint
-		if err := rows.Scan(&c.ChainID, &c.Seq, &c.Hash, &c.Time, &c.KeyID, &c.Signature); err != nil {
-			return nil, fmt.Errorf("postgres: reading audit checkpoints of chain %q: %w", chainID, err)
-		}
-		c.Time = c.Time.UTC()
-		c.Hash, c.Signature = nilIfEmpty(c.Hash), nilIfEmpty(c.Signature)
-		cs = append(cs, c)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: reading audit checkpoints of chain %q: %w", chainID, err)
 	}
 	return cs, nil
@@ -247,19 +209,8 @@ func (s *Store) Chains(ctx context.Context, after string, limit int) ([]string, 
 	if limit <= 0 {
 		return ids, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT chain_id FROM audit_heads WHERE chain_id > $1 ORDER BY chain_id LIMIT $2`, after, limit)
+	ids, err := queryRows(ctx, s.pool, rowcodec.Value[string], `SELECT chain_id FROM audit_heads WHERE chain_id > $1 ORDER BY chain_id LIMIT $2`, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: listing audit chains: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("postgres: listing audit chains: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: listing audit chains: %w", err)
 	}
 	return ids, nil
@@ -304,85 +255,4 @@ func (s *Store) Prune(ctx context.Context, c audit.Checkpoint) (int, error) {
 		return 0, fmt.Errorf("postgres: pruning audit chain %q: %w", c.ChainID, err)
 	}
 	return int(tag.RowsAffected()), nil
-}
-
-type auditEventRow struct {
-	ChainID    string
-	Seq        int64
-	Time       time.Time
-	TenantID   string
-	Principal  string
-	TokenID    string
-	SourceAddr string
-	RequestID  string
-	Action     string
-	Target     string
-	Result     string
-	ErrorCode  string
-	Details    []byte // JSON object
-	PrevHash   []byte
-	Hash       []byte
-}
-
-const auditEventColumns = `chain_id, seq, time, tenant_id, principal, token_id, source_addr, request_id,
-	action, target, result, error_code, details, prev_hash, hash`
-
-const checkpointColumns = `chain_id, seq, hash, time, key_id, signature`
-
-func newAuditEventRow(e audit.Event) (auditEventRow, error) {
-	details, err := audit.EncodeDetails(e.Details)
-	if err != nil {
-		return auditEventRow{}, fmt.Errorf("postgres: audit event %d of chain %q: details: %w", e.Seq, e.ChainID, err)
-	}
-	return auditEventRow{
-		ChainID:    e.ChainID,
-		Seq:        e.Seq,
-		Time:       e.Time,
-		TenantID:   e.TenantID,
-		Principal:  e.Principal,
-		TokenID:    e.TokenID,
-		SourceAddr: e.SourceAddr,
-		RequestID:  e.RequestID,
-		Action:     e.Action,
-		Target:     e.Target,
-		Result:     e.Result,
-		ErrorCode:  e.ErrorCode,
-		Details:    details,
-		PrevHash:   notNil(e.PrevHash),
-		Hash:       notNil(e.Hash),
-	}, nil
-}
-
-func (r auditEventRow) args() []any {
-	return []any{r.ChainID, r.Seq, r.Time, r.TenantID, r.Principal, r.TokenID, r.SourceAddr, r.RequestID,
-		r.Action, r.Target, r.Result, r.ErrorCode, r.Details, r.PrevHash, r.Hash}
-}
-
-func scanAuditEvent(sc scanner) (audit.Event, error) {
-	var r auditEventRow
-	if err := sc.Scan(&r.ChainID, &r.Seq, &r.Time, &r.TenantID, &r.Principal, &r.TokenID, &r.SourceAddr, &r.RequestID,
-		&r.Action, &r.Target, &r.Result, &r.ErrorCode, &r.Details, &r.PrevHash, &r.Hash); err != nil {
-		return audit.Event{}, err
-	}
-	details, err := audit.DecodeDetails(r.Details)
-	if err != nil {
-		return audit.Event{}, fmt.Errorf("postgres: audit event %d of chain %q: stored details: %w", r.Seq, r.ChainID, err)
-	}
-	return audit.Event{
-		ChainID:    r.ChainID,
-		Seq:        r.Seq,
-		Time:       r.Time.UTC(),
-		TenantID:   r.TenantID,
-		Principal:  r.Principal,
-		TokenID:    r.TokenID,
-		SourceAddr: r.SourceAddr,
-		RequestID:  r.RequestID,
-		Action:     r.Action,
-		Target:     r.Target,
-		Result:     r.Result,
-		ErrorCode:  r.ErrorCode,
-		Details:    details,
-		PrevHash:   nilIfEmpty(r.PrevHash),
-		Hash:       nilIfEmpty(r.Hash),
-	}, nil
 }

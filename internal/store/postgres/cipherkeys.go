@@ -8,6 +8,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
 
 // InsertCipherKey stores an inactive cipherkey (k.Active is ignored),
@@ -19,13 +20,13 @@ import (
 // fault.ErrConflict (another provider).
 func (s *Store) InsertCipherKey(ctx context.Context, k keyring.CipherKey) error {
 	k.Active = false
-	r, err := newCipherKeyRow(k)
+	args, err := codec.CipherKeyArgs(k)
 	if err != nil {
 		return err
 	}
 	tag, err := s.pool.Exec(ctx, `INSERT INTO cipherkeys (`+cipherKeyColumns+`)
 		SELECT $1::text, $2::bytea, $3::text, $4::boolean, $5::text, $6::text, $7::bytea, $8::bytea, $9::timestamptz, $10::bigint
-		FROM tenants WHERE id = $1 AND provider = $5 FOR SHARE`, r.args()...)
+		FROM tenants WHERE id = $1 AND provider = $5 FOR SHARE`, args...)
 	if err := insertCipherKeyError(k, err); err != nil {
 		return err
 	}
@@ -68,7 +69,7 @@ func insertCipherKeyError(k keyring.CipherKey, err error) error {
 
 // CipherKey returns one cipherkey. Errors: fault.ErrNotFound.
 func (s *Store) CipherKey(ctx context.Context, tenantID string, id envelope.KeyID) (keyring.CipherKey, error) {
-	k, err := scanCipherKey(s.pool.QueryRow(ctx,
+	k, err := codec.ScanCipherKey(s.pool.QueryRow(ctx,
 		`SELECT `+cipherKeyColumns+` FROM cipherkeys WHERE tenant_id = $1 AND id = $2`, tenantID, id[:]))
 	switch {
 	case isNoRows(err):
@@ -82,7 +83,7 @@ func (s *Store) CipherKey(ctx context.Context, tenantID string, id envelope.KeyI
 // ActiveCipherKey returns the tenant's active encryption key.
 // Errors: fault.ErrNotFound when the tenant has none.
 func (s *Store) ActiveCipherKey(ctx context.Context, tenantID string) (keyring.CipherKey, error) {
-	k, err := scanCipherKey(s.pool.QueryRow(ctx,
+	k, err := codec.ScanCipherKey(s.pool.QueryRow(ctx,
 		`SELECT `+cipherKeyColumns+` FROM cipherkeys WHERE tenant_id = $1 AND active`, tenantID))
 	switch {
 	case isNoRows(err):
@@ -110,7 +111,7 @@ func (s *Store) ActivateCipherKey(ctx context.Context, tenantID string, prev *en
 		return fmt.Errorf("postgres: activating cipherkey %s: purpose %v, only encryption keys can be active", next.ID, next.Purpose)
 	}
 	next.Active = true
-	r, err := newCipherKeyRow(next)
+	args, err := codec.CipherKeyArgs(next)
 	if err != nil {
 		return err
 	}
@@ -157,7 +158,7 @@ func (s *Store) ActivateCipherKey(ctx context.Context, tenantID string, prev *en
 			return fmt.Errorf("postgres: retiring cipherkey %s of tenant %q: %w", *prev, tenantID, err)
 		}
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO cipherkeys (`+cipherKeyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, r.args()...)
+	_, err = tx.Exec(ctx, `INSERT INTO cipherkeys (`+cipherKeyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, args...)
 	if err := insertCipherKeyError(next, err); err != nil {
 		return err
 	}
@@ -203,22 +204,9 @@ func (s *Store) ReserveUses(ctx context.Context, tenantID string, id envelope.Ke
 // CountCipherKeys returns how many of the tenant's cipherkeys each provider
 // (by Ref) wraps; an empty map for a tenant without keys or no tenant.
 func (s *Store) CountCipherKeys(ctx context.Context, tenantID string) (map[string]int, error) {
-	rows, err := s.pool.Query(ctx, `SELECT provider, COUNT(*) FROM cipherkeys WHERE tenant_id = $1 GROUP BY provider`, tenantID)
+	counts, err := queryRows(ctx, s.pool, rowcodec.ScanCount[string], `SELECT provider, COUNT(*) FROM cipherkeys WHERE tenant_id = $1 GROUP BY provider`, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: counting cipherkeys of tenant %q: %w", tenantID, err)
 	}
-	defer rows.Close()
-	counts := map[string]int{}
-	for rows.Next() {
-		var provider string
-		var n int64
-		if err := rows.Scan(&provider, &n); err != nil {
-			return nil, fmt.Errorf("postgres: counting cipherkeys of tenant %q: %w", tenantID, err)
-		}
-		counts[provider] = int(n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: counting cipherkeys of tenant %q: %w", tenantID, err)
-	}
-	return counts, nil
+	return rowcodec.CountMap(counts), nil
 }

@@ -23,7 +23,7 @@ import (
 
 // ClaimMigration implements migration.Store.
 func (s *Store) ClaimMigration(ctx context.Context, id, owner string, ttl time.Duration) (migration.Migration, error) {
-	m, err := scanMigration(s.pool.QueryRow(ctx, `UPDATE migrations
+	m, err := codec.ScanMigration(s.pool.QueryRow(ctx, `UPDATE migrations
 		SET lease_owner = $2, lease_until = now() + $3 * interval '1 microsecond'
 		WHERE id = $1 AND state <> 'Completed'
 			AND (lease_owner = '' OR lease_owner = $2 OR lease_until IS NULL OR lease_until <= now())
@@ -78,7 +78,7 @@ func (s *Store) ReleaseMigrationLease(ctx context.Context, id, owner string) err
 
 // UpdateLeasedMigration implements migration.Store.
 func (s *Store) UpdateLeasedMigration(ctx context.Context, m migration.Migration, owner string) error {
-	r, err := newMigrationRow(m)
+	state, err := codec.MigrationState(m)
 	if err != nil {
 		return err
 	}
@@ -86,7 +86,7 @@ func (s *Store) UpdateLeasedMigration(ctx context.Context, m migration.Migration
 		SET state = $1, done = $2, total = $3, completed_at = $4, last_error = $5, updated_at = $6,
 			lease_until = CASE WHEN $1 = 'Completed' THEN NULL ELSE lease_until END
 		WHERE id = $7 AND tenant_id = $8 AND lease_owner = $9 AND lease_until IS NOT NULL`,
-		r.State, r.Done, r.Total, r.CompletedAt, r.LastError, r.UpdatedAt, r.ID, r.TenantID, owner)
+		state, m.Done, m.Total, nullTime(m.CompletedAt), m.LastError, m.UpdatedAt, m.ID, m.TenantID, owner)
 	if err := migrationError(m, "updating", err); err != nil {
 		return err
 	}
@@ -147,7 +147,7 @@ func (s *Store) ClaimKeyChecks(ctx context.Context, owner string, every, idle, s
 	defer rows.Close()
 	for rows.Next() {
 		var late float64
-		t, err := scanTenant(withLate{rows, &late})
+		t, err := codec.ScanTenant(withLate{rows, &late})
 		if err != nil {
 			return nil, fmt.Errorf("postgres: claiming key checks: %w", err)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
+	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
 
 // watchedQuery is WatchedTenants' query. Its condition is the partial index
@@ -27,19 +28,8 @@ func (s *Store) WatchedTenants(ctx context.Context, after string, limit int) ([]
 	if limit <= 0 {
 		return ts, nil
 	}
-	rows, err := s.pool.Query(ctx, watchedQuery, after, limit)
+	ts, err := queryRows(ctx, s.pool, codec.ScanTenant, watchedQuery, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: listing watched tenants: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		t, err := scanTenant(rows)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: listing watched tenants: %w", err)
-		}
-		ts = append(ts, t)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: listing watched tenants: %w", err)
 	}
 	return ts, nil
@@ -76,7 +66,7 @@ func (s *Store) ReplaceKeyChecks(ctx context.Context, tenantID string, checks []
 	b := &pgx.Batch{}
 	b.Queue(`DELETE FROM key_checks WHERE tenant_id = $1`, tenantID)
 	for _, c := range checks {
-		b.Queue(`INSERT INTO key_checks (`+keyCheckColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, newKeyCheckRow(c).args()...)
+		b.Queue(`INSERT INTO key_checks (`+keyCheckColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, codec.KeyCheckArgs(c)...)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		if code, _ := violation(err); code == uniqueViolation {
@@ -93,20 +83,8 @@ func (s *Store) ReplaceKeyChecks(ctx context.Context, tenantID string, checks []
 // KeyChecks returns the tenant's stored checks in region (byte, collation
 // "C") order; an empty slice if there are none or there is no such tenant.
 func (s *Store) KeyChecks(ctx context.Context, tenantID string) ([]lifecycle.KeyCheck, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+keyCheckColumns+` FROM key_checks WHERE tenant_id = $1 ORDER BY region`, tenantID)
+	cs, err := queryRows(ctx, s.pool, codec.ScanKeyCheck, `SELECT `+keyCheckColumns+` FROM key_checks WHERE tenant_id = $1 ORDER BY region`, tenantID)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: reading key checks of tenant %q: %w", tenantID, err)
-	}
-	defer rows.Close()
-	cs := []lifecycle.KeyCheck{}
-	for rows.Next() {
-		c, err := scanKeyCheck(rows)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: reading key checks of tenant %q: %w", tenantID, err)
-		}
-		cs = append(cs, c)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: reading key checks of tenant %q: %w", tenantID, err)
 	}
 	return cs, nil
@@ -115,26 +93,9 @@ func (s *Store) KeyChecks(ctx context.Context, tenantID string) ([]lifecycle.Key
 // CountTenantsByState counts every tenant by state; a state without tenants
 // has no entry.
 func (s *Store) CountTenantsByState(ctx context.Context) (map[keyring.TenantState]int, error) {
-	rows, err := s.pool.Query(ctx, `SELECT state, COUNT(*) FROM tenants GROUP BY state`)
+	counts, err := queryRows(ctx, s.pool, rowcodec.ScanTenantStateCount, `SELECT state, COUNT(*) FROM tenants GROUP BY state`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: counting tenants by state: %w", err)
 	}
-	defer rows.Close()
-	counts := map[keyring.TenantState]int{}
-	for rows.Next() {
-		var stored string
-		var n int64
-		if err := rows.Scan(&stored, &n); err != nil {
-			return nil, fmt.Errorf("postgres: counting tenants by state: %w", err)
-		}
-		state, err := keyring.ParseTenantState(stored)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: counting tenants by state: stored state: %w", err)
-		}
-		counts[state] = int(n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: counting tenants by state: %w", err)
-	}
-	return counts, nil
+	return rowcodec.CountMap(counts), nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
+	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
 
 // InsertMigration records a new migration. The unique index
@@ -22,12 +23,12 @@ import (
 // id; also when the tenant has an unfinished migration besides),
 // fault.ErrNotFound (no such tenant).
 func (s *Store) InsertMigration(ctx context.Context, m migration.Migration) error {
-	r, err := newMigrationRow(m)
+	args, err := codec.MigrationArgs(m)
 	if err != nil {
 		return err
 	}
 	_, err = s.pool.Exec(ctx, `INSERT INTO migrations (`+migrationColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, r.args()...)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, args...)
 	err = migrationError(m, "inserting", err)
 	if errors.Is(err, migration.ErrRunning) {
 		// Which of two violated unique indexes PostgreSQL reports depends on
@@ -65,7 +66,7 @@ func migrationError(m migration.Migration, op string, err error) error {
 // InitiatedAt (of equal ones, the greatest id in byte order). Errors:
 // fault.ErrNotFound when it never had one.
 func (s *Store) LatestMigration(ctx context.Context, tenantID string) (migration.Migration, error) {
-	m, err := scanMigration(s.pool.QueryRow(ctx, `SELECT `+migrationColumns+` FROM migrations
+	m, err := codec.ScanMigration(s.pool.QueryRow(ctx, `SELECT `+migrationColumns+` FROM migrations
 		WHERE tenant_id = $1 ORDER BY initiated_at DESC, id DESC LIMIT 1`, tenantID))
 	switch {
 	case isNoRows(err):
@@ -93,14 +94,14 @@ func (s *Store) ProviderSwitchTimes(ctx context.Context, tenantID, ref string) (
 // fault.ErrNotFound, migration.ErrRunning (it would make a second
 // migration of the tenant unfinished).
 func (s *Store) UpdateMigration(ctx context.Context, m migration.Migration) error {
-	r, err := newMigrationRow(m)
+	state, err := codec.MigrationState(m)
 	if err != nil {
 		return err
 	}
 	tag, err := s.pool.Exec(ctx, `UPDATE migrations
 		SET state = $1, done = $2, total = $3, completed_at = $4, last_error = $5, updated_at = $6
 		WHERE id = $7 AND tenant_id = $8`,
-		r.State, r.Done, r.Total, r.CompletedAt, r.LastError, r.UpdatedAt, r.ID, r.TenantID)
+		state, m.Done, m.Total, nullTime(m.CompletedAt), m.LastError, m.UpdatedAt, m.ID, m.TenantID)
 	if err := migrationError(m, "updating", err); err != nil {
 		return err
 	}
@@ -114,21 +115,9 @@ func (s *Store) UpdateMigration(ctx context.Context, m migration.Migration) erro
 // tenant, oldest first (by InitiatedAt, then id); an empty slice if there is
 // none.
 func (s *Store) UnfinishedMigrations(ctx context.Context) ([]migration.Migration, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+migrationColumns+` FROM migrations
+	ms, err := queryRows(ctx, s.pool, codec.ScanMigration, `SELECT `+migrationColumns+` FROM migrations
 		WHERE state <> 'Completed' ORDER BY initiated_at, id`)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: listing unfinished migrations: %w", err)
-	}
-	defer rows.Close()
-	ms := []migration.Migration{}
-	for rows.Next() {
-		m, err := scanMigration(rows)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: listing unfinished migrations: %w", err)
-		}
-		ms = append(ms, m)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: listing unfinished migrations: %w", err)
 	}
 	return ms, nil
@@ -144,20 +133,9 @@ func (s *Store) CipherKeysNotWrappedBy(ctx context.Context, tenantID, ref string
 	}
 	// The primary key (tenant_id, id) gives the order; bytea compares
 	// bytewise.
-	rows, err := s.pool.Query(ctx, `SELECT `+cipherKeyColumns+` FROM cipherkeys
+	ks, err := queryRows(ctx, s.pool, codec.ScanCipherKey, `SELECT `+cipherKeyColumns+` FROM cipherkeys
 		WHERE tenant_id = $1 AND id > $2 AND provider <> $3 ORDER BY id LIMIT $4`, tenantID, after[:], ref, limit)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: reading cipherkeys of tenant %q not wrapped by %q: %w", tenantID, ref, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		k, err := scanCipherKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: reading cipherkeys of tenant %q not wrapped by %q: %w", tenantID, ref, err)
-		}
-		ks = append(ks, k)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: reading cipherkeys of tenant %q not wrapped by %q: %w", tenantID, ref, err)
 	}
 	return ks, nil
@@ -173,7 +151,7 @@ func (s *Store) CipherKeysNotWrappedBy(ctx context.Context, tenantID, ref string
 func (s *Store) RewrapCipherKey(ctx context.Context, old keyring.CipherKey, provider, keyVersion string, wrapped []byte) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE cipherkeys SET provider = $1, key_version = $2, wrapped = $3
 		WHERE tenant_id = $4 AND id = $5 AND provider = $6 AND wrapped = $7`,
-		provider, keyVersion, notNil(wrapped), old.TenantID, old.ID[:], old.Provider, notNil(old.Wrapped))
+		provider, keyVersion, rowcodec.NotNil(wrapped), old.TenantID, old.ID[:], old.Provider, rowcodec.NotNil(old.Wrapped))
 	if err != nil {
 		return fmt.Errorf("postgres: rewrapping cipherkey %s of tenant %q: %w", old.ID, old.TenantID, err)
 	}
@@ -206,7 +184,7 @@ func (s *Store) RewrapCipherKeys(ctx context.Context, rs []migration.Rewrap) (in
 	for _, r := range rs {
 		b.Queue(`UPDATE cipherkeys SET provider = $1, key_version = $2, wrapped = $3
 			WHERE tenant_id = $4 AND id = $5 AND provider = $6 AND wrapped = $7`,
-			r.Provider, r.KeyVersion, notNil(r.Wrapped), r.Old.TenantID, r.Old.ID[:], r.Old.Provider, notNil(r.Old.Wrapped))
+			r.Provider, r.KeyVersion, rowcodec.NotNil(r.Wrapped), r.Old.TenantID, r.Old.ID[:], r.Old.Provider, rowcodec.NotNil(r.Old.Wrapped))
 	}
 	results := tx.SendBatch(ctx, &b)
 	applied := 0

@@ -32,6 +32,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
+	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/schema"
 )
 
@@ -169,3 +170,13 @@ func violation(err error) (code, constraint string) {
 
 // isNoRows reports a QueryRow that found nothing.
 func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
+
+// queryRows runs a query on db and collects every row it returns with scan
+// (a codec method); an empty slice if there are none.
+func queryRows[T any](ctx context.Context, db *pgxpool.Pool, scan func(rowcodec.Scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (T, error) { return scan(row) })
+}

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -13,23 +12,15 @@ import (
 
 var _ internalkms.RootRecordStore = (*Store)(nil)
 
-const rootRecordQuery = `SELECT source, current, token, key_label, updated_at FROM internal_root WHERE id = 1`
+const rootRecordQuery = `SELECT ` + rootRecordColumns + ` FROM internal_root WHERE id = 1`
 
+// scanRootRecord reads the record, the zero RootRecord if there is none.
 func scanRootRecord(row pgx.Row) (internalkms.RootRecord, error) {
-	var rec internalkms.RootRecord
-	var current int64
-	err := row.Scan(&rec.Source, &current, &rec.Token, &rec.KeyLabel, &rec.UpdatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
+	rec, err := codec.ScanRootRecord(row)
+	if isNoRows(err) {
 		return internalkms.RootRecord{}, nil
 	}
-	if err != nil {
-		return internalkms.RootRecord{}, err
-	}
-	if current < 0 || current > 1<<32-1 {
-		return internalkms.RootRecord{}, fmt.Errorf("root key version %d out of range", current)
-	}
-	rec.Current, rec.UpdatedAt = uint32(current), rec.UpdatedAt.UTC()
-	return rec, nil
+	return rec, err
 }
 
 // RootRecord returns the record of where the root key is; the zero
@@ -70,11 +61,11 @@ func (s *Store) UpdateRootRecord(ctx context.Context, fn func(internalkms.RootRe
 		rec.UpdatedAt = time.Now().UTC()
 	}
 	rec.UpdatedAt = rec.UpdatedAt.Truncate(time.Microsecond)
-	_, err = tx.Exec(ctx, `INSERT INTO internal_root (id, source, current, token, key_label, updated_at)
+	_, err = tx.Exec(ctx, `INSERT INTO internal_root (id, `+rootRecordColumns+`)
 		VALUES (1, $1, $2, $3, $4, $5)
 		ON CONFLICT (id) DO UPDATE SET source = excluded.source, current = excluded.current,
 			token = excluded.token, key_label = excluded.key_label, updated_at = excluded.updated_at`,
-		rec.Source, int64(rec.Current), rec.Token, rec.KeyLabel, rec.UpdatedAt)
+		codec.RootRecordArgs(rec)...)
 	if err != nil {
 		return internalkms.RootRecord{}, fmt.Errorf("postgres: writing the root key record: %w", err)
 	}

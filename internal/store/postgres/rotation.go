@@ -6,6 +6,7 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
 
 // This file holds what the internal KMS's rotations need beyond the KEK
@@ -15,26 +16,11 @@ import (
 // version (using internal_keks_root_version); versions that wrap none are
 // absent.
 func (s *Store) CountKEKsByRootVersion(ctx context.Context) (map[uint32]int, error) {
-	rows, err := s.pool.Query(ctx, `SELECT root_version, count(*) FROM internal_keks GROUP BY root_version`)
+	counts, err := queryRows(ctx, s.pool, rowcodec.ScanRootVersionCount, `SELECT root_version, count(*) FROM internal_keks GROUP BY root_version`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: counting KEKs by root version: %w", err)
 	}
-	defer rows.Close()
-	counts := map[uint32]int{}
-	for rows.Next() {
-		var v, n int64
-		if err := rows.Scan(&v, &n); err != nil {
-			return nil, fmt.Errorf("postgres: counting KEKs by root version: %w", err)
-		}
-		if v < 0 || v > 1<<32-1 {
-			return nil, fmt.Errorf("postgres: counting KEKs by root version: root version %d out of range", v)
-		}
-		counts[uint32(v)] = int(n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: counting KEKs by root version: %w", err)
-	}
-	return counts, nil
+	return rowcodec.CountMap(counts), nil
 }
 
 // CipherKeysWrappedByOtherVersion returns up to limit of the tenant's
@@ -46,21 +32,10 @@ func (s *Store) CipherKeysWrappedByOtherVersion(ctx context.Context, tenantID, r
 	if limit <= 0 {
 		return ks, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+cipherKeyColumns+` FROM cipherkeys
+	ks, err := queryRows(ctx, s.pool, codec.ScanCipherKey, `SELECT `+cipherKeyColumns+` FROM cipherkeys
 		WHERE tenant_id = $1 AND id > $2 AND provider = $3 AND key_version <> $4 ORDER BY id LIMIT $5`,
 		tenantID, after[:], ref, keyVersion, limit)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: reading cipherkeys of tenant %q wrapped by %q at another version than %q: %w", tenantID, ref, keyVersion, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		k, err := scanCipherKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: reading cipherkeys of tenant %q wrapped by %q at another version than %q: %w", tenantID, ref, keyVersion, err)
-		}
-		ks = append(ks, k)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: reading cipherkeys of tenant %q wrapped by %q at another version than %q: %w", tenantID, ref, keyVersion, err)
 	}
 	return ks, nil

@@ -2,209 +2,39 @@ package postgres
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
-	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
-	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
-	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
-	"github.com/tenantcrypt/tenantcrypt/internal/migration"
+	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
 
 // Rows are the tables as PostgreSQL stores them: enums as their String form,
-// key ids as 16-byte bytea, uint32 versions as bigint, an optional time that
-// is zero as NULL, lists as jsonb arrays. Converting to a row rejects values
-// that would not read back (an unknown enum), so that a bad write fails
-// instead of leaving a row that every later read trips over.
+// key ids as 16-byte bytea, uint32 versions as bigint, times as timestamptz
+// (NULL for an optional time that is zero), lists as jsonb arrays. The row
+// code that both stores share is rowcodec's, with this store's times
+// (timestamptzTimes); the key providers' rows are this store's own.
 
-type tenantRow struct {
-	ID             string
-	Name           string
-	Edition        string
-	HIPAA          bool
-	State          string
-	StateReason    string
-	StateChangedAt pgtype.Timestamptz
-	Provider       string
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
-	QuotaRate      float64
-	QuotaBurst     int64
-}
+// codec reads and writes the rows that both stores share.
+var codec = rowcodec.Codec{Store: "postgres", Times: timestamptzTimes{}}
 
-const tenantColumns = `id, name, edition, hipaa, state, state_reason, state_changed_at, provider, created_at, updated_at, quota_rate, quota_burst`
-
-func newTenantRow(t keyring.Tenant) (tenantRow, error) {
-	edition, err := encodeEdition(t)
-	if err != nil {
-		return tenantRow{}, err
-	}
-	state, err := encodeState(t.ID, t.State)
-	if err != nil {
-		return tenantRow{}, err
-	}
-	return tenantRow{
-		ID:             t.ID,
-		Name:           t.Name,
-		Edition:        edition,
-		HIPAA:          t.HIPAA,
-		State:          state,
-		StateReason:    t.StateReason,
-		StateChangedAt: nullTime(t.StateChangedAt),
-		Provider:       t.Provider,
-		CreatedAt:      t.CreatedAt,
-		UpdatedAt:      t.UpdatedAt,
-		QuotaRate:      t.Quota.Rate,
-		QuotaBurst:     int64(t.Quota.Burst),
-	}, nil
-}
-
-func (r tenantRow) args() []any {
-	return []any{r.ID, r.Name, r.Edition, r.HIPAA, r.State, r.StateReason, r.StateChangedAt, r.Provider, r.CreatedAt, r.UpdatedAt, r.QuotaRate, r.QuotaBurst}
-}
-
-// encodeEdition and encodeState are the String forms, refusing the values
-// that ParseEdition and ParseTenantState would not read back.
-func encodeEdition(t keyring.Tenant) (string, error) {
-	if _, err := keyring.ParseEdition(t.Edition.String()); err != nil {
-		return "", fmt.Errorf("postgres: tenant %q: invalid edition %d", t.ID, int(t.Edition))
-	}
-	return t.Edition.String(), nil
-}
-
-func encodeState(tenantID string, s keyring.TenantState) (string, error) {
-	if _, err := keyring.ParseTenantState(s.String()); err != nil {
-		return "", fmt.Errorf("postgres: tenant %q: invalid state %d", tenantID, int(s))
-	}
-	return s.String(), nil
-}
+// The shared column lists, by the names this package's statements use.
+const (
+	tenantColumns     = rowcodec.TenantColumns
+	cipherKeyColumns  = rowcodec.CipherKeyColumns
+	kekColumns        = rowcodec.KEKColumns
+	migrationColumns  = rowcodec.MigrationColumns
+	keyCheckColumns   = rowcodec.KeyCheckColumns
+	auditEventColumns = rowcodec.AuditEventColumns
+	checkpointColumns = rowcodec.CheckpointColumns
+	rootRecordColumns = rowcodec.RootRecordColumns
+)
 
 // scanner is a pgx.Row or pgx.Rows.
-type scanner interface{ Scan(dest ...any) error }
-
-func scanTenant(sc scanner) (keyring.Tenant, error) {
-	var r tenantRow
-	if err := sc.Scan(&r.ID, &r.Name, &r.Edition, &r.HIPAA, &r.State, &r.StateReason, &r.StateChangedAt, &r.Provider, &r.CreatedAt, &r.UpdatedAt, &r.QuotaRate, &r.QuotaBurst); err != nil {
-		return keyring.Tenant{}, err
-	}
-	edition, err := keyring.ParseEdition(r.Edition)
-	if err != nil {
-		return keyring.Tenant{}, fmt.Errorf("postgres: tenant %q: stored edition: %w", r.ID, err)
-	}
-	state, err := keyring.ParseTenantState(r.State)
-	if err != nil {
-		return keyring.Tenant{}, fmt.Errorf("postgres: tenant %q: stored state: %w", r.ID, err)
-	}
-	return keyring.Tenant{
-		ID:             r.ID,
-		Name:           r.Name,
-		Edition:        edition,
-		HIPAA:          r.HIPAA,
-		State:          state,
-		StateReason:    r.StateReason,
-		StateChangedAt: fromNullTime(r.StateChangedAt),
-		Provider:       r.Provider,
-		CreatedAt:      r.CreatedAt.UTC(),
-		UpdatedAt:      r.UpdatedAt.UTC(),
-		Quota:          keyring.Quota{Rate: r.QuotaRate, Burst: int(r.QuotaBurst)},
-	}, nil
-}
-
-type cipherKeyRow struct {
-	TenantID      string
-	ID            []byte
-	Purpose       string
-	Active        bool
-	Provider      string
-	KeyVersion    string
-	Wrapped       []byte
-	ContextDigest []byte
-	CreatedAt     time.Time
-	UsesReserved  int64
-}
-
-const cipherKeyColumns = `tenant_id, id, purpose, active, provider, key_version, wrapped, context_digest, created_at, uses_reserved`
-
-func newCipherKeyRow(k keyring.CipherKey) (cipherKeyRow, error) {
-	if _, err := keyring.ParsePurpose(k.Purpose.String()); err != nil {
-		return cipherKeyRow{}, fmt.Errorf("postgres: cipherkey %s: invalid purpose %d", k.ID, int(k.Purpose))
-	}
-	if k.UsesReserved < 0 {
-		return cipherKeyRow{}, fmt.Errorf("postgres: cipherkey %s: negative uses reserved", k.ID)
-	}
-	return cipherKeyRow{
-		TenantID:      k.TenantID,
-		ID:            k.ID[:],
-		Purpose:       k.Purpose.String(),
-		Active:        k.Active,
-		Provider:      k.Provider,
-		KeyVersion:    k.KeyVersion,
-		Wrapped:       notNil(k.Wrapped),
-		ContextDigest: notNil(k.ContextDigest),
-		CreatedAt:     k.CreatedAt,
-		UsesReserved:  k.UsesReserved,
-	}, nil
-}
-
-func (r cipherKeyRow) args() []any {
-	return []any{r.TenantID, r.ID, r.Purpose, r.Active, r.Provider, r.KeyVersion, r.Wrapped, r.ContextDigest, r.CreatedAt, r.UsesReserved}
-}
-
-func scanCipherKey(sc scanner) (keyring.CipherKey, error) {
-	var r cipherKeyRow
-	if err := sc.Scan(&r.TenantID, &r.ID, &r.Purpose, &r.Active, &r.Provider, &r.KeyVersion, &r.Wrapped, &r.ContextDigest, &r.CreatedAt, &r.UsesReserved); err != nil {
-		return keyring.CipherKey{}, err
-	}
-	var id envelope.KeyID
-	if len(r.ID) != len(id) {
-		return keyring.CipherKey{}, fmt.Errorf("postgres: cipherkey of tenant %q: stored id has %d bytes", r.TenantID, len(r.ID))
-	}
-	copy(id[:], r.ID)
-	purpose, err := keyring.ParsePurpose(r.Purpose)
-	if err != nil {
-		return keyring.CipherKey{}, fmt.Errorf("postgres: cipherkey %s: stored purpose: %w", id, err)
-	}
-	return keyring.CipherKey{
-		TenantID:      r.TenantID,
-		ID:            id,
-		Purpose:       purpose,
-		Active:        r.Active,
-		Provider:      r.Provider,
-		KeyVersion:    r.KeyVersion,
-		Wrapped:       nilIfEmpty(r.Wrapped),
-		ContextDigest: nilIfEmpty(r.ContextDigest),
-		CreatedAt:     r.CreatedAt.UTC(),
-		UsesReserved:  r.UsesReserved,
-	}, nil
-}
-
-type kekRow struct {
-	TenantID    string
-	Version     int64
-	RootVersion int64
-	Wrapped     []byte
-	CreatedAt   time.Time
-}
-
-const kekColumns = `tenant_id, version, root_version, wrapped, created_at`
-
-func scanKEK(sc scanner) (internalkms.KEK, error) {
-	var r kekRow
-	if err := sc.Scan(&r.TenantID, &r.Version, &r.RootVersion, &r.Wrapped, &r.CreatedAt); err != nil {
-		return internalkms.KEK{}, err
-	}
-	return internalkms.KEK{
-		TenantID:    r.TenantID,
-		Version:     uint32(r.Version), // the schema CHECKs the uint32 range
-		RootVersion: uint32(r.RootVersion),
-		Wrapped:     nilIfEmpty(r.Wrapped),
-		CreatedAt:   r.CreatedAt.UTC(),
-	}, nil
-}
+type scanner = rowcodec.Scanner
 
 type keyProviderRow struct {
 	TenantID          string
@@ -287,125 +117,6 @@ func scanKeyProvider(sc scanner) (keyprovider.Provider, error) {
 	}, nil
 }
 
-type migrationRow struct {
-	ID          string
-	TenantID    string
-	From        string
-	To          string
-	FromARN     string
-	ToARN       string
-	State       string
-	Total       int64
-	Done        int64
-	InitiatedAt time.Time
-	CompletedAt pgtype.Timestamptz
-	UpdatedAt   time.Time
-	LastError   string
-}
-
-const migrationColumns = `id, tenant_id, from_ref, to_ref, from_arn, to_arn, state, total, done,
-	initiated_at, completed_at, updated_at, last_error`
-
-func newMigrationRow(m migration.Migration) (migrationRow, error) {
-	if _, err := migration.ParseState(m.State.String()); err != nil {
-		return migrationRow{}, fmt.Errorf("postgres: migration %q of tenant %q: invalid state %d", m.ID, m.TenantID, int(m.State))
-	}
-	return migrationRow{
-		ID:          m.ID,
-		TenantID:    m.TenantID,
-		From:        m.From,
-		To:          m.To,
-		FromARN:     m.FromARN,
-		ToARN:       m.ToARN,
-		State:       m.State.String(),
-		Total:       m.Total,
-		Done:        m.Done,
-		InitiatedAt: m.InitiatedAt,
-		CompletedAt: nullTime(m.CompletedAt),
-		UpdatedAt:   m.UpdatedAt,
-		LastError:   m.LastError,
-	}, nil
-}
-
-func (r migrationRow) args() []any {
-	return []any{r.ID, r.TenantID, r.From, r.To, r.FromARN, r.ToARN, r.State, r.Total, r.Done,
-		r.InitiatedAt, r.CompletedAt, r.UpdatedAt, r.LastError}
-}
-
-func scanMigration(sc scanner) (migration.Migration, error) {
-	var r migrationRow
-	if err := sc.Scan(&r.ID, &r.TenantID, &r.From, &r.To, &r.FromARN, &r.ToARN, &r.State, &r.Total, &r.Done,
-		&r.InitiatedAt, &r.CompletedAt, &r.UpdatedAt, &r.LastError); err != nil {
-		return migration.Migration{}, err
-	}
-	state, err := migration.ParseState(r.State)
-	if err != nil {
-		return migration.Migration{}, fmt.Errorf("postgres: migration %q of tenant %q: stored state: %w", r.ID, r.TenantID, err)
-	}
-	return migration.Migration{
-		ID:          r.ID,
-		TenantID:    r.TenantID,
-		From:        r.From,
-		To:          r.To,
-		FromARN:     r.FromARN,
-		ToARN:       r.ToARN,
-		State:       state,
-		Total:       r.Total,
-		Done:        r.Done,
-		InitiatedAt: r.InitiatedAt.UTC(),
-		CompletedAt: fromNullTime(r.CompletedAt),
-		UpdatedAt:   r.UpdatedAt.UTC(),
-		LastError:   r.LastError,
-	}, nil
-}
-
-type keyCheckRow struct {
-	TenantID  string
-	Provider  string
-	Region    string
-	KeyARN    string
-	CheckedAt time.Time
-	Result    string
-	KeyState  string
-	Detail    string
-}
-
-const keyCheckColumns = `tenant_id, provider, region, key_arn, checked_at, result, key_state, detail`
-
-func newKeyCheckRow(c lifecycle.KeyCheck) keyCheckRow {
-	return keyCheckRow{
-		TenantID:  c.TenantID,
-		Provider:  c.Provider,
-		Region:    c.Region,
-		KeyARN:    c.KeyARN,
-		CheckedAt: c.CheckedAt,
-		Result:    c.Result,
-		KeyState:  c.KeyState,
-		Detail:    c.Detail,
-	}
-}
-
-func (r keyCheckRow) args() []any {
-	return []any{r.TenantID, r.Provider, r.Region, r.KeyARN, r.CheckedAt, r.Result, r.KeyState, r.Detail}
-}
-
-func scanKeyCheck(sc scanner) (lifecycle.KeyCheck, error) {
-	var r keyCheckRow
-	if err := sc.Scan(&r.TenantID, &r.Provider, &r.Region, &r.KeyARN, &r.CheckedAt, &r.Result, &r.KeyState, &r.Detail); err != nil {
-		return lifecycle.KeyCheck{}, err
-	}
-	return lifecycle.KeyCheck{
-		TenantID:  r.TenantID,
-		Provider:  r.Provider,
-		Region:    r.Region,
-		KeyARN:    r.KeyARN,
-		CheckedAt: r.CheckedAt.UTC(),
-		Result:    r.Result,
-		KeyState:  r.KeyState,
-		Detail:    r.Detail,
-	}, nil
-}
-
 // encodeReplicas stores a nil list as an empty JSON array: the column holds
 // an array, never null.
 func encodeReplicas(rs []keyprovider.Replica) ([]byte, error) {
@@ -444,20 +155,33 @@ func fromNullTime(t pgtype.Timestamptz) time.Time {
 	return t.Time.UTC()
 }
 
-// notNil stores a nil slice as an empty bytea: the columns are NOT NULL, and
-// pgx sends a nil slice as NULL.
-func notNil(b []byte) []byte {
-	if b == nil {
-		return []byte{}
+// timestamptzTimes keeps times as timestamptz.
+type timestamptzTimes struct{}
+
+func (timestamptzTimes) Arg(t time.Time) any       { return t }
+func (timestamptzTimes) NullArg(t time.Time) any   { return nullTime(t) }
+func (timestamptzTimes) Dest(t *time.Time) any     { return (*utcDest)(t) }
+func (timestamptzTimes) NullDest(t *time.Time) any { return (*nullUTCDest)(t) }
+
+// utcDest reads a NOT NULL timestamptz column in UTC.
+type utcDest time.Time
+
+func (d *utcDest) ScanTimestamptz(v pgtype.Timestamptz) error {
+	switch {
+	case !v.Valid:
+		return errors.New("cannot scan NULL into a time")
+	case v.InfinityModifier != pgtype.Finite:
+		return fmt.Errorf("cannot scan %v into a time", v.InfinityModifier)
 	}
-	return b
+	*d = utcDest(v.Time.UTC())
+	return nil
 }
 
-// nilIfEmpty reads an empty bytea back as nil, so that both backends return
-// the same value.
-func nilIfEmpty(b []byte) []byte {
-	if len(b) == 0 {
-		return nil
-	}
-	return b
+// nullUTCDest reads an optional timestamptz column: NULL as the zero time,
+// anything else in UTC (fromNullTime).
+type nullUTCDest time.Time
+
+func (d *nullUTCDest) ScanTimestamptz(v pgtype.Timestamptz) error {
+	*d = nullUTCDest(fromNullTime(v))
+	return nil
 }

@@ -12,11 +12,11 @@ import (
 // CreateTenant inserts t. Errors: fault.ErrExists, keyring.ErrRetired
 // (the id was a deleted tenant's: the trigger tenant_ids_claim refuses it).
 func (s *Store) CreateTenant(ctx context.Context, t keyring.Tenant) error {
-	r, err := newTenantRow(t)
+	args, err := codec.TenantArgs(t)
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO tenants (`+tenantColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, r.args()...)
+	_, err = s.pool.Exec(ctx, `INSERT INTO tenants (`+tenantColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, args...)
 	if code, constraint := violation(err); code == uniqueViolation && constraint == "tenant_ids_retired" {
 		return fmt.Errorf("postgres: tenant %q: %w", t.ID, keyring.ErrRetired)
 	} else if code == uniqueViolation {
@@ -29,7 +29,7 @@ func (s *Store) CreateTenant(ctx context.Context, t keyring.Tenant) error {
 
 // Tenant returns one tenant. Errors: fault.ErrNotFound.
 func (s *Store) Tenant(ctx context.Context, id string) (keyring.Tenant, error) {
-	t, err := scanTenant(s.pool.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = $1`, id))
+	t, err := codec.ScanTenant(s.pool.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = $1`, id))
 	switch {
 	case isNoRows(err):
 		return keyring.Tenant{}, fmt.Errorf("postgres: tenant %q: %w", id, fault.ErrNotFound)
@@ -43,7 +43,7 @@ func (s *Store) Tenant(ctx context.Context, id string) (keyring.Tenant, error) {
 // stored tenant t.ID; the other fields it neither writes nor checks.
 // Errors: fault.ErrNotFound.
 func (s *Store) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
-	edition, err := encodeEdition(t)
+	edition, err := codec.Edition(t)
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ func (s *Store) SwitchTenantProvider(ctx context.Context, id, from, to string, a
 // Errors: fault.ErrNotFound; fault.ErrConflict (another provider, or
 // destroyed; nothing written).
 func (s *Store) SetTenantState(ctx context.Context, id, provider string, state keyring.TenantState, reason string, at time.Time) (keyring.Tenant, bool, error) {
-	encoded, err := encodeState(id, state)
+	encoded, err := codec.TenantState(id, state)
 	if err != nil {
 		return keyring.Tenant{}, false, err
 	}
@@ -106,7 +106,7 @@ func (s *Store) SetTenantState(ctx context.Context, id, provider string, state k
 	// call after every other writer of the row, and read committed reads the
 	// row as the previous holder left it. Inserts of the tenant's other rows,
 	// whose foreign key check takes FOR KEY SHARE, go on.
-	prev, err := scanTenant(tx.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = $1 FOR NO KEY UPDATE`, id))
+	prev, err := codec.ScanTenant(tx.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = $1 FOR NO KEY UPDATE`, id))
 	switch {
 	case isNoRows(err):
 		return keyring.Tenant{}, false, fmt.Errorf("postgres: tenant %q: %w", id, fault.ErrNotFound)
@@ -142,19 +142,8 @@ func (s *Store) ListTenants(ctx context.Context, after string, limit int) ([]key
 	if limit <= 0 {
 		return ts, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+	ts, err := queryRows(ctx, s.pool, codec.ScanTenant, `SELECT `+tenantColumns+` FROM tenants WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: listing tenants: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		t, err := scanTenant(rows)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: listing tenants: %w", err)
-		}
-		ts = append(ts, t)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: listing tenants: %w", err)
 	}
 	return ts, nil

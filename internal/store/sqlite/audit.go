@@ -10,6 +10,7 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/internal/audit"
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
+	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
 
 var _ audit.Store = (*Store)(nil)
@@ -50,12 +51,12 @@ func (s *Store) AppendEvents(ctx context.Context, events []audit.Event, seal fun
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: appending: %w", err)
 		}
-		r, err := newAuditEventRow(e)
+		args, err := codec.AuditEventArgs(e)
 		if err != nil {
 			return nil, err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_events (`+auditEventColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.args()...); err != nil {
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
 			return nil, fmt.Errorf("sqlite: appending audit event %d of chain %q: %w", e.Seq, e.ChainID, err)
 		}
 		heads[e.ChainID] = audit.Head{ChainID: e.ChainID, Seq: e.Seq, Hash: e.Hash}
@@ -112,19 +113,8 @@ func (s *Store) Events(ctx context.Context, chainID string, f audit.Filter, limi
 		return es, nil
 	}
 	query, args := eventsQuery(chainID, f, limit)
-	rows, err := s.r.QueryContext(ctx, query, args...)
+	es, err := queryRows(ctx, s.r, codec.ScanAuditEvent, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: reading audit events of chain %q: %w", chainID, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		e, err := scanAuditEvent(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: reading audit events of chain %q: %w", chainID, err)
-		}
-		es = append(es, e)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: reading audit events of chain %q: %w", chainID, err)
 	}
 	return es, nil
@@ -146,7 +136,7 @@ func eventsQuery(chainID string, f audit.Filter, limit int) (string, []any) {
 	if !f.To.IsZero() {
 		cond(`time < ?`, micros(f.To))
 	}
-	if lo, hi, ok := actionRange(f.Action); ok {
+	if lo, hi, ok := rowcodec.ActionRange(f.Action); ok {
 		cond(`action >= ? AND action < ?`, lo, hi)
 	} else if f.Action != "" {
 		cond(`action = ?`, f.Action)
@@ -161,26 +151,13 @@ func eventsQuery(chainID string, f audit.Filter, limit int) (string, []any) {
 	return b.String(), append(args, limit)
 }
 
-// actionRange turns a filter's action prefix ("keyprovider.") into the byte
-// range of the actions it prefixes: [prefix, prefix with its final "."
-// replaced by "/", the next byte). A range needs no escaping, unlike LIKE,
-// and the index on (chain_id, action) serves it.
-func actionRange(action string) (lo, hi string, ok bool) {
-	p, found := strings.CutSuffix(action, ".")
-	if !found {
-		return "", "", false
-	}
-	return action, p + "/", true
-}
-
 // PutCheckpoint stores a signed checkpoint. Errors: audit.ErrExists when the
 // chain has a checkpoint at that Seq.
 func (s *Store) PutCheckpoint(ctx context.Context, c audit.Checkpoint) error {
 	if err := audit.CheckStorableCheckpoint(c); err != nil {
 		return fmt.Errorf("sqlite: storing audit checkpoint: %w", err)
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO audit_checkpoints (`+checkpointColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
-		c.ChainID, c.Seq, notNil(c.Hash), micros(c.Time), c.KeyID, notNil(c.Signature))
+	_, err := s.w.ExecContext(ctx, `INSERT INTO audit_checkpoints (`+checkpointColumns+`) VALUES (?, ?, ?, ?, ?, ?)`, codec.CheckpointArgs(c)...)
 	switch {
 	case isPrimaryKeyViolation(err):
 		return fmt.Errorf("sqlite: audit checkpoint %d of chain %q: %w", c.Seq, c.ChainID, audit.ErrExists)
@@ -197,23 +174,9 @@ func (s *Store) Checkpoints(ctx context.Context, chainID string, afterSeq int64,
 	if limit <= 0 {
 		return cs, nil
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+checkpointColumns+` FROM audit_checkpoints
+	cs, err := queryRows(ctx, s.r, codec.ScanCheckpoint, `SELECT `+checkpointColumns+` FROM audit_checkpoints
 		WHERE chain_id = ? AND seq > ? ORDER BY seq LIMIT ?`, chainID, afterSeq, limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: reading audit checkpoints of chain %q: %w", chainID, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var c audit.Checkpoint
-		var at int64
-		if err := rows.Scan(&c.ChainID, &c.Seq, &c.Hash, &at, &c.KeyID, &c.Signature); err != nil {
-			return nil, fmt.Errorf("sqlite: reading audit checkpoints of chain %q: %w", chainID, err)
-		}
-		c.Time = fromMicros(at)
-		c.Hash, c.Signature = nilIfEmpty(c.Hash), nilIfEmpty(c.Signature)
-		cs = append(cs, c)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: reading audit checkpoints of chain %q: %w", chainID, err)
 	}
 	return cs, nil
@@ -227,19 +190,8 @@ func (s *Store) Chains(ctx context.Context, after string, limit int) ([]string, 
 	if limit <= 0 {
 		return ids, nil
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT chain_id FROM audit_heads WHERE chain_id > ? ORDER BY chain_id LIMIT ?`, after, limit)
+	ids, err := queryRows(ctx, s.r, rowcodec.Value[string], `SELECT chain_id FROM audit_heads WHERE chain_id > ? ORDER BY chain_id LIMIT ?`, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: listing audit chains: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("sqlite: listing audit chains: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: listing audit chains: %w", err)
 	}
 	return ids, nil
@@ -292,91 +244,4 @@ func (s *Store) Prune(ctx context.Context, c audit.Checkpoint) (int, error) {
 		return 0, fmt.Errorf("sqlite: pruning audit chain %q: %w", c.ChainID, err)
 	}
 	return int(n), nil
-}
-
-type auditEventRow struct {
-	ChainID    string
-	Seq        int64
-	Time       int64
-	TenantID   string
-	Principal  string
-	TokenID    string
-	SourceAddr string
-	RequestID  string
-	Action     string
-	Target     string
-	Result     string
-	ErrorCode  string
-	Details    string // JSON object
-	PrevHash   []byte
-	Hash       []byte
-}
-
-const auditEventColumns = `chain_id, seq, time, tenant_id, principal, token_id, source_addr, request_id,
-	action, target, result, error_code, details, prev_hash, hash`
-
-const checkpointColumns = `chain_id, seq, hash, time, key_id, signature`
-
-func newAuditEventRow(e audit.Event) (auditEventRow, error) {
-	details, err := encodeDetailsText(e.Details)
-	if err != nil {
-		return auditEventRow{}, fmt.Errorf("sqlite: audit event %d of chain %q: details: %w", e.Seq, e.ChainID, err)
-	}
-	return auditEventRow{
-		ChainID:    e.ChainID,
-		Seq:        e.Seq,
-		Time:       micros(e.Time),
-		TenantID:   e.TenantID,
-		Principal:  e.Principal,
-		TokenID:    e.TokenID,
-		SourceAddr: e.SourceAddr,
-		RequestID:  e.RequestID,
-		Action:     e.Action,
-		Target:     e.Target,
-		Result:     e.Result,
-		ErrorCode:  e.ErrorCode,
-		Details:    details,
-		PrevHash:   notNil(e.PrevHash),
-		Hash:       notNil(e.Hash),
-	}, nil
-}
-
-func (r auditEventRow) args() []any {
-	return []any{r.ChainID, r.Seq, r.Time, r.TenantID, r.Principal, r.TokenID, r.SourceAddr, r.RequestID,
-		r.Action, r.Target, r.Result, r.ErrorCode, r.Details, r.PrevHash, r.Hash}
-}
-
-func scanAuditEvent(sc scanner) (audit.Event, error) {
-	var r auditEventRow
-	if err := sc.Scan(&r.ChainID, &r.Seq, &r.Time, &r.TenantID, &r.Principal, &r.TokenID, &r.SourceAddr, &r.RequestID,
-		&r.Action, &r.Target, &r.Result, &r.ErrorCode, &r.Details, &r.PrevHash, &r.Hash); err != nil {
-		return audit.Event{}, err
-	}
-	details, err := audit.DecodeDetails([]byte(r.Details))
-	if err != nil {
-		return audit.Event{}, fmt.Errorf("sqlite: audit event %d of chain %q: stored details: %w", r.Seq, r.ChainID, err)
-	}
-	return audit.Event{
-		ChainID:    r.ChainID,
-		Seq:        r.Seq,
-		Time:       fromMicros(r.Time),
-		TenantID:   r.TenantID,
-		Principal:  r.Principal,
-		TokenID:    r.TokenID,
-		SourceAddr: r.SourceAddr,
-		RequestID:  r.RequestID,
-		Action:     r.Action,
-		Target:     r.Target,
-		Result:     r.Result,
-		ErrorCode:  r.ErrorCode,
-		Details:    details,
-		PrevHash:   nilIfEmpty(r.PrevHash),
-		Hash:       nilIfEmpty(r.Hash),
-	}, nil
-}
-
-// encodeDetailsText is audit.EncodeDetails as the TEXT column holds it.
-func encodeDetailsText(d map[string]string) (string, error) {
-	b, err := audit.EncodeDetails(d)
-	return string(b), err
 }

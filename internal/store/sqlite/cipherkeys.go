@@ -10,6 +10,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
 
 // InsertCipherKey stores an inactive cipherkey (k.Active is ignored),
@@ -19,11 +20,11 @@ import (
 // fault.ErrConflict (another provider).
 func (s *Store) InsertCipherKey(ctx context.Context, k keyring.CipherKey) error {
 	k.Active = false
-	r, err := newCipherKeyRow(k)
+	args, err := codec.CipherKeyArgs(k)
 	if err != nil {
 		return err
 	}
-	args := append(r.args(), k.TenantID, k.Provider)
+	args = append(args, k.TenantID, k.Provider)
 	res, err := s.w.ExecContext(ctx, `INSERT INTO cipherkeys (`+cipherKeyColumns+`)
 		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ? AND provider = ?)`, args...)
 	if err := insertCipherKeyError(k, err); err != nil {
@@ -63,7 +64,7 @@ func insertCipherKeyError(k keyring.CipherKey, err error) error {
 
 // CipherKey returns one cipherkey. Errors: fault.ErrNotFound.
 func (s *Store) CipherKey(ctx context.Context, tenantID string, id envelope.KeyID) (keyring.CipherKey, error) {
-	k, err := scanCipherKey(s.r.QueryRowContext(ctx,
+	k, err := codec.ScanCipherKey(s.r.QueryRowContext(ctx,
 		`SELECT `+cipherKeyColumns+` FROM cipherkeys WHERE tenant_id = ? AND id = ?`, tenantID, id[:]))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -77,7 +78,7 @@ func (s *Store) CipherKey(ctx context.Context, tenantID string, id envelope.KeyI
 // ActiveCipherKey returns the tenant's active encryption key.
 // Errors: fault.ErrNotFound when the tenant has none.
 func (s *Store) ActiveCipherKey(ctx context.Context, tenantID string) (keyring.CipherKey, error) {
-	k, err := scanCipherKey(s.r.QueryRowContext(ctx,
+	k, err := codec.ScanCipherKey(s.r.QueryRowContext(ctx,
 		`SELECT `+cipherKeyColumns+` FROM cipherkeys WHERE tenant_id = ? AND active = 1`, tenantID))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -104,7 +105,7 @@ func (s *Store) ActivateCipherKey(ctx context.Context, tenantID string, prev *en
 		return fmt.Errorf("sqlite: activating cipherkey %s: purpose %v, only encryption keys can be active", next.ID, next.Purpose)
 	}
 	next.Active = true
-	r, err := newCipherKeyRow(next)
+	args, err := codec.CipherKeyArgs(next)
 	if err != nil {
 		return err
 	}
@@ -145,7 +146,7 @@ func (s *Store) ActivateCipherKey(ctx context.Context, tenantID string, prev *en
 			return fmt.Errorf("sqlite: retiring cipherkey %s of tenant %q: %w", *prev, tenantID, err)
 		}
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO cipherkeys (`+cipherKeyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.args()...)
+	_, err = tx.ExecContext(ctx, `INSERT INTO cipherkeys (`+cipherKeyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 	if err := insertCipherKeyError(next, err); err != nil {
 		return err
 	}
@@ -190,22 +191,9 @@ func (s *Store) ReserveUses(ctx context.Context, tenantID string, id envelope.Ke
 // CountCipherKeys returns how many of the tenant's cipherkeys each provider
 // (by Ref) wraps; an empty map for a tenant without keys or no tenant.
 func (s *Store) CountCipherKeys(ctx context.Context, tenantID string) (map[string]int, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT provider, COUNT(*) FROM cipherkeys WHERE tenant_id = ? GROUP BY provider`, tenantID)
+	counts, err := queryRows(ctx, s.r, rowcodec.ScanCount[string], `SELECT provider, COUNT(*) FROM cipherkeys WHERE tenant_id = ? GROUP BY provider`, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: counting cipherkeys of tenant %q: %w", tenantID, err)
 	}
-	defer rows.Close()
-	counts := map[string]int{}
-	for rows.Next() {
-		var provider string
-		var n int
-		if err := rows.Scan(&provider, &n); err != nil {
-			return nil, fmt.Errorf("sqlite: counting cipherkeys of tenant %q: %w", tenantID, err)
-		}
-		counts[provider] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: counting cipherkeys of tenant %q: %w", tenantID, err)
-	}
-	return counts, nil
+	return rowcodec.CountMap(counts), nil
 }

@@ -32,11 +32,11 @@ func TestOneActiveIndex(t *testing.T) {
 	}
 	k2 := k1
 	k2.ID[0], k2.Active = 2, true
-	r, err := newCipherKeyRow(k2)
+	args, err := codec.CipherKeyArgs(k2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO cipherkeys (`+cipherKeyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.args()...)
+	_, err = s.w.ExecContext(ctx, `INSERT INTO cipherkeys (`+cipherKeyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 	if err == nil {
 		t.Fatal("inserting a second active key: got no error")
 	}

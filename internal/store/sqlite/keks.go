@@ -5,12 +5,13 @@ import (
 	"fmt"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
+	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
 
 // KEKs returns all of a tenant's KEK versions in ascending order; an empty
 // slice if it has none.
 func (s *Store) KEKs(ctx context.Context, tenantID string) ([]internalkms.KEK, error) {
-	ks, err := s.queryKEKs(ctx, `SELECT `+kekColumns+` FROM internal_keks WHERE tenant_id = ? ORDER BY version`, tenantID)
+	ks, err := queryRows(ctx, s.r, codec.ScanKEK, `SELECT `+kekColumns+` FROM internal_keks WHERE tenant_id = ? ORDER BY version`, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: reading KEKs of tenant %q: %w", tenantID, err)
 	}
@@ -19,8 +20,7 @@ func (s *Store) KEKs(ctx context.Context, tenantID string) ([]internalkms.KEK, e
 
 // InsertKEK stores a new KEK version. Errors: internalkms.ErrKEKExists.
 func (s *Store) InsertKEK(ctx context.Context, k internalkms.KEK) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO internal_keks (`+kekColumns+`) VALUES (?, ?, ?, ?, ?)`,
-		k.TenantID, int64(k.Version), int64(k.RootVersion), notNil(k.Wrapped), micros(k.CreatedAt))
+	_, err := s.w.ExecContext(ctx, `INSERT INTO internal_keks (`+kekColumns+`) VALUES (?, ?, ?, ?, ?)`, codec.KEKArgs(k)...)
 	switch {
 	case isPrimaryKeyViolation(err):
 		return fmt.Errorf("sqlite: KEK version %d of tenant %q: %w", k.Version, k.TenantID, internalkms.ErrKEKExists)
@@ -36,7 +36,7 @@ func (s *Store) InsertKEK(ctx context.Context, k internalkms.KEK) error {
 func (s *Store) RewrapKEK(ctx context.Context, tenantID string, version, oldRoot, newRoot uint32, wrapped []byte) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE internal_keks SET root_version = ?, wrapped = ?
 		WHERE tenant_id = ? AND version = ? AND root_version = ?`,
-		int64(newRoot), notNil(wrapped), tenantID, int64(version), int64(oldRoot))
+		int64(newRoot), rowcodec.NotNil(wrapped), tenantID, int64(version), int64(oldRoot))
 	if err != nil {
 		return fmt.Errorf("sqlite: rewrapping KEK version %d of tenant %q: %w", version, tenantID, err)
 	}
@@ -54,27 +54,10 @@ func (s *Store) KEKsNotWrappedBy(ctx context.Context, rootVersion uint32, limit 
 	if limit <= 0 {
 		return []internalkms.KEK{}, nil
 	}
-	ks, err := s.queryKEKs(ctx, `SELECT `+kekColumns+` FROM internal_keks WHERE root_version <> ?
+	ks, err := queryRows(ctx, s.r, codec.ScanKEK, `SELECT `+kekColumns+` FROM internal_keks WHERE root_version <> ?
 		ORDER BY tenant_id, version LIMIT ?`, int64(rootVersion), limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: reading KEKs not wrapped by root version %d: %w", rootVersion, err)
 	}
 	return ks, nil
-}
-
-func (s *Store) queryKEKs(ctx context.Context, query string, args ...any) ([]internalkms.KEK, error) {
-	rows, err := s.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	ks := []internalkms.KEK{}
-	for rows.Next() {
-		k, err := scanKEK(rows)
-		if err != nil {
-			return nil, err
-		}
-		ks = append(ks, k)
-	}
-	return ks, rows.Err()
 }

@@ -26,7 +26,7 @@ import (
 // ClaimMigration implements migration.Store.
 func (s *Store) ClaimMigration(ctx context.Context, id, owner string, ttl time.Duration) (migration.Migration, error) {
 	now := time.Now()
-	m, err := scanMigration(s.w.QueryRowContext(ctx, `UPDATE migrations SET lease_owner = ?, lease_until = ?
+	m, err := codec.ScanMigration(s.w.QueryRowContext(ctx, `UPDATE migrations SET lease_owner = ?, lease_until = ?
 		WHERE id = ? AND state <> 'Completed'
 			AND (lease_owner = '' OR lease_owner = ? OR lease_until IS NULL OR lease_until <= ?)
 		RETURNING `+migrationColumns, owner, micros(now.Add(ttl)), id, owner, micros(now)))
@@ -83,7 +83,7 @@ func (s *Store) ReleaseMigrationLease(ctx context.Context, id, owner string) err
 
 // UpdateLeasedMigration implements migration.Store.
 func (s *Store) UpdateLeasedMigration(ctx context.Context, m migration.Migration, owner string) error {
-	r, err := newMigrationRow(m)
+	state, err := codec.MigrationState(m)
 	if err != nil {
 		return err
 	}
@@ -91,7 +91,7 @@ func (s *Store) UpdateLeasedMigration(ctx context.Context, m migration.Migration
 		SET state = ?, done = ?, total = ?, completed_at = ?, last_error = ?, updated_at = ?,
 			lease_until = CASE WHEN ? = 'Completed' THEN NULL ELSE lease_until END
 		WHERE id = ? AND tenant_id = ? AND lease_owner = ? AND lease_until IS NOT NULL`,
-		r.State, r.Done, r.Total, r.CompletedAt, r.LastError, r.UpdatedAt, r.State, r.ID, r.TenantID, owner)
+		state, m.Done, m.Total, nullMicros(m.CompletedAt), m.LastError, micros(m.UpdatedAt), state, m.ID, m.TenantID, owner)
 	switch {
 	case isUniqueViolation(err):
 		return fmt.Errorf("sqlite: migration %q of tenant %q: %w", m.ID, m.TenantID, migration.ErrRunning)
@@ -138,7 +138,7 @@ func (s *Store) ClaimKeyChecks(ctx context.Context, owner string, every, idle, s
 	}
 	for rows.Next() {
 		var late int64
-		t, err := scanTenant(withLate{rows, &late})
+		t, err := codec.ScanTenant(withLate{rows, &late})
 		if err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("sqlite: claiming key checks: %w", err)

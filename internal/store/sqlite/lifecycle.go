@@ -9,6 +9,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
+	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
 
 // watchedQuery is WatchedTenants' query. Its condition is the partial index
@@ -26,19 +27,8 @@ func (s *Store) WatchedTenants(ctx context.Context, after string, limit int) ([]
 	if limit <= 0 {
 		return ts, nil
 	}
-	rows, err := s.r.QueryContext(ctx, watchedQuery, after, limit)
+	ts, err := queryRows(ctx, s.r, codec.ScanTenant, watchedQuery, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: listing watched tenants: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		t, err := scanTenant(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: listing watched tenants: %w", err)
-		}
-		ts = append(ts, t)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: listing watched tenants: %w", err)
 	}
 	return ts, nil
@@ -71,7 +61,7 @@ func (s *Store) ReplaceKeyChecks(ctx context.Context, tenantID string, checks []
 		return fmt.Errorf("sqlite: replacing key checks of tenant %q: %w", tenantID, err)
 	}
 	for _, c := range checks {
-		_, err := tx.ExecContext(ctx, `INSERT INTO key_checks (`+keyCheckColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, newKeyCheckRow(c).args()...)
+		_, err := tx.ExecContext(ctx, `INSERT INTO key_checks (`+keyCheckColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, codec.KeyCheckArgs(c)...)
 		switch {
 		case isPrimaryKeyViolation(err):
 			return fmt.Errorf("sqlite: replacing key checks of tenant %q: two checks of region %q", tenantID, c.Region)
@@ -88,20 +78,8 @@ func (s *Store) ReplaceKeyChecks(ctx context.Context, tenantID string, checks []
 // KeyChecks returns the tenant's stored checks in region (byte) order; an
 // empty slice if there are none or there is no such tenant.
 func (s *Store) KeyChecks(ctx context.Context, tenantID string) ([]lifecycle.KeyCheck, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+keyCheckColumns+` FROM key_checks WHERE tenant_id = ? ORDER BY region`, tenantID)
+	cs, err := queryRows(ctx, s.r, codec.ScanKeyCheck, `SELECT `+keyCheckColumns+` FROM key_checks WHERE tenant_id = ? ORDER BY region`, tenantID)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: reading key checks of tenant %q: %w", tenantID, err)
-	}
-	defer rows.Close()
-	cs := []lifecycle.KeyCheck{}
-	for rows.Next() {
-		c, err := scanKeyCheck(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: reading key checks of tenant %q: %w", tenantID, err)
-		}
-		cs = append(cs, c)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: reading key checks of tenant %q: %w", tenantID, err)
 	}
 	return cs, nil
@@ -110,26 +88,9 @@ func (s *Store) KeyChecks(ctx context.Context, tenantID string) ([]lifecycle.Key
 // CountTenantsByState counts every tenant by state; a state without tenants
 // has no entry.
 func (s *Store) CountTenantsByState(ctx context.Context) (map[keyring.TenantState]int, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT state, COUNT(*) FROM tenants GROUP BY state`)
+	counts, err := queryRows(ctx, s.r, rowcodec.ScanTenantStateCount, `SELECT state, COUNT(*) FROM tenants GROUP BY state`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: counting tenants by state: %w", err)
 	}
-	defer rows.Close()
-	counts := map[keyring.TenantState]int{}
-	for rows.Next() {
-		var stored string
-		var n int
-		if err := rows.Scan(&stored, &n); err != nil {
-			return nil, fmt.Errorf("sqlite: counting tenants by state: %w", err)
-		}
-		state, err := keyring.ParseTenantState(stored)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: counting tenants by state: stored state: %w", err)
-		}
-		counts[state] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: counting tenants by state: %w", err)
-	}
-	return counts, nil
+	return rowcodec.CountMap(counts), nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
+	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
 
 // InsertMigration records a new migration. The unique index
@@ -19,12 +20,12 @@ import (
 // also when the tenant has an unfinished migration besides),
 // fault.ErrNotFound (no such tenant).
 func (s *Store) InsertMigration(ctx context.Context, m migration.Migration) error {
-	r, err := newMigrationRow(m)
+	args, err := codec.MigrationArgs(m)
 	if err != nil {
 		return err
 	}
 	_, err = s.w.ExecContext(ctx, `INSERT INTO migrations (`+migrationColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.args()...)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 	switch {
 	case isPrimaryKeyViolation(err):
 		return fmt.Errorf("sqlite: migration %q: %w", m.ID, fault.ErrExists)
@@ -52,7 +53,7 @@ func (s *Store) InsertMigration(ctx context.Context, m migration.Migration) erro
 // InitiatedAt (of equal ones, the greatest id). Errors: fault.ErrNotFound
 // when it never had one.
 func (s *Store) LatestMigration(ctx context.Context, tenantID string) (migration.Migration, error) {
-	m, err := scanMigration(s.r.QueryRowContext(ctx, `SELECT `+migrationColumns+` FROM migrations
+	m, err := codec.ScanMigration(s.r.QueryRowContext(ctx, `SELECT `+migrationColumns+` FROM migrations
 		WHERE tenant_id = ? ORDER BY initiated_at DESC, id DESC LIMIT 1`, tenantID))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -80,14 +81,14 @@ func (s *Store) ProviderSwitchTimes(ctx context.Context, tenantID, ref string) (
 // fault.ErrNotFound, migration.ErrRunning (it would make a second
 // migration of the tenant unfinished).
 func (s *Store) UpdateMigration(ctx context.Context, m migration.Migration) error {
-	r, err := newMigrationRow(m)
+	state, err := codec.MigrationState(m)
 	if err != nil {
 		return err
 	}
 	res, err := s.w.ExecContext(ctx, `UPDATE migrations
 		SET state = ?, done = ?, total = ?, completed_at = ?, last_error = ?, updated_at = ?
 		WHERE id = ? AND tenant_id = ?`,
-		r.State, r.Done, r.Total, r.CompletedAt, r.LastError, r.UpdatedAt, r.ID, r.TenantID)
+		state, m.Done, m.Total, nullMicros(m.CompletedAt), m.LastError, micros(m.UpdatedAt), m.ID, m.TenantID)
 	switch {
 	case isUniqueViolation(err):
 		return fmt.Errorf("sqlite: migration %q of tenant %q: %w", m.ID, m.TenantID, migration.ErrRunning)
@@ -106,21 +107,9 @@ func (s *Store) UpdateMigration(ctx context.Context, m migration.Migration) erro
 // tenant, oldest first (by InitiatedAt, then id); an empty slice if there is
 // none.
 func (s *Store) UnfinishedMigrations(ctx context.Context) ([]migration.Migration, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+migrationColumns+` FROM migrations
+	ms, err := queryRows(ctx, s.r, codec.ScanMigration, `SELECT `+migrationColumns+` FROM migrations
 		WHERE state <> 'Completed' ORDER BY initiated_at, id`)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: listing unfinished migrations: %w", err)
-	}
-	defer rows.Close()
-	ms := []migration.Migration{}
-	for rows.Next() {
-		m, err := scanMigration(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: listing unfinished migrations: %w", err)
-		}
-		ms = append(ms, m)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: listing unfinished migrations: %w", err)
 	}
 	return ms, nil
@@ -136,20 +125,9 @@ func (s *Store) CipherKeysNotWrappedBy(ctx context.Context, tenantID, ref string
 	}
 	// The primary key (tenant_id, id) gives the order; BLOBs compare with
 	// memcmp.
-	rows, err := s.r.QueryContext(ctx, `SELECT `+cipherKeyColumns+` FROM cipherkeys
+	ks, err := queryRows(ctx, s.r, codec.ScanCipherKey, `SELECT `+cipherKeyColumns+` FROM cipherkeys
 		WHERE tenant_id = ? AND id > ? AND provider <> ? ORDER BY id LIMIT ?`, tenantID, after[:], ref, limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: reading cipherkeys of tenant %q not wrapped by %q: %w", tenantID, ref, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		k, err := scanCipherKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: reading cipherkeys of tenant %q not wrapped by %q: %w", tenantID, ref, err)
-		}
-		ks = append(ks, k)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: reading cipherkeys of tenant %q not wrapped by %q: %w", tenantID, ref, err)
 	}
 	return ks, nil
@@ -163,7 +141,7 @@ func (s *Store) CipherKeysNotWrappedBy(ctx context.Context, tenantID, ref string
 func (s *Store) RewrapCipherKey(ctx context.Context, old keyring.CipherKey, provider, keyVersion string, wrapped []byte) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE cipherkeys SET provider = ?, key_version = ?, wrapped = ?
 		WHERE tenant_id = ? AND id = ? AND provider = ? AND wrapped = ?`,
-		provider, keyVersion, notNil(wrapped), old.TenantID, old.ID[:], old.Provider, notNil(old.Wrapped))
+		provider, keyVersion, rowcodec.NotNil(wrapped), old.TenantID, old.ID[:], old.Provider, rowcodec.NotNil(old.Wrapped))
 	if err != nil {
 		return fmt.Errorf("sqlite: rewrapping cipherkey %s of tenant %q: %w", old.ID, old.TenantID, err)
 	}
@@ -202,7 +180,7 @@ func (s *Store) RewrapCipherKeys(ctx context.Context, rs []migration.Rewrap) (in
 	defer stmt.Close()
 	applied := 0
 	for _, r := range rs {
-		res, err := stmt.ExecContext(ctx, r.Provider, r.KeyVersion, notNil(r.Wrapped), r.Old.TenantID, r.Old.ID[:], r.Old.Provider, notNil(r.Old.Wrapped))
+		res, err := stmt.ExecContext(ctx, r.Provider, r.KeyVersion, rowcodec.NotNil(r.Wrapped), r.Old.TenantID, r.Old.ID[:], r.Old.Provider, rowcodec.NotNil(r.Old.Wrapped))
 		if err != nil {
 			return 0, fmt.Errorf("sqlite: rewrapping cipherkey %s of tenant %q: %w", r.Old.ID, r.Old.TenantID, err)
 		}

@@ -12,25 +12,15 @@ import (
 
 var _ internalkms.RootRecordStore = (*Store)(nil)
 
-const rootRecordQuery = `SELECT source, current, token, key_label, updated_at FROM internal_root WHERE id = 1`
+const rootRecordQuery = `SELECT ` + rootRecordColumns + ` FROM internal_root WHERE id = 1`
 
-type rootRecordScanner interface{ Scan(dest ...any) error }
-
-func scanRootRecord(row rootRecordScanner) (internalkms.RootRecord, error) {
-	var rec internalkms.RootRecord
-	var current, updated int64
-	err := row.Scan(&rec.Source, &current, &rec.Token, &rec.KeyLabel, &updated)
+// scanRootRecord reads the record, the zero RootRecord if there is none.
+func scanRootRecord(row scanner) (internalkms.RootRecord, error) {
+	rec, err := codec.ScanRootRecord(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return internalkms.RootRecord{}, nil
 	}
-	if err != nil {
-		return internalkms.RootRecord{}, err
-	}
-	if current < 0 || current > 1<<32-1 {
-		return internalkms.RootRecord{}, fmt.Errorf("root key version %d out of range", current)
-	}
-	rec.Current, rec.UpdatedAt = uint32(current), fromMicros(updated)
-	return rec, nil
+	return rec, err
 }
 
 // RootRecord returns the record of where the root key is; the zero
@@ -66,11 +56,11 @@ func (s *Store) UpdateRootRecord(ctx context.Context, fn func(internalkms.RootRe
 	if rec.UpdatedAt.IsZero() || rec.UpdatedAt.Equal(old.UpdatedAt) {
 		rec.UpdatedAt = time.Now().UTC()
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO internal_root (id, source, current, token, key_label, updated_at)
+	_, err = tx.ExecContext(ctx, `INSERT INTO internal_root (id, `+rootRecordColumns+`)
 		VALUES (1, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET source = excluded.source, current = excluded.current,
 			token = excluded.token, key_label = excluded.key_label, updated_at = excluded.updated_at`,
-		rec.Source, int64(rec.Current), rec.Token, rec.KeyLabel, micros(rec.UpdatedAt))
+		codec.RootRecordArgs(rec)...)
 	if err != nil {
 		return internalkms.RootRecord{}, fmt.Errorf("sqlite: writing the root key record: %w", err)
 	}

@@ -36,6 +36,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
+	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/schema"
 )
 
@@ -274,4 +275,26 @@ func isTriggerAbort(err error) bool { return code(err) == sqlite3.SQLITE_CONSTRA
 func isForeignKeyViolation(err error) bool { return code(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY }
 
 // scanner is a *sql.Row or *sql.Rows.
-type scanner interface{ Scan(dest ...any) error }
+type scanner = rowcodec.Scanner
+
+// queryRows runs a query on db and reads every row it returns with scan (a
+// codec method); an empty slice if there are none.
+func queryRows[T any](ctx context.Context, db *sql.DB, scan func(rowcodec.Scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	vs := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		vs = append(vs, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return vs, nil
+}

@@ -14,11 +14,11 @@ import (
 // CreateTenant inserts t. Errors: fault.ErrExists, keyring.ErrRetired
 // (the id was a deleted tenant's: the trigger tenant_ids_retired refuses it).
 func (s *Store) CreateTenant(ctx context.Context, t keyring.Tenant) error {
-	r, err := newTenantRow(t)
+	args, err := codec.TenantArgs(t)
 	if err != nil {
 		return err
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO tenants (`+tenantColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.args()...)
+	_, err = s.w.ExecContext(ctx, `INSERT INTO tenants (`+tenantColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 	switch {
 	case isPrimaryKeyViolation(err):
 		return fmt.Errorf("sqlite: tenant %q: %w", t.ID, fault.ErrExists)
@@ -32,7 +32,7 @@ func (s *Store) CreateTenant(ctx context.Context, t keyring.Tenant) error {
 
 // Tenant returns one tenant. Errors: fault.ErrNotFound.
 func (s *Store) Tenant(ctx context.Context, id string) (keyring.Tenant, error) {
-	t, err := scanTenant(s.r.QueryRowContext(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = ?`, id))
+	t, err := codec.ScanTenant(s.r.QueryRowContext(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = ?`, id))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return keyring.Tenant{}, fmt.Errorf("sqlite: tenant %q: %w", id, fault.ErrNotFound)
@@ -46,7 +46,7 @@ func (s *Store) Tenant(ctx context.Context, id string) (keyring.Tenant, error) {
 // stored tenant t.ID; the other fields it neither writes nor checks.
 // Errors: fault.ErrNotFound.
 func (s *Store) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
-	edition, err := encodeEdition(t)
+	edition, err := codec.Edition(t)
 	if err != nil {
 		return err
 	}
@@ -97,7 +97,7 @@ func (s *Store) SwitchTenantProvider(ctx context.Context, id, from, to string, a
 // Errors: fault.ErrNotFound; fault.ErrConflict (another provider, or
 // destroyed; nothing written).
 func (s *Store) SetTenantState(ctx context.Context, id, provider string, state keyring.TenantState, reason string, at time.Time) (keyring.Tenant, bool, error) {
-	encoded, err := encodeState(id, state)
+	encoded, err := codec.TenantState(id, state)
 	if err != nil {
 		return keyring.Tenant{}, false, err
 	}
@@ -106,7 +106,7 @@ func (s *Store) SetTenantState(ctx context.Context, id, provider string, state k
 		return keyring.Tenant{}, false, fmt.Errorf("sqlite: setting state of tenant %q: %w", id, err)
 	}
 	defer tx.Rollback()
-	prev, err := scanTenant(tx.QueryRowContext(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = ?`, id))
+	prev, err := codec.ScanTenant(tx.QueryRowContext(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = ?`, id))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return keyring.Tenant{}, false, fmt.Errorf("sqlite: tenant %q: %w", id, fault.ErrNotFound)
@@ -142,19 +142,8 @@ func (s *Store) ListTenants(ctx context.Context, after string, limit int) ([]key
 	if limit <= 0 {
 		return ts, nil
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	ts, err := queryRows(ctx, s.r, codec.ScanTenant, `SELECT `+tenantColumns+` FROM tenants WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: listing tenants: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		t, err := scanTenant(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: listing tenants: %w", err)
-		}
-		ts = append(ts, t)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: listing tenants: %w", err)
 	}
 	return ts, nil
