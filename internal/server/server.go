@@ -79,7 +79,7 @@ type Config struct {
 	Ready []Check
 	// Registry receives the server's metrics and is served at /metrics.
 	Registry *prometheus.Registry
-	// MaxBodyBytes bounds request bodies. Default 1 MiB.
+	// MaxBodyBytes bounds request bodies. Default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// RevocationBound is reported in the encryption status.
 	RevocationBound time.Duration
@@ -109,7 +109,8 @@ type Config struct {
 	// TLS handshake errors (see ErrorLog). Default 10 s.
 	HandshakeLogInterval time.Duration
 	// ReadsPerMinute and WritesPerMinute limit each tenant's calls of the
-	// key-provider API (Qlik's tiers 1 and 2). Defaults 1,000 and 100.
+	// key-provider API (Qlik's tiers 1 and 2). Defaults
+	// DefaultReadsPerMinute and DefaultWritesPerMinute.
 	ReadsPerMinute, WritesPerMinute int
 	Logger                          *slog.Logger
 	// Tracer, if set, makes a server span of every request, a child of the
@@ -118,6 +119,13 @@ type Config struct {
 	Tracer     trace.Tracer
 	Propagator propagation.TextMapPropagator
 }
+
+// Defaults of Config.
+const (
+	DefaultMaxBodyBytes    = 1 << 20
+	DefaultReadsPerMinute  = 1000
+	DefaultWritesPerMinute = 100
+)
 
 // Server is the HTTP API. Use Handler to serve it.
 type Server struct {
@@ -136,7 +144,7 @@ type Server struct {
 // New returns a Server for cfg.
 func New(cfg Config) *Server {
 	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = 1 << 20
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -145,10 +153,10 @@ func New(cfg Config) *Server {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	if cfg.ReadsPerMinute <= 0 {
-		cfg.ReadsPerMinute = 1000
+		cfg.ReadsPerMinute = DefaultReadsPerMinute
 	}
 	if cfg.WritesPerMinute <= 0 {
-		cfg.WritesPerMinute = 100
+		cfg.WritesPerMinute = DefaultWritesPerMinute
 	}
 	if cfg.HandshakeLogInterval <= 0 {
 		cfg.HandshakeLogInterval = 10 * time.Second
