@@ -27,8 +27,6 @@ type InternalKMS interface {
 	RotateTenantKey(ctx context.Context, tenantID string) (rotation.TenantRotation, error)
 }
 
-const internalKMSPath = "/api/v1/internal-kms"
-
 var errNoInternalKMS = &httpError{status: 404, code: api.CodeNotFound, title: "Not found",
 	detail: "this server does not manage the internal KMS"}
 
@@ -65,7 +63,7 @@ func internalKMSError(err error) error {
 	switch {
 	case errors.As(err, &busy):
 		return &httpError{status: 409, code: api.CodeConflict, title: "Rotation running",
-			detail: busy.Error() + "; wait until it has finished (GET " + internalKMSPath + " shows it) and try again"}
+			detail: busy.Error() + "; wait until it has finished (" + api.RouteInternalKMS.String() + " shows it) and try again"}
 	case errors.Is(err, rotation.ErrRootKeysFromEnvironment):
 		return &httpError{status: 409, code: api.CodeConflict, title: "Root keys come from the environment", detail: err.Error()}
 	case errors.Is(err, rotation.ErrRootKeysRefused):

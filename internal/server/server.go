@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
@@ -167,7 +168,7 @@ func New(cfg Config) *Server {
 	s.edgeMetrics(cfg.Registry)
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
-		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
+		s.mux.Handle(rt.String(), s.wrap(rt))
 	}
 	s.metrics.initRoutes(s.routes)
 	return s
@@ -181,14 +182,13 @@ func (s *Server) Handler() http.Handler {
 // Routes lists every route the server serves (for the OpenAPI check).
 func (s *Server) Routes() []Route { return s.routes }
 
-// Route is one method and path, the roles allowed on it (none: public),
-// its rate-limit tier, and its handler.
+// Route is one route of the API (its method and path), the roles allowed
+// on it (none: public), its rate-limit tier, and its handler.
 type Route struct {
-	Method string
-	Path   string
-	Roles  []auth.Role
-	h      handlerFunc
-	tier   tier
+	api.Route
+	Roles []auth.Role
+	h     handlerFunc
+	tier  tier
 }
 
 // tier is a route's rate-limit class (the key-provider API's tiers).
@@ -212,45 +212,44 @@ var (
 
 func (s *Server) routeTable() []Route {
 	routes := []Route{
-		{"POST", "/api/v1/tenants", platformAdmin, s.createTenant, unlimited},
-		{"GET", "/api/v1/tenants", platformAdmin, s.listTenants, unlimited},
-		{"GET", "/api/v1/tenants/{id}", platformAdmin, s.getTenant, unlimited},
-		{"PATCH", "/api/v1/tenants/{id}", platformAdmin, s.updateTenant, unlimited},
-		{"DELETE", "/api/v1/tenants/{id}", platformAdmin, s.deleteTenant, unlimited},
-		{"POST", "/api/v1/tenants/{id}/actions/rotate-key", platformAdmin, s.rotateTenantKey, unlimited},
-		{"GET", internalKMSPath, platformAdmin, s.getInternalKMS, unlimited},
-		{"POST", internalKMSPath + "/actions/rotate-root-key", platformAdmin, s.rotateRootKey, unlimited},
-		{"POST", internalKMSPath + "/actions/reload-root-keys", platformAdmin, s.reloadRootKeys, unlimited},
+		{api.RouteCreateTenant, platformAdmin, s.createTenant, unlimited},
+		{api.RouteListTenants, platformAdmin, s.listTenants, unlimited},
+		{api.RouteTenant, platformAdmin, s.getTenant, unlimited},
+		{api.RouteUpdateTenant, platformAdmin, s.updateTenant, unlimited},
+		{api.RouteDeleteTenant, platformAdmin, s.deleteTenant, unlimited},
+		{api.RouteRotateTenantKey, platformAdmin, s.rotateTenantKey, unlimited},
+		{api.RouteInternalKMS, platformAdmin, s.getInternalKMS, unlimited},
+		{api.RouteRotateRootKey, platformAdmin, s.rotateRootKey, unlimited},
+		{api.RouteReloadRootKeys, platformAdmin, s.reloadRootKeys, unlimited},
 
-		{"GET", "/api/v1/encryption/status", tenantReaders, s.status, unlimited},
-		{"POST", "/api/v1/encryption/encrypt", service, s.encrypt, unlimited},
-		{"POST", "/api/v1/encryption/decrypt", service, s.decrypt, unlimited},
-		{"POST", "/api/v1/encryption/rewrap", service, s.rewrap, unlimited},
-		{"POST", "/api/v1/encryption/datakeys", service, s.dataKey, unlimited},
-		{"POST", "/api/v1/encryption/datakeys/decrypt", service, s.dataKeyDecrypt, unlimited},
+		{api.RouteEncryptionStatus, tenantReaders, s.status, unlimited},
+		{api.RouteEncrypt, service, s.encrypt, unlimited},
+		{api.RouteDecrypt, service, s.decrypt, unlimited},
+		{api.RouteRewrap, service, s.rewrap, unlimited},
+		{api.RouteGenerateDataKey, service, s.dataKey, unlimited},
+		{api.RouteDecryptDataKey, service, s.dataKeyDecrypt, unlimited},
 
-		{"GET", "/.well-known/jwks.json", nil, s.jwks, unlimited},
-		{"GET", "/livez", nil, s.livez, unlimited},
-		{"GET", "/readyz", nil, s.readyz, unlimited},
-		{"GET", "/metrics", nil, s.metricsHandler, unlimited},
-		{"GET", "/api/v1/openapi.json", nil, s.openapi, unlimited},
+		{api.RouteJWKS, nil, s.jwks, unlimited},
+		{api.RouteLivez, nil, s.livez, unlimited},
+		{api.RouteReadyz, nil, s.readyz, unlimited},
+		{api.RouteMetrics, nil, s.metricsHandler, unlimited},
+		{api.RouteOpenAPI, nil, s.openapi, unlimited},
 	}
 	routes = append(routes, s.auditRoutes()...)
 	if s.cfg.KeyProviders != nil && s.cfg.Migrations != nil {
-		const kp = keyProvidersPath
 		routes = append(routes,
-			Route{"GET", kp, tenantAdmin, s.listKeyProviders, readTier},
-			Route{"POST", kp, tenantAdmin, s.unlocked(s.registerKeyProvider), writeTier},
-			Route{"GET", kp + "/actions/list", tenantAdmin, s.listAllKeyProviders, readTier},
-			Route{"POST", kp + "/actions/reset-to-default-provider", tenantAdmin, s.unlocked(s.resetToDefault), writeTier},
-			Route{"GET", kp + "/migration/actions/details", tenantAdmin, s.migrationDetails, readTier},
-			Route{"GET", kp + "/{fp}", tenantAdmin, s.getKeyProvider, readTier},
-			Route{"PATCH", kp + "/{fp}", tenantAdmin, s.unlocked(s.patchKeyProvider), writeTier},
-			Route{"DELETE", kp + "/{fp}", tenantAdmin, s.unlocked(s.deleteKeyProvider), writeTier},
+			Route{api.RouteKeyProviders, tenantAdmin, s.listKeyProviders, readTier},
+			Route{api.RouteRegisterKeyProvider, tenantAdmin, s.unlocked(s.registerKeyProvider), writeTier},
+			Route{api.RouteAllKeyProviders, tenantAdmin, s.listAllKeyProviders, readTier},
+			Route{api.RouteResetToDefaultProvider, tenantAdmin, s.unlocked(s.resetToDefault), writeTier},
+			Route{api.RouteMigrationDetails, tenantAdmin, s.migrationDetails, readTier},
+			Route{api.RouteKeyProvider, tenantAdmin, s.getKeyProvider, readTier},
+			Route{api.RoutePatchKeyProvider, tenantAdmin, s.unlocked(s.patchKeyProvider), writeTier},
+			Route{api.RouteDeleteKeyProvider, tenantAdmin, s.unlocked(s.deleteKeyProvider), writeTier},
 			// A test changes nothing but the recorded result: it is how a
 			// locked tenant's admin sees why.
-			Route{"POST", kp + "/{fp}/actions/test", tenantAdmin, s.testKeyProvider, writeTier},
-			Route{"POST", kp + "/{fp}/actions/migrate", tenantAdmin, s.unlocked(s.migrate), writeTier},
+			Route{api.RouteTestKeyProvider, tenantAdmin, s.testKeyProvider, writeTier},
+			Route{api.RouteMigrateToKeyProvider, tenantAdmin, s.unlocked(s.migrate), writeTier},
 		)
 	}
 	return routes
