@@ -27,7 +27,7 @@ import (
 
 // baselinePath is the baseline's route: tenantcrypt's encrypt path, so that
 // requests differ in nothing but the host.
-const baselinePath = "/api/v1/encryption/encrypt"
+var baselinePath = api.RouteEncrypt.Path
 
 // The http.Server settings of `tenantcrypt serve`'s defaults, so that the
 // baseline's connections behave the same.
