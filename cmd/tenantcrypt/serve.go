@@ -158,9 +158,44 @@ type service struct {
 }
 
 // assemble makes the service's parts in the order of their dependencies,
-// each from its part of cfg and the parts made before it; stop receives
-// what stops each.
+// in stages that each take the parts of the stages before: the platform
+// (tracing, database, audit log, metrics, observer), the key providers,
+// the core (keyring, key monitor, key-provider service, migrations,
+// rotations) and the API. stop receives what stops each part.
 func assemble(ctx context.Context, cfg serveConfig, env func(string) string, log *slog.Logger, stop *closers) (*service, error) {
+	p, err := openPlatform(ctx, cfg, env, log, stop)
+	if err != nil {
+		return nil, err
+	}
+	kp, err := openProviders(ctx, cfg, env, p, stop)
+	if err != nil {
+		return nil, err
+	}
+	c, err := openCore(ctx, cfg, env, p, kp, stop)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := newAPI(cfg, p, kp, c)
+	if err != nil {
+		return nil, err
+	}
+	return &service{api: srv, metrics: p.metrics, storeName: p.storeName}, nil
+}
+
+// platform is what every other part uses: tracing, the database, the
+// audit log, the metrics, and the observer that feeds the last two.
+type platform struct {
+	tracing     *telemetry.Tracing
+	st          store
+	storeName   string
+	audit       *audit.Log
+	auditSigner *audit.Signer
+	metrics     *prometheus.Registry
+	obs         *observer
+	log         *slog.Logger
+}
+
+func openPlatform(ctx context.Context, cfg serveConfig, env func(string) string, log *slog.Logger, stop *closers) (*platform, error) {
 	// Tracing starts first and stops last, so that the last spans go out.
 	tracing, stopTracing, err := setupTracing(ctx, env, log)
 	if err != nil {
@@ -185,85 +220,11 @@ func assemble(ctx context.Context, cfg serveConfig, env func(string) string, log
 	logFIPSMode(log)
 	registerAuditMetrics(reg, auditLog)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	obs := newObserver(reg, auditLog, st, log, homeRegions(cfg.aws.region, cfg.aws.drRegions()))
-
-	kp, err := openProviders(ctx, cfg, env, st, tracing, obs, log, stop)
-	if err != nil {
-		return nil, err
-	}
-	registerHSMMetric(reg, kp.device)
-
-	// Out-of-turn key checks: the keyring asks for them, the monitor (which
-	// needs the keyring) makes them.
-	checks := lifecycle.NewRequests()
-	lt := cfg.lifecycle.times()
-	rc := cfg.keyring.config(lt.refresh)
-	rc.Store, rc.Providers, rc.Logger = tracing.KeyringStore(st), kp.registry, log
-	rc.OnStateChange, rc.OnKeyRotated = obs.stateChange, obs.keyRotated
-	rc.OnKeyRefused = func(tenantID, _ string, _ error) { checks.Notify(tenantID) }
-	ring, err := keyring.New(rc)
-	if err != nil {
-		return nil, err
-	}
-	stop.push(ring.Close)
-	registerKeyringMetrics(reg, ring)
-	stop.push(followChanges(st, ring, reg, lt.refresh, log))
-
-	replica := replicaID(log)
-	mc := cfg.lifecycle.config()
-	mc.Store, mc.Tenants, mc.KeyProviders, mc.KMS, mc.Requests = st, ring, st, kp.aws, checks
-	mc.Region, mc.DRRegions, mc.Owner, mc.Logger = cfg.aws.region, cfg.aws.drRegions(), replica, log
-	mc.RegionHealth = func(region string) (bool, time.Time) {
-		h := kp.aws.RegionHealth(region)
-		return h.Healthy, h.Since
-	}
-	mc.Checked, mc.Claimed = obs.keyChecked, obs.checksClaimed
-	monitor, err := lifecycle.New(mc)
-	if err != nil {
-		return nil, err
-	}
-	monitor.Start()
-	stop.push(monitor.Close)
-
-	keyProviders, err := keyprovider.New(keyprovider.Config{
-		Store: st, Inspector: kp.aws, Tenants: ring, Region: cfg.aws.region, DRRegions: cfg.aws.drRegions(),
-		AllowSingleRegion: cfg.aws.allowSingleRegion, Logger: log,
-	})
-	if err != nil {
-		return nil, err
-	}
-
-	gc := cfg.migration.svc
-	gc.Store, gc.KeyProviders, gc.Keyring, gc.Providers = st, st, ring, kp.registry
-	gc.Owner, gc.Hooks, gc.Logger = replica, obs.migrationHooks(), log
-	migrations, err := migration.New(gc)
-	if err != nil {
-		return nil, err
-	}
-	stop.push(migrations.Close)
-	migrations.Start() // resumes unfinished migrations, now and whenever a replica leaves one
-
-	rotations, err := startRotations(ctx, cfg, env, st, ring, kp, lt, log, stop)
-	if err != nil {
-		return nil, err
-	}
-
-	verifier, jwks, err := newVerifier(cfg.auth, cfg.dataDir, log)
-	if err != nil {
-		return nil, err
-	}
-	sc := cfg.server.api
-	sc.Keyring, sc.Auth, sc.JWKS, sc.Registry = ring, verifier, jwks, reg
-	sc.Ready = []server.Check{
-		{Name: "database", Fn: func(ctx context.Context) error { _, err := st.ListTenants(ctx, "", 1); return err }},
-		{Name: "internal-kms", Fn: kp.internal.Check},
-	}
-	sc.RevocationBound = cfg.lifecycle.revocationBound
-	sc.KeyProviders, sc.Migrations, sc.InternalKMS, sc.Lifecycle = keyProviders, migrations, rotations, monitor
-	sc.Audit, sc.AuditLog = auditLog, &server.AuditReader{Store: st, PublicKeys: auditSigner.PublicKeys}
-	sc.Console = newConsole(cfg.console, cfg.auth, cfg.dataDir, log)
-	sc.Logger, sc.Tracer, sc.Propagator = log, tracing.Tracer(), tracing.Propagator()
-	return &service{api: server.New(sc), metrics: reg, storeName: storeName}, nil
+	return &platform{
+		tracing: tracing, st: st, storeName: storeName, audit: auditLog, auditSigner: auditSigner, metrics: reg,
+		obs: newObserver(reg, auditLog, st, log, homeRegions(cfg.aws.region, cfg.aws.drRegions())),
+		log: log,
+	}, nil
 }
 
 // providerSet is the key providers and the registry that finds a tenant's.
@@ -278,30 +239,126 @@ type providerSet struct {
 
 // openProviders makes the key providers: the provider kinds are
 // registered here.
-func openProviders(ctx context.Context, cfg serveConfig, env func(string) string, st store, tracing *telemetry.Tracing,
-	obs *observer, log *slog.Logger, stop *closers) (*providerSet, error) {
-	roots, device, releaseRoot, err := loadRoot(ctx, cfg, env, st, log)
+func openProviders(ctx context.Context, cfg serveConfig, env func(string) string, p *platform, stop *closers) (*providerSet, error) {
+	roots, device, releaseRoot, err := loadRoot(ctx, cfg, env, p.st, p.log)
 	if err != nil {
 		return nil, fmt.Errorf("loading the internal KMS root keys: %w", err)
 	}
 	stop.push(releaseRoot)
-	internal := internalkms.New(roots, st)
+	internal := internalkms.New(roots, p.st)
 	stop.push(internal.Close)
+	registerHSMMetric(p.metrics, device)
 
 	ac := cfg.aws.config()
-	ac.OnCall, ac.OnRegionEvent, ac.APIOptions = obs.awsCall, obs.regionEvent, tracingAPIOptions(tracing)
+	ac.OnCall = p.obs.awsCall
+	ac.OnRegionEvent = p.obs.regionEvent
+	ac.APIOptions = tracingAPIOptions(p.tracing)
 	aws, err := awskms.New(ctx, ac)
 	if err != nil {
 		return nil, fmt.Errorf("setting up AWS KMS: %w", err)
 	}
 
 	opts := []registry.Option{
-		registry.WithAWS(st, aws),
+		registry.WithAWS(p.st, aws),
 		registry.WithDRRegions(cfg.aws.region, cfg.aws.drRegions()),
-		registry.WithObserver(obs.providerCall),
+		registry.WithObserver(p.obs.providerCall),
 	}
-	reg := registry.New(internal, append(opts, tracingRegistryOptions(tracing)...)...)
+	reg := registry.New(internal, append(opts, tracingRegistryOptions(p.tracing)...)...)
 	return &providerSet{internal: internal, device: device, aws: aws, registry: reg}, nil
+}
+
+// core is the domain's services.
+type core struct {
+	ring         *keyring.Service
+	monitor      *lifecycle.Monitor
+	keyProviders *keyprovider.Service
+	migrations   *migration.Service
+	rotations    *rotation.Service
+}
+
+func openCore(ctx context.Context, cfg serveConfig, env func(string) string, p *platform, kp *providerSet, stop *closers) (*core, error) {
+	// Out-of-turn key checks: the keyring asks for them, the monitor
+	// (which needs the keyring) makes them.
+	checks := lifecycle.NewRequests()
+	lt := cfg.lifecycle.times()
+	rc := cfg.keyring.config(lt.refresh)
+	rc.Store = p.tracing.KeyringStore(p.st)
+	rc.Providers = kp.registry
+	rc.OnStateChange = p.obs.stateChange
+	rc.OnKeyRotated = p.obs.keyRotated
+	rc.OnKeyRefused = func(tenantID, _ string, _ error) { checks.Notify(tenantID) }
+	rc.Logger = p.log
+	ring, err := keyring.New(rc)
+	if err != nil {
+		return nil, err
+	}
+	stop.push(ring.Close)
+	registerKeyringMetrics(p.metrics, ring)
+	stop.push(followChanges(p.st, ring, p.metrics, lt.refresh, p.log))
+
+	replica := replicaID(p.log)
+	mc := cfg.lifecycle.config()
+	mc.Store, mc.Tenants, mc.KeyProviders, mc.KMS = p.st, ring, p.st, kp.aws
+	mc.Region, mc.DRRegions = cfg.aws.region, cfg.aws.drRegions()
+	mc.Requests = checks
+	mc.RegionHealth = func(region string) (bool, time.Time) {
+		h := kp.aws.RegionHealth(region)
+		return h.Healthy, h.Since
+	}
+	mc.Checked, mc.Claimed = p.obs.keyChecked, p.obs.checksClaimed
+	mc.Owner, mc.Logger = replica, p.log
+	monitor, err := lifecycle.New(mc)
+	if err != nil {
+		return nil, err
+	}
+	monitor.Start()
+	stop.push(monitor.Close)
+
+	keyProviders, err := keyprovider.New(keyprovider.Config{
+		Store: p.st, Inspector: kp.aws, Tenants: ring, Region: cfg.aws.region, DRRegions: cfg.aws.drRegions(),
+		AllowSingleRegion: cfg.aws.allowSingleRegion, Logger: p.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	gc := cfg.migration.svc
+	gc.Store, gc.KeyProviders, gc.Keyring, gc.Providers = p.st, p.st, ring, kp.registry
+	gc.Hooks = p.obs.migrationHooks()
+	gc.Owner, gc.Logger = replica, p.log
+	migrations, err := migration.New(gc)
+	if err != nil {
+		return nil, err
+	}
+	stop.push(migrations.Close)
+	migrations.Start() // resumes unfinished migrations, now and whenever a replica leaves one
+
+	rotations, err := startRotations(ctx, cfg, env, p, ring, kp, lt.refresh, stop)
+	if err != nil {
+		return nil, err
+	}
+	return &core{ring: ring, monitor: monitor, keyProviders: keyProviders, migrations: migrations, rotations: rotations}, nil
+}
+
+// newAPI is the HTTP API over the core.
+func newAPI(cfg serveConfig, p *platform, kp *providerSet, c *core) (*server.Server, error) {
+	verifier, jwks, err := newVerifier(cfg.auth, cfg.dataDir, p.log)
+	if err != nil {
+		return nil, err
+	}
+	sc := cfg.server.api
+	sc.Keyring, sc.Lifecycle = c.ring, c.monitor
+	sc.KeyProviders, sc.Migrations, sc.InternalKMS = c.keyProviders, c.migrations, c.rotations
+	sc.Auth, sc.JWKS = verifier, jwks
+	sc.Ready = []server.Check{
+		{Name: "database", Fn: func(ctx context.Context) error { _, err := p.st.ListTenants(ctx, "", 1); return err }},
+		{Name: "internal-kms", Fn: kp.internal.Check},
+	}
+	sc.RevocationBound = cfg.lifecycle.revocationBound
+	sc.Audit, sc.AuditLog = p.audit, &server.AuditReader{Store: p.st, PublicKeys: p.auditSigner.PublicKeys}
+	sc.Console = newConsole(cfg.console, cfg.auth, cfg.dataDir, p.log)
+	sc.Registry, sc.Logger, sc.Tracer, sc.Propagator = p.metrics, p.log, p.tracing.Tracer(), p.tracing.Propagator()
+	return server.New(sc), nil
 }
 
 // startRotations starts the internal KMS's rotations: after a root key
@@ -309,11 +366,11 @@ func openProviders(ctx context.Context, cfg serveConfig, env func(string) string
 // in the background (package rotation, which also serves the internal
 // KMS's rotation API); replicas doing the same at once are safe (each
 // rewrap is a compare-and-swap).
-func startRotations(ctx context.Context, cfg serveConfig, env func(string) string, st store, ring *keyring.Service,
-	kp *providerSet, lt lifecycleTimes, log *slog.Logger, stop *closers) (*rotation.Service, error) {
-	rcfg := rotation.Config{KMS: kp.internal, Store: st, Tenants: ring, RootKeyFile: cfg.root.keyFile(cfg.dataDir, env), Logger: log}
+func startRotations(ctx context.Context, cfg serveConfig, env func(string) string, p *platform, ring *keyring.Service,
+	kp *providerSet, refresh time.Duration, stop *closers) (*rotation.Service, error) {
+	rcfg := rotation.Config{KMS: kp.internal, Store: p.st, Tenants: ring, RootKeyFile: cfg.root.keyFile(cfg.dataDir, env), Logger: p.log}
 	if kp.device != nil {
-		rcfg.Device = deviceRotator{dev: kp.device, st: st}
+		rcfg.Device = deviceRotator{dev: kp.device, st: p.st}
 	}
 	rotations, err := rotation.New(rcfg)
 	if err != nil {
@@ -321,14 +378,14 @@ func startRotations(ctx context.Context, cfg serveConfig, env func(string) strin
 	}
 	stop.push(rotations.Close)
 	if err := rotations.Start(); err != nil {
-		log.Error("rewrapping tenant KEKs under the current root key could not start; it is retried at the next start", "error", err.Error())
+		p.log.Error("rewrapping tenant KEKs under the current root key could not start; it is retried at the next start", "error", err.Error())
 	}
 	if kp.device != nil {
 		// Replicas agree on the HSM root key version within a refresh.
-		go followRootRecord(ctx, kp.device, st, lt.refresh, func(ctx context.Context) error {
+		go followRootRecord(ctx, kp.device, p.st, refresh, func(ctx context.Context) error {
 			_, err := rotations.ReloadRootKeys(ctx)
 			return err
-		}, log)
+		}, p.log)
 	}
 	return rotations, nil
 }
