@@ -48,10 +48,10 @@ type serverConfig struct {
 func (c *serverConfig) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.api.MaxBodyBytes, "max-request-bytes", server.DefaultMaxBodyBytes, "largest request body accepted")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful shutdown waits for requests in flight")
-	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 5*time.Second, "server timeout for reading request headers")
-	fs.DurationVar(&c.requestTimeout, "request-timeout", 30*time.Second, "server timeout for reading a request and writing its answer")
-	fs.DurationVar(&c.idleTimeout, "idle-timeout", 60*time.Second, "how long an idle keep-alive connection (HTTP/1.1 or HTTP/2) stays open; a load balancer in front should time out its idle connections sooner")
-	fs.DurationVar(&c.api.BodyReadTimeout, "body-read-timeout", 10*time.Second, "how long a request body may take to arrive (408 beyond it)")
+	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", server.DefaultReadHeaderTimeout, "server timeout for reading request headers")
+	fs.DurationVar(&c.requestTimeout, "request-timeout", server.DefaultRequestTimeout, "server timeout for reading a request and writing its answer")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "how long an idle keep-alive connection (HTTP/1.1 or HTTP/2) stays open; a load balancer in front should time out its idle connections sooner")
+	fs.DurationVar(&c.api.BodyReadTimeout, "body-read-timeout", server.DefaultBodyReadTimeout, "how long a request body may take to arrive (408 beyond it)")
 	fs.IntVar(&c.api.MaxInflight, "max-inflight", server.DefaultMaxInflight, "most requests in progress on the whole server; beyond it 503 with Retry-After (/livez, /readyz and /metrics are exempt)")
 	fs.IntVar(&c.maxConns, "max-conns", defaultMaxConns, "most open client connections; at the bound a new one replaces the longest idle one, or is closed if none is idle (lowered to fit the open-file limit)")
 	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", 0, "most open connections per client address (0: no bound; behind a load balancer or on loopback every caller shares one address)")
@@ -92,7 +92,7 @@ func (c *serverConfig) httpServer(handler http.Handler, errorLog *log.Logger) *h
 		ReadTimeout:       c.requestTimeout,
 		WriteTimeout:      c.requestTimeout,
 		IdleTimeout:       c.idleTimeout,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    server.MaxHeaderBytes,
 		ErrorLog:          errorLog,
 		HTTP2:             http2Config(c.requestTimeout),
 	}

@@ -128,6 +128,21 @@ const (
 	DefaultWritesPerMinute = 100
 )
 
+// Settings of the net/http.Server in front of Handler: the serve command's
+// defaults (the server's flags start from them), and what a benchmark's
+// baseline server copies to behave the same.
+const (
+	DefaultReadHeaderTimeout = 5 * time.Second
+	// DefaultRequestTimeout is the http.Server's ReadTimeout and
+	// WriteTimeout.
+	DefaultRequestTimeout = 30 * time.Second
+	DefaultIdleTimeout    = 60 * time.Second
+	// DefaultBodyReadTimeout is the serve command's Config.BodyReadTimeout
+	// (whose zero value is no bound of its own).
+	DefaultBodyReadTimeout = 10 * time.Second
+	MaxHeaderBytes         = 64 << 10
+)
+
 // Server is the HTTP API. Use Handler to serve it.
 type Server struct {
 	cfg     Config
