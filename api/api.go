@@ -1,6 +1,7 @@
 // Package api holds tenantcrypt's public wire types: the JSON bodies of its
-// HTTP API and the stable error codes of its error envelope. Both the server
-// and the Go client use it; it imports nothing but the standard library.
+// HTTP API, the stable error codes of its error envelope, and its routes
+// (Route: method, path, retry safety). Both the server and the Go client
+// use it; it imports nothing but the standard library.
 //
 // Binary values (plaintexts, data keys) travel as standard base64 with
 // padding. Ciphertexts and handles are tenantcrypt's own text form

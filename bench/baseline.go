@@ -22,21 +22,22 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/api"
+	tcserver "github.com/tenantcrypt/tenantcrypt/internal/server"
 	"github.com/tenantcrypt/tenantcrypt/internal/tlsconfig"
 )
 
 // baselinePath is the baseline's route: tenantcrypt's encrypt path, so that
 // requests differ in nothing but the host.
-const baselinePath = "/api/v1/encryption/encrypt"
+var baselinePath = api.RouteEncrypt.Path
 
 // The http.Server settings of `tenantcrypt serve`'s defaults, so that the
 // baseline's connections behave the same.
 const (
-	srvReadHeaderTimeout = 5 * time.Second
-	srvRequestTimeout    = 30 * time.Second
-	srvIdleTimeout       = 120 * time.Second
-	srvMaxHeaderBytes    = 64 << 10
-	srvMaxBodyBytes      = 1 << 20
+	srvReadHeaderTimeout = tcserver.DefaultReadHeaderTimeout
+	srvRequestTimeout    = tcserver.DefaultRequestTimeout
+	srvIdleTimeout       = tcserver.DefaultIdleTimeout
+	srvMaxHeaderBytes    = tcserver.MaxHeaderBytes
+	srvMaxBodyBytes      = tcserver.DefaultMaxBodyBytes
 )
 
 // runBaselineServer is the baseline server's main (bench -baseline-server

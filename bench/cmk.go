@@ -287,7 +287,7 @@ func runCMK(ctx context.Context, cfg config, bin, tmp string, stderr io.Writer) 
 		if svc[i], err = srv.token(auth.RoleService, id, scenarioTokenTTL); err != nil {
 			return err
 		}
-		out, err := srv.expect(ctx, http.StatusCreated, http.MethodPost, "/api/v1/encryption/keyproviders", ta,
+		out, err := srv.expect(ctx, http.StatusCreated, api.RouteRegisterKeyProvider.Method, api.RouteRegisterKeyProvider.Path, ta,
 			map[string]any{"arn": arn, "name": "bench key", "description": "bench", "keyprovider": "AWS-KMS"})
 		if err != nil {
 			return err
@@ -296,11 +296,11 @@ func runCMK(ctx context.Context, cfg config, bin, tmp string, stderr io.Writer) 
 		if err := json.Unmarshal(out, &kp); err != nil {
 			return err
 		}
-		if _, err := srv.expect(ctx, http.StatusOK, http.MethodPost, "/api/v1/encryption/keyproviders/"+kp.ARNFingerPrint+"/actions/migrate", ta, nil); err != nil {
+		if _, err := srv.expect(ctx, http.StatusOK, api.RouteMigrateToKeyProvider.Method, api.RouteMigrateToKeyProvider.Expand(kp.ARNFingerPrint), ta, nil); err != nil {
 			return err
 		}
 		for start := time.Now(); ; {
-			out, err := srv.expect(ctx, http.StatusOK, http.MethodGet, "/api/v1/encryption/keyproviders/migration/actions/details", ta, nil)
+			out, err := srv.expect(ctx, http.StatusOK, api.RouteMigrationDetails.Method, api.RouteMigrationDetails.Path, ta, nil)
 			if err != nil {
 				return err
 			}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
 )
 
@@ -71,7 +72,7 @@ func (p *pacedSender) run(ctx context.Context, srv *server, token string, body [
 					next = now // behind: do not catch up in a burst
 				}
 				t0 := time.Now()
-				status, out, err := srv.post(ctx, http.MethodPost, "/api/v1/encryption/encrypt", token, body)
+				status, out, err := srv.post(ctx, api.RouteEncrypt.Method, api.RouteEncrypt.Path, token, body)
 				d := time.Since(t0)
 				p.mu.Lock()
 				switch {

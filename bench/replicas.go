@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/client"
 	"github.com/tenantcrypt/tenantcrypt/internal/tlsconfig"
 )
@@ -98,7 +99,7 @@ func runReplicas(ctx context.Context, cfg config, stdout, stderr io.Writer) (rep
 	targets := func(n int) map[string]target {
 		enc, dec := make([]string, n), make([]string, n)
 		for i, u := range urls[:n] {
-			enc[i], dec[i] = u+"/api/v1/encryption/encrypt", u+"/api/v1/encryption/decrypt"
+			enc[i], dec[i] = u+api.RouteEncrypt.Path, u+api.RouteDecrypt.Path
 		}
 		return map[string]target{
 			"encrypt": {name: "encrypt", urls: enc, auth: bearer, bodies: [][]byte{encBody}, wantPrefix: []byte(`{"ciphertext":"`)},
@@ -110,7 +111,7 @@ func runReplicas(ctx context.Context, cfg config, stdout, stderr io.Writer) (rep
 	for _, u := range urls {
 		t := targets(len(urls))["encrypt"]
 		t.urls = nil
-		t.url = u + "/api/v1/encryption/encrypt"
+		t.url = u + api.RouteEncrypt.Path
 		if rep.Protocols["encrypt"], err = probe(ctx, hc, t); err != nil {
 			return nil, err
 		}

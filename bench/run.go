@@ -119,9 +119,9 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (rep *report
 	targets := map[string]target{
 		"baseline": {name: "baseline", url: "https://" + baseAddr + baselinePath, auth: bearer,
 			bodies: [][]byte{encBody}, wantPrefix: []byte(`{"ciphertext":"`)},
-		"encrypt": {name: "encrypt", url: baseURL + "/api/v1/encryption/encrypt", auth: bearer,
+		"encrypt": {name: "encrypt", url: baseURL + api.RouteEncrypt.Path, auth: bearer,
 			bodies: [][]byte{encBody}, wantPrefix: []byte(`{"ciphertext":"`)},
-		"decrypt": {name: "decrypt", url: baseURL + "/api/v1/encryption/decrypt", auth: bearer,
+		"decrypt": {name: "decrypt", url: baseURL + api.RouteDecrypt.Path, auth: bearer,
 			bodies: decBodies, wantPrefix: []byte(`{"plaintext":"`)},
 	}
 

@@ -114,7 +114,7 @@ func (s *server) restart(ctx context.Context) (time.Time, time.Duration, error) 
 		return time.Time{}, 0, err
 	}
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url+"/readyz", nil)
+		req, err := http.NewRequestWithContext(ctx, api.RouteReadyz.Method, s.url+api.RouteReadyz.Path, nil)
 		if err != nil {
 			return time.Time{}, 0, err
 		}
@@ -252,7 +252,7 @@ func (s *server) expect(ctx context.Context, want int, method, path, token strin
 
 // createTenant creates an enterprise tenant.
 func (s *server) createTenant(ctx context.Context, admin, id string) error {
-	_, err := s.expect(ctx, http.StatusCreated, http.MethodPost, "/api/v1/tenants", admin,
+	_, err := s.expect(ctx, http.StatusCreated, api.RouteCreateTenant.Method, api.RouteCreateTenant.Path, admin,
 		api.CreateTenantRequest{ID: id, Name: id, Edition: "enterprise"})
 	return err
 }
@@ -269,7 +269,7 @@ func encryptBody(size int) ([]byte, error) {
 
 // encrypt sends one encrypt request and checks the answer.
 func (s *server) encrypt(ctx context.Context, token string, body []byte) error {
-	out, err := s.expect(ctx, http.StatusOK, http.MethodPost, "/api/v1/encryption/encrypt", token, body)
+	out, err := s.expect(ctx, http.StatusOK, api.RouteEncrypt.Method, api.RouteEncrypt.Path, token, body)
 	if err == nil && !bytes.HasPrefix(out, []byte(`{"ciphertext":"`)) {
 		err = fmt.Errorf("encrypt: unexpected answer: %s", truncate(out, 300))
 	}

@@ -50,42 +50,38 @@ func (q AuditQuery) values() url.Values {
 	return v
 }
 
-func tenantQuery(tenantID string) string {
+func tenantQuery(tenantID string) url.Values {
 	if tenantID == "" {
-		return ""
+		return nil
 	}
-	return "?" + url.Values{"tenantId": {tenantID}}.Encode()
+	return url.Values{"tenantId": {tenantID}}
 }
 
 // AuditEvents returns a page of audit events (tenant-admin, platform-admin).
 func (c *Client) AuditEvents(ctx context.Context, q AuditQuery) (api.AuditPage, error) {
 	var p api.AuditPage
-	path := "/api/v1/audits"
-	if v := q.values().Encode(); v != "" {
-		path += "?" + v
-	}
-	err := c.do(ctx, http.MethodGet, path, nil, &p)
+	err := c.do(ctx, to(api.RouteAuditEvents).withQuery(q.values()), nil, &p)
 	return p, err
 }
 
 // VerifyAudit asks the service to verify a chain as stored.
 func (c *Client) VerifyAudit(ctx context.Context, tenantID string) (api.AuditVerification, error) {
 	var v api.AuditVerification
-	err := c.do(ctx, http.MethodGet, "/api/v1/audits/actions/verify"+tenantQuery(tenantID), nil, &v)
+	err := c.do(ctx, to(api.RouteVerifyAudit).withQuery(tenantQuery(tenantID)), nil, &v)
 	return v, err
 }
 
 // AuditPublicKeys returns the keys that sign audit checkpoints.
 func (c *Client) AuditPublicKeys(ctx context.Context) (api.AuditPublicKeys, error) {
 	var k api.AuditPublicKeys
-	err := c.do(ctx, http.MethodGet, "/api/v1/audits/public-keys", nil, &k)
+	err := c.do(ctx, to(api.RouteAuditPublicKeys), nil, &k)
 	return k, err
 }
 
 // ExportAudit writes a chain's whole log, as JSON Lines, to w.
 func (c *Client) ExportAudit(ctx context.Context, tenantID string, w io.Writer) error {
-	path := "/api/v1/audits/actions/export" + tenantQuery(tenantID)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+path, nil)
+	t := to(api.RouteExportAudit).withQuery(tenantQuery(tenantID))
+	req, err := http.NewRequestWithContext(ctx, t.route.Method, c.base.String()+t.path, nil)
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
@@ -99,7 +95,7 @@ func (c *Client) ExportAudit(ctx context.Context, tenantID string, w io.Writer) 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("client: GET %s: %w", path, err)
+		return fmt.Errorf("client: GET %s: %w", t.path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 400 {

@@ -37,6 +37,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/tenantcrypt/tenantcrypt/api"
 )
 
 // Client talks to one tenantcrypt service. It is safe for concurrent use.
@@ -90,11 +92,12 @@ func WithHTTPClient(hc *http.Client) Option {
 //
 // What is retried: answers 503, 502 and 504 and transport errors
 // (connection refused or reset, a timeout) of requests that are safe to
-// send twice — every GET, the data plane (encrypt, decrypt, rewrap,
-// datakeys, datakeys/decrypt; a repeated encrypt or datakeys at worst makes
-// a ciphertext or data key that nobody sees), the PATCH endpoints and a key
-// provider's test; and 429 answers of any request, since the rate limit is
-// checked before a request is handled. Other writes (creating or deleting
+// send twice (their api.Route's RetrySafe) — every GET, the data plane
+// (encrypt, decrypt, rewrap, datakeys, datakeys/decrypt; a repeated
+// encrypt or datakeys at worst makes a ciphertext or data key that nobody
+// sees), the PATCH endpoints and a key provider's test; and 429 answers of
+// any request, since the rate limit is checked before a request is
+// handled. Other writes (creating or deleting
 // a tenant, registering, deleting, migrating, resetting a key provider,
 // key rotations) are not resent after a 503 or a transport error, because
 // the service may have acted: the caller checks and decides.
@@ -168,8 +171,8 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 
 // do sends a JSON request, with retries, and decodes a JSON answer into
 // out (unless nil).
-func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	data, _, err := c.send(ctx, method, path, in)
+func (c *Client) do(ctx context.Context, t target, in, out any) error {
+	data, _, err := c.send(ctx, t, in)
 	if err != nil {
 		return err
 	}
@@ -177,7 +180,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("client: decoding answer of %s %s: %w", method, path, err)
+		return fmt.Errorf("client: decoding answer of %s %s: %w", t.route.Method, t.path, err)
 	}
 	return nil
 }
@@ -185,7 +188,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 // send sends a request as the retry policy allows and returns the last
 // answer's body and status. An answer of 400 or more is an *Error; one
 // that says the tenant's keys are revoked purges the data-key cache.
-func (c *Client) send(ctx context.Context, method, path string, in any) ([]byte, int, error) {
+func (c *Client) send(ctx context.Context, t target, in any) ([]byte, int, error) {
 	var body []byte
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -194,9 +197,8 @@ func (c *Client) send(ctx context.Context, method, path string, in any) ([]byte,
 		}
 		body = b
 	}
-	safe := retrySafe(method, path)
 	for attempt := 1; ; attempt++ {
-		data, status, err := c.attempt(ctx, method, path, body)
+		data, status, err := c.attempt(ctx, t, body)
 		if err == nil {
 			return data, status, nil
 		}
@@ -204,7 +206,7 @@ func (c *Client) send(ctx context.Context, method, path string, in any) ([]byte,
 		if errors.As(err, &e) && e.revokes() && c.keys != nil {
 			c.keys.purge()
 		}
-		wait, ok := c.retryWait(ctx, err, safe, attempt)
+		wait, ok := c.retryWait(ctx, err, t.route.RetrySafe, attempt)
 		if !ok {
 			return nil, 0, err
 		}
@@ -217,12 +219,12 @@ func (c *Client) send(ctx context.Context, method, path string, in any) ([]byte,
 }
 
 // attempt sends the request once.
-func (c *Client) attempt(ctx context.Context, method, path string, body []byte) ([]byte, int, error) {
+func (c *Client) attempt(ctx context.Context, t target, body []byte) ([]byte, int, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, rd)
+	req, err := http.NewRequestWithContext(ctx, t.route.Method, c.base.String()+t.path, rd)
 	if err != nil {
 		return nil, 0, fmt.Errorf("client: %w", err)
 	}
@@ -239,12 +241,12 @@ func (c *Client) attempt(ctx context.Context, method, path string, body []byte) 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, 0, &transportError{method: method, path: path, err: err}
+		return nil, 0, &transportError{method: t.route.Method, path: t.path, err: err}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, 0, &transportError{method: method, path: path, err: fmt.Errorf("reading answer: %w", err)}
+		return nil, 0, &transportError{method: t.route.Method, path: t.path, err: fmt.Errorf("reading answer: %w", err)}
 	}
 	if resp.StatusCode >= 400 {
 		return nil, resp.StatusCode, decodeError(resp, data)
@@ -322,21 +324,26 @@ func transient(err error) bool {
 	return true
 }
 
-// retrySafe reports whether a request may be sent again after a failure
-// the service may have acted on: see RetryPolicy.
-func retrySafe(method, path string) bool {
-	switch method {
-	case http.MethodGet, http.MethodHead, http.MethodPatch:
-		return true
-	case http.MethodPost:
-		switch path {
-		case "/api/v1/encryption/encrypt", "/api/v1/encryption/decrypt", "/api/v1/encryption/rewrap",
-			"/api/v1/encryption/datakeys", "/api/v1/encryption/datakeys/decrypt":
-			return true
-		}
-		return strings.HasPrefix(path, keyProvidersPath+"/") && strings.HasSuffix(path, "/actions/test")
+// target is a request's route, and its path: the route's, with its path
+// values filled in, and a query. Whether a failed request is sent again
+// depends on the route's RetrySafe.
+type target struct {
+	route api.Route
+	path  string
+}
+
+// to is the target of rt with its {name} segments filled by values, in
+// order (see api.Route.Expand).
+func to(rt api.Route, values ...string) target {
+	return target{route: rt, path: rt.Expand(values...)}
+}
+
+// withQuery adds q, unless empty, to the target's path.
+func (t target) withQuery(q url.Values) target {
+	if len(q) > 0 {
+		t.path += "?" + q.Encode()
 	}
-	return false
+	return t
 }
 
 func sleepContext(ctx context.Context, d time.Duration) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net/http"
 	"strconv"
 
 	"github.com/tenantcrypt/tenantcrypt/api"
@@ -15,7 +14,7 @@ import (
 // content use Envelope, which encrypts locally.
 func (c *Client) Encrypt(ctx context.Context, plaintext []byte, ectx map[string]string) (string, error) {
 	var out api.EncryptResponse
-	err := c.do(ctx, http.MethodPost, "/api/v1/encryption/encrypt",
+	err := c.do(ctx, to(api.RouteEncrypt),
 		api.EncryptRequest{Plaintext: base64.StdEncoding.EncodeToString(plaintext), Context: ectx}, &out)
 	return out.Ciphertext, err
 }
@@ -23,7 +22,7 @@ func (c *Client) Encrypt(ctx context.Context, plaintext []byte, ectx map[string]
 // Decrypt decrypts a ciphertext made by Encrypt with the same ectx.
 func (c *Client) Decrypt(ctx context.Context, ciphertext string, ectx map[string]string) ([]byte, error) {
 	var out api.DecryptResponse
-	if err := c.do(ctx, http.MethodPost, "/api/v1/encryption/decrypt",
+	if err := c.do(ctx, to(api.RouteDecrypt),
 		api.DecryptRequest{Ciphertext: ciphertext, Context: ectx}, &out); err != nil {
 		return nil, err
 	}
@@ -33,7 +32,7 @@ func (c *Client) Decrypt(ctx context.Context, ciphertext string, ectx map[string
 // Rewrap re-encrypts a ciphertext under the tenant's current data key.
 func (c *Client) Rewrap(ctx context.Context, ciphertext string, ectx map[string]string) (string, error) {
 	var out api.RewrapResponse
-	err := c.do(ctx, http.MethodPost, "/api/v1/encryption/rewrap",
+	err := c.do(ctx, to(api.RouteRewrap),
 		api.RewrapRequest{Ciphertext: ciphertext, Context: ectx}, &out)
 	return out.Ciphertext, err
 }
@@ -50,7 +49,7 @@ type DataKey struct {
 // Each call stores a new data key at the service: cache it for many
 // objects rather than asking per object (Envelope does).
 func (c *Client) GenerateDataKey(ctx context.Context, ectx map[string]string) (DataKey, error) {
-	key, handle, err := c.dataKeyCall(ctx, "/api/v1/encryption/datakeys", api.DataKeyRequest{Context: ectx})
+	key, handle, err := c.dataKeyCall(ctx, api.RouteGenerateDataKey, api.DataKeyRequest{Context: ectx})
 	if err != nil {
 		return DataKey{}, err
 	}
@@ -60,7 +59,7 @@ func (c *Client) GenerateDataKey(ctx context.Context, ectx map[string]string) (D
 // DecryptDataKey resolves a data key's handle back to its plaintext; ectx
 // must be the context it was generated with.
 func (c *Client) DecryptDataKey(ctx context.Context, handle string, ectx map[string]string) ([]byte, error) {
-	key, _, err := c.dataKeyCall(ctx, "/api/v1/encryption/datakeys/decrypt",
+	key, _, err := c.dataKeyCall(ctx, api.RouteDecryptDataKey,
 		api.DataKeyDecryptRequest{Handle: handle, Context: ectx})
 	return key, err
 }
@@ -69,14 +68,14 @@ func (c *Client) DecryptDataKey(ctx context.Context, handle string, ectx map[str
 // its own (result or error), in order.
 func (c *Client) EncryptBatch(ctx context.Context, items []api.EncryptRequest) ([]api.BatchItem[api.EncryptResponse], error) {
 	var out api.BatchResponse[api.EncryptResponse]
-	err := c.do(ctx, http.MethodPost, "/api/v1/encryption/encrypt", api.BatchRequest[api.EncryptRequest]{Items: items}, &out)
+	err := c.do(ctx, to(api.RouteEncrypt), api.BatchRequest[api.EncryptRequest]{Items: items}, &out)
 	return out.Items, err
 }
 
 // DecryptBatch decrypts many ciphertexts in one request.
 func (c *Client) DecryptBatch(ctx context.Context, items []api.DecryptRequest) ([]api.BatchItem[api.DecryptResponse], error) {
 	var out api.BatchResponse[api.DecryptResponse]
-	err := c.do(ctx, http.MethodPost, "/api/v1/encryption/decrypt", api.BatchRequest[api.DecryptRequest]{Items: items}, &out)
+	err := c.do(ctx, to(api.RouteDecrypt), api.BatchRequest[api.DecryptRequest]{Items: items}, &out)
 	return out.Items, err
 }
 

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/envelope"
@@ -192,7 +191,7 @@ func (e *Envelope) NewDecryptReader(ctx context.Context, r io.Reader, ectx map[s
 
 // newStreamDataKey asks the service for a data key of the stream format.
 func (c *Client) newStreamDataKey(ctx context.Context) ([]byte, string, error) {
-	key, handle, err := c.dataKeyCall(ctx, "/api/v1/encryption/datakeys", api.DataKeyRequest{Context: dataKeyContext})
+	key, handle, err := c.dataKeyCall(ctx, api.RouteGenerateDataKey, api.DataKeyRequest{Context: dataKeyContext})
 	if err != nil {
 		return nil, "", err
 	}
@@ -206,7 +205,7 @@ func (c *Client) newStreamDataKey(ctx context.Context) ([]byte, string, error) {
 // resolveStreamDataKey asks the service for the data key of a stream's
 // handle.
 func (c *Client) resolveStreamDataKey(ctx context.Context, handle string) ([]byte, error) {
-	key, _, err := c.dataKeyCall(ctx, "/api/v1/encryption/datakeys/decrypt",
+	key, _, err := c.dataKeyCall(ctx, api.RouteDecryptDataKey,
 		api.DataKeyDecryptRequest{Handle: handle, Context: dataKeyContext})
 	if err != nil {
 		return nil, err
@@ -221,8 +220,8 @@ func (c *Client) resolveStreamDataKey(ctx context.Context, handle string) ([]byt
 // dataKeyCall sends a data-key request and decodes the plaintext key
 // straight from the answer's bytes, which it then zeroes, so that no copy
 // of the key lingers in an immutable string.
-func (c *Client) dataKeyCall(ctx context.Context, path string, in any) (key []byte, handle string, err error) {
-	data, _, err := c.send(ctx, http.MethodPost, path, in)
+func (c *Client) dataKeyCall(ctx context.Context, rt api.Route, in any) (key []byte, handle string, err error) {
+	data, _, err := c.send(ctx, to(rt), in)
 	if err != nil {
 		return nil, "", err
 	}
@@ -234,7 +233,7 @@ func (c *Client) dataKeyCall(ctx context.Context, path string, in any) (key []by
 	if err := json.Unmarshal(data, &out); err != nil {
 		clear(out.Plaintext)
 		// The decoder's message could quote the answer: say less.
-		return nil, "", fmt.Errorf("client: the answer of POST %s is not the expected JSON", path)
+		return nil, "", fmt.Errorf("client: the answer of %s is not the expected JSON", rt)
 	}
 	return out.Plaintext, out.Handle, nil
 }

@@ -2,8 +2,6 @@ package client
 
 import (
 	"context"
-	"net/http"
-	"net/url"
 
 	"github.com/tenantcrypt/tenantcrypt/api"
 )
@@ -12,7 +10,7 @@ import (
 // server's background rotation job (platform-admin).
 func (c *Client) InternalKMS(ctx context.Context) (api.InternalKMS, error) {
 	var d api.InternalKMS
-	err := c.do(ctx, http.MethodGet, "/api/v1/internal-kms", nil, &d)
+	err := c.do(ctx, to(api.RouteInternalKMS), nil, &d)
 	return d, err
 }
 
@@ -21,7 +19,7 @@ func (c *Client) InternalKMS(ctx context.Context) (api.InternalKMS, error) {
 // (platform-admin). Root keys from the environment are refused (409).
 func (c *Client) RotateRootKey(ctx context.Context) (api.InternalKMS, error) {
 	var d api.InternalKMS
-	err := c.do(ctx, http.MethodPost, "/api/v1/internal-kms/actions/rotate-root-key", nil, &d)
+	err := c.do(ctx, to(api.RouteRotateRootKey), nil, &d)
 	return d, err
 }
 
@@ -30,7 +28,7 @@ func (c *Client) RotateRootKey(ctx context.Context) (api.InternalKMS, error) {
 // (platform-admin).
 func (c *Client) ReloadRootKeys(ctx context.Context) (api.InternalKMS, error) {
 	var d api.InternalKMS
-	err := c.do(ctx, http.MethodPost, "/api/v1/internal-kms/actions/reload-root-keys", nil, &d)
+	err := c.do(ctx, to(api.RouteReloadRootKeys), nil, &d)
 	return d, err
 }
 
@@ -38,6 +36,6 @@ func (c *Client) ReloadRootKeys(ctx context.Context) (api.InternalKMS, error) {
 // moving its data keys under it in the background (platform-admin).
 func (c *Client) RotateTenantKey(ctx context.Context, tenantID string) (api.TenantKeyRotation, error) {
 	var r api.TenantKeyRotation
-	err := c.do(ctx, http.MethodPost, "/api/v1/tenants/"+url.PathEscape(tenantID)+"/actions/rotate-key", nil, &r)
+	err := c.do(ctx, to(api.RouteRotateTenantKey, tenantID), nil, &r)
 	return r, err
 }

@@ -15,9 +15,9 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/client/internal/fakeservice"
 )
 
-const (
-	dataKeysPath = "/api/v1/encryption/datakeys"
-	resolvePath  = "/api/v1/encryption/datakeys/decrypt"
+var (
+	dataKeysPath = api.RouteGenerateDataKey.Path
+	resolvePath  = api.RouteDecryptDataKey.Path
 )
 
 // fakeClock is a settable clock for the cache's age checks.

@@ -3,24 +3,18 @@ package client
 import (
 	"context"
 	"net/http"
-	"net/url"
 
 	"github.com/tenantcrypt/tenantcrypt/api"
 )
 
 // The key-provider API (Qlik Cloud compatible; tenant-admin): the
 // tenant is always the token's own.
-const keyProvidersPath = "/api/v1/encryption/keyproviders"
-
-func keyProviderPath(fingerprint string) string {
-	return keyProvidersPath + "/" + url.PathEscape(fingerprint)
-}
 
 // KeyProviders lists the tenant's registered AWS KMS keys, oldest first;
 // the default provider (the internal KMS) is not among them.
 func (c *Client) KeyProviders(ctx context.Context) ([]api.KeyProvider, error) {
 	var ps []api.KeyProvider
-	err := c.do(ctx, http.MethodGet, keyProvidersPath, nil, &ps)
+	err := c.do(ctx, to(api.RouteKeyProviders), nil, &ps)
 	return ps, err
 }
 
@@ -28,7 +22,7 @@ func (c *Client) KeyProviders(ctx context.Context) ([]api.KeyProvider, error) {
 // first, then the registered keys. Exactly one is Current.
 func (c *Client) AllKeyProviders(ctx context.Context) ([]api.KeyProvider, error) {
 	var ps []api.KeyProvider
-	err := c.do(ctx, http.MethodGet, keyProvidersPath+"/actions/list", nil, &ps)
+	err := c.do(ctx, to(api.RouteAllKeyProviders), nil, &ps)
 	return ps, err
 }
 
@@ -36,7 +30,7 @@ func (c *Client) AllKeyProviders(ctx context.Context) ([]api.KeyProvider, error)
 // the default provider). An unknown fingerprint matches ErrNotFound.
 func (c *Client) KeyProvider(ctx context.Context, fingerprint string) (api.KeyProvider, error) {
 	var p api.KeyProvider
-	err := c.do(ctx, http.MethodGet, keyProviderPath(fingerprint), nil, &p)
+	err := c.do(ctx, to(api.RouteKeyProvider, fingerprint), nil, &p)
 	return p, err
 }
 
@@ -49,7 +43,7 @@ func (c *Client) RegisterKeyProvider(ctx context.Context, req api.RegisterKeyPro
 		req.KeyProvider = "AWS-KMS"
 	}
 	var p api.KeyProvider
-	err := c.do(ctx, http.MethodPost, keyProvidersPath, req, &p)
+	err := c.do(ctx, to(api.RouteRegisterKeyProvider), req, &p)
 	return p, err
 }
 
@@ -57,7 +51,7 @@ func (c *Client) RegisterKeyProvider(ctx context.Context, req api.RegisterKeyPro
 // "replace" of "/name" or "/description" (see RenameKeyProvider). All
 // operations are checked before any applies.
 func (c *Client) PatchKeyProvider(ctx context.Context, fingerprint string, ops []api.PatchOperation) error {
-	return c.do(ctx, http.MethodPatch, keyProviderPath(fingerprint), ops, nil)
+	return c.do(ctx, to(api.RoutePatchKeyProvider, fingerprint), ops, nil)
 }
 
 // RenameKeyProvider sets a provider's name and, when description is not
@@ -74,7 +68,7 @@ func (c *Client) RenameKeyProvider(ctx context.Context, fingerprint, name string
 // none of the tenant's data keys (Encryption-36 otherwise). The key itself
 // is untouched in AWS KMS. It is not retried after a 503: see RetryPolicy.
 func (c *Client) DeleteKeyProvider(ctx context.Context, fingerprint string) error {
-	return c.do(ctx, http.MethodDelete, keyProviderPath(fingerprint), nil, nil)
+	return c.do(ctx, to(api.RouteDeleteKeyProvider, fingerprint), nil, nil)
 }
 
 // TestKeyProvider checks the key again in its region and its DR region and
@@ -82,7 +76,7 @@ func (c *Client) DeleteKeyProvider(ctx context.Context, fingerprint string) erro
 // wrong with the key is reported there, not as an error.
 func (c *Client) TestKeyProvider(ctx context.Context, fingerprint string) (api.KeyProvider, error) {
 	var p api.KeyProvider
-	err := c.do(ctx, http.MethodPost, keyProviderPath(fingerprint)+"/actions/test", nil, &p)
+	err := c.do(ctx, to(api.RouteTestKeyProvider, fingerprint), nil, &p)
 	return p, err
 }
 
@@ -91,7 +85,7 @@ func (c *Client) TestKeyProvider(ctx context.Context, fingerprint string) (api.K
 // MigrationDetails. Ciphertexts, handles and streams never change.
 func (c *Client) MigrateToKeyProvider(ctx context.Context, fingerprint string) (api.Migration, error) {
 	var m api.Migration
-	err := c.do(ctx, http.MethodPost, keyProviderPath(fingerprint)+"/actions/migrate", nil, &m)
+	err := c.do(ctx, to(api.RouteMigrateToKeyProvider, fingerprint), nil, &m)
 	return m, err
 }
 
@@ -99,7 +93,7 @@ func (c *Client) MigrateToKeyProvider(ctx context.Context, fingerprint string) (
 // returns the new migration and true, or false (and a zero Migration) when
 // the tenant is on the default provider already.
 func (c *Client) ResetToDefaultProvider(ctx context.Context) (api.Migration, bool, error) {
-	data, status, err := c.send(ctx, http.MethodPost, keyProvidersPath+"/actions/reset-to-default-provider", nil)
+	data, status, err := c.send(ctx, to(api.RouteResetToDefaultProvider), nil)
 	if err != nil {
 		return api.Migration{}, false, err
 	}
@@ -121,6 +115,6 @@ func (c *Client) ResetToDefaultProvider(ctx context.Context) (api.Migration, boo
 // that never migrated matches ErrNotFound (Encryption-39).
 func (c *Client) MigrationDetails(ctx context.Context) (api.Migration, error) {
 	var m api.Migration
-	err := c.do(ctx, http.MethodGet, keyProvidersPath+"/migration/actions/details", nil, &m)
+	err := c.do(ctx, to(api.RouteMigrationDetails), nil, &m)
 	return m, err
 }

@@ -29,7 +29,7 @@ func TestKeyProviderCalls(t *testing.T) {
 			io.WriteString(w, body)
 		}
 	}
-	const kp = keyProvidersPath
+	kp := api.RouteKeyProviders.Path
 	provider := `{"arn":"arn:aws:kms:eu-west-1:111122223333:key/mrk-1","name":"k","keyprovider":"AWS-KMS","arnFingerPrint":"fp1","replicaKeys":[],"complianceError":{"code":"","region":"","message":""}}`
 	migration := `{"id":"m1","state":"New","progress":0,"migratingTo":"arn:aws:kms:eu-west-1:111122223333:key/mrk-1"}`
 	s.Route("GET "+kp, answer(200, "["+provider+"]"))

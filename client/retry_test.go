@@ -13,7 +13,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/client/internal/fakeservice"
 )
 
-const encryptPath = "/api/v1/encryption/encrypt"
+var encryptPath = api.RouteEncrypt.Path
 
 func TestRetryHonoursRetryAfter(t *testing.T) {
 	s := newFake(t)
@@ -66,35 +66,34 @@ func TestRetryBackoffAndJitter(t *testing.T) {
 func TestRetryOnlyWhatIsRetryable(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		path     string
-		method   string
+		target   target
 		status   int
 		code     api.Code
 		attempts int
 	}{
-		{"bad request", encryptPath, "POST", 400, api.CodeBadRequest, 1},
-		{"decryption failed", "/api/v1/encryption/decrypt", "POST", 400, api.CodeDecryptionFailed, 1},
-		{"key revoked", encryptPath, "POST", 403, api.CodeKeyUnavailable, 1},
-		{"internal error", encryptPath, "POST", 500, api.CodeInternal, 1},
-		{"503 on a data key", dataKeysPath, "POST", 503, api.CodeUnavailable, 4},
-		{"503 on a GET", "/api/v1/tenants/acme", "GET", 503, api.CodeUnavailable, 4},
-		{"503 on create tenant", "/api/v1/tenants", "POST", 503, api.CodeUnavailable, 1},
-		{"audit log down on delete", "/api/v1/tenants/acme", "DELETE", 503, api.CodeAuditUnavailable, 1},
-		{"429 on create tenant", "/api/v1/tenants", "POST", 429, api.CodeRateLimited, 4},
-		{"503 on migrate", keyProvidersPath + "/fp/actions/migrate", "POST", 503, api.CodeUnavailable, 1},
-		{"503 on a key test", keyProvidersPath + "/fp/actions/test", "POST", 503, api.CodeUnavailable, 4},
-		{"502 from a proxy on decrypt", "/api/v1/encryption/decrypt", "POST", 502, "", 4},
+		{"bad request", to(api.RouteEncrypt), 400, api.CodeBadRequest, 1},
+		{"decryption failed", to(api.RouteDecrypt), 400, api.CodeDecryptionFailed, 1},
+		{"key revoked", to(api.RouteEncrypt), 403, api.CodeKeyUnavailable, 1},
+		{"internal error", to(api.RouteEncrypt), 500, api.CodeInternal, 1},
+		{"503 on a data key", to(api.RouteGenerateDataKey), 503, api.CodeUnavailable, 4},
+		{"503 on a GET", to(api.RouteTenant, "acme"), 503, api.CodeUnavailable, 4},
+		{"503 on create tenant", to(api.RouteCreateTenant), 503, api.CodeUnavailable, 1},
+		{"audit log down on delete", to(api.RouteDeleteTenant, "acme"), 503, api.CodeAuditUnavailable, 1},
+		{"429 on create tenant", to(api.RouteCreateTenant), 429, api.CodeRateLimited, 4},
+		{"503 on migrate", to(api.RouteMigrateToKeyProvider, "fp"), 503, api.CodeUnavailable, 1},
+		{"503 on a key test", to(api.RouteTestKeyProvider, "fp"), 503, api.CodeUnavailable, 4},
+		{"502 from a proxy on decrypt", to(api.RouteDecrypt), 502, "", 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newFake(t)
 			c, _ := newTestClient(t, s, "acme")
-			s.Inject(fakeservice.Fault{Path: tc.path, Times: 100, Status: tc.status, Code: tc.code})
-			_, _, err := c.send(context.Background(), tc.method, tc.path, struct{}{})
+			s.Inject(fakeservice.Fault{Path: tc.target.path, Times: 100, Status: tc.status, Code: tc.code})
+			_, _, err := c.send(context.Background(), tc.target, struct{}{})
 			var e *Error
 			if !errors.As(err, &e) || e.StatusCode != tc.status {
 				t.Fatalf("got %v, want a %d", err, tc.status)
 			}
-			if got := s.Requests(tc.path); got != tc.attempts {
+			if got := s.Requests(tc.target.path); got != tc.attempts {
 				t.Errorf("attempts = %d, want %d", got, tc.attempts)
 			}
 		})

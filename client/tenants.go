@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"net/http"
 	"net/url"
 
 	"github.com/tenantcrypt/tenantcrypt/api"
@@ -11,14 +10,14 @@ import (
 // CreateTenant creates a tenant (platform-admin).
 func (c *Client) CreateTenant(ctx context.Context, req api.CreateTenantRequest) (api.Tenant, error) {
 	var t api.Tenant
-	err := c.do(ctx, http.MethodPost, "/api/v1/tenants", req, &t)
+	err := c.do(ctx, to(api.RouteCreateTenant), req, &t)
 	return t, err
 }
 
 // Tenant reads a tenant (platform-admin).
 func (c *Client) Tenant(ctx context.Context, id string) (api.Tenant, error) {
 	var t api.Tenant
-	err := c.do(ctx, http.MethodGet, "/api/v1/tenants/"+url.PathEscape(id), nil, &t)
+	err := c.do(ctx, to(api.RouteTenant, id), nil, &t)
 	return t, err
 }
 
@@ -31,12 +30,8 @@ func (c *Client) ListTenants(ctx context.Context, after string, limit int) (api.
 	if limit > 0 {
 		q.Set("limit", itoa(limit))
 	}
-	path := "/api/v1/tenants"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
 	var l api.TenantList
-	err := c.do(ctx, http.MethodGet, path, nil, &l)
+	err := c.do(ctx, to(api.RouteListTenants).withQuery(q), nil, &l)
 	return l, err
 }
 
@@ -44,14 +39,14 @@ func (c *Client) ListTenants(ctx context.Context, after string, limit int) (api.
 // (platform-admin).
 func (c *Client) UpdateTenant(ctx context.Context, id string, req api.UpdateTenantRequest) (api.Tenant, error) {
 	var t api.Tenant
-	err := c.do(ctx, http.MethodPatch, "/api/v1/tenants/"+url.PathEscape(id), req, &t)
+	err := c.do(ctx, to(api.RouteUpdateTenant, id), req, &t)
 	return t, err
 }
 
 // DeleteTenant deletes a tenant and destroys its keys, irreversibly
 // (platform-admin).
 func (c *Client) DeleteTenant(ctx context.Context, id string) error {
-	return c.do(ctx, http.MethodDelete, "/api/v1/tenants/"+url.PathEscape(id), nil, nil)
+	return c.do(ctx, to(api.RouteDeleteTenant, id), nil, nil)
 }
 
 // EncryptionStatus reports the caller's tenant's encryption status
@@ -60,7 +55,7 @@ func (c *Client) DeleteTenant(ctx context.Context, id string) error {
 // error saying so would.
 func (c *Client) EncryptionStatus(ctx context.Context) (api.EncryptionStatus, error) {
 	var s api.EncryptionStatus
-	err := c.do(ctx, http.MethodGet, "/api/v1/encryption/status", nil, &s)
+	err := c.do(ctx, to(api.RouteEncryptionStatus), nil, &s)
 	if err == nil && s.State != "" && s.State != "active" {
 		c.keys.purge()
 	}

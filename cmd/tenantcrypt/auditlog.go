@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -11,34 +12,49 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms"
 )
 
-// auditKeyPath is the checkpoint-signing key file.
-func (c *serveConfig) auditKeyPath() string {
-	if c.auditKeyFile != "" {
-		return c.auditKeyFile
-	}
-	return filepath.Join(c.dataDir, "audit-signing-keys.json")
+// auditConfig is the audit log's part.
+type auditConfig struct {
+	keyFile   string
+	dataPlane string
+	// log holds what the flags set of audit.Config: Retention.
+	log audit.Config
 }
 
-func (c *serveConfig) validateAudit() error {
-	switch c.auditDataPlane {
+func (c *auditConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.keyFile, "audit-key-file", "", "Ed25519 keys that sign audit checkpoints (default DATA-DIR/audit-signing-keys.json; created 0600); every replica needs the same file")
+	fs.StringVar(&c.dataPlane, "audit-data-plane", "per-minute", "audit data-plane use as counts per minute (per-minute) or one event per request (per-request; requests are refused while the audit log cannot keep up)")
+	fs.DurationVar(&c.log.Retention, "audit-retention", 0, "prune audit events older than this, at a signed checkpoint (0: keep every event)")
+}
+
+// keyPath is the checkpoint-signing key file.
+func (c *auditConfig) keyPath(dataDir string) string {
+	if c.keyFile != "" {
+		return c.keyFile
+	}
+	return filepath.Join(dataDir, "audit-signing-keys.json")
+}
+
+func (c *auditConfig) validate() error {
+	switch c.dataPlane {
 	case "per-minute", "per-request":
 	default:
 		return fmt.Errorf("--audit-data-plane must be per-minute or per-request")
 	}
-	if c.auditRetention < 0 {
+	if c.log.Retention < 0 {
 		return fmt.Errorf("--audit-retention must not be negative (0 keeps every event)")
 	}
 	return nil
 }
 
 // openAudit starts the audit log on st with the signing key file.
-func openAudit(cfg serveConfig, st audit.Store, log *slog.Logger) (*audit.Log, *audit.Signer, error) {
-	signer, err := audit.LoadOrCreateSigner(cfg.auditKeyPath())
+func openAudit(c auditConfig, dataDir string, st audit.Store, log *slog.Logger) (*audit.Log, *audit.Signer, error) {
+	signer, err := audit.LoadOrCreateSigner(c.keyPath(dataDir))
 	if err != nil {
 		return nil, nil, err
 	}
-	l, err := audit.New(audit.Config{Store: st, Signer: signer, Retention: cfg.auditRetention,
-		PerRequest: cfg.auditDataPlane == "per-request", Logger: log})
+	ac := c.log
+	ac.Store, ac.Signer, ac.PerRequest, ac.Logger = st, signer, c.dataPlane == "per-request", log
+	l, err := audit.New(ac)
 	if err != nil {
 		return nil, nil, err
 	}

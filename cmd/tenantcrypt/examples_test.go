@@ -35,27 +35,27 @@ func TestExampleConfig(t *testing.T) {
 	if err := resolveFlags(fs, exampleConfig, noEnv); err != nil {
 		t.Fatalf("%s: %v", exampleConfig, err)
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.validate(noEnv); err != nil {
 		t.Fatalf("%s does not validate:\n%v", exampleConfig, err)
 	}
 	for _, c := range []struct{ name, got, want string }{
 		{"data-dir", cfg.dataDir, "/var/lib/tenantcrypt"},
 		{"listen", cfg.listen, "0.0.0.0:8443"},
-		{"root-key-file", cfg.rootKeyFile, "/etc/tenantcrypt/keys/root-keys.json"},
-		{"audit-key-file", cfg.auditKeyFile, "/etc/tenantcrypt/keys/audit-signing-keys.json"},
-		{"tls-cert", cfg.tlsCert, "/etc/tenantcrypt/tls/server.pem"},
-		{"jwks-url", cfg.jwksURL, "https://idp.example.com/.well-known/jwks.json"},
-		{"jwt-issuer", cfg.jwtIssuer, "https://idp.example.com/"},
-		{"region", cfg.region, "eu-west-1"},
-		{"dr-region", strings.Join(cfg.drRegion, ","), "eu-west-1=eu-west-3"},
-		{"audit-retention", cfg.auditRetention.String(), (8760 * time.Hour).String()},
+		{"root-key-file", cfg.root.file, "/etc/tenantcrypt/keys/root-keys.json"},
+		{"audit-key-file", cfg.audit.keyFile, "/etc/tenantcrypt/keys/audit-signing-keys.json"},
+		{"tls-cert", cfg.tls.cert, "/etc/tenantcrypt/tls/server.pem"},
+		{"jwks-url", cfg.auth.jwksURL, "https://idp.example.com/.well-known/jwks.json"},
+		{"jwt-issuer", cfg.auth.verifier.Issuer, "https://idp.example.com/"},
+		{"region", cfg.aws.region, "eu-west-1"},
+		{"dr-region", strings.Join(cfg.aws.drRegion, ","), "eu-west-1=eu-west-3"},
+		{"audit-retention", cfg.audit.log.Retention.String(), (8760 * time.Hour).String()},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: %s = %q, want %q", exampleConfig, c.name, c.got, c.want)
 		}
 	}
-	if !strings.HasPrefix(cfg.database, "postgres://") || cfg.migrationRate != 200 {
-		t.Errorf("%s: database %q, migration-rate %v", exampleConfig, cfg.database, cfg.migrationRate)
+	if !strings.HasPrefix(cfg.database, "postgres://") || cfg.migration.svc.Rate != 200 {
+		t.Errorf("%s: database %q, migration-rate %v", exampleConfig, cfg.database, cfg.migration.svc.Rate)
 	}
 
 	// The real command reads the same file: with one setting overridden by

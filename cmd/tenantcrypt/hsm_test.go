@@ -66,8 +66,8 @@ func TestHSMConfig(t *testing.T) {
 		}
 	}
 	// serve refuses the HSM together with another root key source.
-	sc := serveConfig{rootKeyFile: "keys.json", hsm: full}
-	if err := sc.validateHSM(noEnv); err == nil || !strings.Contains(err.Error(), "excludes --root-key-file") {
-		t.Errorf("validateHSM(HSM and a key file) = %v, want a refusal", err)
+	rc := rootConfig{file: "keys.json", hsm: full}
+	if err := rc.validate(noEnv); err == nil || !strings.Contains(err.Error(), "excludes --root-key-file") {
+		t.Errorf("rootConfig.validate(HSM and a key file) = %v, want a refusal", err)
 	}
 }

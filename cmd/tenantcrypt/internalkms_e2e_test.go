@@ -304,13 +304,13 @@ func checkSealed(t *testing.T, doc api.InternalKMS, want map[uint32]int) {
 // tenant's cipherkeys that the internal KMS wraps, by KEK version.
 func internalKEKVersions(t *testing.T, ts *testServer, args []string) map[string]map[string]int {
 	t.Helper()
-	cfg := serveConfig{dataDir: ts.dataDir}
+	database := ""
 	for i, a := range args {
 		if a == "--database" {
-			cfg.database = args[i+1]
+			database = args[i+1]
 		}
 	}
-	st, closeStore, _, err := openStore(t.Context(), cfg)
+	st, closeStore, _, err := openStore(t.Context(), database, ts.dataDir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"time"
@@ -13,6 +14,22 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 )
 
+// lifecycleConfig is the key monitor's part: the revocation bound, and the
+// checks of customer managed keys that keep it.
+type lifecycleConfig struct {
+	revocationBound time.Duration
+	// monitor holds what the flags set of lifecycle.Config: Interval (0:
+	// half the revocation bound, see times), IdleInterval, Concurrency.
+	monitor lifecycle.Config
+}
+
+func (c *lifecycleConfig) flags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.revocationBound, "revocation-bound", lifecycle.DefaultRevocationBound, "longest time a tenant state change (a revoked key) takes to reach this process")
+	fs.DurationVar(&c.monitor.Interval, "key-check-interval", 0, "how often every customer managed key is checked (DescribeKey per tenant and region); 0: half the revocation bound")
+	fs.DurationVar(&c.monitor.IdleInterval, "idle-key-check-interval", lifecycle.DefaultIdleInterval, "how often the key of an idle tenant (active, and no replica holds any of its keys) is checked, for the status page and DR compliance; 0: every tenant every --key-check-interval")
+	fs.IntVar(&c.monitor.Concurrency, "key-check-concurrency", lifecycle.DefaultConcurrency, "how many tenants' keys are checked at once")
+}
+
 // lifecycleTimes splits the revocation bound into its terms: a revoked key
 // is noticed by the next check (within interval), the check itself takes
 // at most timeout, and other replicas read the tenant's new state within
@@ -21,19 +38,32 @@ type lifecycleTimes struct {
 	interval, timeout, refresh time.Duration
 }
 
-func (c *serveConfig) lifecycleTimes() lifecycleTimes {
-	lt := lifecycleTimes{interval: c.keyCheckInterval, timeout: c.revocationBound / 5, refresh: c.revocationBound / 5}
+func (c *lifecycleConfig) times() lifecycleTimes {
+	lt := lifecycleTimes{interval: c.monitor.Interval, timeout: c.revocationBound / 5, refresh: c.revocationBound / 5}
 	if lt.interval <= 0 {
 		lt.interval = c.revocationBound / 2
 	}
 	return lt
 }
 
-func (c *serveConfig) validateLifecycle() error {
-	if c.keyCheckInterval < 0 {
+// config is the lifecycle.Config of the flags, with the check interval
+// and timeout that the revocation bound allows; serve adds the monitor's
+// dependencies.
+func (c *lifecycleConfig) config() lifecycle.Config {
+	m := c.monitor
+	lt := c.times()
+	m.Interval, m.Timeout = lt.interval, lt.timeout
+	return m
+}
+
+func (c *lifecycleConfig) validate() error {
+	if c.revocationBound < time.Second {
+		return fmt.Errorf("--revocation-bound must be at least 1s")
+	}
+	if c.monitor.Interval < 0 {
 		return fmt.Errorf("--key-check-interval must not be negative (0: half the revocation bound)")
 	}
-	lt := c.lifecycleTimes()
+	lt := c.times()
 	if lt.interval < 500*time.Millisecond {
 		return fmt.Errorf("--key-check-interval must be at least 500ms")
 	}
@@ -41,10 +71,10 @@ func (c *serveConfig) validateLifecycle() error {
 		return fmt.Errorf("--key-check-interval %s does not fit the --revocation-bound %s: a check every %s, taking up to %s, seen by other replicas within %s, can take %s; use an interval of at most %s or a longer bound",
 			lt.interval, c.revocationBound, lt.interval, lt.timeout, lt.refresh, sum, c.revocationBound-lt.timeout-lt.refresh)
 	}
-	if c.idleCheckInterval != 0 && c.idleCheckInterval < lt.interval {
-		return fmt.Errorf("--idle-key-check-interval %s must be 0 (off) or at least the key check interval %s", c.idleCheckInterval, lt.interval)
+	if c.monitor.IdleInterval != 0 && c.monitor.IdleInterval < lt.interval {
+		return fmt.Errorf("--idle-key-check-interval %s must be 0 (off) or at least the key check interval %s", c.monitor.IdleInterval, lt.interval)
 	}
-	if c.keyCheckConcurrency < 1 {
+	if c.monitor.Concurrency < 1 {
 		return fmt.Errorf("--key-check-concurrency must be at least 1")
 	}
 	return nil

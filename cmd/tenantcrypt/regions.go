@@ -1,11 +1,72 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
+
+	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms"
 )
+
+// awsConfig is AWS KMS's part: the service's region, the regions' DR
+// regions and endpoints, and the calls' timeouts.
+type awsConfig struct {
+	region            string
+	drRegion          listFlag
+	kmsEndpoint       listFlag
+	allowSingleRegion bool
+	// kms holds what the flags set of awskms.Config: CallTimeout and
+	// ProbeInterval.
+	kms awskms.Config
+}
+
+func (c *awsConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.region, "region", "us-east-1", "the service's own AWS region")
+	fs.Var(&c.drRegion, "dr-region", "REGION=DR: the disaster-recovery region of a region (repeatable; defaults cover the common AWS regions)")
+	fs.Var(&c.kmsEndpoint, "kms-endpoint", "REGION=URL: the AWS KMS endpoint of a region, e.g. a local-kms (repeatable)")
+	fs.BoolVar(&c.allowSingleRegion, "allow-single-region-keys", false, "let tenants register customer managed keys that are not multi-region keys (no DR replica)")
+	fs.DurationVar(&c.kms.CallTimeout, "kms-timeout", awskms.DefaultCallTimeout, "timeout of one AWS KMS call attempt")
+	fs.DurationVar(&c.kms.ProbeInterval, "kms-probe-interval", awskms.DefaultProbeInterval, "while a region's outage makes multi-region keys fail over to the DR region, how often the region is tried again")
+}
+
+func (c *awsConfig) validate() error {
+	var errs []error
+	if !regionPattern.MatchString(c.region) {
+		errs = append(errs, fmt.Errorf("--region %q is not an AWS region name such as eu-west-1", c.region))
+	}
+	if _, err := drRegions(c.drRegion); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := kmsEndpoints(c.kmsEndpoint); err != nil {
+		errs = append(errs, err)
+	}
+	if c.kms.CallTimeout < 100*time.Millisecond {
+		errs = append(errs, errors.New("--kms-timeout must be at least 100ms"))
+	}
+	if c.kms.ProbeInterval < 10*time.Millisecond {
+		errs = append(errs, errors.New("--kms-probe-interval must be at least 10ms"))
+	}
+	return errors.Join(errs...)
+}
+
+// drRegions is every region's DR region: the defaults and --dr-region
+// (validated).
+func (c *awsConfig) drRegions() map[string]string {
+	drs, _ := drRegions(c.drRegion)
+	return drs
+}
+
+// config is the awskms.Config of the flags; serve adds its observers.
+func (c *awsConfig) config() awskms.Config {
+	k := c.kms
+	k.Region = c.region
+	k.Endpoints, _ = kmsEndpoints(c.kmsEndpoint) // validated
+	return k
+}
 
 // defaultDRRegions maps common AWS regions to the region their
 // multi-region keys' replicas are expected in; --dr-region overrides

@@ -35,7 +35,6 @@ func cmdRootKeyHSM(sub string, a rootKeyHSMArgs, env func(string) string, stdout
 		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
 		return exitUsage
 	}
-	cfg := serveConfig{dataDir: a.dataDir, database: a.database}
 	if d := a.database; d != "" && !strings.HasPrefix(d, "postgres://") && !strings.HasPrefix(d, "postgresql://") && !strings.HasPrefix(d, "sqlite:") {
 		fmt.Fprintf(stderr, "%s: --database must be sqlite:PATH or postgres://...\n", cmd)
 		return exitUsage
@@ -49,7 +48,7 @@ func cmdRootKeyHSM(sub string, a rootKeyHSMArgs, env func(string) string, stdout
 			return exitFailure
 		}
 	}
-	st, closeStore, _, err := openStore(ctx, cfg)
+	st, closeStore, _, err := openStore(ctx, a.database, a.dataDir)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: opening the database: %v\n", cmd, err)
 		return exitFailure

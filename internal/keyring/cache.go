@@ -12,28 +12,37 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/secret"
 )
 
+// Defaults of CacheConfig.
+const (
+	DefaultCacheMaxEntries  = 10_000
+	DefaultCacheIdleTimeout = 5 * time.Minute
+	DefaultCacheTTL         = 15 * time.Minute
+)
+
 // CacheConfig bounds the cache of unwrapped data keys.
 type CacheConfig struct {
 	// MaxEntries caps how many plaintext data keys the process holds, over
-	// all tenants; the least recently used is evicted first. Default 10,000.
+	// all tenants; the least recently used is evicted first. Default
+	// DefaultCacheMaxEntries.
 	MaxEntries int
-	// IdleTimeout evicts a key not used for that long. Default 5 minutes.
+	// IdleTimeout evicts a key not used for that long. Default
+	// DefaultCacheIdleTimeout.
 	IdleTimeout time.Duration
 	// TTL is the hard limit on how long a key stays cached after it was
 	// unwrapped, however often it is used: a KMS is asked again at least
-	// this often. Default 15 minutes.
+	// this often. Default DefaultCacheTTL.
 	TTL time.Duration
 }
 
 func (c *CacheConfig) setDefaults() {
 	if c.MaxEntries <= 0 {
-		c.MaxEntries = 10_000
+		c.MaxEntries = DefaultCacheMaxEntries
 	}
 	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = 5 * time.Minute
+		c.IdleTimeout = DefaultCacheIdleTimeout
 	}
 	if c.TTL <= 0 {
-		c.TTL = 15 * time.Minute
+		c.TTL = DefaultCacheTTL
 	}
 	if c.IdleTimeout > c.TTL {
 		c.IdleTimeout = c.TTL

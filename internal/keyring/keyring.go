@@ -43,15 +43,30 @@ type Providers interface {
 	Prefix(tenantID, ref string) string
 }
 
+// Defaults of Config: every field that is zero takes its default here, and
+// the serve command's flags start from the same values.
+const (
+	DefaultMaxKeyUses    = 1 << 30
+	DefaultMaxKeyAge     = 30 * 24 * time.Hour
+	DefaultUseBlock      = 1 << 16
+	DefaultTenantRefresh = 2 * time.Second
+)
+
+// MaxKeyUsesLimit is the largest MaxKeyUses: the NIST limit of 2^32
+// encryptions under one key with random 96-bit GCM nonces.
+const MaxKeyUsesLimit = 1 << 32
+
 // Config configures a Service. Store and Providers are required.
 type Config struct {
 	Store     Store
 	Providers Providers
 
 	// MaxKeyUses retires the active data key after that many encryptions,
-	// far below the 2^32 limit for random 96-bit GCM nonces. Default 2^30.
+	// far below the 2^32 limit for random 96-bit GCM nonces. Default
+	// DefaultMaxKeyUses (2^30).
 	MaxKeyUses int64
-	// MaxKeyAge retires the active data key after that long. Default 30 days.
+	// MaxKeyAge retires the active data key after that long. Default
+	// DefaultMaxKeyAge (30 days).
 	MaxKeyAge time.Duration
 	// UseBlock is how many encryptions a process reserves in the store at a
 	// time, so that the count is kept across replicas without a database
@@ -87,17 +102,17 @@ func (c *Config) setDefaults() error {
 		return errors.New("keyring: Store and Providers are required")
 	}
 	if c.MaxKeyUses <= 0 {
-		c.MaxKeyUses = 1 << 30
+		c.MaxKeyUses = DefaultMaxKeyUses
 	}
 	if c.MaxKeyAge <= 0 {
-		c.MaxKeyAge = 30 * 24 * time.Hour
+		c.MaxKeyAge = DefaultMaxKeyAge
 	}
 	if c.UseBlock <= 0 {
-		c.UseBlock = 1 << 16
+		c.UseBlock = DefaultUseBlock
 	}
 	c.UseBlock = min(c.UseBlock, c.MaxKeyUses)
 	if c.TenantRefresh <= 0 {
-		c.TenantRefresh = 2 * time.Second
+		c.TenantRefresh = DefaultTenantRefresh
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

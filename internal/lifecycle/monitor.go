@@ -51,10 +51,16 @@ type KeyProviders interface {
 	SetKeyProviderCompliance(ctx context.Context, tenantID, fingerprint string, drCompliant bool, c keyprovider.ComplianceError, testedAt time.Time) error
 }
 
-// Defaults of Config.
+// Defaults. DefaultRevocationBound is the bound that the serve command
+// splits into Interval, Timeout and the keyring's tenant refresh;
+// DefaultInterval and DefaultConcurrency are Config's. DefaultIdleInterval
+// is the serve command's idle interval: Config.IdleInterval's zero value
+// means that no tenant is idle.
 const (
-	DefaultInterval    = 5 * time.Second
-	DefaultConcurrency = 16
+	DefaultRevocationBound = 10 * time.Second
+	DefaultInterval        = DefaultRevocationBound / 2
+	DefaultIdleInterval    = time.Hour
+	DefaultConcurrency     = 16
 )
 
 // Config configures a Monitor. Store, Tenants, KeyProviders and KMS are
@@ -97,6 +103,9 @@ type Config struct {
 	// RegionHealth, if set, tells whether calls to a region fail over to
 	// replicas now (an *awskms.Client's RegionHealth), for Failover.
 	RegionHealth func(region string) (healthy bool, since time.Time)
+	// Requests, if set, is the queue of out-of-turn checks that Notify
+	// fills (see Requests); default a queue of the Monitor's own.
+	Requests *Requests
 	// Checked, if set, is told the result of every region's check (for
 	// metrics); Claimed, of every claim of due checks: how many, and how
 	// late the latest of them was (see Lag).
@@ -109,8 +118,8 @@ type Config struct {
 
 // Monitor checks tenants' keys. Start it once; Close stops it.
 type Monitor struct {
-	cfg     Config
-	trigger chan string
+	cfg      Config
+	requests *Requests
 
 	mu       sync.Mutex
 	inflight map[string]chan struct{} // tenants being checked now
@@ -153,9 +162,12 @@ func New(cfg Config) (*Monitor, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Requests == nil {
+		cfg.Requests = NewRequests()
+	}
 	return &Monitor{
 		cfg:      cfg,
-		trigger:  make(chan string, 1024),
+		requests: cfg.Requests,
 		inflight: make(map[string]chan struct{}),
 		stop:     make(chan struct{}),
 	}, nil
@@ -191,12 +203,7 @@ func (m *Monitor) Close() {
 // Notify asks for a check of the tenant's key soon, without waiting: the
 // keyring calls it when the key refused a call on use. Requests beyond
 // the queue's capacity are dropped; the next sweep checks those tenants.
-func (m *Monitor) Notify(tenantID string) {
-	select {
-	case m.trigger <- tenantID:
-	default:
-	}
-}
+func (m *Monitor) Notify(tenantID string) { m.requests.Notify(tenantID) }
 
 func (m *Monitor) triggerLoop(ctx context.Context) {
 	defer m.wg.Done()
@@ -207,7 +214,7 @@ func (m *Monitor) triggerLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case id := <-m.trigger:
+		case id := <-m.requests.c:
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()

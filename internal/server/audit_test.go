@@ -58,10 +58,10 @@ func TestAdminActionNames(t *testing.T) {
 			t.Errorf("%s is not an audited admin action", key)
 		}
 	}
-	if isAdminAction(Route{Method: "POST", Path: "/api/v1/encryption/encrypt", Roles: []auth.Role{auth.RoleService}}) {
+	if isAdminAction(Route{Route: api.RouteEncrypt, Roles: []auth.Role{auth.RoleService}}) {
 		t.Error("the data plane counted as an admin action")
 	}
-	if op := dataPlaneOp(Route{Path: "/api/v1/encryption/datakeys/decrypt"}); op != "datakeys.decrypt" {
+	if op := dataPlaneOp(Route{Route: api.RouteDecryptDataKey}); op != "datakeys.decrypt" {
 		t.Errorf("dataPlaneOp = %q", op)
 	}
 }

@@ -12,18 +12,16 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
-const auditsPath = "/api/v1/audits"
-
 var auditReaders = []auth.Role{auth.RoleTenantAdmin, auth.RolePlatformAdmin}
 
 // auditRoutes are the audit API's routes; without an audit log (a server
 // built for a test) they answer 404.
 func (s *Server) auditRoutes() []Route {
 	return []Route{
-		{"GET", auditsPath, auditReaders, s.withAuditLog(s.listAudits), unlimited},
-		{"GET", auditsPath + "/actions/export", auditReaders, s.withAuditLog(s.exportAudits), unlimited},
-		{"GET", auditsPath + "/actions/verify", auditReaders, s.withAuditLog(s.verifyAudits), unlimited},
-		{"GET", auditsPath + "/public-keys", nil, s.withAuditLog(s.auditPublicKeys), unlimited},
+		{api.RouteAuditEvents, auditReaders, s.withAuditLog(s.listAudits), unlimited},
+		{api.RouteExportAudit, auditReaders, s.withAuditLog(s.exportAudits), unlimited},
+		{api.RouteVerifyAudit, auditReaders, s.withAuditLog(s.verifyAudits), unlimited},
+		{api.RouteAuditPublicKeys, nil, s.withAuditLog(s.auditPublicKeys), unlimited},
 	}
 }
 

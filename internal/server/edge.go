@@ -57,7 +57,7 @@ func (s *Server) edge(next http.Handler) http.Handler {
 }
 
 func exemptFromInflight(path string) bool {
-	return path == "/livez" || path == "/readyz" || path == "/metrics"
+	return path == api.RouteLivez.Path || path == api.RouteReadyz.Path || path == api.RouteMetrics.Path
 }
 
 // bodyLimits refuses at once a body announced larger than the limit (no

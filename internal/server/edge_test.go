@@ -65,7 +65,7 @@ func TestEdgeHeadersAndInflight(t *testing.T) {
 
 	// A Content-Length over the limit: 413 without reading the body.
 	body := &countingReader{r: strings.NewReader(strings.Repeat("x", 10000))}
-	req := httptest.NewRequest("POST", "/api/v1/encryption/encrypt", body)
+	req := httptest.NewRequest(api.RouteEncrypt.Method, api.RouteEncrypt.Path, body)
 	req.ContentLength = 10000
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
@@ -79,7 +79,7 @@ func TestEdgeHeadersAndInflight(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		req := httptest.NewRequest("POST", "/api/v1/encryption/encrypt", pr)
+		req := httptest.NewRequest(api.RouteEncrypt.Method, api.RouteEncrypt.Path, pr)
 		req.Header.Set("Authorization", "Bearer x")
 		h.ServeHTTP(httptest.NewRecorder(), req)
 	}()
@@ -90,7 +90,7 @@ func TestEdgeHeadersAndInflight(t *testing.T) {
 		case <-time.After(time.Millisecond):
 		}
 	}
-	rec = post(h, "/api/v1/encryption/encrypt", map[string]any{"plaintext": "YQ=="})
+	rec = post(h, api.RouteEncrypt.Path, map[string]any{"plaintext": "YQ=="})
 	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), string(api.CodeUnavailable)) {
 		t.Errorf("a second request at MaxInflight 1: %d %v %s, want 503 %s with Retry-After", rec.Code, rec.Header(), rec.Body, api.CodeUnavailable)
 	}
@@ -104,7 +104,7 @@ func TestEdgeHeadersAndInflight(t *testing.T) {
 	pw.Write([]byte(`{"plaintext":"YQ=="}`))
 	pw.Close()
 	<-done
-	if rec := post(h, "/api/v1/encryption/encrypt", map[string]any{"plaintext": "YQ=="}); rec.Code != 200 {
+	if rec := post(h, api.RouteEncrypt.Path, map[string]any{"plaintext": "YQ=="}); rec.Code != 200 {
 		t.Errorf("after the first request ended: %d %s, want 200", rec.Code, rec.Body)
 	}
 }

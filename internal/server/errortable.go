@@ -439,7 +439,7 @@ var errorTable = []row{
 		detail: func(err error) string {
 			var bz *rotation.BusyError
 			errors.As(err, &bz)
-			return bz.Error() + "; wait until it has finished (GET " + internalKMSPath + " shows it) and try again"
+			return bz.Error() + "; wait until it has finished (" + api.RouteInternalKMS.String() + " shows it) and try again"
 		}},
 	{kind: kindRootKeysFromEnvironment, ops: anyOp, status: 409, code: api.CodeConflict, title: "Root keys come from the environment", detail: errText},
 	{kind: kindRootKeysRefused, ops: anyOp, status: 409, code: api.CodeConflict, title: "Root keys refused",
@@ -502,7 +502,7 @@ func keyNotUsable(err error) string {
 func kmsTimeout(error) string { return "AWS KMS did not answer in time; try again" }
 
 func waitForMigration(error) string {
-	return "wait for the running migration to complete (see " + keyProvidersPath + "/migration/actions/details)"
+	return "wait for the running migration to complete (see " + api.RouteMigrationDetails.Path + ")"
 }
 
 func quotaDetail(err error) string {

@@ -26,8 +26,6 @@ type InternalKMS interface {
 	RotateTenantKey(ctx context.Context, tenantID string) (rotation.TenantRotation, error)
 }
 
-const internalKMSPath = "/api/v1/internal-kms"
-
 var errNoInternalKMS = &requestError{kind: kindNoInternalKMS}
 
 func rotationJobJSON(st rotation.Status) api.RotationJob {

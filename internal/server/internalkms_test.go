@@ -103,7 +103,7 @@ func serveInternalKMS(t *testing.T, ikms InternalKMS, method, path string) (int,
 }
 
 func TestInternalKMSEndpoints(t *testing.T) {
-	code, body := serveInternalKMS(t, fakeInternalKMS{}, "GET", "/api/v1/internal-kms")
+	code, body := serveInternalKMS(t, fakeInternalKMS{}, api.RouteInternalKMS.Method, api.RouteInternalKMS.Path)
 	var doc api.InternalKMS
 	if err := json.Unmarshal(body, &doc); code != 200 || err != nil {
 		t.Fatalf("GET: %d %s %v", code, body, err)
@@ -118,14 +118,14 @@ func TestInternalKMSEndpoints(t *testing.T) {
 			t.Errorf("GET of an idle job has %s: %s", absent, body)
 		}
 	}
-	for _, action := range []string{"rotate-root-key", "reload-root-keys"} {
-		code, body := serveInternalKMS(t, fakeInternalKMS{}, "POST", "/api/v1/internal-kms/actions/"+action)
+	for _, action := range []api.Route{api.RouteRotateRootKey, api.RouteReloadRootKeys} {
+		code, body := serveInternalKMS(t, fakeInternalKMS{}, action.Method, action.Path)
 		if code != 202 || !strings.Contains(string(body), `"kind":"rewrap-keks","state":"running","trigger":"rotate-root-key"`) ||
 			!strings.Contains(string(body), `"startedAt":"2025-03-01T10:05:00Z"`) {
 			t.Errorf("POST %s: %d %s", action, code, body)
 		}
 	}
-	code, body = serveInternalKMS(t, fakeInternalKMS{}, "POST", "/api/v1/tenants/acme/actions/rotate-key")
+	code, body = serveInternalKMS(t, fakeInternalKMS{}, api.RouteRotateTenantKey.Method, api.RouteRotateTenantKey.Expand("acme"))
 	var tr api.TenantKeyRotation
 	if err := json.Unmarshal(body, &tr); code != 202 || err != nil || tr.TenantID != "acme" || tr.KEKVersion != 4 ||
 		tr.Job.Kind != "rewrap-cipherkeys" || tr.Job.TenantID != "acme" || tr.Job.TargetVersion != 4 {
@@ -133,7 +133,7 @@ func TestInternalKMSEndpoints(t *testing.T) {
 	}
 
 	// Errors go through the envelope.
-	code, body = serveInternalKMS(t, fakeInternalKMS{err: rotation.ErrRootKeysFromEnvironment}, "POST", "/api/v1/internal-kms/actions/rotate-root-key")
+	code, body = serveInternalKMS(t, fakeInternalKMS{err: rotation.ErrRootKeysFromEnvironment}, api.RouteRotateRootKey.Method, api.RouteRotateRootKey.Path)
 	if code != 409 || !strings.Contains(string(body), `"code":"Encryption-14"`) {
 		t.Errorf("rotate-root-key from the environment: %d %s", code, body)
 	}
@@ -143,10 +143,10 @@ func TestInternalKMSEndpoints(t *testing.T) {
 // the envelope on every route, and does not panic.
 func TestInternalKMSNotConfigured(t *testing.T) {
 	for _, r := range []struct{ method, path string }{
-		{"GET", "/api/v1/internal-kms"},
-		{"POST", "/api/v1/internal-kms/actions/rotate-root-key"},
-		{"POST", "/api/v1/internal-kms/actions/reload-root-keys"},
-		{"POST", "/api/v1/tenants/acme/actions/rotate-key"},
+		{api.RouteInternalKMS.Method, api.RouteInternalKMS.Path},
+		{api.RouteRotateRootKey.Method, api.RouteRotateRootKey.Path},
+		{api.RouteReloadRootKeys.Method, api.RouteReloadRootKeys.Path},
+		{api.RouteRotateTenantKey.Method, api.RouteRotateTenantKey.Expand("acme")},
 	} {
 		code, body := serveInternalKMS(t, nil, r.method, r.path)
 		if code != http.StatusNotFound || !strings.Contains(string(body), `"code":"Encryption-04"`) {

@@ -28,8 +28,6 @@ type KeyProviders interface {
 // characters, the default provider's is the tenant id (at most 64).
 const maxFingerprint = 64
 
-const keyProvidersPath = "/api/v1/encryption/keyproviders"
-
 func timeText(t time.Time) string {
 	if t.IsZero() {
 		return api.NeverTime
@@ -165,7 +163,7 @@ func (s *Server) registerKeyProvider(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", keyProvidersPath+"/"+p.Fingerprint)
+	w.Header().Set("Location", api.RouteKeyProvider.Expand(p.Fingerprint))
 	writeJSON(w, http.StatusCreated, keyProviderJSON(p, false))
 	return nil
 }

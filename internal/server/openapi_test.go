@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tenantcrypt/tenantcrypt/api"
 )
 
 // The OpenAPI document is written by hand; these tests keep it honest
@@ -405,5 +407,26 @@ func TestOpenAPIServed(t *testing.T) {
 	}
 	if !bytes.Equal(body, openapiDoc) {
 		t.Errorf("served %d bytes, want the %d embedded bytes of openapi.json", len(body), len(openapiDoc))
+	}
+}
+
+// TestServesEveryAPIRoute: a fully configured server serves exactly the
+// routes that package api lists, the client's list of them.
+func TestServesEveryAPIRoute(t *testing.T) {
+	served := map[api.Route]bool{}
+	for _, rt := range openapiRoutes() {
+		if served[rt.Route] {
+			t.Errorf("%s is served twice", rt.Route)
+		}
+		served[rt.Route] = true
+	}
+	for _, r := range api.Routes() {
+		if !served[r] {
+			t.Errorf("%s is in api.Routes but not served", r)
+		}
+		delete(served, r)
+	}
+	for r := range served {
+		t.Errorf("%s is served but not in api.Routes", r)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
@@ -80,7 +81,7 @@ type Config struct {
 	Ready []Check
 	// Registry receives the server's metrics and is served at /metrics.
 	Registry *prometheus.Registry
-	// MaxBodyBytes bounds request bodies. Default 1 MiB.
+	// MaxBodyBytes bounds request bodies. Default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// RevocationBound is reported in the encryption status.
 	RevocationBound time.Duration
@@ -110,7 +111,8 @@ type Config struct {
 	// TLS handshake errors (see ErrorLog). Default 10 s.
 	HandshakeLogInterval time.Duration
 	// ReadsPerMinute and WritesPerMinute limit each tenant's calls of the
-	// key-provider API (Qlik's tiers 1 and 2). Defaults 1,000 and 100.
+	// key-provider API (Qlik's tiers 1 and 2). Defaults
+	// DefaultReadsPerMinute and DefaultWritesPerMinute.
 	ReadsPerMinute, WritesPerMinute int
 	Logger                          *slog.Logger
 	// Tracer, if set, makes a server span of every request, a child of the
@@ -119,6 +121,28 @@ type Config struct {
 	Tracer     trace.Tracer
 	Propagator propagation.TextMapPropagator
 }
+
+// Defaults of Config.
+const (
+	DefaultMaxBodyBytes    = 1 << 20
+	DefaultReadsPerMinute  = 1000
+	DefaultWritesPerMinute = 100
+)
+
+// Settings of the net/http.Server in front of Handler: the serve command's
+// defaults (the server's flags start from them), and what a benchmark's
+// baseline server copies to behave the same.
+const (
+	DefaultReadHeaderTimeout = 5 * time.Second
+	// DefaultRequestTimeout is the http.Server's ReadTimeout and
+	// WriteTimeout.
+	DefaultRequestTimeout = 30 * time.Second
+	DefaultIdleTimeout    = 60 * time.Second
+	// DefaultBodyReadTimeout is the serve command's Config.BodyReadTimeout
+	// (whose zero value is no bound of its own).
+	DefaultBodyReadTimeout = 10 * time.Second
+	MaxHeaderBytes         = 64 << 10
+)
 
 // Server is the HTTP API. Use Handler to serve it.
 type Server struct {
@@ -140,7 +164,7 @@ type Server struct {
 // New returns a Server for cfg.
 func New(cfg Config) *Server {
 	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = 1 << 20
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -149,10 +173,10 @@ func New(cfg Config) *Server {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	if cfg.ReadsPerMinute <= 0 {
-		cfg.ReadsPerMinute = 1000
+		cfg.ReadsPerMinute = DefaultReadsPerMinute
 	}
 	if cfg.WritesPerMinute <= 0 {
-		cfg.WritesPerMinute = 100
+		cfg.WritesPerMinute = DefaultWritesPerMinute
 	}
 	if cfg.HandshakeLogInterval <= 0 {
 		cfg.HandshakeLogInterval = 10 * time.Second
@@ -164,7 +188,7 @@ func New(cfg Config) *Server {
 	s.edgeMetrics(cfg.Registry)
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
-		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
+		s.mux.Handle(rt.String(), s.wrap(rt))
 	}
 	s.metrics.initRoutes(s.routes)
 	return s
@@ -178,14 +202,13 @@ func (s *Server) Handler() http.Handler {
 // Routes lists every route the server serves (for the OpenAPI check).
 func (s *Server) Routes() []Route { return s.routes }
 
-// Route is one method and path, the roles allowed on it (none: public),
-// its rate-limit tier, and its handler.
+// Route is one route of the API (its method and path), the roles allowed
+// on it (none: public), its rate-limit tier, and its handler.
 type Route struct {
-	Method string
-	Path   string
-	Roles  []auth.Role
-	h      handlerFunc
-	tier   tier
+	api.Route
+	Roles []auth.Role
+	h     handlerFunc
+	tier  tier
 }
 
 // tier is a route's rate-limit class (the key-provider API's tiers).
@@ -209,45 +232,44 @@ var (
 
 func (s *Server) routeTable() []Route {
 	routes := []Route{
-		{"POST", "/api/v1/tenants", platformAdmin, s.createTenant, unlimited},
-		{"GET", "/api/v1/tenants", platformAdmin, s.listTenants, unlimited},
-		{"GET", "/api/v1/tenants/{id}", platformAdmin, s.getTenant, unlimited},
-		{"PATCH", "/api/v1/tenants/{id}", platformAdmin, s.updateTenant, unlimited},
-		{"DELETE", "/api/v1/tenants/{id}", platformAdmin, s.deleteTenant, unlimited},
-		{"POST", "/api/v1/tenants/{id}/actions/rotate-key", platformAdmin, s.rotateTenantKey, unlimited},
-		{"GET", internalKMSPath, platformAdmin, s.getInternalKMS, unlimited},
-		{"POST", internalKMSPath + "/actions/rotate-root-key", platformAdmin, s.rotateRootKey, unlimited},
-		{"POST", internalKMSPath + "/actions/reload-root-keys", platformAdmin, s.reloadRootKeys, unlimited},
+		{api.RouteCreateTenant, platformAdmin, s.createTenant, unlimited},
+		{api.RouteListTenants, platformAdmin, s.listTenants, unlimited},
+		{api.RouteTenant, platformAdmin, s.getTenant, unlimited},
+		{api.RouteUpdateTenant, platformAdmin, s.updateTenant, unlimited},
+		{api.RouteDeleteTenant, platformAdmin, s.deleteTenant, unlimited},
+		{api.RouteRotateTenantKey, platformAdmin, s.rotateTenantKey, unlimited},
+		{api.RouteInternalKMS, platformAdmin, s.getInternalKMS, unlimited},
+		{api.RouteRotateRootKey, platformAdmin, s.rotateRootKey, unlimited},
+		{api.RouteReloadRootKeys, platformAdmin, s.reloadRootKeys, unlimited},
 
-		{"GET", "/api/v1/encryption/status", tenantReaders, s.status, unlimited},
-		{"POST", "/api/v1/encryption/encrypt", service, s.encrypt, unlimited},
-		{"POST", "/api/v1/encryption/decrypt", service, s.decrypt, unlimited},
-		{"POST", "/api/v1/encryption/rewrap", service, s.rewrap, unlimited},
-		{"POST", "/api/v1/encryption/datakeys", service, s.dataKey, unlimited},
-		{"POST", "/api/v1/encryption/datakeys/decrypt", service, s.dataKeyDecrypt, unlimited},
+		{api.RouteEncryptionStatus, tenantReaders, s.status, unlimited},
+		{api.RouteEncrypt, service, s.encrypt, unlimited},
+		{api.RouteDecrypt, service, s.decrypt, unlimited},
+		{api.RouteRewrap, service, s.rewrap, unlimited},
+		{api.RouteGenerateDataKey, service, s.dataKey, unlimited},
+		{api.RouteDecryptDataKey, service, s.dataKeyDecrypt, unlimited},
 
-		{"GET", "/.well-known/jwks.json", nil, s.jwks, unlimited},
-		{"GET", "/livez", nil, s.livez, unlimited},
-		{"GET", "/readyz", nil, s.readyz, unlimited},
-		{"GET", "/metrics", nil, s.metricsHandler, unlimited},
-		{"GET", "/api/v1/openapi.json", nil, s.openapi, unlimited},
+		{api.RouteJWKS, nil, s.jwks, unlimited},
+		{api.RouteLivez, nil, s.livez, unlimited},
+		{api.RouteReadyz, nil, s.readyz, unlimited},
+		{api.RouteMetrics, nil, s.metricsHandler, unlimited},
+		{api.RouteOpenAPI, nil, s.openapi, unlimited},
 	}
 	routes = append(routes, s.auditRoutes()...)
 	if s.cfg.KeyProviders != nil && s.cfg.Migrations != nil {
-		const kp = keyProvidersPath
 		routes = append(routes,
-			Route{"GET", kp, tenantAdmin, as(opListKeyProviders, s.listKeyProviders), readTier},
-			Route{"POST", kp, tenantAdmin, as(opRegisterKeyProvider, s.unlocked(s.registerKeyProvider)), writeTier},
-			Route{"GET", kp + "/actions/list", tenantAdmin, as(opListKeyProviders, s.listAllKeyProviders), readTier},
-			Route{"POST", kp + "/actions/reset-to-default-provider", tenantAdmin, as(opResetToDefault, s.unlocked(s.resetToDefault)), writeTier},
-			Route{"GET", kp + "/migration/actions/details", tenantAdmin, as(opMigrationDetails, s.migrationDetails), readTier},
-			Route{"GET", kp + "/{fp}", tenantAdmin, as(opGetKeyProvider, s.getKeyProvider), readTier},
-			Route{"PATCH", kp + "/{fp}", tenantAdmin, as(opUpdateKeyProvider, s.unlocked(s.patchKeyProvider)), writeTier},
-			Route{"DELETE", kp + "/{fp}", tenantAdmin, as(opDeleteKeyProvider, s.unlocked(s.deleteKeyProvider)), writeTier},
+			Route{api.RouteKeyProviders, tenantAdmin, as(opListKeyProviders, s.listKeyProviders), readTier},
+			Route{api.RouteRegisterKeyProvider, tenantAdmin, as(opRegisterKeyProvider, s.unlocked(s.registerKeyProvider)), writeTier},
+			Route{api.RouteAllKeyProviders, tenantAdmin, as(opListKeyProviders, s.listAllKeyProviders), readTier},
+			Route{api.RouteResetToDefaultProvider, tenantAdmin, as(opResetToDefault, s.unlocked(s.resetToDefault)), writeTier},
+			Route{api.RouteMigrationDetails, tenantAdmin, as(opMigrationDetails, s.migrationDetails), readTier},
+			Route{api.RouteKeyProvider, tenantAdmin, as(opGetKeyProvider, s.getKeyProvider), readTier},
+			Route{api.RoutePatchKeyProvider, tenantAdmin, as(opUpdateKeyProvider, s.unlocked(s.patchKeyProvider)), writeTier},
+			Route{api.RouteDeleteKeyProvider, tenantAdmin, as(opDeleteKeyProvider, s.unlocked(s.deleteKeyProvider)), writeTier},
 			// A test changes nothing but the recorded result: it is how a
 			// locked tenant's admin sees why.
-			Route{"POST", kp + "/{fp}/actions/test", tenantAdmin, as(opTestKeyProvider, s.testKeyProvider), writeTier},
-			Route{"POST", kp + "/{fp}/actions/migrate", tenantAdmin, as(opMigrate, s.unlocked(s.migrate)), writeTier},
+			Route{api.RouteTestKeyProvider, tenantAdmin, as(opTestKeyProvider, s.testKeyProvider), writeTier},
+			Route{api.RouteMigrateToKeyProvider, tenantAdmin, as(opMigrate, s.unlocked(s.migrate)), writeTier},
 		)
 	}
 	return routes

@@ -56,7 +56,7 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", "/api/v1/tenants/"+url.PathEscape(t.ID))
+	w.Header().Set("Location", api.RouteTenant.Expand(t.ID))
 	writeJSON(w, http.StatusCreated, tenantJSON(t))
 	return nil
 }
@@ -89,7 +89,7 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) error {
 		out.Data = append(out.Data, tenantJSON(t))
 	}
 	if len(ts) == limit {
-		out.Links.Next = "/api/v1/tenants?limit=" + strconv.Itoa(limit) + "&after=" + url.QueryEscape(ts[len(ts)-1].ID)
+		out.Links.Next = api.RouteListTenants.Path + "?limit=" + strconv.Itoa(limit) + "&after=" + url.QueryEscape(ts[len(ts)-1].ID)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -198,28 +198,28 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	var resp any
 	var aerr *api.Error
 	switch r.URL.Path {
-	case "/api/v1/encryption/datakeys":
+	case api.RouteGenerateDataKey.Path:
 		var req api.DataKeyRequest
 		if dec.Decode(&req) != nil {
 			aerr = badRequest()
 			break
 		}
 		resp, aerr = s.newDataKey(tenantID, req)
-	case "/api/v1/encryption/datakeys/decrypt":
+	case api.RouteDecryptDataKey.Path:
 		var req api.DataKeyDecryptRequest
 		if dec.Decode(&req) != nil {
 			aerr = badRequest()
 			break
 		}
 		resp, aerr = s.resolve(tenantID, req)
-	case "/api/v1/encryption/encrypt":
+	case api.RouteEncrypt.Path:
 		var req api.EncryptRequest
 		if dec.Decode(&req) != nil {
 			aerr = badRequest()
 			break
 		}
 		resp, aerr = s.encrypt(tenantID, req)
-	case "/api/v1/encryption/decrypt":
+	case api.RouteDecrypt.Path:
 		var req api.DecryptRequest
 		if dec.Decode(&req) != nil {
 			aerr = badRequest()
