@@ -473,7 +473,7 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	if err != nil {
 		return fmt.Errorf("setting up AWS KMS: %w", err)
 	}
-	providers := registry.New(internal, append([]registry.Option{registry.WithAWS(st, aws), registry.WithDRRegions(cfg.region, drs), registry.WithObserver(func(ref, op string, err error) {
+	providers := registry.New(internal, append([]registry.Option{registry.WithAWS(st, aws), registry.WithDRRegions(cfg.region, drs), registry.WithObserver(func(ref kms.Ref, op string, err error) {
 		kmsCalls.WithLabelValues(providerLabel(ref), op, kms.Outcome(err)).Inc()
 	})}, tracingRegistryOptions(tracing)...)...)
 
@@ -728,8 +728,8 @@ func registerKeyringMetrics(reg *prometheus.Registry, ring *keyring.Service) {
 // providerLabel keeps the metric's cardinality bounded: "internal", or
 // "cmk" for every customer managed key together (per-key detail belongs in
 // the audit log, not in metric labels).
-func providerLabel(ref string) string {
-	if ref == internalkms.Ref {
+func providerLabel(ref kms.Ref) string {
+	if ref.IsInternal() {
 		return "internal"
 	}
 	return "cmk"

@@ -2,6 +2,7 @@ package keyprovider
 
 import (
 	"context"
+	"encoding/json"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -51,9 +52,9 @@ func DRRegion(drs map[string]string, serviceRegion, keyRegion string) string {
 	return dr
 }
 
-// Inspector is what registration and tests need of AWS KMS (an
+// AWSInspector is what registration and tests need of AWS KMS (an
 // *awskms.Client). Errors are kms sentinels wrapped in *kms.Error.
-type Inspector interface {
+type AWSInspector interface {
 	DescribeKey(ctx context.Context, key awskms.ARN) (awskms.KeyDescription, error)
 	Probe(ctx context.Context, key awskms.ARN, region string, b kms.Binding) []awskms.ProbeResult
 }
@@ -67,7 +68,7 @@ type Tenants interface {
 // Config configures a Service.
 type Config struct {
 	Store     Store
-	Inspector Inspector
+	Inspector AWSInspector
 	Tenants   Tenants
 	// Region is the service's own region; DRRegions maps a region to its
 	// disaster-recovery region.
@@ -108,9 +109,15 @@ func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Micro
 
 // Registration is what a tenant admin gives to register a key.
 type Registration struct {
+	// Kind is the kind's Name (the API's "keyprovider"); "" means "AWS".
+	Kind string
+	// ARN is the key's identity, as the kind's ParseKey reads it.
 	ARN         string
 	Name        string
 	Description string
+	// Settings is the request's member named by the kind's Field (a
+	// Configurer's), nil if absent; a kind without one refuses it.
+	Settings json.RawMessage
 }
 
 // List returns the tenant's registered providers, oldest first.

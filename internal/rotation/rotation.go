@@ -343,7 +343,7 @@ func (s *Service) deviceAction(ctx context.Context, trigger string, fn func(cont
 		Prepare: func(ctx context.Context) (uint32, error) {
 			v, err := fn(ctx)
 			if err != nil {
-				return 0, &kms.Error{Op: trigger, Provider: internalkms.Ref, Kind: kms.ErrUnavailable, Err: err}
+				return 0, &kms.Error{Op: trigger, Provider: kms.InternalRef().String(), Kind: kms.ErrUnavailable, Err: err}
 			}
 			s.log.InfoContext(ctx, "internal KMS: HSM root key "+trigger, "root_version", v)
 			return v, nil
@@ -391,7 +391,7 @@ func (s *Service) RotateTenantKey(ctx context.Context, tenantID string) (TenantR
 	if err != nil {
 		return TenantRotation{}, err
 	}
-	if t.Provider != internalkms.Ref {
+	if !kms.IsInternalText(t.Provider) {
 		return TenantRotation{}, ErrNotInternal
 	}
 	st, err := s.job.Start(ctx, Task{

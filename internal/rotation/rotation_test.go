@@ -15,6 +15,7 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/registry"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/sqlite"
@@ -148,7 +149,7 @@ func (e *env) check(d *data) error {
 // wraps, by KEK version, straight from the store.
 func (e *env) internalVersions(tenant string) map[string]int {
 	e.t.Helper()
-	ks, err := e.store.CipherKeysWrappedByOtherVersion(e.t.Context(), tenant, internalkms.Ref, "none", envelope.KeyID{}, 100_000)
+	ks, err := e.store.CipherKeysWrappedByOtherVersion(e.t.Context(), tenant, kms.InternalRef().String(), "none", envelope.KeyID{}, 100_000)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -379,7 +380,7 @@ func TestRotateTenantKey(t *testing.T) {
 func TestRotateTenantKeyLeavesDamagedKeys(t *testing.T) {
 	e := newEnv(t, true)
 	acme := e.makeData("acme", 5)
-	ks, err := e.store.CipherKeysWrappedByOtherVersion(t.Context(), "acme", internalkms.Ref, "none", envelope.KeyID{}, 100)
+	ks, err := e.store.CipherKeysWrappedByOtherVersion(t.Context(), "acme", kms.InternalRef().String(), "none", envelope.KeyID{}, 100)
 	if err != nil || len(ks) < 2 {
 		t.Fatalf("cipherkeys: %d, %v", len(ks), err)
 	}

@@ -39,7 +39,7 @@ type Registry struct {
 // Observer is told of every call to a provider: which provider (its
 // Ref), which operation, and its error (nil on success). It must be fast;
 // it is how the server counts KMS calls in its metrics.
-type Observer func(ref, op string, err error)
+type Observer func(ref kms.Ref, op string, err error)
 
 // Option configures a Registry.
 type Option func(*Registry)
@@ -81,17 +81,17 @@ func New(internal *internalkms.Service, opts ...Option) *Registry {
 }
 
 // Provider implements keyring.Providers.
-func (r *Registry) Provider(ctx context.Context, tenantID, ref string) (kms.Provider, error) {
+func (r *Registry) Provider(ctx context.Context, tenantID, text string) (kms.Provider, error) {
+	ref, err := kms.ParseRef(text)
+	if err != nil {
+		return nil, keyring.ErrUnknownProvider
+	}
 	var p kms.Provider
+	fp, cmk := ref.Fingerprint()
 	switch {
-	case ref == internalkms.Ref:
+	case ref.IsInternal():
 		p = r.internal.ForTenant(tenantID)
-	case r.aws != nil:
-		fp, ok := keyprovider.FingerprintOf(ref)
-		if !ok {
-			return nil, keyring.ErrUnknownProvider
-		}
-		var err error
+	case cmk && r.aws != nil:
 		if p, err = r.cmk(ctx, tenantID, ref, fp); err != nil {
 			return nil, err
 		}
@@ -107,8 +107,8 @@ func (r *Registry) Provider(ctx context.Context, tenantID, ref string) (kms.Prov
 	return p, nil
 }
 
-func (r *Registry) cmk(ctx context.Context, tenantID, ref, fp string) (kms.Provider, error) {
-	key := tenantID + "\x00" + ref
+func (r *Registry) cmk(ctx context.Context, tenantID string, ref kms.Ref, fp string) (kms.Provider, error) {
+	key := tenantID + "\x00" + ref.String()
 	if p, ok := r.cmks.Load(key); ok {
 		return p.(kms.Provider), nil
 	}
@@ -134,7 +134,7 @@ func (r *Registry) cmk(ctx context.Context, tenantID, ref, fp string) (kms.Provi
 
 // Prefix implements keyring.Providers.
 func (r *Registry) Prefix(tenantID, ref string) string {
-	if fp, ok := keyprovider.FingerprintOf(ref); ok {
+	if fp, ok := kms.FingerprintOfText(ref); ok {
 		return envelope.CMKPrefix(fp)
 	}
 	return envelope.InternalPrefix(tenantID)
