@@ -229,3 +229,22 @@ var ErrUnknownKind = errors.New("unknown key provider kind")
 
 // ErrMalformedKey is ErrMalformedARN under the name that fits every kind.
 var ErrMalformedKey = ErrMalformedARN
+
+// HomeReporter is a Kind whose keys have a home among the places they are
+// checked in (AWS: the key's own region), whose check decides the tenant's
+// state; the stored checks are listed home first.
+type HomeReporter interface {
+	Kind
+
+	// Home is the place of t's key whose check decides, "" if none.
+	Home(t Target) string
+}
+
+// KeyComparer is a Kind whose keys can have several identities (an AWS
+// multi-region key's replicas): a tenant registers each key once.
+type KeyComparer interface {
+	Kind
+
+	// SameKey reports whether a and b (both of this kind) are one key.
+	SameKey(a, b Key) bool
+}

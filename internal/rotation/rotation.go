@@ -31,7 +31,6 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
-	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
 
 // KMS is what rotations need of the internal KMS (an *internalkms.Service).
@@ -61,8 +60,8 @@ type Store interface {
 	CipherKeysWrappedByOtherVersion(ctx context.Context, tenantID, ref, keyVersion string, after envelope.KeyID, limit int) ([]keyring.CipherKey, error)
 	// RewrapCipherKeys applies the rewraps in one transaction, each only if
 	// the cipherkey is still wrapped as its Old says, and returns how many
-	// it applied (see migration.Store).
-	RewrapCipherKeys(ctx context.Context, rs []migration.Rewrap) (int, error)
+	// it applied (see keyring.Rewrap).
+	RewrapCipherKeys(ctx context.Context, rs []keyring.Rewrap) (int, error)
 }
 
 // Tenants reads tenants (a *keyring.Service).

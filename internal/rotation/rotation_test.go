@@ -17,7 +17,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
-	"github.com/tenantcrypt/tenantcrypt/internal/kms/registry"
+	"github.com/tenantcrypt/tenantcrypt/internal/providers"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/sqlite"
 )
 
@@ -59,7 +59,7 @@ func (e *env) start(fromFile bool) {
 	e.t.Cleanup(e.internal.Close)
 	// A small cache of unwrapped data keys, so that the data plane keeps
 	// unwrapping (through the KEKs being rotated) while tests run.
-	e.ring, err = keyring.New(keyring.Config{Store: e.store, Providers: registry.New(e.internal),
+	e.ring, err = keyring.New(keyring.Config{Store: e.store, Providers: providers.New(e.internal),
 		Cache: keyring.CacheConfig{MaxEntries: 4}})
 	if err != nil {
 		e.t.Fatal(err)
