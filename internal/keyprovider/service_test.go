@@ -117,7 +117,9 @@ func (f tenants) Tenant(_ context.Context, id string) (keyring.Tenant, error) {
 	return t, nil
 }
 
-func (f tenants) CountCipherKeys(context.Context, string) (map[string]int, error) { return f.counts, nil }
+func (f tenants) CountCipherKeys(context.Context, string) (map[string]int, error) {
+	return f.counts, nil
+}
 
 // xorSecrets stands in for the internal KMS: it "wraps" a secret by
 // XOR with a byte and checks the binding.
