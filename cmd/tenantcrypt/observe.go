@@ -51,8 +51,8 @@ func newObserver(reg *prometheus.Registry, auditLog *audit.Log, st lifecycle.Sto
 	return o
 }
 
-// providerCall counts a key provider's call (a registry.Observer).
-func (o *observer) providerCall(ref, op string, err error) {
+// providerCall counts a key provider's call (a providers.Observer).
+func (o *observer) providerCall(ref kms.Ref, op string, err error) {
 	o.kmsCalls.WithLabelValues(providerLabel(ref), op, kms.Outcome(err)).Inc()
 }
 

@@ -16,15 +16,18 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/tenantcrypt/tenantcrypt/internal/audit"
 	"github.com/tenantcrypt/tenantcrypt/internal/coredump"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms/awskind"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
-	"github.com/tenantcrypt/tenantcrypt/internal/kms/registry"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
+	"github.com/tenantcrypt/tenantcrypt/internal/providers"
 	"github.com/tenantcrypt/tenantcrypt/internal/rotation"
 	"github.com/tenantcrypt/tenantcrypt/internal/server"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/postgres"
@@ -232,9 +235,11 @@ type providerSet struct {
 	internal *internalkms.Service
 	// device is the HSM that holds the internal KMS's root key; nil
 	// without one.
-	device   internalkms.Device
-	aws      *awskms.Client
-	registry *registry.Registry
+	device internalkms.Device
+	// keyProviders owns the tenants' registrations of customer managed
+	// keys, served by the kinds registered in openProviders.
+	keyProviders *keyprovider.Service
+	registry     *providers.Registry
 }
 
 // openProviders makes the key providers: the provider kinds are
@@ -257,14 +262,28 @@ func openProviders(ctx context.Context, cfg serveConfig, env func(string) string
 	if err != nil {
 		return nil, fmt.Errorf("setting up AWS KMS: %w", err)
 	}
-
-	opts := []registry.Option{
-		registry.WithAWS(p.st, aws),
-		registry.WithDRRegions(cfg.aws.region, cfg.aws.drRegions()),
-		registry.WithObserver(p.obs.providerCall),
+	// The kinds of customer managed key this service serves; the
+	// key-provider service owns their registrations.
+	awsKind, err := awskind.New(awskind.Config{Client: aws, Region: cfg.aws.region, DRRegions: cfg.aws.drRegions(),
+		AllowSingleRegion: cfg.aws.allowSingleRegion,
+		RegionHealth: func(region string) (bool, time.Time) {
+			h := aws.RegionHealth(region)
+			return h.Healthy, h.Since
+		}})
+	if err != nil {
+		return nil, err
 	}
-	reg := registry.New(internal, append(opts, tracingRegistryOptions(p.tracing)...)...)
-	return &providerSet{internal: internal, device: device, aws: aws, registry: reg}, nil
+	kinds := []keyprovider.Kind{awsKind}
+
+	keyProviders, err := keyprovider.New(keyprovider.Config{
+		Store: p.st, Tenants: p.st, Kinds: kinds, Secrets: internal, Logger: p.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	opts := []providers.Option{providers.WithCMKs(keyProviders), providers.WithObserver(p.obs.providerCall)}
+	reg := providers.New(internal, append(opts, tracingRegistryOptions(p.tracing)...)...)
+	return &providerSet{internal: internal, device: device, keyProviders: keyProviders, registry: reg}, nil
 }
 
 // core is the domain's services.
@@ -298,13 +317,8 @@ func openCore(ctx context.Context, cfg serveConfig, env func(string) string, p *
 
 	replica := replicaID(p.log)
 	mc := cfg.lifecycle.config()
-	mc.Store, mc.Tenants, mc.KeyProviders, mc.KMS = p.st, ring, p.st, kp.aws
-	mc.Region, mc.DRRegions = cfg.aws.region, cfg.aws.drRegions()
+	mc.Store, mc.Tenants, mc.KeyProviders = p.st, ring, kp.keyProviders
 	mc.Requests = checks
-	mc.RegionHealth = func(region string) (bool, time.Time) {
-		h := kp.aws.RegionHealth(region)
-		return h.Healthy, h.Since
-	}
 	mc.Checked, mc.Claimed = p.obs.keyChecked, p.obs.checksClaimed
 	mc.Owner, mc.Logger = replica, p.log
 	monitor, err := lifecycle.New(mc)
@@ -314,16 +328,8 @@ func openCore(ctx context.Context, cfg serveConfig, env func(string) string, p *
 	monitor.Start()
 	stop.push(monitor.Close)
 
-	keyProviders, err := keyprovider.New(keyprovider.Config{
-		Store: p.st, Inspector: kp.aws, Tenants: ring, Region: cfg.aws.region, DRRegions: cfg.aws.drRegions(),
-		AllowSingleRegion: cfg.aws.allowSingleRegion, Logger: p.log,
-	})
-	if err != nil {
-		return nil, err
-	}
-
 	gc := cfg.migration.svc
-	gc.Store, gc.KeyProviders, gc.Keyring, gc.Providers = p.st, p.st, ring, kp.registry
+	gc.Store, gc.KeyProviders, gc.Keyring, gc.Providers = p.st, kp.keyProviders, ring, kp.registry
 	gc.Hooks = p.obs.migrationHooks()
 	gc.Owner, gc.Logger = replica, p.log
 	migrations, err := migration.New(gc)
@@ -337,7 +343,7 @@ func openCore(ctx context.Context, cfg serveConfig, env func(string) string, p *
 	if err != nil {
 		return nil, err
 	}
-	return &core{ring: ring, monitor: monitor, keyProviders: keyProviders, migrations: migrations, rotations: rotations}, nil
+	return &core{ring: ring, monitor: monitor, keyProviders: kp.keyProviders, migrations: migrations, rotations: rotations}, nil
 }
 
 // newAPI is the HTTP API over the core.
@@ -480,15 +486,18 @@ func registerKeyringMetrics(reg *prometheus.Registry, ring *keyring.Service) {
 	)
 }
 
-// providerLabel keeps the metric's cardinality bounded: "internal", or
-// "cmk" for every customer managed key together (per-key detail belongs in
-// the audit log, not in metric labels).
-func providerLabel(ref string) string {
-	if ref == internalkms.Ref {
-		return "internal"
+// providerLabel keeps the metric's cardinality bounded: the internal KMS's
+// Ref, or cmkLabel for every customer managed key together (per-key detail
+// belongs in the audit log, not in metric labels).
+func providerLabel(ref kms.Ref) string {
+	if ref.IsInternal() {
+		return ref.String()
 	}
-	return "cmk"
+	return cmkLabel
 }
+
+// cmkLabel is the provider label of every customer managed key.
+const cmkLabel = "cmk"
 
 func reloadOnHUP(ctx context.Context, r *tlsconfig.Reloader, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)

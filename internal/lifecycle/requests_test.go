@@ -15,7 +15,7 @@ func TestRequests(t *testing.T) {
 
 	shared := NewRequests()
 	m, err := New(Config{Store: struct{ Store }{}, Tenants: struct{ Tenants }{}, KeyProviders: struct{ KeyProviders }{},
-		KMS: struct{ Inspector }{}, Requests: shared})
+		Requests: shared})
 	if err != nil {
 		t.Fatal(err)
 	}

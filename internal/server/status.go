@@ -5,6 +5,7 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/internal/fips"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/tenantstatus"
 )
@@ -41,9 +42,9 @@ func (s *Server) statusJSON(tenantID string, rep tenantstatus.Report) api.Encryp
 		out.Provider = api.StatusProvider{KeyProvider: "Qlik", ARN: api.DefaultProviderARN, ARNFingerPrint: tenantID, Prefix: rep.Prefix}
 		return out
 	}
-	out.Provider = api.StatusProvider{KeyProvider: "AWS-KMS", ARNFingerPrint: cmk.Fingerprint, Prefix: rep.Prefix}
+	out.Provider = api.StatusProvider{KeyProvider: keyprovider.DefaultKind, ARNFingerPrint: cmk.Fingerprint, Prefix: rep.Prefix}
 	if p := cmk.Provider; p != nil {
-		out.Provider.ARN = p.ARN
+		out.Provider.ARN, out.Provider.KeyProvider = p.ARN, p.Kind
 		compliant, why := p.DRCompliant, api.ComplianceError(p.Compliance)
 		out.DRCompliant, out.ComplianceError = &compliant, &why
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/tenantstatus"
 )
@@ -19,7 +20,7 @@ func TestStatusJSON(t *testing.T) {
 	since := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
 
 	internal := s.statusJSON("acme", tenantstatus.Report{
-		Tenant:   keyring.Tenant{ID: "acme", Provider: keyring.InternalProvider, State: keyring.StateActive},
+		Tenant:   keyring.Tenant{ID: "acme", Provider: kms.InternalRef().String(), State: keyring.StateActive},
 		Prefix:   "#QLIKv1#:acme",
 		KeyState: tenantstatus.KeyUnreachable,
 	})
@@ -30,10 +31,10 @@ func TestStatusJSON(t *testing.T) {
 	}
 
 	fp := "0123456789abcdef0123456789abcdef"
-	home := lifecycle.KeyCheck{Provider: keyprovider.Ref(fp), Region: "eu-west-1", KeyARN: "arn:home", Result: lifecycle.ResultUnavailable, Detail: "no answer", CheckedAt: since}
-	dr := lifecycle.KeyCheck{Provider: keyprovider.Ref(fp), Region: "eu-central-1", KeyARN: "arn:dr", Result: lifecycle.ResultOK, KeyState: "Enabled", CheckedAt: since}
+	home := lifecycle.KeyCheck{Provider: kms.MustCMKRef(fp).String(), Region: "eu-west-1", KeyARN: "arn:home", Result: lifecycle.ResultUnavailable, Detail: "no answer", CheckedAt: since}
+	dr := lifecycle.KeyCheck{Provider: kms.MustCMKRef(fp).String(), Region: "eu-central-1", KeyARN: "arn:dr", Result: lifecycle.ResultOK, KeyState: "Enabled", CheckedAt: since}
 	cmk := s.statusJSON("acme", tenantstatus.Report{
-		Tenant:   keyring.Tenant{ID: "acme", Provider: keyprovider.Ref(fp), State: keyring.StateActive, StateChangedAt: since},
+		Tenant:   keyring.Tenant{ID: "acme", Provider: kms.MustCMKRef(fp).String(), State: keyring.StateActive, StateChangedAt: since},
 		Prefix:   "#BYOKv1#:" + fp,
 		KeyState: tenantstatus.KeyNotChecked,
 		CMK: &tenantstatus.CMK{

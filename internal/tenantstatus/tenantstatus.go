@@ -161,13 +161,13 @@ func (s *Service) Report(ctx context.Context, tenantID string) (Report, error) {
 		return Report{}, err
 	}
 	rep := Report{Tenant: st.Tenant, Prefix: st.Prefix, CipherKeys: st.CipherKeys, KeyState: KeyState(st.Key.State.String())}
-	if st.Tenant.Provider == keyring.InternalProvider {
+	if kms.IsInternalText(st.Tenant.Provider) {
 		if st.KeyErr != nil {
 			rep.KeyState = describeFailure(st.KeyErr)
 		}
 		return rep, nil
 	}
-	fp, _ := keyprovider.FingerprintOf(st.Tenant.Provider)
+	fp, _ := kms.FingerprintOfText(st.Tenant.Provider)
 	cmk := &CMK{Fingerprint: fp}
 	rep.CMK = cmk
 	if s.cfg.Monitor != nil {
