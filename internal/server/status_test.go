@@ -39,7 +39,7 @@ func TestStatusJSON(t *testing.T) {
 		KeyState: tenantstatus.KeyNotChecked,
 		CMK: &tenantstatus.CMK{
 			Fingerprint:   fp,
-			Provider:      &keyprovider.Provider{ARN: "arn:home", DRCompliant: true},
+			Provider:      &keyprovider.Provider{Kind: keyprovider.DefaultKind, ARN: "arn:home", DRCompliant: true},
 			Checks:        []lifecycle.KeyCheck{home, dr},
 			CheckInterval: 5 * time.Second,
 			Degraded:      true, DegradedReason: "failing over",
