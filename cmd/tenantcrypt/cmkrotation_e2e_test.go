@@ -30,9 +30,10 @@ import (
 //
 // local-kms answers RotateKeyOnDemand with 501 and rotates automatically
 // only a year after EnableKeyRotation, so the rotation is
-// testkms.Server.RotateKey: each region's local-kms restarted with one more
+// testkms.Server.RotateKey: each region's running local-kms gets one more
 // backing key for the multi-region key, the same in both, as AWS rotates a
-// multi-region key's primary and replicas together. Which backing key
+// multi-region key's primary and replicas together; no call to it fails
+// meanwhile (the key monitor checks the key all along). Which backing key
 // wrapped a cipherkey is read from the server's database and local-kms's
 // blob format (testkms.BlobBackingKey); AWS blobs are opaque.
 func TestCMKRotation(t *testing.T) {
