@@ -37,6 +37,7 @@ import (
 // wrapped a cipherkey is read from the server's database and local-kms's
 // blob format (testkms.BlobBackingKey); AWS blobs are opaque.
 func TestCMKRotation(t *testing.T) {
+	t.Parallel()
 	// Short cache lifetimes, so that the cached keys are gone soon after
 	// the rotation and the old blobs have to go to KMS again.
 	e := startCMKEnv(t, "--cache-ttl", "2s", "--cache-idle", "1s")
