@@ -192,14 +192,20 @@ func TestMigrationUnderLoad(t *testing.T) {
 		for g := range 3 {
 			wg.Go(func() { load(g) })
 		}
-		time.Sleep(300 * time.Millisecond) // traffic before the migration
+		// Traffic before the migration, and after it: some rounds of
+		// every client's three requests.
+		traffic := func(rounds int64) {
+			want := requests.Load() + 3*3*rounds
+			until(t, "traffic", time.Minute, func() bool { return requests.Load() >= want })
+		}
+		traffic(10)
 		mstart := time.Now()
 		if _, r := e.migrateTo(t, ta, testkms.MultiRegionKeyID); r.status != 200 {
 			t.Fatalf("migrate: %d %s", r.status, r.body)
 		}
 		m := e.waitMigration(t, ta)
 		elapsed := time.Since(mstart)
-		time.Sleep(300 * time.Millisecond) // traffic after it
+		traffic(10)
 		close(stop)
 		wg.Wait()
 		t.Logf("migrated %d cipherkeys in %s (%.0f/s) under load; %d requests, %d failed",
