@@ -710,8 +710,11 @@ const kp = "/api/v1/encryption/keyproviders"
 
 // Shorter lifecycle intervals for tests that wait for key checks: a check
 // every half second (the shortest allowed) within a revocation bound of two
-// seconds, so that "three check intervals" is a second and a half.
-var fastChecks = []string{"--revocation-bound", "2s", "--key-check-interval", "500ms"}
+// seconds, so that "three check intervals" is a second and a half; and every
+// tenant checked at that interval, also one that holds no cached key (which
+// would otherwise be idle, checked hourly), so that counting key checks
+// (cmkEnv.waitKeyChecks) counts intervals.
+var fastChecks = []string{"--revocation-bound", "2s", "--key-check-interval", "500ms", "--idle-key-check-interval", "0"}
 
 // cmkEnv is a tenantcrypt server whose AWS KMS is local-kms in two regions,
 // each behind a fault-injecting proxy, with the seeded multi-region keys
