@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -173,34 +172,5 @@ func TestCMKRotation(t *testing.T) {
 	}
 	if status.State != "active" || status.KeyState != "Enabled" || status.Provider.ARN != mrk {
 		t.Errorf("status after the rotation: %s; want active on %s, key Enabled", r.body, mrk)
-	}
-}
-
-// waitCacheEmpty waits until the server holds no unwrapped data key, as its
-// metrics report.
-func waitCacheEmpty(t *testing.T, ts *testServer) {
-	t.Helper()
-	const name = "tenantcrypt_datakey_cache_entries "
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r := ts.do("GET", "/metrics", "", nil)
-		n := -1.0
-		for line := range strings.Lines(string(r.body)) {
-			if v, ok := strings.CutPrefix(line, name); ok {
-				var err error
-				if n, err = strconv.ParseFloat(strings.TrimSpace(v), 64); err != nil {
-					t.Fatalf("metric %s: %v", line, err)
-				}
-			}
-		}
-		switch {
-		case n == 0:
-			return
-		case n < 0:
-			t.Fatalf("no %s in /metrics (%d)", strings.TrimSpace(name), r.status)
-		case time.Now().After(deadline):
-			t.Fatalf("the server still caches %v data keys 30s after their last use", n)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

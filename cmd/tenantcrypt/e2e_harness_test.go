@@ -227,6 +227,12 @@ func serveInProcess(t testing.TB, dataDir string, env map[string]string, args ..
 	return ts
 }
 
+// requestTimeout bounds one request of a test, so that a server that never
+// answers fails the test rather than hanging it. It is long: the tests run
+// side by side, and a batch of a thousand keys on PostgreSQL, on a loaded
+// machine, may take more than half a minute.
+const requestTimeout = 2 * time.Minute
+
 // newTestServer is the client side of a server listening on addr: HTTPS
 // trusting the development CA in dataDir, or plain HTTP.
 func newTestServer(t testing.TB, addr, dataDir string, plain bool) *testServer {
@@ -234,14 +240,14 @@ func newTestServer(t testing.TB, addr, dataDir string, plain bool) *testServer {
 	ts := &testServer{t: t, url: "https://" + addr, dataDir: dataDir, logs: &syncBuffer{}}
 	if plain {
 		ts.url = "http://" + addr
-		ts.http = &http.Client{Timeout: 30 * time.Second}
+		ts.http = &http.Client{Timeout: requestTimeout}
 		return ts
 	}
 	tlsCfg, err := tlsconfig.ClientConfig(filepath.Join(dataDir, "tls", "ca.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true}}
+	ts.http = &http.Client{Timeout: requestTimeout, Transport: &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true}}
 	return ts
 }
 
@@ -435,6 +441,14 @@ func postJSON(t *testing.T, ts *testServer, token, path string, in, out any) {
 // metric reads one unlabelled metric of a server (0 when absent).
 func metric(t testing.TB, ts *testServer, name string) float64 {
 	t.Helper()
+	n, _ := metricValue(t, ts, name)
+	return n
+}
+
+// metricValue reads one unlabelled metric of a server, and whether the
+// server reports it.
+func metricValue(t testing.TB, ts *testServer, name string) (float64, bool) {
+	t.Helper()
 	r := ts.do("GET", "/metrics", "", nil)
 	for line := range strings.Lines(string(r.body)) {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
@@ -442,10 +456,10 @@ func metric(t testing.TB, ts *testServer, name string) float64 {
 			if err != nil {
 				t.Fatalf("metric %s: %v", line, err)
 			}
-			return n
+			return n, true
 		}
 	}
-	return 0
+	return 0, false
 }
 
 // metricSum is the sum of every series of a metric whose line starts with
@@ -956,4 +970,24 @@ func measureRevocation(t testing.TB, e *cmkEnv, svc, ciphertext string, bound ti
 		}
 	}
 	return refused.Sub(disabled)
+}
+
+// waitCacheEmpty waits until the server holds no unwrapped data key, as its
+// metrics report.
+func waitCacheEmpty(t *testing.T, ts *testServer) {
+	t.Helper()
+	const name = "tenantcrypt_datakey_cache_entries"
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n, ok := metricValue(t, ts, name)
+		switch {
+		case !ok:
+			t.Fatalf("no %s in /metrics", name)
+		case n == 0:
+			return
+		case time.Now().After(deadline):
+			t.Fatalf("the server still caches %v data keys 30s after their last use", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -435,17 +435,10 @@ func verifyCiphertexts(t *testing.T, ts *testServer, svc string, cts []crashedCi
 // rewrapped, from its metrics.
 func rewrappedBy(t *testing.T, ts *testServer) int {
 	t.Helper()
-	const name = "tenantcrypt_migration_cipherkeys_rewrapped_total "
-	r := ts.do("GET", "/metrics", "", nil)
-	for line := range strings.Lines(string(r.body)) {
-		if v, ok := strings.CutPrefix(line, name); ok {
-			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				t.Fatalf("metric %s: %v", line, err)
-			}
-			return int(n)
-		}
+	const name = "tenantcrypt_migration_cipherkeys_rewrapped_total"
+	n, ok := metricValue(t, ts, name)
+	if !ok {
+		t.Fatalf("no %s in /metrics", name)
 	}
-	t.Fatalf("no %s in /metrics (%d)", strings.TrimSpace(name), r.status)
-	return 0
+	return int(n)
 }

@@ -303,14 +303,7 @@ func (rs *replicaSet) keyChecks() []int {
 	out := make([]int, len(rs.servers))
 	for i := range rs.servers {
 		ts, _ := rs.server(i)
-		r := ts.do("GET", "/metrics", "", nil)
-		for line := range strings.Lines(string(r.body)) {
-			if strings.HasPrefix(line, `tenantcrypt_key_checks_total{region="`+primaryRegion+`"`) {
-				f := strings.Fields(line)
-				n, _ := strconv.ParseFloat(f[len(f)-1], 64)
-				out[i] += int(n)
-			}
-		}
+		out[i] = int(metricSum(rs.t, ts, `tenantcrypt_key_checks_total{region="`+primaryRegion+`"`))
 	}
 	return out
 }
