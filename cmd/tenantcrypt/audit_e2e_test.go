@@ -50,6 +50,7 @@ func (ts *testServer) audits(t testing.TB, token, query string) []api.AuditEvent
 // published keys; an event altered, deleted or reordered in the database
 // fails verification, which names where.
 func TestAuditLog(t *testing.T) {
+	t.Parallel()
 	e := startCMKEnv(t, "--revocation-bound", "2s", "--audit-data-plane", "per-request")
 	admin, svc, ct := e.cmkTenant(t, "acme")
 	if r := e.do("PATCH", "/api/v1/tenants/acme", e.admin, map[string]any{"name": "Acme Corp"}); r.status != 200 {
@@ -259,6 +260,7 @@ func TestAuditLog(t *testing.T) {
 // TestAuditPlatformChain: failover, failback and internal KMS rotation go
 // to the platform's chain, which platform admins read.
 func TestAuditPlatformChain(t *testing.T) {
+	t.Parallel()
 	e := startCMKEnv(t, "--revocation-bound", "2s", "--cache-ttl", "1s", "--cache-idle", "1s", "--kms-probe-interval", "100ms")
 	_, svc, ct := e.cmkTenant(t, "acme")
 	e.pProxy.Down()
@@ -288,6 +290,7 @@ func TestAuditPlatformChain(t *testing.T) {
 // queued or counted — here the data plane's per-minute counts, which would
 // otherwise wait for the minute to end — and signs the chains' heads.
 func TestAuditSurvivesShutdown(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, nil)
 	admin := ts.token(auth.RolePlatformAdmin, "")
 	if r := ts.do("POST", "/api/v1/tenants", admin, map[string]any{"id": "acme", "name": "Acme", "edition": "business"}); r.status != 201 {

@@ -97,6 +97,7 @@ func randomBytes(t testing.TB, n int) []byte {
 // keys, tenant B cannot open tenant A's streams, altered streams fail, and
 // 10,000 encryptions cost one request to the service.
 func TestClientEnvelope(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, nil)
 	admin, _ := ts.client(t, ts.token(auth.RolePlatformAdmin, ""))
 	ctx := context.Background()
@@ -316,6 +317,7 @@ func TestClientEnvelope(t *testing.T) {
 // customer's key makes the client purge its cached keys on the service's
 // first refusal, and enabling it brings the client back.
 func TestClientKeyProviders(t *testing.T) {
+	t.Parallel()
 	e := startCMKEnv(t, "--revocation-bound", "2s")
 	ctx := context.Background()
 	ta := e.tenant(t, "acme", "enterprise")

@@ -46,6 +46,7 @@ func chromiumPath() string {
 // of the main screens in $TENANTCRYPT_SCREENSHOTS (default: a temporary
 // directory).
 func TestConsoleInBrowser(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat(chromiumPath()); err != nil {
 		t.Skipf("%s is not installed: the console's browser test needs Debian's chromium (apt-get install chromium; .ci/run installs it), or TENANTCRYPT_CHROMIUM naming a Chromium binary", chromiumPath())
 	}

@@ -16,6 +16,7 @@ import (
 // TestConsoleDevTokensNeedBuiltInIssuer: development tokens are refused at
 // start with an external identity provider.
 func TestConsoleDevTokensNeedBuiltInIssuer(t *testing.T) {
+	t.Parallel()
 	for _, flag := range []string{"--jwks-file", "--jwks-url"} {
 		var stderr bytes.Buffer
 		dir := t.TempDir()
@@ -32,6 +33,7 @@ func TestConsoleDevTokensNeedBuiltInIssuer(t *testing.T) {
 // off unless asked for; when on, their tokens are real tenant-admin tokens
 // that the API accepts (and audits under console:dev).
 func TestConsoleServed(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, nil)
 	r := ts.do("GET", "/console/", "", nil)
 	if r.status != 200 || !strings.Contains(string(r.body), `src="js/main.js"`) || r.header.Get("Content-Security-Policy") != console.ContentSecurityPolicy {

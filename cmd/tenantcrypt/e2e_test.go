@@ -13,13 +13,13 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
 )
 
-func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
-
 // TestEndToEnd drives every route of a real server, over TLS with real
 // tokens, on each database backend.
 func TestEndToEnd(t *testing.T) {
+	t.Parallel()
 	for name, extra := range backends(t) {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			ts := startServer(t, nil, extra(t)...)
 			admin := ts.token(auth.RolePlatformAdmin, "")
 			t.Run("tenants", func(t *testing.T) { testTenants(t, ts, admin) })
@@ -359,6 +359,7 @@ func testPublicRoutes(t *testing.T, ts *testServer) {
 }
 
 func TestTLSVersions(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, nil)
 	ca := filepath.Join(ts.dataDir, "tls", "ca.pem")
 	tests := []struct {
@@ -387,6 +388,7 @@ func TestTLSVersions(t *testing.T) {
 }
 
 func TestPlaintextHTTPNeedsTheFlagAndWarns(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, nil, "--insecure-plaintext-http")
 	if r := ts.do("GET", "/livez", "", nil); r.status != 200 {
 		t.Fatalf("livez over plain HTTP: %d", r.status)

@@ -119,12 +119,6 @@ func firstName(body string) string {
 	return name
 }
 
-// doWith sends body with the given Content-Type.
-func (ts *testServer) doWith(method, path, token, body, contentType string) response {
-	ts.t.Helper()
-	return ts.send(method, path, token, contentType, strings.NewReader(body))
-}
-
 // TestHSTS shows Strict-Transport-Security on every answer over TLS, and
 // none over the development mode's plain HTTP.
 func TestHSTS(t *testing.T) {
@@ -193,22 +187,6 @@ func readAnswer(t testing.TB, c net.Conn) response {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return response{status: resp.StatusCode, header: resp.Header, body: body}
-}
-
-// waitMetric waits until the metric reaches at least want.
-func waitMetric(t testing.TB, ts *testServer, name string, want float64) float64 {
-	t.Helper()
-	deadline := time.Now().Add(120 * time.Second)
-	for {
-		got := metric(t, ts, name)
-		if got >= want {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("metric %s = %v, want at least %v", name, got, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // TestRequestLimits: a Content-Length over the limit is refused before

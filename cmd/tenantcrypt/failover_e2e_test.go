@@ -14,21 +14,6 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/testkms"
 )
 
-// dataKey issues a data key under ectx and returns its handle.
-func (e *cmkEnv) dataKey(t testing.TB, svc string, ectx map[string]string) (handle, key string) {
-	t.Helper()
-	r := e.do("POST", "/api/v1/encryption/datakeys", svc, map[string]any{"context": ectx})
-	if r.status != 200 {
-		t.Fatalf("datakeys: %d %s", r.status, r.body)
-	}
-	m := r.json(t)
-	return m["handle"].(string), m["plaintext"].(string)
-}
-
-func (e *cmkEnv) resolve(svc, handle string, ectx map[string]string) response {
-	return e.do("POST", "/api/v1/encryption/datakeys/decrypt", svc, map[string]any{"handle": handle, "context": ectx})
-}
-
 // TestFailoverToReplica is the DR drill: the primary region's KMS goes
 // away while services use the tenant; old data keeps decrypting and new
 // data keys keep coming, through the replica in the DR region, without one
@@ -36,6 +21,7 @@ func (e *cmkEnv) resolve(svc, handle string, ectx map[string]string) response {
 // and what the replica wrapped meanwhile decrypts there — and migrates to
 // another multi-region key.
 func TestFailoverToReplica(t *testing.T) {
+	t.Parallel()
 	e := startCMKEnv(t, "--revocation-bound", "2s", "--cache-ttl", "1s", "--cache-idle", "1s", "--kms-probe-interval", "200ms")
 	admin, svc, ct := e.cmkTenant(t, "acme")
 	ectx := map[string]string{"file": "report.pdf"}
@@ -80,7 +66,7 @@ func TestFailoverToReplica(t *testing.T) {
 		e.decrypt(svc, ct) // traffic starts the probes
 		return e.status(t, admin).Failover == nil
 	})
-	time.Sleep(1200 * time.Millisecond) // the cache TTL: the next uses ask the KMS
+	waitCacheEmpty(t, e.testServer) // the next uses ask the KMS
 	e.pProxy.ResetCalls()
 	e.dProx.ResetCalls()
 	for _, h := range during {
@@ -128,6 +114,7 @@ func TestFailoverToReplica(t *testing.T) {
 // tenant's status, without a re-registration — until the replica is
 // enabled again.
 func TestReplicaDisabledShowsInCompliance(t *testing.T) {
+	t.Parallel()
 	e := startCMKEnv(t, "--revocation-bound", "2s")
 	admin, svc, ct := e.cmkTenant(t, "acme")
 	fp := keyprovider.Fingerprint(e.primary.ARN(testkms.MultiRegionKeyID))

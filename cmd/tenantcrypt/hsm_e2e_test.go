@@ -28,6 +28,11 @@ type softHSMToken struct {
 	conf, label, pinFile string
 }
 
+// softHSMPIN is the user PIN of the tests' SoftHSM tokens: a string that
+// no log line holds by chance (a bare number does, in a timestamp), so that
+// finding it in the output means the PIN leaked.
+const softHSMPIN = "tc-pin-4711"
+
 // newSoftHSMToken makes a token, or skips the test, naming the Debian
 // packages to install, when SoftHSM2 is missing.
 func newSoftHSMToken(t *testing.T) softHSMToken {
@@ -48,10 +53,10 @@ func newSoftHSMToken(t *testing.T) softHSMToken {
 	if err := os.WriteFile(tok.conf, []byte("directories.tokendir = "+tokens+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(tok.pinFile, []byte("4711\n"), 0o600); err != nil {
+	if err := os.WriteFile(tok.pinFile, []byte(softHSMPIN+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(util, "--init-token", "--free", "--label", tok.label, "--pin", "4711", "--so-pin", "0815")
+	cmd := exec.Command(util, "--init-token", "--free", "--label", tok.label, "--pin", softHSMPIN, "--so-pin", "0815")
 	cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+tok.conf)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("softhsm2-util --init-token: %v\n%s", err, out)
@@ -138,7 +143,7 @@ func TestHSMDrill(t *testing.T) {
 		t.Fatalf("a root key file exists with an HSM root key: %v", err)
 	}
 	if tool, err := exec.LookPath("pkcs11-tool"); err == nil {
-		cmd := exec.Command(tool, "--module", softhsmModule, "--token-label", tok.label, "--login", "--pin", "4711", "--list-objects", "--type", "secrkey")
+		cmd := exec.Command(tool, "--module", softhsmModule, "--token-label", tok.label, "--login", "--pin", softHSMPIN, "--list-objects", "--type", "secrkey")
 		cmd.Env = tok.env()
 		out, err := cmd.CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "label:      tenantcrypt-root") || !strings.Contains(string(out), "never extractable") ||
@@ -177,7 +182,7 @@ func TestHSMDrill(t *testing.T) {
 				t.Errorf("%s: exit %d, output does not say %q:\n%s", what, code, w, out)
 			}
 		}
-		if strings.Contains(out, "4711") {
+		if strings.Contains(out, softHSMPIN) {
 			t.Errorf("%s: the output shows the PIN:\n%s", what, out)
 		}
 		if _, err := os.Stat(rootFile); !errors.Is(err, os.ErrNotExist) {
@@ -191,7 +196,7 @@ func TestHSMDrill(t *testing.T) {
 	refused("with an unknown token", tok.env(),
 		append(append([]string{}, serveArgs...), "--pkcs11-module", softhsmModule, "--pkcs11-token", "other", "--pkcs11-pin-file", tok.pinFile, "--pkcs11-key-label", "tenantcrypt-root"),
 		"no HSM token with that label")
-	refused("with both PIN sources", append(tok.env(), pinEnv+"=4711"), append(append([]string{}, serveArgs...), tok.flags()...), "not both")
+	refused("with both PIN sources", append(tok.env(), pinEnv+"="+softHSMPIN), append(append([]string{}, serveArgs...), tok.flags()...), "not both")
 
 	if code, out := runTenantcrypt(t, childEnv(), "rootkey", "rotate", "--data-dir", dataDir); code == exitOK || !strings.Contains(out, "give the --pkcs11-* flags") {
 		t.Errorf("rootkey rotate of the key file on an HSM data directory: exit %d, want a refusal pointing at the HSM flags\n%s", code, out)

@@ -12,11 +12,13 @@ import (
 // the revocation bound, although its data key is cached for far longer
 // than the bound: the first use puts the tenant back on the fast schedule.
 func TestIdleTenantKeyChecks(t *testing.T) {
+	t.Parallel()
 	for name, db := range backends(t) {
 		t.Run(name, func(t *testing.T) {
-			const bound = 2 * time.Second // checks every second
+			t.Parallel()
+			const bound, interval = 2 * time.Second, 500 * time.Millisecond
 			dbArgs := db(t)
-			common := append([]string{"--revocation-bound", bound.String(), "--idle-key-check-interval", "1h"}, dbArgs...)
+			common := append([]string{"--revocation-bound", bound.String(), "--key-check-interval", interval.String(), "--idle-key-check-interval", "1h"}, dbArgs...)
 			e := startCMKEnv(t, append(common, "--cache-ttl", "1s", "--cache-idle", "1s")...)
 			_, svc, ct := e.cmkTenant(t, "acme")
 
@@ -32,17 +34,14 @@ func TestIdleTenantKeyChecks(t *testing.T) {
 				}
 				return true
 			}
-			until(t, "no key check for three intervals", 60*time.Second, func() bool { return quiet(3 * bound / 2) })
-			if !quiet(5 * bound / 2) {
+			until(t, "no key check for three intervals", 60*time.Second, func() bool { return quiet(3 * interval) })
+			if !quiet(5 * interval) {
 				t.Fatalf("an idle tenant's key was checked again within five check intervals")
 			}
 
 			// A restart with keys cached for a minute: the tenant is still
 			// idle, and its first use must bring back the fast checks.
-			args := append([]string{"--region", primaryRegion, "--dr-region", primaryRegion + "=" + drRegion,
-				"--kms-endpoint", primaryRegion + "=" + e.pProxy.URL, "--kms-endpoint", drRegion + "=" + e.dProx.URL,
-				"--kms-timeout", "300ms", "--migration-rate", "0", "--cache-ttl", "1m", "--cache-idle", "1m"}, common...)
-			e.testServer = restartServer(t, e.testServer, nil, args...)
+			e.restart(t, append(common, "--cache-ttl", "1m", "--cache-idle", "1m")...)
 			latency := measureRevocation(t, e, svc, ct, bound)
 			t.Logf("%s: revocation of a tenant that was idle took %s (bound %s, keys cached for 1m)", name, latency.Round(time.Millisecond), bound)
 			if latency > bound {

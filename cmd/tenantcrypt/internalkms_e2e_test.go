@@ -9,8 +9,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,7 +19,6 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
-	"github.com/tenantcrypt/tenantcrypt/internal/tlsconfig"
 )
 
 const internalKMSPath = "/api/v1/internal-kms"
@@ -32,8 +29,10 @@ const internalKMSPath = "/api/v1/internal-kms"
 // old ciphertexts and handles keep opening, also after a restart, and that
 // only a platform admin may do it.
 func TestInternalKMSRotationE2E(t *testing.T) {
+	t.Parallel()
 	for name, extra := range backends(t) {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			args := extra(t)
 			ts := startServer(t, nil, args...)
 			admin := ts.token(auth.RolePlatformAdmin, "")
@@ -143,6 +142,7 @@ func TestInternalKMSRotationE2E(t *testing.T) {
 // TestInternalKMSFromEnvironmentE2E: root keys from TENANTCRYPT_ROOT_KEYS
 // cannot be rotated or reloaded by a running server; it says what to do.
 func TestInternalKMSFromEnvironmentE2E(t *testing.T) {
+	t.Parallel()
 	var k1, k2 [32]byte
 	_, _ = rand.Read(k1[:])
 	_, _ = rand.Read(k2[:])
@@ -220,17 +220,6 @@ func newTenantData(t *testing.T, ts *testServer, admin, tenant string, n int) *t
 		d.keys = append(d.keys, dr.Items[i].Result.Plaintext)
 	}
 	return d
-}
-
-func postJSON(t *testing.T, ts *testServer, token, path string, in, out any) {
-	t.Helper()
-	r := ts.do("POST", path, token, in)
-	if r.status != 200 {
-		t.Fatalf("POST %s: %d %s", path, r.status, r.body)
-	}
-	if err := jsonUnmarshal(r.body, out); err != nil {
-		t.Fatalf("POST %s: %v", path, err)
-	}
 }
 
 // check decrypts every ciphertext and resolves every handle of d.
@@ -392,67 +381,4 @@ func (l *dataPlaneLoad) stop(t *testing.T) int64 {
 		t.Error(e)
 	}
 	return l.requests.Load()
-}
-
-// restartServer stops ts gracefully and starts a server on the same data
-// directory with args (which name the same database), as an operator's
-// restart would.
-func restartServer(t *testing.T, ts *testServer, env map[string]string, args ...string) *testServer {
-	t.Helper()
-	if code := ts.stop(); code != exitOK {
-		t.Fatalf("server exit code = %d, want %d", code, exitOK)
-	}
-	addrFile := filepath.Join(t.TempDir(), "addr")
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
-	done := make(chan int, 1)
-	argv := append([]string{"serve", "--data-dir", ts.dataDir, "--listen", "127.0.0.1:0", "--addr-file", addrFile, "--log-level", "debug"}, args...)
-	go func() {
-		done <- run(ctx, argv, func(k string) string { return env[k] }, strings.NewReader(""), io.Discard, logs)
-	}()
-	var addr string
-	for deadline := time.Now().Add(30 * time.Second); addr == ""; {
-		select {
-		case code := <-done:
-			cancel()
-			t.Fatalf("restarted server exited with %d before serving:\n%s", code, logs.String())
-		default:
-		}
-		if b, err := os.ReadFile(addrFile); err == nil {
-			addr = strings.TrimSpace(string(b))
-		} else if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("restarted server did not start in time:\n%s", logs.String())
-		} else {
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	tlsCfg, err := tlsconfig.ClientConfig(filepath.Join(ts.dataDir, "tls", "ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	next := &testServer{t: t, url: "https://" + addr, dataDir: ts.dataDir, logs: logs,
-		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true}}}
-	var once sync.Once
-	code := 0
-	next.stop = func() int {
-		once.Do(func() {
-			cancel()
-			select {
-			case code = <-done:
-			case <-time.After(30 * time.Second):
-				t.Errorf("restarted server did not stop in time")
-			}
-		})
-		return code
-	}
-	t.Cleanup(func() {
-		if got := next.stop(); got != exitOK {
-			t.Errorf("restarted server exit code = %d, want %d", got, exitOK)
-		}
-		if t.Failed() {
-			t.Logf("restarted server log:\n%s", logs.String())
-		}
-	})
-	return next
 }

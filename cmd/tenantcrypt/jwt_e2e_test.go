@@ -102,6 +102,7 @@ func handMade(header, claims map[string]any, sig func(input string) []byte) stri
 // TestJWTRejections checks every way a token must be refused, end to end,
 // against a server that verifies tokens from a JWKS file.
 func TestJWTRejections(t *testing.T) {
+	t.Parallel()
 	p, jwks := newIDP(t)
 	ts := startServer(t, nil, "--jwks-file", jwks, "--jwt-issuer", p.issuer)
 	// The tenant is created with the IdP's own platform-admin token.

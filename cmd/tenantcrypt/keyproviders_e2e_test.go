@@ -17,56 +17,8 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/testkms"
 )
 
-const (
-	primaryRegion = "eu-west-1"
-	drRegion      = "eu-west-3"
-)
-
-// cmkEnv is a tenantcrypt server whose AWS KMS is local-kms in two regions,
-// each behind a fault-injecting proxy, with the seeded multi-region keys
-// described as such (local-kms lacks that metadata; the proxy adds it).
-type cmkEnv struct {
-	*testServer
-	primary, dr   *testkms.Server
-	pProxy, dProx *testkms.Proxy
-	admin         string
-}
-
-func startCMKEnv(t testing.TB, extra ...string) *cmkEnv {
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTENANTCRYPTTEST")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "tenantcrypt-test-secret")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	primary, dr := testkms.StartPair(t, primaryRegion, drRegion)
-	e := &cmkEnv{primary: primary, dr: dr, pProxy: testkms.NewProxy(t, primary), dProx: testkms.NewProxy(t, dr)}
-	for _, id := range []string{testkms.MultiRegionKeyID, testkms.SecondMultiRegionKeyID} {
-		e.pProxy.SetMultiRegion(id, primaryRegion, drRegion)
-		e.dProx.SetMultiRegion(id, primaryRegion, drRegion)
-	}
-	args := append([]string{
-		"--region", primaryRegion, "--dr-region", primaryRegion + "=" + drRegion,
-		"--kms-endpoint", primaryRegion + "=" + e.pProxy.URL, "--kms-endpoint", drRegion + "=" + e.dProx.URL,
-		"--kms-timeout", "300ms", "--migration-rate", "0",
-	}, extra...)
-	e.testServer = startServer(t, nil, args...)
-	e.admin = e.token(auth.RolePlatformAdmin, "")
-	return e
-}
-
-func (e *cmkEnv) tenant(t testing.TB, id, edition string) string {
-	t.Helper()
-	if r := e.do("POST", "/api/v1/tenants", e.admin, map[string]any{"id": id, "name": id, "edition": edition}); r.status != 201 {
-		t.Fatalf("create tenant %s: %d %s", id, r.status, r.body)
-	}
-	return e.token(auth.RoleTenantAdmin, id)
-}
-
-func register(arn, name string) map[string]any {
-	return map[string]any{"arn": arn, "name": name, "description": "test key", "keyprovider": "AWS-KMS"}
-}
-
-const kp = "/api/v1/encryption/keyproviders"
-
 func TestKeyProviderAPI(t *testing.T) {
+	t.Parallel()
 	e := startCMKEnv(t)
 	ta := e.tenant(t, "acme", "enterprise")
 	mrk := e.primary.ARN(testkms.MultiRegionKeyID)
@@ -150,7 +102,7 @@ func TestKeyProviderAPI(t *testing.T) {
 			t.Errorf("access denied: %d %s, want 403", r.status, r.body)
 		}
 		remove()
-		remove = e.pProxy.Inject(testkms.Fault{Action: "DescribeKey", Latency: 2 * time.Second})
+		remove = e.pProxy.Inject(testkms.Fault{Action: "DescribeKey", Latency: 2 * cmkKMSTimeout})
 		if r := e.do("POST", kp, other, register(mrk, "slow")); r.status != 408 || r.errorCode(t) != "Encryption-32" {
 			t.Errorf("KMS timeout: %d %s, want 408", r.status, r.body)
 		}
@@ -284,35 +236,11 @@ func TestKeyProviderAPI(t *testing.T) {
 	})
 }
 
-// waitMigration polls the migration details until the migration completes.
-// It fails when the progress stands still for a minute (a slow, race-enabled
-// run on a busy machine still moves), or after ten minutes in all.
-func (e *cmkEnv) waitMigration(t testing.TB, token string) api.Migration {
-	t.Helper()
-	start, moved, last := time.Now(), time.Now(), -1.0
-	for {
-		r := e.do("GET", kp+"/migration/actions/details", token, nil)
-		var m api.Migration
-		if err := json.Unmarshal(r.body, &m); err != nil || r.status != 200 {
-			t.Fatalf("details: %d %s", r.status, r.body)
-		}
-		if m.State == "Completed" {
-			return m
-		}
-		if m.Progress != last {
-			last, moved = m.Progress, time.Now()
-		}
-		if time.Since(moved) > time.Minute || time.Since(start) > 10*time.Minute {
-			t.Fatalf("migration stuck at %v%% after %s: %s", m.Progress, time.Since(start).Round(time.Second), r.body)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestCMKDataPlane: a tenant current on a customer managed key encrypts and
 // decrypts through the HTTP data plane with data keys made by local-kms,
 // and with a warm cache makes no KMS call at all.
 func TestCMKDataPlane(t *testing.T) {
+	t.Parallel()
 	e := startCMKEnv(t)
 	ta := e.tenant(t, "acme", "enterprise")
 	svc := e.token(auth.RoleService, "acme")
@@ -417,14 +345,6 @@ func TestCMKDataPlane(t *testing.T) {
 	if r := e.do("DELETE", kp+"/"+fp, ta, nil); r.status != 204 {
 		t.Errorf("delete once unused: %d %s", r.status, r.body)
 	}
-}
-
-func mustJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
 }
 
 func keyIDOfText(t *testing.T, text string) string {

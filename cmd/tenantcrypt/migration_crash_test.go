@@ -1,24 +1,20 @@
 package main
 
 import (
-	"bytes"
 	crand "crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,34 +24,15 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/testkms"
-	"github.com/tenantcrypt/tenantcrypt/internal/tlsconfig"
 )
 
-// The crash test runs the server as a child process: this test binary again,
-// which TestMain turns into `tenantcrypt` when runMainEnv is "1".
-const (
-	runMainEnv = "TENANTCRYPT_TEST_RUN_MAIN"
-	// exitWithStdinEnv makes the child exit when its standard input closes,
-	// which happens when the test process that holds the other end dies
-	// without running its cleanups (a test timeout, a panic): no server
-	// outlives its test.
-	exitWithStdinEnv = "TENANTCRYPT_TEST_EXIT_WITH_STDIN"
-	// crashSeedEnv replays the kill times of an earlier run.
-	crashSeedEnv = "TENANTCRYPT_TEST_CRASH_SEED"
-)
-
-func init() {
-	if os.Getenv(runMainEnv) == "1" && os.Getenv(exitWithStdinEnv) == "1" {
-		go func() {
-			_, _ = io.Copy(io.Discard, os.Stdin)
-			os.Exit(exitFailure)
-		}()
-	}
-}
+// crashSeedEnv replays the kill times of an earlier run.
+const crashSeedEnv = "TENANTCRYPT_TEST_CRASH_SEED"
 
 // Sizes of the crash test. At --migration-rate 300 the migration takes
 // about crashDataKeys/300 seconds of server uptime: long enough for every
-// kill to land in the middle of it.
+// kill to land in the middle of it. The server started after the last kill
+// has no cap.
 const (
 	crashDataKeys    = 3000
 	crashCiphertexts = 200
@@ -68,6 +45,7 @@ const (
 // that the migration completes, that its progress never goes backwards, and
 // that every cipherkey still resolves to the very key it was.
 func TestMigrationCrash(t *testing.T) {
+	t.Parallel()
 	if runtime.GOOS == "windows" {
 		t.Skip("the crash test needs POSIX signals (SIGKILL, SIGTERM)")
 	}
@@ -90,6 +68,7 @@ func TestMigrationCrash(t *testing.T) {
 	sort.Strings(names)
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			testMigrationCrash(t, rand.New(rand.NewPCG(seed, 0x7e4a47c4)), b[name](t))
 		})
 	}
@@ -116,7 +95,7 @@ func testMigrationCrash(t *testing.T, rng *rand.Rand, extra []string) {
 	pProxy.SetMultiRegion(testkms.MultiRegionKeyID, primaryRegion, drRegion)
 	dProxy.SetMultiRegion(testkms.MultiRegionKeyID, primaryRegion, drRegion)
 
-	dir := t.TempDir()
+	dir := serverDir(t)
 	p := &serverProcess{
 		t:        t,
 		dataDir:  filepath.Join(dir, "data"),
@@ -195,6 +174,11 @@ func testMigrationCrash(t *testing.T, rng *rand.Rand, extra []string) {
 		rewrapped := rewrappedBy(t, ts)
 		p.kill()
 		before := mt.last
+		if i == crashKills-1 {
+			// The kills are done: the last server resumes the migration
+			// without the cap that made room for them.
+			p.args[slices.Index(p.args, "--migration-rate")+1] = "0"
+		}
 		restart := time.Now()
 		ts = p.start()
 		after := mt.check(ts, ta) // the details still answer after the crash
@@ -253,175 +237,6 @@ func testMigrationCrash(t *testing.T, rng *rand.Rand, extra []string) {
 		t.Errorf("a server's log shows a data race or a panic (the log follows)")
 	}
 	t.Logf("crash test on this backend took %v", time.Since(start).Round(time.Millisecond))
-}
-
-// childEnv is the test's environment without any TENANTCRYPT_ or AWS_
-// setting of the developer's, with local-kms's credentials.
-func childEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "TENANTCRYPT_") || strings.HasPrefix(kv, "AWS_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env,
-		runMainEnv+"=1", exitWithStdinEnv+"=1",
-		"AWS_ACCESS_KEY_ID=AKIDTENANTCRYPTTEST", "AWS_SECRET_ACCESS_KEY=tenantcrypt-test-secret", "AWS_EC2_METADATA_DISABLED=true")
-}
-
-// serverProcess runs `tenantcrypt serve` as a child process, again and again
-// on the same data directory.
-type serverProcess struct {
-	t         *testing.T
-	args, env []string
-	// shell, if set, is a sh script that ends by running the server
-	// ("$@"), to set up its process first (ulimit, say).
-	shell                      string
-	dataDir, addrFile, logPath string
-
-	starts int
-	cmd    *exec.Cmd
-	stdin  *os.File      // our end of the child's standard input
-	exited chan struct{} // closed when cmd has exited
-}
-
-// start starts the server and waits until it serves.
-func (p *serverProcess) start() *testServer {
-	t := p.t
-	t.Helper()
-	if p.cmd != nil {
-		t.Fatal("serverProcess.start: the previous server is still running")
-	}
-	p.starts++
-	if err := os.Remove(p.addrFile); err != nil && !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
-	}
-	logFile, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	fmt.Fprintf(logFile, "=== start %d\n", p.starts)
-	stdinR, stdinW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stdinR.Close()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe, p.args...)
-	if p.shell != "" {
-		cmd = exec.Command("/bin/sh", append([]string{"-c", p.shell, "tenantcrypt", exe}, p.args...)...)
-	}
-	cmd.Env = p.env
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, logFile, logFile
-	if err := cmd.Start(); err != nil {
-		stdinW.Close()
-		t.Fatalf("starting the server: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	p.cmd, p.stdin, p.exited = cmd, stdinW, exited
-
-	var addr string
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		if b, err := os.ReadFile(p.addrFile); err == nil && strings.HasSuffix(string(b), "\n") {
-			addr = strings.TrimSpace(string(b))
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("server %d exited with %v before serving", p.starts, cmd.ProcessState)
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server %d did not serve within 60s", p.starts)
-		}
-	}
-	tlsCfg, err := tlsconfig.ClientConfig(filepath.Join(p.dataDir, "tls", "ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testServer{
-		t: t, url: "https://" + addr, dataDir: p.dataDir,
-		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true}},
-	}
-}
-
-// kill ends the server with SIGKILL: no cleanup of any kind.
-func (p *serverProcess) kill() {
-	p.t.Helper()
-	select {
-	case <-p.exited:
-		p.t.Fatalf("server %d exited by itself (%v) before it was killed", p.starts, p.cmd.ProcessState)
-	default:
-	}
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		p.t.Fatalf("SIGKILL: %v", err)
-	}
-	if code := p.wait(10 * time.Second); code != -1 {
-		p.t.Fatalf("server ended with exit code %d, not by SIGKILL", code)
-	}
-}
-
-// terminate asks the server to stop (SIGTERM) and returns its exit code.
-func (p *serverProcess) terminate() int {
-	p.t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		p.t.Fatalf("SIGTERM: %v", err)
-	}
-	return p.wait(40 * time.Second)
-}
-
-// wait waits for the server to exit and returns its exit code (-1: killed
-// by a signal).
-func (p *serverProcess) wait(d time.Duration) int {
-	p.t.Helper()
-	select {
-	case <-p.exited:
-	case <-time.After(d):
-		p.t.Fatalf("server %d did not exit within %v", p.starts, d)
-	}
-	code := p.cmd.ProcessState.ExitCode()
-	p.stdin.Close()
-	p.cmd = nil
-	return code
-}
-
-// cleanup kills a server that is still running, whatever happened.
-func (p *serverProcess) cleanup() {
-	if p.cmd != nil {
-		_ = p.cmd.Process.Kill()
-		select {
-		case <-p.exited:
-		case <-time.After(10 * time.Second):
-			p.t.Errorf("server %d (pid %d) did not exit after SIGKILL", p.starts, p.cmd.Process.Pid)
-		}
-		p.stdin.Close()
-		p.cmd = nil
-	}
-	if p.t.Failed() {
-		p.t.Logf("server log (its end):\n%s", p.logs(64<<10))
-	}
-}
-
-// logs returns the log of every server started, or its last max bytes
-// (0: all of it).
-func (p *serverProcess) logs(max int) string {
-	b, err := os.ReadFile(p.logPath)
-	if err != nil {
-		return err.Error()
-	}
-	if max > 0 && len(b) > max {
-		b = b[len(b)-max:]
-	}
-	return string(b)
 }
 
 // migrationTracker follows a migration through the crashes: its progress
@@ -485,37 +300,6 @@ func inParallel(n int, fn func(from, to int) error) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-// post sends one JSON request and decodes a 200 answer into out; unlike
-// testServer.do it may be called from any goroutine.
-func post(ts *testServer, path, token string, in, out any) error {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequest("POST", ts.url+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := ts.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("POST %s: %d %.500s", path, resp.StatusCode, data)
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("POST %s: %w", path, err)
-	}
-	return nil
 }
 
 // newDataKeys asks for n fresh data keys, each with its own context; they
@@ -659,17 +443,10 @@ func verifyCiphertexts(t *testing.T, ts *testServer, svc string, cts []crashedCi
 // rewrapped, from its metrics.
 func rewrappedBy(t *testing.T, ts *testServer) int {
 	t.Helper()
-	const name = "tenantcrypt_migration_cipherkeys_rewrapped_total "
-	r := ts.do("GET", "/metrics", "", nil)
-	for line := range strings.Lines(string(r.body)) {
-		if v, ok := strings.CutPrefix(line, name); ok {
-			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				t.Fatalf("metric %s: %v", line, err)
-			}
-			return int(n)
-		}
+	const name = "tenantcrypt_migration_cipherkeys_rewrapped_total"
+	n, ok := metricValue(t, ts, name)
+	if !ok {
+		t.Fatalf("no %s in /metrics", name)
 	}
-	t.Fatalf("no %s in /metrics (%d)", strings.TrimSpace(name), r.status)
-	return 0
+	return int(n)
 }

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
 	"net/url"
 	"path/filepath"
 	"runtime"
@@ -73,6 +70,7 @@ const (
 //     two active keys, never a key used more than replicaMaxUses times.
 //   - The key checks are spread over the replicas, not made by each.
 func TestReplicas(t *testing.T) {
+	t.Parallel()
 	if runtime.GOOS == "windows" {
 		t.Skip("the replicas test needs POSIX signals (SIGKILL)")
 	}
@@ -306,32 +304,9 @@ func (rs *replicaSet) keyChecks() []int {
 	out := make([]int, len(rs.servers))
 	for i := range rs.servers {
 		ts, _ := rs.server(i)
-		r := ts.do("GET", "/metrics", "", nil)
-		for line := range strings.Lines(string(r.body)) {
-			if strings.HasPrefix(line, `tenantcrypt_key_checks_total{region="`+primaryRegion+`"`) {
-				f := strings.Fields(line)
-				n, _ := strconv.ParseFloat(f[len(f)-1], 64)
-				out[i] += int(n)
-			}
-		}
+		out[i] = int(metricSum(rs.t, ts, `tenantcrypt_key_checks_total{region="`+primaryRegion+`"`))
 	}
 	return out
-}
-
-// metric reads one unlabelled metric of a replica (0 when absent).
-func metric(t testing.TB, ts *testServer, name string) float64 {
-	t.Helper()
-	r := ts.do("GET", "/metrics", "", nil)
-	for line := range strings.Lines(string(r.body)) {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				t.Fatalf("metric %s: %v", line, err)
-			}
-			return n
-		}
-	}
-	return 0
 }
 
 func testReplicasRevocation(t *testing.T, rs *replicaSet, primary *testkms.Server, svc, ct string) {
@@ -773,36 +748,6 @@ func sample[T any](s []T, n int) []T {
 		out[i] = s[rand.IntN(len(s))]
 	}
 	return out
-}
-
-// call sends one JSON request (GET without a body) from any goroutine and
-// returns the status and body; err is set when no answer came.
-func call(ts *testServer, path, token string, in any) (int, []byte, error) {
-	method, rd := "GET", io.Reader(nil)
-	if in != nil {
-		body, err := json.Marshal(in)
-		if err != nil {
-			return 0, nil, err
-		}
-		method, rd = "POST", bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, ts.url+path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := ts.http.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, data, err
 }
 
 // testReplicasIdleTurnsActive: a tenant that no replica has used since its

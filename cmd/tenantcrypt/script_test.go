@@ -13,17 +13,10 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-func TestMain(m *testing.M) {
-	if os.Getenv("TENANTCRYPT_TEST_RUN_MAIN") == "1" {
-		main()
-		return
-	}
-	testscript.Main(m, map[string]func(){"tenantcrypt": main})
-}
-
 // TestScripts runs the CLI scenarios in testdata/script: the commands a
 // person or a script types, against a real server on a loopback port.
 func TestScripts(t *testing.T) {
+	t.Parallel()
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,

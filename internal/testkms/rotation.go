@@ -23,25 +23,23 @@ package testkms
 //   - RotateKeyOnDemand and ListKeyRotations are not implemented: HTTP 501
 //     (TestUnimplemented pins RotateKeyOnDemand).
 //
-// So RotateKey rotates out of band, in local-kms's own database, and leaves
-// the rest (which backing key Encrypt uses, which one Decrypt uses) to
-// local-kms.
+// So RotateKey rotates out of band: the wrapper (./localkms) appends the
+// backing key in local-kms's own database while the server runs, and
+// leaves the rest (which backing key Encrypt uses, which one Decrypt uses)
+// to local-kms.
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"slices"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/nsmithuk/local-kms/src/cmk"
-	"github.com/nsmithuk/local-kms/src/data"
 )
 
 // RotateKey rotates the symmetric key keyID of s the way AWS KMS rotates a
@@ -58,28 +56,62 @@ import (
 //
 // local-kms has no RotateKeyOnDemand, and its automatic rotation comes a
 // year after EnableKeyRotation (see the top of this file); so RotateKey
-// stops the process, adds the backing key in local-kms's database with
-// local-kms's own code, and starts the process again on the same address
-// and data. While it does, calls to s fail as if its Region were down (for
-// well under a second, more on a loaded machine).
+// asks the running server to add the backing key to its database (an
+// action of the wrapper, TestKMS.AddBackingKey). The calls in progress
+// finish first and the next ones wait for it: as in AWS, no call fails
+// because of the rotation, and every call sees the key wholly before or
+// wholly after it.
 func (s *Server) RotateKey(t testing.TB, keyID string) int {
 	t.Helper()
-	addr, ok := strings.CutPrefix(s.URL, "http://")
-	if !ok || s.cmd == nil {
-		t.Fatalf("testkms: RotateKey on a server that is not running (URL %q)", s.URL)
+	if s.URL == "" {
+		t.Fatalf("testkms: RotateKey on a server that is not running")
 	}
-	dir := filepath.Dir(s.logPath)
+	arn := s.ARN(keyID)
+	// The first call (Index -1) learns how many backing keys the key has.
+	index := -1
+	for range 2 {
+		m := backingKeyMaterial(keyID, max(index, 0))
+		status, body, err := s.addBackingKey(arn, index, m)
+		if err != nil {
+			t.Fatalf("testkms: rotating %s in %s: %v", keyID, s.Region, err)
+		}
+		var answer struct{ Index, BackingKeys int }
+		if err := json.Unmarshal(body, &answer); err != nil {
+			t.Fatalf("testkms: rotating %s in %s: %d %s", keyID, s.Region, status, body)
+		}
+		switch {
+		case status == http.StatusOK:
+			return answer.Index
+		case status == http.StatusConflict && index < 0:
+			index = answer.BackingKeys
+		default:
+			t.Fatalf("testkms: rotating %s in %s: %d %s", keyID, s.Region, status, body)
+		}
+	}
+	t.Fatalf("testkms: rotating %s in %s: another rotation came in between", keyID, s.Region)
+	return 0
+}
 
-	s.halt(t)
-	version, err := addBackingKey(filepath.Join(dir, "data"), s.ARN(keyID), keyID)
+// addBackingKey sends the wrapper's TestKMS.AddBackingKey action.
+func (s *Server) addBackingKey(arn string, index int, material [32]byte) (int, []byte, error) {
+	body, err := json.Marshal(map[string]any{"KeyArn": arn, "Index": index, "Material": hex.EncodeToString(material[:])})
 	if err != nil {
-		t.Fatalf("testkms: rotating %s in %s: %v", keyID, s.Region, err)
+		return 0, nil, err
 	}
-	s.restart(t, addr)
-	if s.URL != "http://"+addr {
-		t.Fatalf("testkms: local-kms (%s) came back at %s, not at %s", s.Region, s.URL, addr)
+	req, err := http.NewRequest(http.MethodPost, s.URL+"/", bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
 	}
-	return version
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", "TestKMS.AddBackingKey")
+	c := &http.Client{Timeout: startTimeout, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
 }
 
 // BlobBackingKey returns the index of the backing key that made a
@@ -111,106 +143,4 @@ func backingKeyMaterial(keyID string, index int) [32]byte {
 		return keyMaterial(keyID)
 	}
 	return sha256.Sum256([]byte("tenantcrypt/internal/testkms rotated key material\x00" + keyID + "\x00" + strconv.Itoa(index)))
-}
-
-// addBackingKey appends the next backing key to the symmetric key arn in
-// the local-kms database in dir, which no process may have open.
-func addBackingKey(dir, arn, keyID string) (index int, err error) {
-	defer func() {
-		// data.NewDatabase panics when the database does not open.
-		if r := recover(); r != nil {
-			err = fmt.Errorf("opening the key database: %v", r)
-		}
-	}()
-	db := data.NewDatabase(dir)
-	defer db.Close()
-	k, err := db.LoadKey(arn)
-	if err != nil {
-		return 0, err
-	}
-	aes, ok := k.(*cmk.AesKey)
-	switch {
-	case !ok:
-		return 0, fmt.Errorf("%s is not a symmetric key", arn)
-	case aes.GetMetadata().Origin == cmk.KeyOriginExternal:
-		return 0, fmt.Errorf("%s has imported key material, which AWS KMS does not rotate", arn)
-	case len(aes.BackingKeys) == 0:
-		return 0, fmt.Errorf("%s has no key material", arn)
-	}
-	index = len(aes.BackingKeys)
-	aes.BackingKeys = append(aes.BackingKeys, backingKeyMaterial(keyID, index))
-	if err := db.SaveKey(aes); err != nil {
-		return 0, err
-	}
-	return index, nil
-}
-
-// halt stops the process, as stop does, but keeps the server for restart.
-func (s *Server) halt(t testing.TB) {
-	t.Helper()
-	select {
-	case <-s.exited:
-		t.Fatalf("testkms: local-kms (%s) exited during the test: %v: %s", s.Region, s.waitErr, s.logTail())
-	default:
-	}
-	s.stdin.Close()
-	select {
-	case <-s.exited:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-		t.Fatalf("testkms: local-kms (%s) did not stop within 10s for a restart: %s", s.Region, s.logTail())
-	}
-	if s.waitErr != nil {
-		t.Fatalf("testkms: local-kms (%s) did not stop cleanly: %v: %s", s.Region, s.waitErr, s.logTail())
-	}
-}
-
-// restart starts the process again with the arguments it had, on addr, and
-// waits until it answers. The cleanup that spawn registered stops the new
-// process.
-func (s *Server) restart(t testing.TB, addr string) {
-	t.Helper()
-	args := slices.Clone(s.cmd.Args[1:])
-	i := slices.Index(args, "-addr")
-	if i < 0 || i+1 >= len(args) {
-		t.Fatalf("testkms: cannot restart local-kms: no -addr in %q", args)
-	}
-	args[i+1] = addr
-
-	logFile, err := os.OpenFile(s.logPath, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	stdinR, stdinW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stdinR.Close()
-	stdoutR, stdoutW, err := os.Pipe()
-	if err != nil {
-		stdinW.Close()
-		t.Fatal(err)
-	}
-	defer stdoutW.Close()
-
-	cmd := exec.Command(s.cmd.Path, args...)
-	cmd.Stdin = stdinR
-	cmd.Stdout = stdoutW
-	cmd.Stderr = logFile
-	if err := cmd.Start(); err != nil {
-		stdinW.Close()
-		stdoutR.Close()
-		t.Fatalf("testkms: restarting local-kms: %v", err)
-	}
-	// The old process has exited and its goroutine is done with these.
-	exited := make(chan struct{})
-	s.cmd, s.stdin, s.stdout, s.exited, s.waitErr = cmd, stdinW, stdoutR, exited, nil
-	go func() {
-		err := cmd.Wait()
-		s.waitErr = err
-		close(exited)
-	}()
-	s.waitReady(t)
 }

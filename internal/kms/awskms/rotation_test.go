@@ -33,8 +33,8 @@ type rotationItem struct {
 //
 // local-kms answers RotateKeyOnDemand with 501 and rotates automatically
 // only a year after EnableKeyRotation, so the rotation itself is
-// testkms.Server.RotateKey (a local-kms restart with one more backing key
-// in its database, the same in both regions, as AWS keeps a multi-region
+// testkms.Server.RotateKey (one more backing key in the running
+// local-kms's database, the same in both regions, as AWS keeps a multi-region
 // key's material). Which backing key a blob was made with is read from
 // local-kms's blob format (testkms.BlobBackingKey); AWS blobs are opaque.
 func TestRotationIsTransparent(t *testing.T) {

@@ -9,6 +9,10 @@
 //	localkms -addr 127.0.0.1:0 -region eu-west-1 -account 111122223333 \
 //	    -data DIR -seed FILE.yaml
 //
+// Besides the AWS KMS API it answers one action of its own, for
+// testkms.Server.RotateKey: X-Amz-Target TestKMS.AddBackingKey appends a
+// backing key to a symmetric key while the server runs (see serveRotate).
+//
 // Once it listens it prints one line, "listening on http://HOST:PORT", on
 // standard output. It stops when standard input reaches end of file (so a
 // test process that dies, closing the pipe, takes its emulators with it) or on
@@ -22,6 +26,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -31,6 +37,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -83,9 +90,20 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	// A rotation waits for the calls in progress and holds the next ones:
+	// every call sees the key wholly before or wholly after it, as in AWS.
+	var rotating sync.RWMutex
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-Amzn-Requestid", newRequestID())
+			if r.Header.Get("X-Amz-Target") == rotateTarget {
+				rotating.Lock()
+				defer rotating.Unlock()
+				serveRotate(w, r, db)
+				return
+			}
+			rotating.RLock()
+			defer rotating.RUnlock()
 			localkms.HandleRequest(w, r, db)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -185,4 +203,62 @@ func newRequestID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// rotateTarget is the X-Amz-Target of the wrapper's own rotation action.
+const rotateTarget = "TestKMS.AddBackingKey"
+
+// serveRotate appends a backing key to a symmetric key, as AWS KMS does when
+// it rotates a key: the key keeps its id, state and older backing keys,
+// and local-kms's Encrypt and GenerateDataKey use the last one from now on.
+// The request is {"KeyArn": ARN, "Index": N, "Material": HEX}: Index must
+// be the key's number of backing keys (so that a repeated request does not
+// add a second one), Material 32 bytes. The answer is {"Index": N}, or a
+// 409 {"BackingKeys": COUNT} when Index is not the count (-1 asks for it).
+func serveRotate(w http.ResponseWriter, r *http.Request, db *data.Database) {
+	var in struct {
+		KeyArn   string
+		Index    int
+		Material string
+	}
+	fail := func(status int, format string, args ...any) {
+		http.Error(w, fmt.Sprintf(format, args...), status)
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		fail(http.StatusBadRequest, "%s: %v", rotateTarget, err)
+		return
+	}
+	material, err := hex.DecodeString(in.Material)
+	if err != nil || len(material) != 32 {
+		fail(http.StatusBadRequest, "%s: Material must be 32 bytes in hex", rotateTarget)
+		return
+	}
+	k, err := db.LoadKey(in.KeyArn)
+	if err != nil {
+		fail(http.StatusNotFound, "%s: %s: %v", rotateTarget, in.KeyArn, err)
+		return
+	}
+	aes, ok := k.(*cmk.AesKey)
+	switch {
+	case !ok:
+		fail(http.StatusBadRequest, "%s: %s is not a symmetric key", rotateTarget, in.KeyArn)
+		return
+	case aes.GetMetadata().Origin == cmk.KeyOriginExternal:
+		fail(http.StatusBadRequest, "%s: %s has imported key material, which AWS KMS does not rotate", rotateTarget, in.KeyArn)
+		return
+	case len(aes.BackingKeys) != in.Index:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusConflict)
+		fmt.Fprintf(w, "{\"BackingKeys\":%d}\n", len(aes.BackingKeys))
+		return
+	}
+	aes.BackingKeys = append(aes.BackingKeys, [32]byte(material))
+	if err := db.SaveKey(aes); err != nil {
+		fail(http.StatusInternalServerError, "%s: saving %s: %v", rotateTarget, in.KeyArn, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, "{\"Index\":%d}\n", in.Index)
 }
