@@ -1,0 +1,574 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/tenantcrypt/tenantcrypt/api"
+	"github.com/tenantcrypt/tenantcrypt/envelope"
+)
+
+// The hot path: encrypt and decrypt, single and batched, are most of the
+// service's traffic, and before this path existed decoding and encoding
+// their JSON through reflection (encoding/json, after the strict scan) was
+// about two thirds of the server's CPU for them (docs/PERFORMANCE.md,
+// "Where the time goes"). This file reads exactly those two request shapes
+//
+//	{"plaintext": "<base64>", "context": {"k": "v", ...}}      (encrypt)
+//	{"ciphertext": "<text form>", "context": {...}}           (decrypt)
+//	{"items": [ <one of the above>, ... ]}                    (batch)
+//
+// with a scanner written for them, and writes the answers by appending
+// bytes. It is a fast path, not a second decoder: it accepts only bodies
+// that it can read completely under rules stricter than the general path's
+// (no escape in any string, every string valid UTF-8, no duplicate or
+// unknown name, a string for every context value, "items" the only name of
+// a batch, 1 to api.MaxBatchItems items) and hands everything else, valid
+// or not, to the general path (strictScan, then encoding/json), which
+// words the errors. So the strict-decoding guarantees are the general
+// path's, and FuzzHotPath checks, differentially, that what the fast path
+// accepts the general path accepts with the same values and answers with
+// the same bytes.
+//
+// The other optimisations, each explained where it is made: request bodies
+// and answers live in pooled buffers, zeroed before reuse (they hold
+// plaintext or its base64); base64 is decoded into and encoded from those
+// buffers; a batch's items sharing one context share one decoded map; a
+// batch counts its items for the audit log once per outcome.
+
+// hotOp is one of the two hot operations.
+type hotOp struct {
+	field  string // the request's value field
+	answer []byte // the answer's opening: {"ciphertext": or {"plaintext":
+}
+
+var (
+	hotEncrypt = &hotOp{field: "plaintext", answer: []byte(`{"ciphertext":`)}
+	hotDecrypt = &hotOp{field: "ciphertext", answer: []byte(`{"plaintext":`)}
+)
+
+// hotItem is one request read by the fast path: its value field's bytes,
+// a slice of the body (no escapes, so no copy), and its context.
+type hotItem struct {
+	value []byte
+	ectx  envelope.Context
+}
+
+// hotRequest is a body read by the fast path.
+type hotRequest struct {
+	batch bool
+	items []hotItem
+}
+
+// The pools. Bodies and answers hold plaintext (an encrypt's body and a
+// decrypt's answer are its base64), so a buffer is zeroed before it goes
+// back; the zeroing is cheap (memclr, about 0.1 ns a byte) beside reading
+// or writing it. Buffers larger than maxPooledBuffer are left to the
+// garbage collector, zeroed all the same, so that one huge request does
+// not keep its memory for ever.
+var (
+	bufPool = sync.Pool{New: func() any { return new([]byte) }}
+	reqPool = sync.Pool{New: func() any { return new(hotRequest) }}
+)
+
+const maxPooledBuffer = 4 << 20
+
+func getBuffer() *[]byte { return bufPool.Get().(*[]byte) }
+
+// putBuffer zeroes the buffer's used bytes and pools it; the bytes beyond
+// its length were zeroed when they were last used.
+func putBuffer(b *[]byte) {
+	clear(*b)
+	if cap(*b) > maxPooledBuffer {
+		return
+	}
+	*b = (*b)[:0]
+	bufPool.Put(b)
+}
+
+// strictBase64 is base64.StdEncoding.Strict(), made once: Strict returns a
+// copy of the encoding's tables on each call.
+var strictBase64 = base64.StdEncoding.Strict()
+
+// hot serves encrypt or decrypt: through the fast path when the body is
+// one of its shapes, else through general, with the body already read.
+func (s *Server) hot(w http.ResponseWriter, r *http.Request, op *hotOp, general func(body []byte) error) error {
+	if err := checkBodyType(r); err != nil {
+		return err
+	}
+	bodyBuf := getBuffer()
+	defer putBuffer(bodyBuf)
+	body, err := readBodyInto(r, bodyBuf)
+	if err != nil {
+		return err
+	}
+	req := reqPool.Get().(*hotRequest)
+	defer func() {
+		clear(req.items) // drop the body's slices and the contexts
+		req.items = req.items[:0]
+		reqPool.Put(req)
+	}()
+	if !parseHot(body, op.field, req) {
+		return general(body)
+	}
+	tenantID := principalFrom(r).TenantID
+	// One quota check for the whole batch, which counts its items.
+	if err := s.admit(w, r, tenantID, len(req.items)); err != nil {
+		return err
+	}
+	outBuf := getBuffer()
+	defer putBuffer(outBuf)
+	scratch := getBuffer()
+	defer putBuffer(scratch)
+	ctx := r.Context()
+	out := *outBuf
+	if !req.batch {
+		out, err = s.hotItem(ctx, tenantID, op, &req.items[0], out, scratch)
+		*outBuf = out
+		if err != nil {
+			return err
+		}
+		out = append(out, '\n')
+		*outBuf = out
+		writeJSONBytes(w, http.StatusOK, out)
+		return nil
+	}
+	// A batch's answer is about as large as its body (base64 both ways):
+	// one allocation up front instead of a dozen doublings.
+	out = growBuffer(out, len(body)+len(body)/4+64)
+	out = append(out, `{"items":[`...)
+	var tally outcomes
+	for i := range req.items {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		mark := len(out)
+		out, err = s.hotItem(ctx, tenantID, op, &req.items[i], out, scratch)
+		*outBuf = out
+		if err == nil {
+			tally.add("")
+			continue
+		}
+		he := toHTTPError(err)
+		if he.status >= 500 {
+			s.log.ErrorContext(ctx, "batch item failed", "request_id", requestIDFrom(ctx), "item", i, "error", err.Error())
+		}
+		clear(out[mark:])
+		out = appendItemError(out[:mark], he)
+		*outBuf = out
+		tally.add(he.code)
+	}
+	out = append(out, "]}\n"...)
+	*outBuf = out
+	// The audit log counts the items once per outcome, not once per item.
+	if counter, ok := w.(itemCounter); ok {
+		for _, o := range tally {
+			counter.countItems(o.code, o.n)
+		}
+	}
+	writeJSONBytes(w, http.StatusOK, out)
+	return nil
+}
+
+// hotItem runs one item and appends its answer to out. scratch holds the
+// item's plaintext while it is needed and is zeroed after.
+func (s *Server) hotItem(ctx context.Context, tenantID string, op *hotOp, it *hotItem, out []byte, scratch *[]byte) ([]byte, error) {
+	if op == hotEncrypt {
+		// base64 decoded into a reused buffer rather than a fresh slice
+		// per item.
+		pt := growBuffer((*scratch)[:0], base64.StdEncoding.DecodedLen(len(it.value)))
+		n, err := strictBase64.Decode(pt[:cap(pt)], it.value)
+		*scratch = pt[:cap(pt)] // all of it is zeroed when it goes back
+		pt = pt[:n]
+		if err != nil {
+			clear(pt)
+			return out, badRequest(`field "plaintext" must be standard base64 (with padding)`, map[string]any{"field": "plaintext"})
+		}
+		ct, err := s.cfg.Keyring.Encrypt(ctx, tenantID, it.ectx, pt)
+		clear(pt)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, op.answer...)
+		out = appendJSONString(out, ct)
+		return append(out, '}'), nil
+	}
+	if len(it.value) == 0 {
+		return out, badRequest(`field "ciphertext" is required`, map[string]any{"field": "ciphertext"})
+	}
+	pt, err := s.cfg.Keyring.Decrypt(ctx, tenantID, it.ectx, string(it.value))
+	if err != nil {
+		return out, err
+	}
+	// base64 encoded straight into the answer (no intermediate string),
+	// and the plaintext zeroed at once: the answer buffer is the only copy
+	// left, and it is zeroed when the answer has been written.
+	out = append(out, op.answer...)
+	out = append(out, '"')
+	out = base64.StdEncoding.AppendEncode(out, pt)
+	clear(pt)
+	return append(out, '"', '}'), nil
+}
+
+// growBuffer returns b with room for n more bytes. Unlike append's growth
+// it zeroes the bytes it leaves behind, which may be plaintext.
+func growBuffer(b []byte, n int) []byte {
+	if cap(b)-len(b) >= n {
+		return b
+	}
+	nb := make([]byte, len(b), len(b)+n)
+	copy(nb, b)
+	clear(b[:cap(b)])
+	return nb
+}
+
+// readBodyInto reads the body into the pooled buffer *buf, as readBody
+// does into a fresh one: it grows only as data arrives, and a buffer it
+// outgrows is zeroed, not left to the garbage collector with plaintext in
+// it.
+func readBodyInto(r *http.Request, buf *[]byte) ([]byte, error) {
+	b := (*buf)[:0]
+	if n := r.ContentLength; n > 0 && cap(b) == 0 {
+		b = make([]byte, 0, int(min(n, firstBodyBuffer))+1)
+	}
+	for {
+		if len(b) == cap(b) {
+			b = growBuffer(b, max(512, cap(b)))
+		}
+		n, err := r.Body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		*buf = b
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return nil, bodyReadError(err)
+		}
+	}
+}
+
+// writeJSONBytes writes an encoded JSON answer (with its final newline) as
+// writeJSON does.
+func writeJSONBytes(w http.ResponseWriter, status int, b []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// appendItemError appends a batch item's error as api.BatchItem's
+// MarshalJSON writes it. Errors are rare: encoding/json does it.
+func appendItemError(out []byte, he *httpError) []byte {
+	b, err := json.Marshal(struct {
+		Error *api.Error `json:"error"`
+	}{he.apiError()})
+	if err != nil {
+		b = []byte(`{"error":{"code":"` + string(api.CodeInternal) + `","title":"Internal error","status":"500"}}`)
+	}
+	return append(out, b...)
+}
+
+// appendJSONString appends s as encoding/json writes it. A ciphertext's
+// text form is base64url after a short prefix and needs no escaping, so it
+// is copied; anything else goes through encoding/json.
+func appendJSONString(out []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s)
+			return append(out, b...)
+		}
+	}
+	out = append(out, '"')
+	out = append(out, s...)
+	return append(out, '"')
+}
+
+// outcomes counts a batch's items by outcome, in the order met.
+type outcomes []struct {
+	code api.Code
+	n    int
+}
+
+func (o *outcomes) add(code api.Code) {
+	for i := range *o {
+		if (*o)[i].code == code {
+			(*o)[i].n++
+			return
+		}
+	}
+	*o = append(*o, struct {
+		code api.Code
+		n    int
+	}{code, 1})
+}
+
+// parseHot reads body as one of the hot shapes into req, with field the
+// name of the value field. It reports false for anything else, valid or
+// not, which the general path then reads (see the top of this file).
+func parseHot(body []byte, field string, req *hotRequest) bool {
+	p := hotParser{data: body, field: field}
+	p.space()
+	if !p.consume('{') {
+		return false
+	}
+	p.space()
+	req.batch = false
+	req.items = req.items[:0]
+	// The first name decides: "items" makes a batch, whose only name it
+	// must be; anything else is read as a single request.
+	if p.peekName("items") {
+		req.batch = true
+		p.pos += len(`"items"`)
+		p.space()
+		if !p.consume(':') {
+			return false
+		}
+		p.space()
+		if !p.consume('[') {
+			return false
+		}
+		for {
+			p.space()
+			if len(req.items) == api.MaxBatchItems {
+				return false // the general path words the limit
+			}
+			req.items = append(req.items, hotItem{})
+			if !p.consume('{') || !p.item(&req.items[len(req.items)-1], len(req.items) > 1) {
+				return false
+			}
+			p.space()
+			if p.consume(',') {
+				continue
+			}
+			if !p.consume(']') {
+				return false
+			}
+			break
+		}
+		p.space()
+		if !p.consume('}') {
+			return false
+		}
+	} else {
+		req.items = append(req.items, hotItem{})
+		if !p.item(&req.items[0], false) {
+			return false
+		}
+	}
+	p.space()
+	return p.pos == len(p.data)
+}
+
+// hotParser reads the hot shapes; see parseHot.
+type hotParser struct {
+	data  []byte
+	pos   int
+	field string
+	// The previous item's context, raw and decoded: the items of a batch
+	// usually share one, and then share its map (envelope.Context is
+	// only read, never changed, by the keyring).
+	lastRaw  []byte
+	lastEctx envelope.Context
+}
+
+func (p *hotParser) space() {
+	for p.pos < len(p.data) {
+		switch p.data[p.pos] {
+		case ' ', '\t', '\r', '\n':
+			p.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (p *hotParser) consume(c byte) bool {
+	if p.pos < len(p.data) && p.data[p.pos] == c {
+		p.pos++
+		return true
+	}
+	return false
+}
+
+// peekName reports whether a string equal to name, quoted, is next.
+func (p *hotParser) peekName(name string) bool {
+	rest := p.data[p.pos:]
+	return len(rest) >= len(name)+2 && rest[0] == '"' && string(rest[1:len(name)+1]) == name && rest[len(name)+1] == '"'
+}
+
+// item reads an object's members after its '{': the value field and
+// "context", each at most once, nothing else. inBatch allows the previous
+// item's context to be reused.
+func (p *hotParser) item(it *hotItem, inBatch bool) bool {
+	p.space()
+	if p.consume('}') {
+		return true
+	}
+	var haveValue, haveContext bool
+	for {
+		p.space()
+		name, ok := p.str()
+		if !ok {
+			return false
+		}
+		p.space()
+		if !p.consume(':') {
+			return false
+		}
+		p.space()
+		switch string(name) {
+		case p.field:
+			if haveValue {
+				return false
+			}
+			haveValue = true
+			v, ok := p.str()
+			if !ok {
+				return false
+			}
+			it.value = v
+		case "context":
+			if haveContext {
+				return false
+			}
+			haveContext = true
+			ectx, ok := p.context(inBatch)
+			if !ok {
+				return false
+			}
+			it.ectx = ectx
+		default:
+			return false
+		}
+		p.space()
+		if p.consume(',') {
+			continue
+		}
+		return p.consume('}')
+	}
+}
+
+// maxHotContextPairs bounds the pairs the fast path reads in one context
+// (a linear duplicate check); larger contexts take the general path.
+const maxHotContextPairs = 16
+
+// context reads a context object of string values.
+func (p *hotParser) context(inBatch bool) (envelope.Context, bool) {
+	start := p.pos
+	if !p.consume('{') {
+		return nil, false
+	}
+	type kv struct{ k, v []byte }
+	var pairs [maxHotContextPairs]kv
+	n := 0
+	p.space()
+	if !p.consume('}') {
+		for {
+			p.space()
+			k, ok := p.str()
+			if !ok || n == maxHotContextPairs {
+				return nil, false
+			}
+			for _, q := range pairs[:n] {
+				if bytes.Equal(q.k, k) {
+					return nil, false // a duplicate: the general path refuses it
+				}
+			}
+			p.space()
+			if !p.consume(':') {
+				return nil, false
+			}
+			p.space()
+			v, ok := p.str()
+			if !ok {
+				return nil, false
+			}
+			pairs[n] = kv{k, v}
+			n++
+			p.space()
+			if p.consume(',') {
+				continue
+			}
+			if !p.consume('}') {
+				return nil, false
+			}
+			break
+		}
+	}
+	raw := p.data[start:p.pos]
+	if inBatch && p.lastEctx != nil && bytes.Equal(raw, p.lastRaw) {
+		return p.lastEctx, true
+	}
+	ectx := make(envelope.Context, n)
+	for _, q := range pairs[:n] {
+		ectx[string(q.k)] = string(q.v)
+	}
+	p.lastRaw, p.lastEctx = raw, ectx
+	return ectx, true
+}
+
+// str reads a string without escapes and returns its contents, a slice of
+// the body. A string with an escape, a control character or invalid UTF-8
+// is left to the general path.
+//
+// The loop looks at eight bytes at a time (SWAR: "SIMD within a
+// register"): base64 and ciphertexts are long runs of plain ASCII, and one
+// test per word finds whether any byte of it ends or escapes the string or
+// is not ASCII; only a word that has one is looked at byte by byte.
+func (p *hotParser) str() ([]byte, bool) {
+	if !p.consume('"') {
+		return nil, false
+	}
+	start := p.pos
+	data := p.data
+	i := p.pos
+	ascii := true
+	for {
+		for i+8 <= len(data) && plainASCII8(data[i:i+8]) {
+			i += 8
+		}
+		if i >= len(data) {
+			return nil, false
+		}
+		c := data[i]
+		switch {
+		case c == '"':
+			s := data[start:i]
+			p.pos = i + 1
+			if !ascii && !utf8.Valid(s) {
+				return nil, false
+			}
+			return s, true
+		case c == '\\' || c < 0x20:
+			return nil, false
+		case c >= 0x80:
+			ascii = false
+		}
+		i++
+	}
+}
+
+// plainASCII8 reports whether none of the 8 bytes of b is a quote, a
+// backslash, a control character or a non-ASCII byte. The tests are the
+// classic "has a byte less than n" and "has a zero byte" word tricks
+// (exact for whether any byte matches, which is all that is asked).
+func plainASCII8(b []byte) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	x := binary.LittleEndian.Uint64(b)
+	q := x ^ (lo * '"')
+	bs := x ^ (lo * '\\')
+	control := (x - lo*0x20) &^ x & hi
+	quote := (q - lo) &^ q & hi
+	backslash := (bs - lo) &^ bs & hi
+	return control|quote|backslash|x&hi == 0
+}
