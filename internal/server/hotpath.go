@@ -14,6 +14,7 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 )
 
 // The hot path: encrypt and decrypt, single and batched, are most of the
@@ -136,86 +137,171 @@ func (s *Server) hot(w http.ResponseWriter, r *http.Request, op *hotOp, general 
 		if err != nil {
 			return err
 		}
-		out = append(out, '\n')
+		out = append(growBuffer(out, 1), '\n')
 		*outBuf = out
 		writeJSONBytes(w, http.StatusOK, out)
 		return nil
 	}
 	// A batch's answer is about as large as its body (base64 both ways):
 	// one allocation up front instead of a dozen doublings.
-	out = growBuffer(out, len(body)+len(body)/4+64)
-	out = append(out, `{"items":[`...)
-	var tally outcomes
-	for i := range req.items {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		mark := len(out)
-		out, err = s.hotItem(ctx, tenantID, op, &req.items[i], out, scratch)
-		*outBuf = out
-		if err == nil {
-			tally.add("")
-			continue
-		}
-		he := toHTTPError(err)
-		if he.status >= 500 {
-			s.log.ErrorContext(ctx, "batch item failed", "request_id", requestIDFrom(ctx), "item", i, "error", err.Error())
-		}
-		clear(out[mark:])
-		out = appendItemError(out[:mark], he)
-		*outBuf = out
-		tally.add(he.code)
-	}
-	out = append(out, "]}\n"...)
-	*outBuf = out
+	bw := batchWriter{s: s, ctx: ctx, outBuf: outBuf}
+	*outBuf = append(growBuffer(out, len(body)+len(body)/4+64), `{"items":[`...)
+	s.hotBatch(ctx, tenantID, op, req.items, &bw, scratch)
+	*outBuf = append(growBuffer(*outBuf, 3), "]}\n"...)
 	// The audit log counts the items once per outcome, not once per item.
 	if counter, ok := w.(itemCounter); ok {
-		for _, o := range tally {
+		for _, o := range bw.tally {
 			counter.countItems(o.code, o.n)
 		}
 	}
-	writeJSONBytes(w, http.StatusOK, out)
+	writeJSONBytes(w, http.StatusOK, *outBuf)
 	return nil
+}
+
+// batchKeyring is the batch form of Encrypt and Decrypt, which a
+// *keyring.Service has: the work that does not depend on the item (the
+// tenant check, the data key's cache lookup, the AES-GCM instance) is
+// done once per batch, and each item gets the result it would get alone.
+type batchKeyring interface {
+	EncryptBatch(ctx context.Context, tenantID string, n int,
+		item func(i int) (envelope.Context, []byte, error), done func(i int, text string, err error))
+	DecryptBatch(ctx context.Context, tenantID string, n int,
+		item func(i int) (envelope.Context, string, error), done func(i int, plaintext []byte, err error))
+}
+
+var _ batchKeyring = (*keyring.Service)(nil)
+
+// hotBatch runs a batch's items, in order, appending each answer to bw.
+func (s *Server) hotBatch(ctx context.Context, tenantID string, op *hotOp, items []hotItem, bw *batchWriter, scratch *[]byte) {
+	bk, ok := s.cfg.Keyring.(batchKeyring)
+	switch {
+	case !ok:
+		for i := range items {
+			bw.add(i, func(out []byte) ([]byte, error) { return s.hotItem(ctx, tenantID, op, &items[i], out, scratch) })
+		}
+	case op == hotEncrypt:
+		var pt []byte
+		bk.EncryptBatch(ctx, tenantID, len(items), func(i int) (envelope.Context, []byte, error) {
+			var err error
+			pt, err = decodePlaintext(items[i].value, scratch)
+			return items[i].ectx, pt, err
+		}, func(i int, text string, err error) {
+			clear(pt)
+			bw.add(i, func(out []byte) ([]byte, error) {
+				if err != nil {
+					return out, err
+				}
+				return appendCiphertext(out, text), nil
+			})
+		})
+	default:
+		bk.DecryptBatch(ctx, tenantID, len(items), func(i int) (envelope.Context, string, error) {
+			if len(items[i].value) == 0 {
+				return nil, "", errCiphertextRequired()
+			}
+			return items[i].ectx, string(items[i].value), nil
+		}, func(i int, pt []byte, err error) {
+			bw.add(i, func(out []byte) ([]byte, error) {
+				if err != nil {
+					return out, err
+				}
+				return appendPlaintext(out, pt), nil
+			})
+		})
+	}
+}
+
+// batchWriter appends a batch's answers to *outBuf and counts their
+// outcomes.
+type batchWriter struct {
+	s      *Server
+	ctx    context.Context
+	outBuf *[]byte
+	tally  outcomes
+}
+
+// add appends item i's answer, made by answer, or its error.
+func (bw *batchWriter) add(i int, answer func(out []byte) ([]byte, error)) {
+	out := *bw.outBuf
+	if i > 0 {
+		out = append(growBuffer(out, 1), ',')
+	}
+	out, err := answer(out)
+	*bw.outBuf = out
+	if err == nil {
+		bw.tally.add("")
+		return
+	}
+	he := toHTTPError(err)
+	if he.status >= 500 {
+		bw.s.log.ErrorContext(bw.ctx, "batch item failed", "request_id", requestIDFrom(bw.ctx), "item", i, "error", err.Error())
+	}
+	*bw.outBuf = appendItemError(out, he)
+	bw.tally.add(he.code)
 }
 
 // hotItem runs one item and appends its answer to out. scratch holds the
 // item's plaintext while it is needed and is zeroed after.
 func (s *Server) hotItem(ctx context.Context, tenantID string, op *hotOp, it *hotItem, out []byte, scratch *[]byte) ([]byte, error) {
 	if op == hotEncrypt {
-		// base64 decoded into a reused buffer rather than a fresh slice
-		// per item.
-		pt := growBuffer((*scratch)[:0], base64.StdEncoding.DecodedLen(len(it.value)))
-		n, err := strictBase64.Decode(pt[:cap(pt)], it.value)
-		*scratch = pt[:cap(pt)] // all of it is zeroed when it goes back
-		pt = pt[:n]
+		pt, err := decodePlaintext(it.value, scratch)
 		if err != nil {
-			clear(pt)
-			return out, badRequest(`field "plaintext" must be standard base64 (with padding)`, map[string]any{"field": "plaintext"})
+			return out, err
 		}
 		ct, err := s.cfg.Keyring.Encrypt(ctx, tenantID, it.ectx, pt)
 		clear(pt)
 		if err != nil {
 			return out, err
 		}
-		out = append(out, op.answer...)
-		out = appendJSONString(out, ct)
-		return append(out, '}'), nil
+		return appendCiphertext(out, ct), nil
 	}
 	if len(it.value) == 0 {
-		return out, badRequest(`field "ciphertext" is required`, map[string]any{"field": "ciphertext"})
+		return out, errCiphertextRequired()
 	}
 	pt, err := s.cfg.Keyring.Decrypt(ctx, tenantID, it.ectx, string(it.value))
 	if err != nil {
 		return out, err
 	}
-	// base64 encoded straight into the answer (no intermediate string),
-	// and the plaintext zeroed at once: the answer buffer is the only copy
-	// left, and it is zeroed when the answer has been written.
-	out = append(out, op.answer...)
+	return appendPlaintext(out, pt), nil
+}
+
+func errCiphertextRequired() error {
+	return badRequest(`field "ciphertext" is required`, map[string]any{"field": "ciphertext"})
+}
+
+// decodePlaintext decodes an encrypt's base64 plaintext into the reused
+// buffer *scratch rather than a fresh slice per item; the caller zeroes
+// it after use (and putBuffer zeroes all of the buffer).
+func decodePlaintext(value []byte, scratch *[]byte) ([]byte, error) {
+	pt := growBuffer((*scratch)[:0], base64.StdEncoding.DecodedLen(len(value)))
+	n, err := strictBase64.Decode(pt[:cap(pt)], value)
+	*scratch = pt[:cap(pt)]
+	pt = pt[:n]
+	if err != nil {
+		clear(pt)
+		return nil, badRequest(`field "plaintext" must be standard base64 (with padding)`, map[string]any{"field": "plaintext"})
+	}
+	return pt, nil
+}
+
+// appendCiphertext appends an encrypt's answer.
+func appendCiphertext(out []byte, text string) []byte {
+	out = growBuffer(out, len(hotEncrypt.answer)+len(text)+3)
+	out = append(out, hotEncrypt.answer...)
+	out = appendJSONString(out, text)
+	return append(out, '}')
+}
+
+// appendPlaintext appends a decrypt's answer, base64 encoded straight into
+// it (no intermediate string), and zeroes the plaintext: the answer's
+// buffer is then its only copy, zeroed when the answer has been written.
+func appendPlaintext(out []byte, pt []byte) []byte {
+	out = growBuffer(out, len(hotDecrypt.answer)+base64.StdEncoding.EncodedLen(len(pt))+3)
+	out = append(out, hotDecrypt.answer...)
 	out = append(out, '"')
 	out = base64.StdEncoding.AppendEncode(out, pt)
 	clear(pt)
-	return append(out, '"', '}'), nil
+	return append(out, '"', '}')
 }
 
 // growBuffer returns b with room for n more bytes. Unlike append's growth
@@ -275,7 +361,7 @@ func appendItemError(out []byte, he *httpError) []byte {
 	if err != nil {
 		b = []byte(`{"error":{"code":"` + string(api.CodeInternal) + `","title":"Internal error","status":"500"}}`)
 	}
-	return append(out, b...)
+	return append(growBuffer(out, len(b)), b...)
 }
 
 // appendJSONString appends s as encoding/json writes it. A ciphertext's
@@ -285,7 +371,7 @@ func appendJSONString(out []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
 			b, _ := json.Marshal(s)
-			return append(out, b...)
+			return append(growBuffer(out, len(b)), b...)
 		}
 	}
 	out = append(out, '"')
