@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -341,6 +342,32 @@ func TestPlainASCII8(t *testing.T) {
 	for _, s := range []string{"\x00\x01AAAAAA", "\x1f\x20AAAAAA", "A\"\x21AAAAA", "\\]AAAAAA", "\x7f\x80AAAAAA", "\xff\x00AAAAAA"} {
 		if plainASCII8([]byte(s)) {
 			t.Errorf("plainASCII8(%q) = true", s)
+		}
+	}
+}
+
+// TestJSONSafe8 checks the word test against the byte loop it stands
+// for, and appendJSONString against encoding/json.
+func TestJSONSafe8(t *testing.T) {
+	t.Parallel()
+	for pos := range 8 {
+		for c := range 256 {
+			b := []byte("AAAAAAAA")
+			b[pos] = byte(c)
+			want := c >= 0x20 && c < 0x7f && !strings.ContainsRune(`"\<>&`, rune(c))
+			if got := jsonSafe8(string(b)); got != want {
+				t.Errorf("jsonSafe8(%q) = %v, want %v", b, got, want)
+			}
+			s := "#QLIKv1#:acme:" + string(b) + "x"
+			want2, _ := json.Marshal(s)
+			if got := appendJSONString(nil, s); !bytes.Equal(got, want2) {
+				t.Errorf("appendJSONString(%q) = %s, want %s", s, got, want2)
+			}
+		}
+	}
+	for _, s := range []string{"\x7e\x7f~~~~~~", "\xff\x00AAAAAA", "~\x1f!AAAAA", "%&'AAAAA"} {
+		if jsonSafe8(s) {
+			t.Errorf("jsonSafe8(%q) = true", s)
 		}
 	}
 }
