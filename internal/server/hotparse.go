@@ -13,7 +13,7 @@ import (
 
 // parseHot reads body as one of the hot shapes into req, with field the
 // name of the value field. It reports false for anything else, valid or
-// not, which the general path then reads (see the top of this file).
+// not, which the general path then reads (see the top of hotpath.go).
 func parseHot(body []byte, field string, req *hotRequest) bool {
 	p := hotParser{data: body, field: field}
 	p.space()

@@ -18,20 +18,20 @@ import (
 // service's traffic, and before this path existed decoding and encoding
 // their JSON through reflection (encoding/json, after the strict scan) was
 // about two thirds of the server's CPU for them (docs/PERFORMANCE.md,
-// "Where the time goes"). This file reads exactly those two request shapes
+// section 13). This file serves exactly those two request shapes
 //
 //	{"plaintext": "<base64>", "context": {"k": "v", ...}}      (encrypt)
 //	{"ciphertext": "<text form>", "context": {...}}           (decrypt)
 //	{"items": [ <one of the above>, ... ]}                    (batch)
 //
-// with a scanner written for them (hotparse.go), and writes the answers
-// by appending bytes. It is a fast path, not a second decoder: it accepts only bodies
-// that it can read completely under rules stricter than the general path's
-// (no escape in any string, every string valid UTF-8, no duplicate or
-// unknown name, a string for every context value, "items" the only name of
-// a batch, 1 to api.MaxBatchItems items) and hands everything else, valid
-// or not, to the general path (strictScan, then encoding/json), which
-// words the errors. So the strict-decoding guarantees are the general
+// reading them with a scanner written for them (hotparse.go) and writing
+// the answers by appending bytes. It is a fast path, not a second decoder:
+// it accepts only bodies that it can read completely under rules stricter
+// than the general path's (no escape in any string, every string valid
+// UTF-8, no duplicate or unknown name, a string for every context value,
+// "items" the only name of a batch, 1 to api.MaxBatchItems items) and
+// hands everything else, valid or not, to the general path (strictScan,
+// then encoding/json), which words the errors. So the strict-decoding guarantees are the general
 // path's, and FuzzHotPath checks, differentially, that what the fast path
 // accepts the general path accepts with the same values and answers with
 // the same bytes.
