@@ -51,6 +51,7 @@ func runBaselineServer(args []string, stdin io.Reader, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "", "tenantcrypt's data directory (its tls/server.pem and tls/server-key.pem are served)")
 	addrFile := fs.String("addr-file", "", "write the listening address to this file")
 	ctLen := fs.Int("ciphertext-len", 0, "length of the ciphertext string to answer with")
+	batch := fs.Int("batch", 0, "decode the batch shape and answer as many items; 0: single requests")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -66,14 +67,14 @@ func runBaselineServer(args []string, stdin io.Reader, stderr io.Writer) int {
 		_, _ = io.Copy(io.Discard, stdin)
 		cancel()
 	}()
-	if err := serveBaseline(ctx, *dataDir, *addrFile, *ctLen); err != nil {
+	if err := serveBaseline(ctx, *dataDir, *addrFile, *ctLen, *batch > 0); err != nil {
 		fmt.Fprintln(stderr, "baseline:", err)
 		return 1
 	}
 	return 0
 }
 
-func serveBaseline(ctx context.Context, dataDir, addrFile string, ctLen int) error {
+func serveBaseline(ctx context.Context, dataDir, addrFile string, ctLen int, batch bool) error {
 	tlsCfg, _, err := tlsconfig.NewServerConfig(tlsconfig.Options{
 		CertFile: filepath.Join(dataDir, "tls", "server.pem"),
 		KeyFile:  filepath.Join(dataDir, "tls", "server-key.pem"),
@@ -81,7 +82,7 @@ func serveBaseline(ctx context.Context, dataDir, addrFile string, ctLen int) err
 	if err != nil {
 		return err
 	}
-	h, err := newBaselineHandler(ctLen)
+	h, err := newBaselineHandler(ctLen, batch)
 	if err != nil {
 		return err
 	}
@@ -128,15 +129,16 @@ func serveBaseline(ctx context.Context, dataDir, addrFile string, ctLen int) err
 // writes its answers.
 type baselineHandler struct {
 	ciphertext string
+	batch      bool // the batch shape, {"items": [...]}
 }
 
-func newBaselineHandler(ctLen int) (*baselineHandler, error) {
+func newBaselineHandler(ctLen int, batch bool) (*baselineHandler, error) {
 	raw := make([]byte, base64.RawURLEncoding.DecodedLen(ctLen)+3)
 	if _, err := rand.Read(raw); err != nil {
 		return nil, err
 	}
 	// base64url needs no JSON escaping, like a real ciphertext.
-	return &baselineHandler{ciphertext: base64.RawURLEncoding.EncodeToString(raw)[:ctLen]}, nil
+	return &baselineHandler{ciphertext: base64.RawURLEncoding.EncodeToString(raw)[:ctLen], batch: batch}, nil
 }
 
 func (h *baselineHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -158,14 +160,27 @@ func (h *baselineHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req api.EncryptRequest
+	var batch api.BatchRequest[api.EncryptRequest]
+	var into any = &req
+	if h.batch {
+		into = &batch
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := dec.Decode(into); err != nil {
 		writeBaselineJSON(w, http.StatusBadRequest, api.ErrorResponse{Errors: []api.Error{{Code: api.CodeBadRequest, Title: "Bad request", Detail: err.Error()}}})
 		return
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		writeBaselineJSON(w, http.StatusBadRequest, api.ErrorResponse{Errors: []api.Error{{Code: api.CodeBadRequest, Title: "Bad request", Detail: "data after the JSON value"}}})
+		return
+	}
+	if h.batch {
+		out := api.BatchResponse[api.EncryptResponse]{Items: make([]api.BatchItem[api.EncryptResponse], len(batch.Items))}
+		for i := range out.Items {
+			out.Items[i].Result = &api.EncryptResponse{Ciphertext: h.ciphertext}
+		}
+		writeBaselineJSON(w, http.StatusOK, out)
 		return
 	}
 	writeBaselineJSON(w, http.StatusOK, api.EncryptResponse{Ciphertext: h.ciphertext})

@@ -47,7 +47,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parseFlags: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	rep, err := run(ctx, cfg, &stdout, &stderr)
@@ -100,6 +100,25 @@ func TestEndToEnd(t *testing.T) {
 	if len(got.Levels) != 1 || got.Levels[0].Encrypt.Requests != l.Encrypt.Requests || got.CiphertextLen <= 0 {
 		t.Errorf("-json holds %+v, want the run's results", got)
 	}
+
+	// -batch: every target answers batches, without an error.
+	cfg, err = parseFlags([]string{"-duration", "300ms", "-warmup", "100ms", "-rounds", "1", "-concurrency", "2",
+		"-batch", "10", "-server-bin", bin}, io.Discard)
+	if err != nil {
+		t.Fatalf("parseFlags: %v", err)
+	}
+	stdout.Reset()
+	if rep, err = run(ctx, cfg, &stdout, &stderr); err != nil {
+		t.Fatalf("run -batch: %v\nprogress:\n%s", err, stderr.String())
+	}
+	for _, res := range []result{rep.Levels[0].Baseline, rep.Levels[0].Encrypt, rep.Levels[0].Decrypt} {
+		if res.Requests == 0 || res.Errors != 0 {
+			t.Errorf("-batch, %s: %d requests, %d errors, want some and none; first: %s", res.Target, res.Requests, res.Errors, res.FirstError)
+		}
+	}
+	if out := stdout.String(); !strings.Contains(out, "| clients | baseline items/s |") {
+		t.Errorf("-batch: the table lacks items/s:\n%s", out)
+	}
 }
 
 func TestParseFlags(t *testing.T) {
@@ -118,6 +137,9 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-warmup", "-1s"}, nil, "-warmup"},
 		{[]string{"-rounds", "0"}, nil, "-rounds"},
 		{[]string{"-size", "0"}, nil, "-size"},
+		{[]string{"-batch", "100"}, []int{1, 4, 16, 64}, ""},
+		{[]string{"-batch", "1001"}, nil, "-batch"},
+		{[]string{"-batch", "1000", "-size", "4096"}, nil, "-batch"},
 		{[]string{"-database", "sqlite:x.db"}, nil, "postgres://"},
 		{[]string{"-replicas", "1,2"}, nil, "-replicas needs -database"},
 		{[]string{"-database", "postgres://x", "-replicas", "1,0"}, nil, "between 1 and"},

@@ -29,6 +29,10 @@
 //   - encrypt: POST /api/v1/encryption/encrypt with -size random bytes;
 //   - decrypt: POST /api/v1/encryption/decrypt of the prepared ciphertexts.
 //
+// With -batch N every target is sent batches of N items ({"items": [...]},
+// 100 × 1 KiB is the issue-21 figure): the baseline then decodes the batch
+// shape strictly and answers N items, and the report adds items/s.
+//
 // Each load is N goroutines looping request → response on one shared
 // keep-alive http.Client; only requests that start after the warm-up and end
 // before the deadline count. It prints a markdown table (req/s, the ratios
@@ -82,6 +86,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tenantcrypt/tenantcrypt/api"
 )
 
 // baselineServerFlag, as the first argument, makes this binary the
@@ -121,6 +127,7 @@ type config struct {
 	warmup    time.Duration
 	rounds    int
 	size      int
+	batch     int // items per request; 0: single requests
 	http2     bool
 	database  string
 	jsonFile  string
@@ -167,6 +174,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.warmup, "warmup", 1*time.Second, "unmeasured time before each measurement")
 	fs.IntVar(&cfg.rounds, "rounds", 3, "rounds per level: the targets take turns, and each target's median round is reported, so that a slow spell of a shared machine hits all of them")
 	fs.IntVar(&cfg.size, "size", 1024, "plaintext size in bytes")
+	fs.IntVar(&cfg.batch, "batch", 0, "send batches of this many items ({\"items\": [...]}) to all three targets, the baseline decoding and answering the same batch shape; the report then adds items/s; 0: single requests")
 	fs.BoolVar(&cfg.http2, "http2", true, "offer HTTP/2 (ALPN h2) as well as HTTP/1.1; false: HTTP/1.1 only")
 	fs.StringVar(&cfg.database, "database", "", "tenantcrypt's --database (a postgres:// DSN); empty: SQLite in the temporary data directory")
 	fs.StringVar(&cfg.jsonFile, "json", "", "also write the raw results to this JSON file")
@@ -225,6 +233,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		// tenantcrypt refuses request bodies over 1 MiB by default, and
 		// base64 makes the plaintext 4/3 as large.
 		errs = append(errs, errors.New("-size must be between 1 and 524288 bytes"))
+	}
+	if cfg.batch < 0 || cfg.batch > api.MaxBatchItems || cfg.batch*(cfg.size*4/3+64) > 900<<10 {
+		errs = append(errs, fmt.Errorf("-batch must be between 0 and %d, and -batch × -size must fit a 1 MiB body in base64", api.MaxBatchItems))
 	}
 	if cfg.database != "" && !strings.HasPrefix(cfg.database, "postgres://") && !strings.HasPrefix(cfg.database, "postgresql://") {
 		errs = append(errs, errors.New("-database must be a postgres:// DSN (empty for SQLite)"))

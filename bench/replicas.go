@@ -91,7 +91,7 @@ func runReplicas(ctx context.Context, cfg config, stdout, stderr io.Writer) (rep
 		return nil, err
 	}
 	fmt.Fprintf(stderr, "bench: %d tenantcrypt replicas on PostgreSQL, tenant %q; preparing %d ciphertexts\n", len(urls), tenantID, numCiphertexts)
-	encBody, decBodies, _, err := prepareBodies(ctx, svc, cfg.size)
+	encBody, decBodies, _, err := prepareBodies(ctx, svc, cfg.size, 0)
 	if err != nil {
 		return nil, err
 	}

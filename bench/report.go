@@ -37,6 +37,7 @@ type report struct {
 		WarmupSec   float64 `json:"warmup_seconds"`
 		Rounds      int     `json:"rounds"`
 		Size        int     `json:"size"`
+		Batch       int     `json:"batch,omitempty"` // items per request; 0: single requests
 		HTTP2       bool    `json:"http2"`
 		Database    string  `json:"database"` // "sqlite" or "postgres", never the DSN
 	} `json:"config"`
@@ -85,6 +86,7 @@ func newReport(cfg config, started time.Time) *report {
 	r.Config.WarmupSec = cfg.warmup.Seconds()
 	r.Config.Rounds = cfg.rounds
 	r.Config.Size = cfg.size
+	r.Config.Batch = cfg.batch
 	r.Config.HTTP2 = cfg.http2
 	r.Config.Database = "sqlite"
 	if cfg.database != "" {
@@ -130,6 +132,16 @@ func (r *report) printTable(w io.Writer) {
 			l.Baseline.Errors, l.Encrypt.Errors, l.Decrypt.Errors)
 	}
 	fmt.Fprintln(w)
+	if b := r.Config.Batch; b > 0 {
+		fmt.Fprintf(w, "Batches of %d items per request: items/s = req/s × %d.\n\n", b, b)
+		fmt.Fprintln(w, "| clients | baseline items/s | encrypt items/s | decrypt items/s |")
+		fmt.Fprintln(w, "|--:|--:|--:|--:|")
+		for _, l := range r.Levels {
+			fmt.Fprintf(w, "| %d | %s | %s | %s |\n", l.Concurrency,
+				thousands(l.Baseline.RPS*float64(b)), thousands(l.Encrypt.RPS*float64(b)), thousands(l.Decrypt.RPS*float64(b)))
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "DESIGN target: encrypt ≥ %.2f × baseline throughput at %d concurrent clients (1 KiB, TLS, JWT)", targetRatio, targetConcurrency)
 	switch {
 	case r.Target.Measured == nil:

@@ -92,7 +92,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (rep *report
 		return nil, err
 	}
 	fmt.Fprintf(stderr, "bench: tenantcrypt on %s, tenant %q; preparing %d ciphertexts\n", baseURL, tenantID, numCiphertexts)
-	encBody, decBodies, ctLen, err := prepareBodies(ctx, svc, cfg.size)
+	encBody, decBodies, ctLen, err := prepareBodies(ctx, svc, cfg.size, cfg.batch)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +105,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (rep *report
 	}
 	baseAddrFile := filepath.Join(tmp, "baseline.addr")
 	base, err := startProcess(ctx, "baseline", filepath.Join(tmp, "baseline.log"), self,
-		baselineServerFlag, "-data-dir", dataDir, "-addr-file", baseAddrFile, "-ciphertext-len", strconv.Itoa(ctLen))
+		baselineServerFlag, "-data-dir", dataDir, "-addr-file", baseAddrFile, "-ciphertext-len", strconv.Itoa(ctLen), "-batch", strconv.Itoa(cfg.batch))
 	if err != nil {
 		return nil, err
 	}
@@ -116,13 +116,17 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (rep *report
 	}
 
 	bearer := "Bearer " + svcToken
+	encAnswer, decAnswer := []byte(`{"ciphertext":"`), []byte(`{"plaintext":"`)
+	if cfg.batch > 0 {
+		encAnswer, decAnswer = []byte(`{"items":[{"ciphertext":"`), []byte(`{"items":[{"plaintext":"`)
+	}
 	targets := map[string]target{
 		"baseline": {name: "baseline", url: "https://" + baseAddr + baselinePath, auth: bearer,
-			bodies: [][]byte{encBody}, wantPrefix: []byte(`{"ciphertext":"`)},
+			bodies: [][]byte{encBody}, wantPrefix: encAnswer},
 		"encrypt": {name: "encrypt", url: baseURL + api.RouteEncrypt.Path, auth: bearer,
-			bodies: [][]byte{encBody}, wantPrefix: []byte(`{"ciphertext":"`)},
+			bodies: [][]byte{encBody}, wantPrefix: encAnswer},
 		"decrypt": {name: "decrypt", url: baseURL + api.RouteDecrypt.Path, auth: bearer,
-			bodies: decBodies, wantPrefix: []byte(`{"plaintext":"`)},
+			bodies: decBodies, wantPrefix: decAnswer},
 	}
 
 	rep.CiphertextLen = ctLen
@@ -226,9 +230,34 @@ func deleteTenant(ctx context.Context, bin, dataDir, baseURL string, hc *http.Cl
 
 // prepareBodies makes the request bodies: one encrypt body with size random
 // bytes, and decrypt bodies of as many ciphertexts of them, checking on the
-// way that a ciphertext decrypts to the plaintext. It returns the length
-// of a ciphertext, for the baseline's answers.
-func prepareBodies(ctx context.Context, svc *client.Client, size int) (enc []byte, dec [][]byte, ctLen int, err error) {
+// way that a ciphertext decrypts to the plaintext; with batch > 0, batches
+// of that many of these items. It returns the length of a ciphertext, for
+// the baseline's answers.
+func prepareBodies(ctx context.Context, svc *client.Client, size, batch int) (enc []byte, dec [][]byte, ctLen int, err error) {
+	enc, dec, ctLen, err = prepareItems(ctx, svc, size)
+	if err != nil || batch == 0 {
+		return enc, dec, ctLen, err
+	}
+	join := func(items [][]byte) []byte {
+		return append(append([]byte(`{"items":[`), bytes.Join(items, []byte(","))...), "]}"...)
+	}
+	encItems := make([][]byte, batch)
+	for i := range encItems {
+		encItems[i] = enc
+	}
+	var batches [][]byte
+	for j := range numCiphertexts {
+		items := make([][]byte, batch)
+		for i := range items {
+			items[i] = dec[(j*batch+i)%len(dec)]
+		}
+		batches = append(batches, join(items))
+	}
+	return join(encItems), batches, ctLen, nil
+}
+
+// prepareItems makes the single requests' bodies (see prepareBodies).
+func prepareItems(ctx context.Context, svc *client.Client, size int) (enc []byte, dec [][]byte, ctLen int, err error) {
 	plaintext := make([]byte, size)
 	if _, err := rand.Read(plaintext); err != nil {
 		return nil, nil, 0, err

@@ -523,11 +523,8 @@ func (s *Service) refreshTenant(ctx context.Context, id string, te *tenantEntry)
 // tenant and ectx, and returns the ciphertext's text form.
 // Errors: ErrTenantNotFound, *TenantStateError, *fault.InputError, KMS errors.
 func (s *Service) Encrypt(ctx context.Context, tenantID string, ectx envelope.Context, plaintext []byte) (string, error) {
-	if len(plaintext) > envelope.MaxPlaintextSize {
-		return "", &fault.InputError{Field: "plaintext", Reason: fmt.Sprintf("must be at most %d bytes", envelope.MaxPlaintextSize)}
-	}
-	if err := ectx.Validate(); err != nil {
-		return "", &fault.InputError{Field: "context", Reason: err.Error()}
+	if err := checkEncryptInput(ectx, plaintext); err != nil {
+		return "", err
 	}
 	te, t, err := s.usableTenant(ctx, tenantID)
 	if err != nil {
@@ -537,20 +534,13 @@ func (s *Service) Encrypt(ctx context.Context, tenantID string, ectx envelope.Co
 	if err != nil {
 		return "", err
 	}
-	var ct *envelope.Ciphertext
+	var text string
 	err = s.withAEAD(ctx, tenantID, ak.id, func(aead cipher.AEAD) error {
 		var err error
-		ct, err = envelope.Seal(aead, tenantID, ak.id, ectx, plaintext)
+		text, err = sealText(aead, tenantID, ak, ectx, plaintext)
 		return err
 	})
-	if err != nil {
-		return "", err
-	}
-	bin, err := ct.MarshalBinary()
-	if err != nil {
-		return "", fmt.Errorf("keyring: marshalling ciphertext: %w", err)
-	}
-	return envelope.FormatText(ak.prefix, bin)
+	return text, err
 }
 
 // Decrypt opens a ciphertext made by Encrypt for the same tenant and ectx.

@@ -16,11 +16,19 @@ import (
 // other tenant: the tenant never comes from the request).
 func dataPlane[Req, Resp any](s *Server, w http.ResponseWriter, r *http.Request,
 	op func(ctx context.Context, tenantID string, req *Req) (*Resp, error)) error {
-	tenantID := principalFrom(r).TenantID
 	body, err := readBody(r)
 	if err != nil {
 		return err
 	}
+	return dataPlaneBody(s, w, r, body, op)
+}
+
+// dataPlaneBody is dataPlane with the body read: the general path, which
+// encrypt and decrypt take for what their fast path does not read (see
+// hotpath.go).
+func dataPlaneBody[Req, Resp any](s *Server, w http.ResponseWriter, r *http.Request, body []byte,
+	op func(ctx context.Context, tenantID string, req *Req) (*Resp, error)) error {
+	tenantID := principalFrom(r).TenantID
 	if !isBatch(body) {
 		var req Req
 		err := decodeStrict(body, &req)
@@ -93,31 +101,39 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, tenantID string, 
 	return err
 }
 
+// encrypt and decrypt take the fast path of hotpath.go for their usual
+// bodies and the general path (dataPlaneBody) for every other.
 func (s *Server) encrypt(w http.ResponseWriter, r *http.Request) error {
-	return dataPlane(s, w, r, func(ctx context.Context, tenantID string, req *api.EncryptRequest) (*api.EncryptResponse, error) {
-		pt, err := decodeBase64("plaintext", req.Plaintext)
-		if err != nil {
-			return nil, err
-		}
-		ct, err := s.cfg.Keyring.Encrypt(ctx, tenantID, envelope.Context(req.Context), pt)
-		if err != nil {
-			return nil, err
-		}
-		return &api.EncryptResponse{Ciphertext: ct}, nil
-	})
+	return s.hot(w, r, hotEncrypt, func(body []byte) error { return dataPlaneBody(s, w, r, body, s.encryptOne) })
+}
+
+func (s *Server) encryptOne(ctx context.Context, tenantID string, req *api.EncryptRequest) (*api.EncryptResponse, error) {
+	pt, err := decodeBase64("plaintext", req.Plaintext)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(pt)
+	ct, err := s.cfg.Keyring.Encrypt(ctx, tenantID, envelope.Context(req.Context), pt)
+	if err != nil {
+		return nil, err
+	}
+	return &api.EncryptResponse{Ciphertext: ct}, nil
 }
 
 func (s *Server) decrypt(w http.ResponseWriter, r *http.Request) error {
-	return dataPlane(s, w, r, func(ctx context.Context, tenantID string, req *api.DecryptRequest) (*api.DecryptResponse, error) {
-		if req.Ciphertext == "" {
-			return nil, badRequest(`field "ciphertext" is required`, map[string]any{"field": "ciphertext"})
-		}
-		pt, err := s.cfg.Keyring.Decrypt(ctx, tenantID, envelope.Context(req.Context), req.Ciphertext)
-		if err != nil {
-			return nil, err
-		}
-		return &api.DecryptResponse{Plaintext: base64.StdEncoding.EncodeToString(pt)}, nil
-	})
+	return s.hot(w, r, hotDecrypt, func(body []byte) error { return dataPlaneBody(s, w, r, body, s.decryptOne) })
+}
+
+func (s *Server) decryptOne(ctx context.Context, tenantID string, req *api.DecryptRequest) (*api.DecryptResponse, error) {
+	if req.Ciphertext == "" {
+		return nil, badRequest(`field "ciphertext" is required`, map[string]any{"field": "ciphertext"})
+	}
+	pt, err := s.cfg.Keyring.Decrypt(ctx, tenantID, envelope.Context(req.Context), req.Ciphertext)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(pt)
+	return &api.DecryptResponse{Plaintext: base64.StdEncoding.EncodeToString(pt)}, nil
 }
 
 func (s *Server) rewrap(w http.ResponseWriter, r *http.Request) error {

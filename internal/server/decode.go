@@ -20,34 +20,45 @@ import (
 // memory than it has sent (a Content-Length over the limit is refused
 // before the body is read, see Server.wrap).
 func readBody(r *http.Request) ([]byte, error) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, params, err := mime.ParseMediaType(ct)
-		// A PATCH is a JSON merge patch, which clients may label as such.
-		if err != nil || mt != "application/json" && mt != "application/merge-patch+json" {
-			return nil, &requestError{kind: kindUnsupportedMediaType, detail: "send the body as application/json"}
-		}
-		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-			return nil, &requestError{kind: kindUnsupportedMediaType,
-				detail: fmt.Sprintf("the body must be UTF-8 JSON; charset %q is not supported", clip([]byte(cs)))}
-		}
+	if err := checkBodyType(r); err != nil {
+		return nil, err
 	}
 	var buf bytes.Buffer
 	if n := r.ContentLength; n > 0 {
 		buf.Grow(int(min(n, firstBodyBuffer)) + 1)
 	}
-	_, err := buf.ReadFrom(r.Body)
-	body := buf.Bytes()
+	if _, err := buf.ReadFrom(r.Body); err != nil {
+		return nil, bodyReadError(err)
+	}
+	return buf.Bytes(), nil
+}
+
+// checkBodyType refuses a Content-Type other than JSON in UTF-8.
+func checkBodyType(r *http.Request) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, params, err := mime.ParseMediaType(ct)
+		// A PATCH is a JSON merge patch, which clients may label as such.
+		if err != nil || mt != "application/json" && mt != "application/merge-patch+json" {
+			return &requestError{kind: kindUnsupportedMediaType, detail: "send the body as application/json"}
+		}
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+			return &requestError{kind: kindUnsupportedMediaType,
+				detail: fmt.Sprintf("the body must be UTF-8 JSON; charset %q is not supported", clip([]byte(cs)))}
+		}
+	}
+	return nil
+}
+
+// bodyReadError words an error met reading the body.
+func bodyReadError(err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return nil, bodyTooLarge(mbe.Limit)
+		return bodyTooLarge(mbe.Limit)
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return nil, &requestError{kind: kindBodyTimeout}
+		return &requestError{kind: kindBodyTimeout}
 	}
-	if err != nil {
-		return nil, badRequest("could not read the request body", nil)
-	}
-	return body, nil
+	return badRequest("could not read the request body", nil)
 }
 
 // firstBodyBuffer is the most readBody allocates before the body arrives;
