@@ -120,6 +120,9 @@ type EndpointError struct {
 }
 
 func (e *EndpointError) Error() string {
+	if e.Endpoint == "" {
+		return "kmip server: " + e.Err.Error()
+	}
 	if e.Refused {
 		return fmt.Sprintf("kmip server %s: TLS refused: %v", e.Endpoint, e.Err)
 	}

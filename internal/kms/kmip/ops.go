@@ -32,7 +32,7 @@ func (c *Client) discoverVersions(ctx context.Context, endpoints []string) ([]Ve
 	for _, v := range p.All(tagProtocolVersion) {
 		major, minor := v.Find(tagProtocolVersionMajor), v.Find(tagProtocolVersionMinor)
 		if major == nil || minor == nil || major.Type != ttlv.Integer || minor.Type != ttlv.Integer {
-			return nil, c.err(OpDiscoverVersions, nil, &EndpointError{Endpoint: "?", Err: errors.New("malformed protocol version")})
+			return nil, c.err(OpDiscoverVersions, nil, &EndpointError{Err: errors.New("malformed protocol version")})
 		}
 		out = append(out, Version{int32(major.Int), int32(minor.Int)})
 	}
@@ -135,7 +135,7 @@ func (c *Client) GetAttributes(ctx context.Context, uid string) (Attributes, err
 			want = ttlv.Integer
 		}
 		if value.Type != want {
-			return Attributes{}, c.err(OpGetAttributes, nil, &EndpointError{Endpoint: "?", Err: fmt.Errorf("attribute %q is a %v", name.Text(), value.Type)})
+			return Attributes{}, c.err(OpGetAttributes, nil, &EndpointError{Err: fmt.Errorf("attribute %q is a %v", name.Text(), value.Type)})
 		}
 		switch name.Text() {
 		case attrType:
@@ -190,7 +190,7 @@ func (c *Client) Encrypt(ctx context.Context, uid string, plaintext *secret.Byte
 		s.Tag = bytesOf(p.Find(tagAuthEncryptionTag))
 	}
 	if len(s.IV) == 0 || len(s.Tag) != gcmTagLength || len(s.Ciphertext) != plaintext.Len() {
-		return Sealed{}, c.err(OpEncrypt, nil, &EndpointError{Endpoint: "?", Err: fmt.Errorf(
+		return Sealed{}, c.err(OpEncrypt, nil, &EndpointError{Err: fmt.Errorf(
 			"the answer has an IV of %d bytes, a tag of %d and %d bytes of ciphertext for %d of plaintext",
 			len(s.IV), len(s.Tag), len(s.Ciphertext), plaintext.Len())})
 	}
@@ -216,7 +216,7 @@ func (c *Client) Decrypt(ctx context.Context, uid string, s Sealed, aad []byte) 
 		data = p.Find(tagData)
 	}
 	if data == nil || data.Type != ttlv.ByteString || len(data.Bytes) != len(s.Ciphertext) {
-		return nil, c.err(OpDecrypt, nil, &EndpointError{Endpoint: "?", Err: errors.New("the answer has no plaintext of the ciphertext's length")})
+		return nil, c.err(OpDecrypt, nil, &EndpointError{Err: errors.New("the answer has no plaintext of the ciphertext's length")})
 	}
 	out := secret.New(data.Bytes)
 	data.Bytes = nil

@@ -11,6 +11,7 @@ usage: kmipctl.py HOST PORT CERT KEY CA COMMAND [ARGS]
 import sys
 
 from kmip import enums
+from kmip.core import objects as cobjects
 from kmip.pie.client import ProxyKmipClient
 
 
@@ -24,13 +25,28 @@ def main(argv):
     with client:
         if command == "create":
             length, mask, policy, activate = args
-            uid = client.create(
-                enums.CryptographicAlgorithm.AES, int(length),
-                operation_policy_name=policy,
-                cryptographic_usage_mask=[
-                    enums.CryptographicUsageMask[m] for m in mask.split(",")
-                ],
-            )
+            # Not client.create, which always adds ENCRYPT and DECRYPT to
+            # the usage mask.
+            factory = client.attribute_factory
+            attrs = [
+                factory.create_attribute(
+                    enums.AttributeType.CRYPTOGRAPHIC_ALGORITHM,
+                    enums.CryptographicAlgorithm.AES),
+                factory.create_attribute(
+                    enums.AttributeType.CRYPTOGRAPHIC_LENGTH, int(length)),
+                factory.create_attribute(
+                    enums.AttributeType.CRYPTOGRAPHIC_USAGE_MASK,
+                    [enums.CryptographicUsageMask[m]
+                     for m in mask.split(",")]),
+                factory.create_attribute(
+                    enums.AttributeType.OPERATION_POLICY_NAME, policy),
+            ]
+            result = client.proxy.create(
+                enums.ObjectType.SYMMETRIC_KEY,
+                cobjects.TemplateAttribute(attributes=attrs))
+            if result.result_status.value != enums.ResultStatus.SUCCESS:
+                raise SystemExit("create: " + str(result.result_message))
+            uid = result.uuid
             if activate == "yes":
                 client.activate(uid)
             print(uid)
