@@ -25,6 +25,14 @@ func (c *Client) discoverVersions(ctx context.Context, endpoints []string) ([]Ve
 	if err != nil {
 		return nil, err
 	}
+	out, err := parseVersions(p)
+	if err != nil {
+		return nil, c.err(OpDiscoverVersions, nil, &EndpointError{Err: err})
+	}
+	return out, nil
+}
+
+func parseVersions(p *ttlv.Item) ([]Version, error) {
 	var out []Version
 	if p == nil {
 		return out, nil
@@ -32,7 +40,7 @@ func (c *Client) discoverVersions(ctx context.Context, endpoints []string) ([]Ve
 	for _, v := range p.All(tagProtocolVersion) {
 		major, minor := v.Find(tagProtocolVersionMajor), v.Find(tagProtocolVersionMinor)
 		if major == nil || minor == nil || major.Type != ttlv.Integer || minor.Type != ttlv.Integer {
-			return nil, c.err(OpDiscoverVersions, nil, &EndpointError{Err: errors.New("malformed protocol version")})
+			return nil, errors.New("malformed protocol version")
 		}
 		out = append(out, Version{int32(major.Int), int32(minor.Int)})
 	}
@@ -83,9 +91,13 @@ func (c *Client) Query(ctx context.Context) (ServerInfo, error) {
 	if err != nil {
 		return ServerInfo{}, err
 	}
+	return parseServerInfo(p), nil
+}
+
+func parseServerInfo(p *ttlv.Item) ServerInfo {
 	var info ServerInfo
 	if p == nil {
-		return info, nil
+		return info
 	}
 	for _, o := range p.All(tagOperation) {
 		if o.Type == ttlv.Enumeration {
@@ -95,7 +107,7 @@ func (c *Client) Query(ctx context.Context) (ServerInfo, error) {
 	if v := p.Find(tagVendorIdentification); v != nil && v.Type == ttlv.TextString {
 		info.Vendor = v.Text()
 	}
-	return info, nil
+	return info
 }
 
 // Attributes are the attributes of a managed object that tenantcrypt
@@ -121,6 +133,14 @@ func (c *Client) GetAttributes(ctx context.Context, uid string) (Attributes, err
 	if err != nil {
 		return Attributes{}, err
 	}
+	a, err := parseAttributes(p)
+	if err != nil {
+		return Attributes{}, c.err(OpGetAttributes, nil, &EndpointError{Err: err})
+	}
+	return a, nil
+}
+
+func parseAttributes(p *ttlv.Item) (Attributes, error) {
 	var a Attributes
 	if p == nil {
 		return a, nil
@@ -135,7 +155,7 @@ func (c *Client) GetAttributes(ctx context.Context, uid string) (Attributes, err
 			want = ttlv.Integer
 		}
 		if value.Type != want {
-			return Attributes{}, c.err(OpGetAttributes, nil, &EndpointError{Err: fmt.Errorf("attribute %q is a %v", name.Text(), value.Type)})
+			return Attributes{}, fmt.Errorf("attribute %q is a %v", name.Text(), value.Type)
 		}
 		switch name.Text() {
 		case attrType:
@@ -183,16 +203,23 @@ func (c *Client) Encrypt(ctx context.Context, uid string, plaintext *secret.Byte
 	if err != nil {
 		return Sealed{}, err
 	}
+	s, err := parseSealed(p, plaintext.Len())
+	if err != nil {
+		return Sealed{}, c.err(OpEncrypt, nil, &EndpointError{Err: err})
+	}
+	return s, nil
+}
+
+func parseSealed(p *ttlv.Item, n int) (Sealed, error) {
 	var s Sealed
 	if p != nil {
 		s.Ciphertext = bytesOf(p.Find(tagData))
 		s.IV = bytesOf(p.Find(tagIVCounterNonce))
 		s.Tag = bytesOf(p.Find(tagAuthEncryptionTag))
 	}
-	if len(s.IV) == 0 || len(s.Tag) != gcmTagLength || len(s.Ciphertext) != plaintext.Len() {
-		return Sealed{}, c.err(OpEncrypt, nil, &EndpointError{Err: fmt.Errorf(
-			"the answer has an IV of %d bytes, a tag of %d and %d bytes of ciphertext for %d of plaintext",
-			len(s.IV), len(s.Tag), len(s.Ciphertext), plaintext.Len())})
+	if len(s.IV) == 0 || len(s.Tag) != gcmTagLength || len(s.Ciphertext) != n {
+		return Sealed{}, fmt.Errorf("the answer has an IV of %d bytes, a tag of %d and %d bytes of ciphertext for %d of plaintext",
+			len(s.IV), len(s.Tag), len(s.Ciphertext), n)
 	}
 	return s, nil
 }
@@ -211,12 +238,20 @@ func (c *Client) Decrypt(ctx context.Context, uid string, s Sealed, aad []byte) 
 	if err != nil {
 		return nil, err
 	}
+	out, err := parsePlaintext(p, len(s.Ciphertext))
+	if err != nil {
+		return nil, c.err(OpDecrypt, nil, &EndpointError{Err: err})
+	}
+	return out, nil
+}
+
+func parsePlaintext(p *ttlv.Item, n int) (*secret.Bytes, error) {
 	var data *ttlv.Item
 	if p != nil {
 		data = p.Find(tagData)
 	}
-	if data == nil || data.Type != ttlv.ByteString || len(data.Bytes) != len(s.Ciphertext) {
-		return nil, c.err(OpDecrypt, nil, &EndpointError{Err: errors.New("the answer has no plaintext of the ciphertext's length")})
+	if data == nil || data.Type != ttlv.ByteString || len(data.Bytes) != n {
+		return nil, errors.New("the answer has no plaintext of the ciphertext's length")
 	}
 	out := secret.New(data.Bytes)
 	data.Bytes = nil
