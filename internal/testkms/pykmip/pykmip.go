@@ -88,7 +88,6 @@ type Server struct {
 	ca      *issuer
 	caPath  string // the CA the server trusts for clients
 	other   string // a CA that trusts no client (Distrust)
-	conf    string
 	policyN int
 
 	mu     sync.Mutex
