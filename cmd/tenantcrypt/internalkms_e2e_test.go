@@ -20,7 +20,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
-	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/tlsconfig"
 )
 
@@ -317,7 +317,7 @@ func internalKEKVersions(t *testing.T, ts *testServer, args []string) map[string
 	defer closeStore()
 	out := map[string]map[string]int{}
 	for _, tenant := range []string{"acme", "globex"} {
-		ks, err := st.CipherKeysWrappedByOtherVersion(t.Context(), tenant, internalkms.Ref, "none", envelope.KeyID{}, 100_000)
+		ks, err := st.CipherKeysWrappedByOtherVersion(t.Context(), tenant, kms.InternalRef().String(), "none", envelope.KeyID{}, 100_000)
 		if err != nil {
 			t.Fatal(err)
 		}

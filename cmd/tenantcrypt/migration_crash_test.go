@@ -26,6 +26,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/testkms"
 	"github.com/tenantcrypt/tenantcrypt/internal/tlsconfig"
 )
@@ -230,9 +231,9 @@ func testMigrationCrash(t *testing.T, rng *rand.Rand, extra []string) {
 	if r := ts.do("GET", "/api/v1/encryption/status", ta, nil); r.status != 200 || json.Unmarshal(r.body, &st) != nil {
 		t.Fatalf("status: %d %s", r.status, r.body)
 	}
-	if len(st.CipherKeys) != 1 || st.CipherKeys[keyprovider.Ref(fp)] < len(keys)+1 {
+	if len(st.CipherKeys) != 1 || st.CipherKeys[kms.MustCMKRef(fp).String()] < len(keys)+1 {
 		t.Errorf("cipherKeys = %v, want only %s, with at least %d (the data keys and the ciphertexts' key)",
-			st.CipherKeys, keyprovider.Ref(fp), len(keys)+1)
+			st.CipherKeys, kms.MustCMKRef(fp).String(), len(keys)+1)
 	}
 	t.Logf("cipherKeys after the migration: %v", st.CipherKeys)
 	if st.Provider.ARN != mrk {

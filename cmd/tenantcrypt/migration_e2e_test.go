@@ -16,6 +16,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
+	tckms "github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/testkms"
 )
 
@@ -116,8 +117,8 @@ func TestMigrationRefusals(t *testing.T) {
 			t.Errorf("CMK → CMK migration: %+v", done)
 		}
 		st := e.do("GET", "/api/v1/encryption/status", ta, nil).json(t)
-		if counts, _ := st["cipherKeys"].(map[string]any); len(counts) != 1 || counts[keyprovider.Ref(fp2)] == nil {
-			t.Errorf("after CMK → CMK the cipherkeys are wrapped by %v, want only %s", counts, keyprovider.Ref(fp2))
+		if counts, _ := st["cipherKeys"].(map[string]any); len(counts) != 1 || counts[tckms.MustCMKRef(fp2).String()] == nil {
+			t.Errorf("after CMK → CMK the cipherkeys are wrapped by %v, want only %s", counts, tckms.MustCMKRef(fp2).String())
 		}
 	})
 }

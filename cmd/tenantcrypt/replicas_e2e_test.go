@@ -26,6 +26,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
+	tckms "github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/postgres/pgtest"
 	"github.com/tenantcrypt/tenantcrypt/internal/testkms"
 )
@@ -451,7 +452,7 @@ func testReplicasMigration(t *testing.T, rs *replicaSet, procs []*serverProcess,
 	if r := survivor.do("GET", "/api/v1/encryption/status", admin, nil); r.status != 200 || json.Unmarshal(r.body, &st) != nil {
 		t.Fatalf("status: %d %s", r.status, r.body)
 	}
-	if len(st.CipherKeys) != 1 || st.CipherKeys[keyprovider.Ref(keyprovider.Fingerprint(target))] < len(keys) {
+	if len(st.CipherKeys) != 1 || st.CipherKeys[tckms.MustCMKRef(keyprovider.Fingerprint(target)).String()] < len(keys) {
 		t.Errorf("cipherKeys after the migration: %v, want all %d under the target", st.CipherKeys, len(keys))
 	}
 	// The killed replica comes back and joins the load again.

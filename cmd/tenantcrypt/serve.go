@@ -27,10 +27,11 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms/awskind"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
-	"github.com/tenantcrypt/tenantcrypt/internal/kms/registry"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
+	"github.com/tenantcrypt/tenantcrypt/internal/providers"
 	"github.com/tenantcrypt/tenantcrypt/internal/rotation"
 	"github.com/tenantcrypt/tenantcrypt/internal/server"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/postgres"
@@ -473,7 +474,24 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	if err != nil {
 		return fmt.Errorf("setting up AWS KMS: %w", err)
 	}
-	providers := registry.New(internal, append([]registry.Option{registry.WithAWS(st, aws), registry.WithDRRegions(cfg.region, drs), registry.WithObserver(func(ref, op string, err error) {
+	// The kinds of customer managed key this service serves; the
+	// key-provider service owns their registrations.
+	awsKind, err := awskind.New(awskind.Config{Client: aws, Region: cfg.region, DRRegions: drs,
+		AllowSingleRegion: cfg.allowSingleRegion,
+		RegionHealth: func(region string) (bool, time.Time) {
+			h := aws.RegionHealth(region)
+			return h.Healthy, h.Since
+		}})
+	if err != nil {
+		return err
+	}
+	keyProviders, err := keyprovider.New(keyprovider.Config{
+		Store: st, Tenants: st, Kinds: []keyprovider.Kind{awsKind}, Secrets: internal, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	providers := providers.New(internal, append([]providers.Option{providers.WithCMKs(keyProviders), providers.WithObserver(func(ref kms.Ref, op string, err error) {
 		kmsCalls.WithLabelValues(providerLabel(ref), op, kms.Outcome(err)).Inc()
 	})}, tracingRegistryOptions(tracing)...)...)
 
@@ -501,12 +519,8 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	defer followChanges(st, ring, reg, lt.refresh, log)()
 	replica := replicaID(log)
 	monitor, err = lifecycle.New(lifecycle.Config{
-		Store: st, Tenants: ring, KeyProviders: st, KMS: aws, Region: cfg.region, DRRegions: drs,
+		Store: st, Tenants: ring, KeyProviders: keyProviders,
 		Interval: lt.interval, IdleInterval: cfg.idleCheckInterval, Timeout: lt.timeout, Concurrency: cfg.keyCheckConcurrency, Owner: replica,
-		RegionHealth: func(region string) (bool, time.Time) {
-			h := aws.RegionHealth(region)
-			return h.Healthy, h.Since
-		},
 		Checked: func(region, result string) { lm.checks.WithLabelValues(region, result).Inc() },
 		Claimed: func(_ int, late time.Duration) { lm.lag.Set(late.Seconds()) },
 		Logger:  log,
@@ -517,13 +531,6 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	monitor.Start()
 	defer monitor.Close()
 
-	keyProviders, err := keyprovider.New(keyprovider.Config{
-		Store: st, Inspector: aws, Tenants: ring, Region: cfg.region, DRRegions: drs,
-		AllowSingleRegion: cfg.allowSingleRegion, Logger: log,
-	})
-	if err != nil {
-		return err
-	}
 	migRewrapped := prometheus.NewCounter(prometheus.CounterOpts{Name: "tenantcrypt_migration_cipherkeys_rewrapped_total",
 		Help: "Cipherkeys rewrapped by provider migrations (its rate is the migrations' speed)."})
 	migFailures := prometheus.NewCounter(prometheus.CounterOpts{Name: "tenantcrypt_migration_batch_failures_total",
@@ -532,7 +539,7 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 		Help: "Provider migrations this process is working on."})
 	reg.MustRegister(migRewrapped, migFailures, migRunning)
 	migrations, err := migration.New(migration.Config{
-		Store: st, KeyProviders: st, Keyring: ring, Providers: providers, Rate: cfg.migrationRate, Logger: log,
+		Store: st, KeyProviders: keyProviders, Keyring: ring, Providers: providers, Rate: cfg.migrationRate, Logger: log,
 		Owner: replica, LeaseTTL: cfg.migrationLease,
 		Hooks: migration.Hooks{
 			Rewrapped:   func(n int) { migRewrapped.Add(float64(n)) },
@@ -728,8 +735,8 @@ func registerKeyringMetrics(reg *prometheus.Registry, ring *keyring.Service) {
 // providerLabel keeps the metric's cardinality bounded: "internal", or
 // "cmk" for every customer managed key together (per-key detail belongs in
 // the audit log, not in metric labels).
-func providerLabel(ref string) string {
-	if ref == internalkms.Ref {
+func providerLabel(ref kms.Ref) string {
+	if ref.IsInternal() {
 		return "internal"
 	}
 	return "cmk"

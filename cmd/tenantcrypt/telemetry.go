@@ -7,7 +7,7 @@ import (
 
 	"github.com/aws/smithy-go/middleware"
 
-	"github.com/tenantcrypt/tenantcrypt/internal/kms/registry"
+	"github.com/tenantcrypt/tenantcrypt/internal/providers"
 	"github.com/tenantcrypt/tenantcrypt/internal/telemetry"
 )
 
@@ -39,9 +39,9 @@ func tracingAPIOptions(tr *telemetry.Tracing) []func(*middleware.Stack) error {
 }
 
 // tracingRegistryOptions traces every key provider call, with tracing on.
-func tracingRegistryOptions(tr *telemetry.Tracing) []registry.Option {
+func tracingRegistryOptions(tr *telemetry.Tracing) []providers.Option {
 	if tr == nil {
 		return nil
 	}
-	return []registry.Option{registry.WithProviderWrapper(tr.KMSProvider)}
+	return []providers.Option{providers.WithProviderWrapper(tr.KMSProvider)}
 }

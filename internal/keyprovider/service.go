@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,84 +14,71 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
-	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms"
+	"github.com/tenantcrypt/tenantcrypt/internal/secret"
 )
 
-// RefPrefix starts the keyring Ref of every customer managed key provider:
-// "cmk:" followed by the provider's fingerprint.
-const RefPrefix = "cmk:"
-
-// Ref is the keyring Ref of the provider with this fingerprint.
-func Ref(fingerprint string) string { return RefPrefix + fingerprint }
-
-// FingerprintOf returns the fingerprint a Ref names, and false for a Ref
-// that is not a customer managed key's (the internal KMS's).
-func FingerprintOf(ref string) (string, bool) {
-	fp, ok := strings.CutPrefix(ref, RefPrefix)
-	return fp, ok && fp != ""
-}
-
 // Fingerprint is the stable id of a key provider entry: the first 16
-// bytes of the SHA-256 of the canonical ARN, in lowercase hex.
+// bytes of the SHA-256 of the canonical key identity (ARN), in lowercase
+// hex.
 func Fingerprint(arn string) string {
 	sum := sha256.Sum256([]byte(arn))
 	return hex.EncodeToString(sum[:16])
 }
 
-// DRRegion is the disaster-recovery region of a key whose home is
-// keyRegion: what drs maps keyRegion to, else what it maps the service's
-// own region to; "" when there is none or it is keyRegion itself.
-func DRRegion(drs map[string]string, serviceRegion, keyRegion string) string {
-	dr := drs[keyRegion]
-	if dr == "" {
-		dr = drs[serviceRegion]
-	}
-	if dr == keyRegion {
-		return ""
-	}
-	return dr
-}
-
-// Inspector is what registration and tests need of AWS KMS (an
-// *awskms.Client). Errors are kms sentinels wrapped in *kms.Error.
-type Inspector interface {
-	DescribeKey(ctx context.Context, key awskms.ARN) (awskms.KeyDescription, error)
-	Probe(ctx context.Context, key awskms.ARN, region string, b kms.Binding) []awskms.ProbeResult
-}
-
-// Tenants is what the service needs of the keyring.
+// Tenants is what the service needs of the tenants' records (a
+// keyring.Store; errors as its methods').
 type Tenants interface {
 	Tenant(ctx context.Context, id string) (keyring.Tenant, error)
-	CipherKeyCounts(ctx context.Context, tenantID string) (map[string]int, error)
+	CountCipherKeys(ctx context.Context, tenantID string) (map[string]int, error)
 }
+
+// Secrets wraps the kinds' secrets (Settings.Secret) for storage: the
+// internal KMS (an *internalkms.Service).
+type Secrets interface {
+	ForTenant(tenantID string) kms.Provider
+}
+
+// DefaultKind is the kind of a registration that names none: the Qlik
+// API's only kind before others existed.
+const DefaultKind = "AWS"
 
 // Config configures a Service.
 type Config struct {
-	Store     Store
-	Inspector Inspector
-	Tenants   Tenants
-	// Region is the service's own region; DRRegions maps a region to its
-	// disaster-recovery region.
-	Region    string
-	DRRegions map[string]string
-	// AllowSingleRegion lets tenants register keys that are not
-	// multi-region keys (no DR replica). Off by default.
-	AllowSingleRegion bool
-	// Timeout bounds the KMS calls of one registration or test.
+	Store   Store
+	Tenants Tenants
+	// Kinds are the provider kinds this service serves, by Name.
+	Kinds []Kind
+	// Secrets wraps the kinds' secrets; required when a kind has any.
+	Secrets Secrets
+	// Timeout bounds the key manager calls of one registration or test.
 	Timeout time.Duration
 	Logger  *slog.Logger
 	Now     func() time.Time
 }
 
-// Service manages tenants' key providers.
+// Service manages tenants' key providers: it is the one owner of their
+// registrations. The registry opens providers through it, the key monitor
+// inspects keys through it, and migrations stamp their promotion through
+// it.
 type Service struct {
-	cfg Config
+	cfg   Config
+	kinds map[string]Kind
 }
 
 // New returns a Service.
 func New(cfg Config) (*Service, error) {
-	if cfg.Store == nil || cfg.Inspector == nil || cfg.Tenants == nil {
-		return nil, errors.New("keyprovider: Store, Inspector and Tenants are required")
+	if cfg.Store == nil || cfg.Tenants == nil {
+		return nil, errors.New("keyprovider: Store and Tenants are required")
+	}
+	kinds := make(map[string]Kind, len(cfg.Kinds))
+	for _, k := range cfg.Kinds {
+		if k == nil || k.Name() == "" {
+			return nil, errors.New("keyprovider: a kind without a name")
+		}
+		if _, dup := kinds[k.Name()]; dup {
+			return nil, fmt.Errorf("keyprovider: kind %s given twice", k.Name())
+		}
+		kinds[k.Name()] = k
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 20 * time.Second
@@ -101,16 +89,22 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{cfg: cfg}, nil
+	return &Service{cfg: cfg, kinds: kinds}, nil
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
 
 // Registration is what a tenant admin gives to register a key.
 type Registration struct {
+	// Kind is the kind's Name (the API's "keyprovider"); "" means "AWS".
+	Kind string
+	// ARN is the key's identity, as the kind's ParseKey reads it.
 	ARN         string
 	Name        string
 	Description string
+	// Settings is the request's member named by the kind's Field (a
+	// Configurer's), nil if absent; a kind without one refuses it.
+	Settings json.RawMessage
 }
 
 // List returns the tenant's registered providers, oldest first.
@@ -118,6 +112,9 @@ func (s *Service) List(ctx context.Context, tenantID string) ([]Provider, error)
 	ps, err := s.cfg.Store.ListKeyProviders(ctx, tenantID)
 	if err != nil {
 		return nil, &keyring.StoreError{Op: "listing key providers", Err: err}
+	}
+	for i := range ps {
+		s.parse(&ps[i])
 	}
 	return ps, nil
 }
@@ -131,7 +128,34 @@ func (s *Service) Get(ctx context.Context, tenantID, fingerprint string) (Provid
 	if err != nil {
 		return Provider{}, &keyring.StoreError{Op: "reading key provider", Err: err}
 	}
+	s.parse(&p)
 	return p, nil
+}
+
+// parse fills a stored registration's Kind (DefaultKind for one made
+// before kinds existed) and Key; a key its kind cannot parse (or a kind
+// this service was not given) leaves Key nil.
+func (s *Service) parse(p *Provider) {
+	if p.Kind == "" {
+		p.Kind = DefaultKind
+	}
+	if k, ok := s.kinds[p.Kind]; ok {
+		if key, err := k.ParseKey(p.ARN); err == nil {
+			p.Key = key
+		}
+	}
+}
+
+// kindOf returns the kind of a stored registration.
+func (s *Service) kindOf(p Provider) (Kind, error) {
+	k, ok := s.kinds[p.Kind]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q (key provider %s)", ErrUnknownKind, p.Kind, p.Fingerprint)
+	}
+	if p.Key == nil {
+		return nil, fmt.Errorf("keyprovider: the stored key of %s does not parse as %s", p.Fingerprint, p.Kind)
+	}
+	return k, nil
 }
 
 func validateText(field, v string, required bool, max int) error {
@@ -144,10 +168,11 @@ func validateText(field, v string, required bool, max int) error {
 	return nil
 }
 
-// Register validates a key with AWS KMS and registers it for the tenant,
-// not as its current provider.
-// Errors: *keyring.InputError, ErrMalformedARN, ErrExists, ErrNotFound
-// (tenant), *RefusedError, kms errors (access denied, unavailable).
+// Register validates a key with its key manager and registers it for
+// the tenant, not as its current provider.
+// Errors: *keyring.InputError, ErrMalformedARN, ErrUnknownKind, ErrExists,
+// keyring.ErrTenantNotFound, *RefusedError, kms errors (access denied,
+// unavailable).
 func (s *Service) Register(ctx context.Context, tenantID string, r Registration) (Provider, error) {
 	if err := validateText("name", r.Name, true, 256); err != nil {
 		return Provider{}, err
@@ -155,18 +180,34 @@ func (s *Service) Register(ctx context.Context, tenantID string, r Registration)
 	if err := validateText("description", r.Description, false, 1024); err != nil {
 		return Provider{}, err
 	}
-	arn, err := awskms.ParseARN(r.ARN)
-	if err != nil {
-		return Provider{}, fmt.Errorf("%w: %w", ErrMalformedARN, err)
+	if r.Kind == "" {
+		r.Kind = DefaultKind
 	}
-	t, err := s.cfg.Tenants.Tenant(ctx, tenantID)
+	kind, ok := s.kinds[r.Kind]
+	if !ok {
+		return Provider{}, &keyring.InputError{Field: "keyprovider", Reason: fmt.Sprintf("names no key provider kind this service supports (%q)", r.Kind)}
+	}
+	key, err := kind.ParseKey(r.ARN)
+	if err != nil {
+		return Provider{}, err
+	}
+	var set Settings
+	if c, ok := kind.(Configurer); ok {
+		if set, err = c.Configure(key, r.Settings); err != nil {
+			return Provider{}, err
+		}
+		defer set.Secret.Destroy()
+	} else if r.Settings != nil {
+		return Provider{}, &keyring.InputError{Field: "settings", Reason: "are not taken by keys of kind " + r.Kind}
+	}
+	t, err := s.tenant(ctx, tenantID)
 	if err != nil {
 		return Provider{}, err
 	}
 	if t.Edition != keyring.EditionEnterprise {
 		return Provider{}, &RefusedError{Reason: fmt.Sprintf("the %s edition cannot use a customer managed key; only enterprise tenants can", t.Edition)}
 	}
-	fp := Fingerprint(arn.String())
+	fp := Fingerprint(key.String())
 	existing, err := s.List(ctx, tenantID)
 	if err != nil {
 		return Provider{}, err
@@ -175,14 +216,20 @@ func (s *Service) Register(ctx context.Context, tenantID string, r Registration)
 		if e.Fingerprint == fp {
 			return Provider{}, ErrExists
 		}
-		if other, err := awskms.ParseARN(e.ARN); err == nil && arn.MultiRegion() && other.KeyID == arn.KeyID {
-			return Provider{}, fmt.Errorf("%w: %s is a replica of the multi-region key already registered as %q", ErrExists, arn, e.Name)
+		if c, ok := kind.(KeyComparer); ok && e.Kind == r.Kind && e.Key != nil && c.SameKey(key, e.Key) {
+			return Provider{}, fmt.Errorf("%w: %s is a replica of the multi-region key already registered as %q", ErrExists, key, e.Name)
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	p := Provider{TenantID: tenantID, Fingerprint: fp, ARN: arn.String(), Name: r.Name, Description: r.Description, CreatedAt: s.now()}
-	if err := s.inspect(ctx, &p, arn, true); err != nil {
+	p := Provider{TenantID: tenantID, Fingerprint: fp, Kind: r.Kind, ARN: key.String(), Key: key, Config: set.Config,
+		Name: r.Name, Description: r.Description, CreatedAt: s.now()}
+	if set.Secret != nil {
+		if p.WrappedSecret, err = s.wrapSecret(ctx, p, set.Secret); err != nil {
+			return Provider{}, err
+		}
+	}
+	if err := s.test(ctx, &p, set.Secret, true); err != nil {
 		return Provider{}, err
 	}
 	if err := s.cfg.Store.InsertKeyProvider(ctx, p); err != nil {
@@ -191,9 +238,22 @@ func (s *Service) Register(ctx context.Context, tenantID string, r Registration)
 		}
 		return Provider{}, &keyring.StoreError{Op: "storing key provider", Err: err}
 	}
-	s.cfg.Logger.InfoContext(ctx, "key provider registered", "tenant", tenantID, "fingerprint", fp, "arn", p.ARN,
+	s.cfg.Logger.InfoContext(ctx, "key provider registered", "tenant", tenantID, "fingerprint", fp, "kind", p.Kind, "arn", p.ARN,
 		"multi_region", p.MultiRegion, "dr_compliant", p.DRCompliant)
 	return p, nil
+}
+
+// tenant reads the tenant. Errors: keyring.ErrTenantNotFound,
+// *keyring.StoreError.
+func (s *Service) tenant(ctx context.Context, id string) (keyring.Tenant, error) {
+	t, err := s.cfg.Tenants.Tenant(ctx, id)
+	if errors.Is(err, keyring.ErrNotFound) || errors.Is(err, keyring.ErrTenantNotFound) {
+		return keyring.Tenant{}, keyring.ErrTenantNotFound
+	}
+	if err != nil {
+		return keyring.Tenant{}, &keyring.StoreError{Op: "reading tenant", Err: err}
+	}
+	return t, nil
 }
 
 // Test checks the provider's key again (state, required actions in its
@@ -204,14 +264,15 @@ func (s *Service) Test(ctx context.Context, tenantID, fingerprint string) (Provi
 	if err != nil {
 		return Provider{}, err
 	}
-	arn, err := awskms.ParseARN(p.ARN)
-	if err != nil {
-		return Provider{}, fmt.Errorf("keyprovider: stored ARN does not parse: %w", err)
-	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
+	sec, err := s.unwrapSecret(ctx, p)
+	if err != nil {
+		return Provider{}, err
+	}
+	defer sec.Destroy()
 	var refused *RefusedError
-	if err := s.inspect(ctx, &p, arn, false); err != nil && !errors.As(err, &refused) {
+	if err := s.test(ctx, &p, sec, false); err != nil && !errors.As(err, &refused) {
 		return Provider{}, err
 	}
 	if err := s.cfg.Store.UpdateKeyProvider(ctx, p); err != nil {
@@ -220,101 +281,55 @@ func (s *Service) Test(ctx context.Context, tenantID, fingerprint string) (Provi
 	return p, nil
 }
 
-// inspect describes the key and probes the required actions in its region
-// and the DR region, filling p's multi-region and compliance fields. With
-// strict (registration), a key that cannot serve is refused; without
-// (test), what is wrong is recorded as the compliance error.
-func (s *Service) inspect(ctx context.Context, p *Provider, arn awskms.ARN, strict bool) error {
-	ctx = kms.WithTenant(ctx, p.TenantID)
-	p.TestedAt = s.now()
-	desc, err := s.cfg.Inspector.DescribeKey(ctx, arn)
+// test has p's kind check its key (a kind that cannot is taken as is),
+// and stamps TestedAt.
+func (s *Service) test(ctx context.Context, p *Provider, sec *secret.Bytes, strict bool) error {
+	kind, err := s.kindOf(*p)
 	if err != nil {
-		if strict || !errors.Is(err, kms.ErrAccessDenied) && !errors.Is(err, kms.ErrKeyNotFound) {
-			if errors.Is(err, kms.ErrKeyNotFound) {
-				return &RefusedError{Reason: fmt.Sprintf("no key %s exists in %s, or this service may not see it", arn.KeyID, arn.Region)}
-			}
-			return err
-		}
-		p.DRCompliant = false
-		p.Compliance = ComplianceError{Code: CodeNotCompliant, Region: arn.Region, Message: "DescribeKey failed: " + kms.Outcome(err)}
+		return err
+	}
+	p.TestedAt = s.now()
+	tester, ok := kind.(Tester)
+	if !ok {
 		return nil
 	}
-	if problem := unusable(desc); problem != "" {
-		if strict {
-			return &RefusedError{Reason: problem}
-		}
-		p.DRCompliant = false
-		p.Compliance = ComplianceError{Code: CodeNotCompliant, Region: arn.Region, Message: problem}
-		return nil
-	}
-	p.MultiRegion = desc.MultiRegion || arn.MultiRegion()
-	if strict && !p.MultiRegion && !s.cfg.AllowSingleRegion {
-		return &RefusedError{Reason: "the key is not a multi-region key: create a multi-region key (mrk-) with a replica in the DR region, or ask the operator to allow single-region keys"}
-	}
-	p.Replicas = p.Replicas[:0]
-	for _, r := range desc.Replicas {
-		p.Replicas = append(p.Replicas, Replica{ARN: r.ARN, Region: r.Region})
-	}
-	dr := DRRegion(s.cfg.DRRegions, s.cfg.Region, arn.Region)
-	if p.MultiRegion && dr != "" && !hasReplica(p.Replicas, dr) {
-		// DescribeKey may not list replicas (local-kms, a policy without
-		// kms:DescribeKey on the replica): the probe below decides.
-		p.Replicas = append(p.Replicas, Replica{ARN: arn.InRegion(dr).String(), Region: dr})
-	}
-
-	b := kms.Binding{kms.BindingTenant: p.TenantID, kms.BindingKeyID: "registration-probe"}
-	p.Compliance = ComplianceError{}
-	for _, r := range s.cfg.Inspector.Probe(ctx, arn, arn.Region, b) {
-		if r.Err != nil {
-			if strict {
-				if errors.Is(r.Err, kms.ErrAccessDenied) {
-					return fmt.Errorf("%s refused in %s: %w", r.Action, r.Region, r.Err)
-				}
-				return r.Err
-			}
-			p.Compliance = ComplianceError{Code: CodeNotCompliant, Region: r.Region, Message: fmt.Sprintf("the key policy or state refuses %s in %s (%s)", r.Action, r.Region, kms.Outcome(r.Err))}
-			p.DRCompliant = false
-			return nil
-		}
-	}
-	p.DRCompliant = false
-	switch {
-	case dr == "":
-		p.Compliance = ComplianceError{Code: CodeNotCompliant, Region: arn.Region, Message: "no DR region is configured for " + arn.Region}
-	case !p.MultiRegion:
-		p.Compliance = ComplianceError{Code: CodeNotCompliant, Region: dr, Message: "the key is not a multi-region key: it has no replica in " + dr}
-	default:
-		for _, r := range s.cfg.Inspector.Probe(ctx, arn.InRegion(dr), dr, b) {
-			if r.Err != nil {
-				p.Compliance = ComplianceError{Code: CodeNotCompliant, Region: dr, Message: fmt.Sprintf("the key policy or state refuses %s in %s (%s)", r.Action, dr, kms.Outcome(r.Err))}
-				return nil
-			}
-		}
-		p.DRCompliant = true
-	}
-	return nil
+	t := Target{Provider: *p, Secret: sec}
+	err = tester.Test(ctx, &t, strict)
+	p.MultiRegion, p.Replicas, p.DRCompliant, p.Compliance = t.MultiRegion, t.Replicas, t.DRCompliant, t.Compliance
+	return err
 }
 
-func hasReplica(rs []Replica, region string) bool {
-	for _, r := range rs {
-		if r.Region == region {
-			return true
-		}
-	}
-	return false
+// secretBinding ties a registration's wrapped secret to the tenant and
+// the registration.
+func secretBinding(p Provider) kms.Binding {
+	return kms.Binding{kms.BindingTenant: p.TenantID, kms.BindingKeyID: "keyprovider:" + p.Fingerprint}
 }
 
-// unusable says why a key cannot wrap tenant keys, or "" if it can.
-func unusable(d awskms.KeyDescription) string {
-	switch {
-	case d.Spec != "" && d.Spec != "SYMMETRIC_DEFAULT":
-		return fmt.Sprintf("the key is asymmetric or not for encryption (%s): register a symmetric SYMMETRIC_DEFAULT key", d.Spec)
-	case d.Usage != "" && d.Usage != "ENCRYPT_DECRYPT":
-		return fmt.Sprintf("the key's usage is %s: register an ENCRYPT_DECRYPT key", d.Usage)
-	case d.State != kms.KeyEnabled:
-		return fmt.Sprintf("the key is not enabled (%s): enable it in AWS KMS first", d.State)
+func (s *Service) wrapSecret(ctx context.Context, p Provider, sec *secret.Bytes) ([]byte, error) {
+	if s.cfg.Secrets == nil {
+		return nil, errors.New("keyprovider: the kind keeps a secret, but the service has no Secrets to wrap it")
 	}
-	return ""
+	w, err := s.cfg.Secrets.ForTenant(p.TenantID).Wrap(ctx, sec, secretBinding(p))
+	if err != nil {
+		return nil, fmt.Errorf("keyprovider: wrapping the key provider's secret: %w", err)
+	}
+	return w.Blob, nil
+}
+
+// unwrapSecret returns p's secret (nil if it has none); the caller
+// destroys it.
+func (s *Service) unwrapSecret(ctx context.Context, p Provider) (*secret.Bytes, error) {
+	if len(p.WrappedSecret) == 0 {
+		return nil, nil
+	}
+	if s.cfg.Secrets == nil {
+		return nil, errors.New("keyprovider: a stored secret, but the service has no Secrets to unwrap it")
+	}
+	sec, err := s.cfg.Secrets.ForTenant(p.TenantID).Unwrap(ctx, kms.Wrapped{Blob: p.WrappedSecret}, secretBinding(p))
+	if err != nil {
+		return nil, fmt.Errorf("keyprovider: unwrapping the secret of key provider %s: %w", p.Fingerprint, err)
+	}
+	return sec, nil
 }
 
 // Update changes a provider's name or description (nil: unchanged).
@@ -351,18 +366,19 @@ func (s *Service) Delete(ctx context.Context, tenantID, fingerprint string) erro
 	if _, err := s.Get(ctx, tenantID, fingerprint); err != nil {
 		return err
 	}
-	t, err := s.cfg.Tenants.Tenant(ctx, tenantID)
+	t, err := s.tenant(ctx, tenantID)
 	if err != nil {
 		return err
 	}
-	if t.Provider == Ref(fingerprint) {
+	ref := kms.MustCMKRef(fingerprint)
+	if t.Provider == ref.String() {
 		return fmt.Errorf("%w: it is the tenant's current key provider; reset to the default provider or migrate to another key first", ErrInUse)
 	}
-	counts, err := s.cfg.Tenants.CipherKeyCounts(ctx, tenantID)
+	counts, err := s.cfg.Tenants.CountCipherKeys(ctx, tenantID)
 	if err != nil {
-		return err
+		return &keyring.StoreError{Op: "counting cipherkeys", Err: err}
 	}
-	if n := counts[Ref(fingerprint)]; n > 0 {
+	if n := counts[ref.String()]; n > 0 {
 		return fmt.Errorf("%w: it still wraps %d of the tenant's data keys; wait for the migration away from it to complete", ErrInUse, n)
 	}
 	if err := s.cfg.Store.DeleteKeyProvider(ctx, tenantID, fingerprint); err != nil {

@@ -38,10 +38,21 @@ type Provider struct {
 	// Fingerprint is the entry's stable id in API paths: 32 lowercase hex
 	// characters derived from the ARN.
 	Fingerprint string
-	// ARN is the key's ARN as registered (key/<id> or key/mrk-<id>).
-	ARN         string
-	Name        string
-	Description string
+	// Kind is the Name of the provider kind (AWS, KMIP); stores keep "AWS"
+	// for registrations made before kinds existed.
+	Kind string
+	// ARN is the key's identity in canonical form as registered (an AWS
+	// key ARN, key/<id> or key/mrk-<id>; a kmip:// URI): Key's String.
+	ARN string
+	// Key is ARN as the kind parsed it. The service sets it on every
+	// registration it returns; stores leave it nil.
+	Key Key `json:"-"`
+	// Config is the kind's own settings (Settings.Config), nil if none;
+	// WrappedSecret its secret, wrapped by the internal KMS, nil if none.
+	Config        []byte
+	WrappedSecret []byte
+	Name          string
+	Description   string
 	// MultiRegion, Replicas, DRCompliant and Compliance are what the last
 	// registration or test found.
 	MultiRegion bool

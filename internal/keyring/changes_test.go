@@ -11,7 +11,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
-	"github.com/tenantcrypt/tenantcrypt/internal/kms/registry"
+	"github.com/tenantcrypt/tenantcrypt/internal/providers"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/postgres/pgtest"
 )
 
@@ -49,7 +49,7 @@ func newReplicas(t *testing.T) *replicas {
 	r.h = newHarness(t, keyring.Config{})
 	r.a = r.h.svc
 	r.reads = &readCounter{store: r.h.store}
-	b, err := keyring.New(keyring.Config{Store: r.reads, Providers: registry.New(r.h.internal), TenantRefresh: refresh, Now: r.clock.Now})
+	b, err := keyring.New(keyring.Config{Store: r.reads, Providers: providers.New(r.h.internal), TenantRefresh: refresh, Now: r.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,13 +193,13 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// aliases resolves a second provider Ref, "alias", to the internal KMS
+// aliases resolves a second provider Ref, aliasRef, to the internal KMS
 // (with its own Ref), so that a tenant can switch providers in a test.
 type aliases struct{ keyring.Providers }
 
 func (a aliases) Provider(ctx context.Context, tenantID, ref string) (kms.Provider, error) {
-	if ref == "alias" {
-		p, err := a.Providers.Provider(ctx, tenantID, keyring.InternalProvider)
+	if ref == aliasRef.String() {
+		p, err := a.Providers.Provider(ctx, tenantID, kms.InternalRef().String())
 		return aliased{p}, err
 	}
 	return a.Providers.Provider(ctx, tenantID, ref)
@@ -209,7 +209,9 @@ func (a aliases) Prefix(tenantID, ref string) string { return envelope.InternalP
 
 type aliased struct{ kms.Provider }
 
-func (aliased) Ref() string { return "alias" }
+func (aliased) Ref() kms.Ref { return aliasRef }
+
+var aliasRef = kms.MustCMKRef("alias")
 
 // TestStaleProviderAcrossReplicas: a replica whose copy of the tenant has
 // not caught up with a provider switch made by another (no feed, within
@@ -233,7 +235,7 @@ func TestStaleProviderAcrossReplicas(t *testing.T) {
 			sa, sb := open(t)
 			h := newHarnessOn(t, t.TempDir(), sa, keyring.Config{})
 			newRing := func(st store) *keyring.Service {
-				svc, err := keyring.New(keyring.Config{Store: st, Providers: aliases{registry.New(h.internal)}, TenantRefresh: time.Hour, UseBlock: 2})
+				svc, err := keyring.New(keyring.Config{Store: st, Providers: aliases{providers.New(h.internal)}, TenantRefresh: time.Hour, UseBlock: 2})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -248,7 +250,7 @@ func TestStaleProviderAcrossReplicas(t *testing.T) {
 			if _, err := b.Encrypt(ctx, "acme", nil, []byte("before")); err != nil {
 				t.Fatal(err)
 			}
-			if err := a.SwitchProvider(ctx, "acme", keyring.InternalProvider, "alias"); err != nil {
+			if err := a.SwitchProvider(ctx, "acme", kms.InternalRef().String(), aliasRef.String()); err != nil {
 				t.Fatal(err)
 			}
 			before, err := a.CipherKeyCounts(ctx, "acme")
@@ -270,7 +272,7 @@ func TestStaleProviderAcrossReplicas(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := keyIDOf(t, last); got != active.ID || active.Provider != "alias" {
+			if got := keyIDOf(t, last); got != active.ID || active.Provider != aliasRef.String() {
 				t.Errorf("the stale replica encrypts under key %s, want the new provider's active key %s (%s)", got, active.ID, active.Provider)
 			}
 			// b's data keys: made under the new provider.
@@ -290,11 +292,11 @@ func TestStaleProviderAcrossReplicas(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if after[keyring.InternalProvider] != before[keyring.InternalProvider] {
+			if after[kms.InternalRef().String()] != before[kms.InternalRef().String()] {
 				t.Errorf("keys under the provider the tenant left: %d at the switch, %d after the stale replica's writes",
-					before[keyring.InternalProvider], after[keyring.InternalProvider])
+					before[kms.InternalRef().String()], after[kms.InternalRef().String()])
 			}
-			if after["alias"] < before["alias"]+8 {
+			if after[aliasRef.String()] < before[aliasRef.String()]+8 {
 				t.Errorf("keys under the new provider: %v, want at least 8 more than %v", after, before)
 			}
 		})

@@ -28,10 +28,6 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 )
 
-// InternalProvider is the Ref of the internal KMS, every tenant's provider
-// until it brings a customer managed key.
-const InternalProvider = "internal"
-
 // Providers finds the key provider that a Ref names.
 type Providers interface {
 	// Provider returns provider ref as seen by the tenant.
@@ -272,7 +268,7 @@ func (s *Service) CreateTenant(ctx context.Context, spec TenantSpec) (Tenant, er
 	now := s.now()
 	t := Tenant{
 		ID: spec.ID, Name: spec.Name, Edition: spec.Edition, State: StateActive,
-		Provider: InternalProvider, CreatedAt: now, UpdatedAt: now, Quota: spec.Quota,
+		Provider: kms.InternalRef().String(), CreatedAt: now, UpdatedAt: now, Quota: spec.Quota,
 	}
 	if t.Quota != (Quota{}) {
 		s.quotaOverrides.Store(true)
@@ -335,13 +331,13 @@ func (s *Service) UpdateTenant(ctx context.Context, id string, u TenantUpdate) (
 		if *u.Edition != EditionEnterprise && *u.Edition != EditionBusiness {
 			return Tenant{}, &InputError{Field: "edition", Reason: ErrInvalidEdition.Error()}
 		}
-		if *u.Edition == EditionBusiness && t.Provider != InternalProvider {
+		if *u.Edition == EditionBusiness && !kms.IsInternalText(t.Provider) {
 			return Tenant{}, ErrEditionForbidsCMK
 		}
 		t.Edition = *u.Edition
 	}
 	if u.HIPAA != nil {
-		if *u.HIPAA && t.Provider == InternalProvider {
+		if *u.HIPAA && kms.IsInternalText(t.Provider) {
 			return Tenant{}, ErrHIPAARequiresCMK
 		}
 		t.HIPAA = *u.HIPAA
@@ -658,7 +654,7 @@ func (s *Service) unwrap(ctx context.Context, tenantID string, id envelope.KeyID
 // refuses. The mark lasts half a TTL longer than needed, so that a process
 // writes it at most twice per TTL. Without the mark, the key is not used.
 func (s *Service) markInUse(ctx context.Context, tenantID, provider string) error {
-	if provider == InternalProvider {
+	if kms.IsInternalText(provider) {
 		return nil // no key checks: nothing outside this service can revoke it
 	}
 	te := s.entry(tenantID)
@@ -720,7 +716,7 @@ func (s *Service) TenantStatus(ctx context.Context, id string) (TenantStatus, er
 		return TenantStatus{}, err
 	}
 	st := TenantStatus{Tenant: t, Prefix: s.cfg.Providers.Prefix(id, t.Provider), CipherKeys: counts}
-	if t.Provider != InternalProvider {
+	if !kms.IsInternalText(t.Provider) {
 		// A customer managed key's state is what the key monitor last
 		// found, not a KMS call per status request.
 		return st, nil

@@ -15,7 +15,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
-	"github.com/tenantcrypt/tenantcrypt/internal/kms/registry"
+	"github.com/tenantcrypt/tenantcrypt/internal/providers"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/postgres/pgtest"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/sqlite"
 )
@@ -66,7 +66,7 @@ func (h *harness) reopen(cfg keyring.Config) *keyring.Service {
 	h.roots = roots
 	h.internal = internalkms.New(roots, h.store)
 	cfg.Store = h.store
-	cfg.Providers = registry.New(h.internal)
+	cfg.Providers = providers.New(h.internal)
 	svc, err := keyring.New(cfg)
 	if err != nil {
 		h.t.Fatal(err)

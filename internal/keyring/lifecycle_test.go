@@ -11,7 +11,7 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
-	"github.com/tenantcrypt/tenantcrypt/internal/kms/registry"
+	"github.com/tenantcrypt/tenantcrypt/internal/providers"
 	"github.com/tenantcrypt/tenantcrypt/internal/secret"
 )
 
@@ -129,7 +129,7 @@ func TestKeyRefusedOnUse(t *testing.T) {
 			var mu sync.Mutex
 			var notified []string
 			h := newHarness(t, keyring.Config{})
-			ref := &refusing{Providers: registry.New(h.internal)}
+			ref := &refusing{Providers: providers.New(h.internal)}
 			svc, err := keyring.New(keyring.Config{Store: h.store, Providers: ref, TenantRefresh: time.Hour,
 				OnKeyRefused: func(tenantID, _ string, _ error) { mu.Lock(); notified = append(notified, tenantID); mu.Unlock() }})
 			if err != nil {

@@ -127,6 +127,15 @@ type Quota struct {
 	Burst int
 }
 
+// Rewrap is a cipherkey's new wrapping, to apply only while the key is
+// still wrapped as Old says (by a provider migration, or a rotation of the
+// internal KMS's keys).
+type Rewrap struct {
+	Old                  CipherKey
+	Provider, KeyVersion string
+	Wrapped              []byte
+}
+
 // CipherKey is a data key as stored: only in wrapped form.
 type CipherKey struct {
 	TenantID string

@@ -1,6 +1,6 @@
 // Package kms is the contract between tenantcrypt and the key management
 // systems that protect tenants' data keys: the internal KMS and customer
-// managed keys in AWS KMS.
+// managed keys (in AWS KMS, or another key manager a tenant registers).
 //
 // A Provider is one master key as seen by one tenant. It generates data keys,
 // wraps and unwraps them, and describes the state of the master key. Every
@@ -28,10 +28,10 @@ const DataKeySize = 32
 // key is tied to; Unwrap with another binding than the one given to Wrap or
 // GenerateDataKey fails with ErrInvalidCiphertext. Bindings carry no secrets.
 type Provider interface {
-	// Ref is the stable reference that is stored beside every key this
-	// provider wraps ("internal", or an AWS key ARN), so that a later Unwrap
-	// can find the provider again.
-	Ref() string
+	// Ref names this provider; its text form is stored beside every key it
+	// wraps, so that a later Unwrap can find the provider again. It never
+	// changes and is never the zero Ref.
+	Ref() Ref
 
 	// GenerateDataKey returns a fresh DataKeySize-byte key, both in plaintext
 	// (which the caller must Destroy) and wrapped.

@@ -28,14 +28,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
-	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms"
 )
-
-// Inspector is what the monitor asks of AWS KMS (an *awskms.Client).
-type Inspector interface {
-	DescribeKey(ctx context.Context, key awskms.ARN) (awskms.KeyDescription, error)
-	Probe(ctx context.Context, key awskms.ARN, region string, b kms.Binding) []awskms.ProbeResult
-}
 
 // Tenants is what the monitor needs of the keyring.
 type Tenants interface {
@@ -43,11 +36,20 @@ type Tenants interface {
 	SetTenantState(ctx context.Context, id, provider string, to keyring.TenantState, reason string) (keyring.StateChange, bool, error)
 }
 
-// KeyProviders finds a tenant's registered key and records its DR
-// compliance (a keyprovider.Store).
+// KeyProviders inspects tenants' registered keys through their kinds, and
+// records what it found (a *keyprovider.Service). Every method fails with
+// keyring.ErrUnknownProvider for a Ref that names no registration, and
+// with store errors.
 type KeyProviders interface {
-	KeyProvider(ctx context.Context, tenantID, fingerprint string) (keyprovider.Provider, error)
-	SetKeyProviderCompliance(ctx context.Context, tenantID, fingerprint string, drCompliant bool, c keyprovider.ComplianceError, testedAt time.Time) error
+	// Inspect checks the key (see keyprovider.Inspector); ok is false for
+	// a kind that does not inspect its keys.
+	Inspect(ctx context.Context, tenantID string, ref kms.Ref, probe bool) (in keyprovider.Inspection, ok bool, err error)
+	// RecordCompliance stores a DR compliance, if it changed.
+	RecordCompliance(ctx context.Context, tenantID string, ref kms.Ref, c keyprovider.Compliance, at time.Time) (changed bool, err error)
+	// Home is the place whose check decides the tenant's state.
+	Home(ctx context.Context, tenantID string, ref kms.Ref) (string, error)
+	// Failover says whether the key's calls go to a replica now.
+	Failover(ctx context.Context, tenantID string, ref kms.Ref) (keyprovider.Failover, error)
 }
 
 // Defaults of Config.
@@ -56,18 +58,12 @@ const (
 	DefaultConcurrency = 16
 )
 
-// Config configures a Monitor. Store, Tenants, KeyProviders and KMS are
+// Config configures a Monitor. Store, Tenants and KeyProviders are
 // required.
 type Config struct {
 	Store        Store
 	Tenants      Tenants
 	KeyProviders KeyProviders
-	KMS          Inspector
-	// Region is the service's own region; DRRegions maps a region to its
-	// disaster-recovery region, where a multi-region key's replica is
-	// checked too.
-	Region    string
-	DRRegions map[string]string
 	// Interval is how often every watched tenant's key is checked, by
 	// whichever replica claims the check: at most Interval passes between
 	// two claims of a tenant's check while a replica has a free slot. It
@@ -93,9 +89,6 @@ type Config struct {
 	// tenth of Interval, between 10 ms and 1 s, and never more than
 	// Interval/2.
 	Poll time.Duration
-	// RegionHealth, if set, tells whether calls to a region fail over to
-	// replicas now (an *awskms.Client's RegionHealth), for Failover.
-	RegionHealth func(region string) (healthy bool, since time.Time)
 	// Checked, if set, is told the result of every region's check (for
 	// metrics); Claimed, of every claim of due checks: how many, and how
 	// late the latest of them was (see Lag).
@@ -122,8 +115,8 @@ type Monitor struct {
 
 // New returns a Monitor; Start begins its checks.
 func New(cfg Config) (*Monitor, error) {
-	if cfg.Store == nil || cfg.Tenants == nil || cfg.KeyProviders == nil || cfg.KMS == nil {
-		return nil, errors.New("lifecycle: Store, Tenants, KeyProviders and KMS are required")
+	if cfg.Store == nil || cfg.Tenants == nil || cfg.KeyProviders == nil {
+		return nil, errors.New("lifecycle: Store, Tenants and KeyProviders are required")
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = DefaultInterval
@@ -240,16 +233,17 @@ func (m *Monitor) KeyChecks(ctx context.Context, tenantID string) ([]KeyCheck, e
 	if len(cs) < 2 {
 		return cs, nil
 	}
-	fp, _ := keyprovider.FingerprintOf(cs[0].Provider)
-	kp, err := m.cfg.KeyProviders.KeyProvider(ctx, tenantID, fp)
+	ref, err := kms.ParseRef(cs[0].Provider)
 	if err != nil {
+		return cs, nil
+	}
+	home, err := m.cfg.KeyProviders.Home(ctx, tenantID, ref)
+	if err != nil || home == "" {
 		return cs, nil // the provider is gone; so is the order's meaning
 	}
-	if arn, err := awskms.ParseARN(kp.ARN); err == nil {
-		slices.SortStableFunc(cs, func(a, b KeyCheck) int {
-			return cmpBool(b.Region == arn.Region, a.Region == arn.Region)
-		})
-	}
+	slices.SortStableFunc(cs, func(a, b KeyCheck) int {
+		return cmpBool(b.Region == home, a.Region == home)
+	})
 	return cs, nil
 }
 
@@ -265,7 +259,11 @@ func cmpBool(a, b bool) int {
 }
 
 func (m *Monitor) check(ctx context.Context, t keyring.Tenant) ([]KeyCheck, error) {
-	fp, ok := keyprovider.FingerprintOf(t.Provider)
+	ref, err := kms.ParseRef(t.Provider)
+	if err != nil {
+		return nil, fmt.Errorf("lifecycle: tenant %s: %w", t.ID, err)
+	}
+	fp, ok := ref.Fingerprint()
 	if !ok || t.State == keyring.StateDestroyed {
 		return nil, nil
 	}
@@ -291,29 +289,34 @@ func (m *Monitor) check(ctx context.Context, t keyring.Tenant) ([]KeyCheck, erro
 		close(done)
 	}()
 
-	kp, err := m.cfg.KeyProviders.KeyProvider(ctx, t.ID, fp)
-	if err != nil {
-		if errors.Is(err, keyring.ErrNotFound) {
-			return nil, fmt.Errorf("lifecycle: tenant %s uses key provider %s, which is not registered", t.ID, fp)
-		}
-		return nil, &keyring.StoreError{Op: "reading key provider", Err: err}
-	}
-	arn, err := awskms.ParseARN(kp.ARN)
-	if err != nil {
-		return nil, fmt.Errorf("lifecycle: stored ARN of %s: %w", fp, err)
-	}
 	cctx, cancel := context.WithTimeout(kms.WithTenant(ctx, t.ID), m.cfg.Timeout)
 	defer cancel()
-	v := m.inspect(cctx, t, kp, arn)
+	in, inspected, err := m.cfg.KeyProviders.Inspect(cctx, t.ID, ref, t.State != keyring.StateActive)
+	if err != nil {
+		if errors.Is(err, keyring.ErrUnknownProvider) {
+			return nil, fmt.Errorf("lifecycle: tenant %s uses key provider %s, which is not registered", t.ID, fp)
+		}
+		return nil, err
+	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
+	}
+	if !inspected {
+		return nil, nil
+	}
+	v := verdict{known: in.Known, state: in.State, reason: in.Reason}
+	for _, c := range in.Checks {
+		v.checks = append(v.checks, KeyCheck{TenantID: t.ID, Provider: t.Provider, Region: c.Place, KeyARN: c.Key,
+			CheckedAt: c.CheckedAt, Result: c.Result, KeyState: c.KeyState, Detail: c.Detail})
 	}
 	for _, c := range v.checks {
 		if m.cfg.Checked != nil {
 			m.cfg.Checked(c.Region, c.Result)
 		}
 	}
-	m.recordCompliance(ctx, t, kp, arn, v.checks)
+	if in.Compliance != nil {
+		m.recordCompliance(ctx, t, ref, *in.Compliance, v.checks[len(v.checks)-1].CheckedAt)
+	}
 	if err := m.cfg.Store.ReplaceKeyChecks(ctx, t.ID, v.checks); err != nil {
 		if errors.Is(err, keyring.ErrNotFound) {
 			return nil, keyring.ErrTenantNotFound
@@ -338,237 +341,39 @@ type verdict struct {
 	reason string
 }
 
-// inspect describes the key in its own region (whose answer decides the
-// tenant's state), in the DR region for a multi-region key (recorded, for
-// DR compliance) and, when AWS names a primary key in a third region, there
-// too (a disabled primary revokes as well). A key that answers enabled
-// while the tenant is not active is probed with real calls before the
-// tenant is let back in, since a key policy can allow DescribeKey and deny
-// Decrypt.
-func (m *Monitor) inspect(ctx context.Context, t keyring.Tenant, kp keyprovider.Provider, arn awskms.ARN) verdict {
-	dr := keyprovider.DRRegion(m.cfg.DRRegions, m.cfg.Region, arn.Region)
-	var drCheck *KeyCheck
-	var wg sync.WaitGroup
-	if kp.MultiRegion && dr != "" {
-		wg.Go(func() {
-			c, _ := m.describe(ctx, t, arn.InRegion(dr))
-			drCheck = &c
-		})
-	}
-	home, desc := m.describe(ctx, t, arn)
-	v := verdict{checks: []KeyCheck{home}}
-	if p := desc.Primary; p != nil && p.Region != arn.Region && p.Region != dr {
-		if parn, err := awskms.ParseARN(p.ARN); err == nil {
-			primary, _ := m.describe(ctx, t, parn)
-			v.checks = append(v.checks, primary)
-			if primary.Result != ResultNotFound && severity(primary.Result) > severity(home.Result) {
-				home = primary
-			}
-		}
-	}
-	wg.Wait()
-	if drCheck != nil {
-		v.checks = append(v.checks, *drCheck)
-	}
-
-	switch home.Result {
-	case ResultOK:
-		v.known, v.state = true, keyring.StateActive
-		if t.State != keyring.StateActive {
-			v = m.probe(ctx, t, arn, v)
-		}
-	case ResultDisabled, ResultAccessDenied:
-		v.known, v.state, v.reason = true, keyring.StateKeyUnavailable, home.Detail
-	case ResultPendingDeletion:
-		v.known, v.state, v.reason = true, keyring.StateLocked, home.Detail
-	case ResultNotFound:
-		v.known, v.state, v.reason = true, keyring.StateDestroyed, home.Detail
-	}
-	return v
-}
-
-// probe tries the actions the tenant needs before it returns to active.
-func (m *Monitor) probe(ctx context.Context, t keyring.Tenant, arn awskms.ARN, v verdict) verdict {
-	b := kms.Binding{kms.BindingTenant: t.ID, kms.BindingKeyID: "key-check-probe"}
-	for _, r := range m.cfg.KMS.Probe(ctx, arn, arn.Region, b) {
-		if r.Err == nil {
-			continue
-		}
-		if state, ok := keyring.StateOnUse(r.Err); ok {
-			v.state, v.reason = state, fmt.Sprintf("DescribeKey in %s shows the key enabled, but %s", arn.Region, keyring.KeyRefusal(r.Err))
-			return v
-		}
-		// Not an answer about the key: stay as we are until a probe works.
-		v.known = false
-		return v
-	}
-	return v
-}
-
-// severity orders results by how much of the tenant they shut off.
-func severity(result string) int {
-	switch result {
-	case ResultNotFound:
-		return 4
-	case ResultPendingDeletion:
-		return 3
-	case ResultDisabled, ResultAccessDenied:
-		return 2
-	case ResultOK:
-		return 1
-	}
-	return 0
-}
-
-// describe checks key in its region.
-func (m *Monitor) describe(ctx context.Context, t keyring.Tenant, key awskms.ARN) (KeyCheck, awskms.KeyDescription) {
-	c := KeyCheck{TenantID: t.ID, Provider: t.Provider, Region: key.Region, KeyARN: key.String()}
-	desc, err := m.cfg.KMS.DescribeKey(ctx, key)
-	c.CheckedAt = m.cfg.Now().UTC().Truncate(time.Microsecond)
+// recordCompliance records the provider's DR compliance that a check
+// found. Failures are logged: the status and the next check carry on
+// without them.
+func (m *Monitor) recordCompliance(ctx context.Context, t keyring.Tenant, ref kms.Ref, c keyprovider.Compliance, at time.Time) {
+	changed, err := m.cfg.KeyProviders.RecordCompliance(ctx, t.ID, ref, c, at)
 	if err != nil {
-		c.Result = resultOf(err)
-		c.Detail = fmt.Sprintf("DescribeKey in %s: %s", key.Region, describeError(c.Result, err))
-		return c, desc
-	}
-	c.KeyState = desc.AWSState
-	switch desc.State {
-	case kms.KeyEnabled:
-		c.Result = ResultOK
-		c.Detail = fmt.Sprintf("DescribeKey in %s: the key is enabled", key.Region)
-	case kms.KeyDisabled:
-		c.Result = ResultDisabled
-		if desc.AWSState == "" || desc.AWSState == "Disabled" {
-			c.Detail = fmt.Sprintf("DescribeKey in %s: the key is disabled in the customer's AWS account; its owner must enable it", key.Region)
-		} else {
-			c.Detail = fmt.Sprintf("DescribeKey in %s: the key cannot be used (AWS key state %s) in the customer's AWS account; its owner must make it usable", key.Region, desc.AWSState)
-		}
-	case kms.KeyPendingDeletion:
-		c.Result = ResultPendingDeletion
-		c.Detail = fmt.Sprintf("DescribeKey in %s: the key is scheduled for deletion (%s); its owner must cancel the deletion and enable it", key.Region, awsState(desc))
-	default:
-		c.Result = ResultError
-		c.Detail = fmt.Sprintf("DescribeKey in %s: the key is in state %s, which tenantcrypt does not know", key.Region, awsState(desc))
-	}
-	return c, desc
-}
-
-func awsState(d awskms.KeyDescription) string {
-	if d.AWSState != "" {
-		return d.AWSState
-	}
-	return d.State.String()
-}
-
-func resultOf(err error) string {
-	switch {
-	case errors.Is(err, kms.ErrKeyNotFound):
-		return ResultNotFound
-	case errors.Is(err, kms.ErrAccessDenied):
-		return ResultAccessDenied
-	case errors.Is(err, kms.ErrKeyDisabled):
-		return ResultDisabled
-	case errors.Is(err, kms.ErrKeyPendingDeletion):
-		return ResultPendingDeletion
-	case errors.Is(err, kms.ErrThrottled):
-		return ResultThrottled
-	case errors.Is(err, kms.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return ResultUnavailable
-	}
-	return ResultError
-}
-
-func describeError(result string, err error) string {
-	switch result {
-	case ResultNotFound:
-		return "the key does not exist: it was deleted, or this service cannot see it"
-	case ResultAccessDenied:
-		return "the key policy or grants deny this service access to the key"
-	case ResultThrottled:
-		return "AWS KMS throttled the check; the key's state is unknown until the next check"
-	case ResultUnavailable:
-		return "AWS KMS did not answer; the key's state is unknown until the next check"
-	}
-	return "the check failed (" + kms.Outcome(err) + ")"
-}
-
-// recordCompliance keeps the provider's DR compliance up to date with what
-// the check found of the replica in the DR region: a replica that is
-// disabled, pending deletion, gone or denied makes the provider
-// non-compliant; once it answers enabled again, a probe of every required
-// action there (as actions/test does) makes it compliant again. Outages
-// change nothing. Failures are logged: the status and the next check carry
-// on without them.
-func (m *Monitor) recordCompliance(ctx context.Context, t keyring.Tenant, kp keyprovider.Provider, arn awskms.ARN, checks []KeyCheck) {
-	ctx = kms.WithTenant(ctx, t.ID)
-	dr := keyprovider.DRRegion(m.cfg.DRRegions, m.cfg.Region, arn.Region)
-	var c *KeyCheck
-	for i := range checks {
-		if checks[i].Region == dr {
-			c = &checks[i]
-		}
-	}
-	if c == nil || !kp.MultiRegion {
-		return
-	}
-	var compliant bool
-	var why keyprovider.ComplianceError
-	switch c.Result {
-	case ResultDisabled, ResultPendingDeletion, ResultNotFound, ResultAccessDenied:
-		compliant = false
-		why = keyprovider.ComplianceError{Code: keyprovider.CodeNotCompliant, Region: dr,
-			Message: "the replica in the DR region cannot serve a failover: " + c.Detail}
-	case ResultOK:
-		if kp.DRCompliant || kp.Compliance.Region != dr {
-			return // compliant, or not for a reason of the DR region's
-		}
-		b := kms.Binding{kms.BindingTenant: t.ID, kms.BindingKeyID: "key-check-probe"}
-		for _, r := range m.cfg.KMS.Probe(ctx, arn.InRegion(dr), dr, b) {
-			if r.Err != nil {
-				return // still refused: the recorded reason stands
-			}
-		}
-		compliant, why = true, keyprovider.ComplianceError{}
-	default:
-		return
-	}
-	if compliant == kp.DRCompliant && why == kp.Compliance {
-		return
-	}
-	if err := m.cfg.KeyProviders.SetKeyProviderCompliance(ctx, t.ID, kp.Fingerprint, compliant, why, c.CheckedAt); err != nil {
 		m.cfg.Logger.WarnContext(ctx, "recording DR compliance failed; the next check retries", "tenant", t.ID, "error", err.Error())
 		return
 	}
-	m.cfg.Logger.InfoContext(ctx, "key provider DR compliance changed", "tenant", t.ID, "fingerprint", kp.Fingerprint,
-		"dr_compliant", compliant, "region", dr, "reason", why.Message)
+	if changed {
+		fp, _ := ref.Fingerprint()
+		m.cfg.Logger.InfoContext(ctx, "key provider DR compliance changed", "tenant", t.ID, "fingerprint", fp,
+			"dr_compliant", c.DRCompliant, "region", c.Error.Region, "reason", c.Error.Message)
+	}
 }
 
 // Failover says whether a tenant's key is served by its replica now: its
 // own region had an outage and calls go to the DR region until a probe
 // finds the region back.
-type Failover struct {
-	Active   bool
-	From, To string
-	Since    time.Time
-}
+type Failover = keyprovider.Failover
 
 // Failover reports the failover of the tenant's customer managed key.
 func (m *Monitor) Failover(ctx context.Context, t keyring.Tenant) (Failover, error) {
-	fp, ok := keyprovider.FingerprintOf(t.Provider)
-	if !ok || m.cfg.RegionHealth == nil {
-		return Failover{}, nil
-	}
-	kp, err := m.cfg.KeyProviders.KeyProvider(ctx, t.ID, fp)
+	ref, err := kms.ParseRef(t.Provider)
 	if err != nil {
-		return Failover{}, &keyring.StoreError{Op: "reading key provider", Err: err}
-	}
-	arn, err := awskms.ParseARN(kp.ARN)
-	if err != nil || !kp.MultiRegion {
 		return Failover{}, nil
 	}
-	dr := keyprovider.DRRegion(m.cfg.DRRegions, m.cfg.Region, arn.Region)
-	if dr == "" {
+	if _, ok := ref.Fingerprint(); !ok {
 		return Failover{}, nil
 	}
-	healthy, since := m.cfg.RegionHealth(arn.Region)
-	return Failover{Active: !healthy, From: arn.Region, To: dr, Since: since}, nil
+	f, err := m.cfg.KeyProviders.Failover(ctx, t.ID, ref)
+	if errors.Is(err, keyring.ErrUnknownProvider) {
+		return Failover{}, nil
+	}
+	return f, err
 }

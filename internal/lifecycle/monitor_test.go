@@ -13,6 +13,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms/awskind"
 )
 
 // These are unit tests of the monitor's decisions, with AWS KMS and the
@@ -26,7 +27,7 @@ const (
 	mrk  = "arn:aws:kms:eu-west-1:111122223333:key/mrk-0123456789abcdef0123456789abcdef"
 )
 
-var ref = keyprovider.Ref(keyprovider.Fingerprint(mrk))
+var ref = kms.MustCMKRef(keyprovider.Fingerprint(mrk)).String()
 
 // answer is what the fake KMS says of a key in a region.
 type answer struct {
@@ -71,6 +72,8 @@ func (f *fakeKMS) Probe(_ context.Context, key awskms.ARN, region string, _ kms.
 	}
 }
 
+func (f *fakeKMS) Provider(kms.Ref, awskms.ARN, ...string) kms.Provider { return nil }
+
 func enabled(state kms.KeyState, aws string) answer {
 	return answer{desc: awskms.KeyDescription{State: state, AWSState: aws, MultiRegion: true}}
 }
@@ -107,6 +110,10 @@ func (f *fakeTenants) SetTenantState(_ context.Context, id, provider string, to 
 	t.State, t.StateReason = to, reason
 	f.tenants[id] = t
 	return c, true, nil
+}
+
+func (f *fakeTenants) CountCipherKeys(context.Context, string) (map[string]int, error) {
+	return map[string]int{}, nil
 }
 
 func (f *fakeTenants) state(id string) keyring.Tenant {
@@ -175,7 +182,7 @@ func (f *fakeStore) WatchedTenants(_ context.Context, after string, limit int) (
 	defer f.tenants.mu.Unlock()
 	var out []keyring.Tenant
 	for _, t := range f.tenants.tenants {
-		if t.ID > after && t.Provider != keyring.InternalProvider && t.State != keyring.StateDestroyed {
+		if t.ID > after && t.Provider != kms.InternalRef().String() && t.State != keyring.StateDestroyed {
 			out = append(out, t)
 		}
 	}
@@ -233,6 +240,38 @@ func (f *fakeProviders) SetKeyProviderCompliance(_ context.Context, _, fp string
 	return nil
 }
 
+func (f *fakeProviders) InsertKeyProvider(context.Context, keyprovider.Provider) error {
+	return errors.New("not used")
+}
+
+func (f *fakeProviders) ListKeyProviders(ctx context.Context, tenantID string) ([]keyprovider.Provider, error) {
+	p, _ := f.KeyProvider(ctx, tenantID, f.get().Fingerprint)
+	return []keyprovider.Provider{p}, nil
+}
+
+func (f *fakeProviders) UpdateKeyProvider(context.Context, keyprovider.Provider) error {
+	return errors.New("not used")
+}
+
+func (f *fakeProviders) DeleteKeyProvider(context.Context, string, string) error {
+	return errors.New("not used")
+}
+
+// keyProviders is the key-provider service over the fakes, with the AWS
+// kind: the monitor's decisions are the AWS kind's checks.
+func keyProviders(t *testing.T, f *fixture) *keyprovider.Service {
+	t.Helper()
+	kind, err := awskind.New(awskind.Config{Client: f.kms, Region: home, DRRegions: map[string]string{home: dr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := keyprovider.New(keyprovider.Config{Store: f.providers, Tenants: f.tenants, Kinds: []keyprovider.Kind{kind}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func (f *fakeProviders) get() keyprovider.Provider {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -245,6 +284,7 @@ type fixture struct {
 	tenants   *fakeTenants
 	store     *fakeStore
 	providers *fakeProviders
+	kp        *keyprovider.Service
 }
 
 func newFixture(t *testing.T, state keyring.TenantState) *fixture {
@@ -256,14 +296,14 @@ func newFixture(t *testing.T, state keyring.TenantState) *fixture {
 		}},
 		tenants: &fakeTenants{tenants: map[string]keyring.Tenant{
 			"acme":  {ID: "acme", State: state, Provider: ref},
-			"local": {ID: "local", State: keyring.StateActive, Provider: keyring.InternalProvider},
+			"local": {ID: "local", State: keyring.StateActive, Provider: kms.InternalRef().String()},
 		}},
 	}
 	f.store = &fakeStore{tenants: f.tenants, checks: map[string][]KeyCheck{}, claims: map[string]*fakeClaim{}}
 	f.providers = newFakeProviders()
+	f.kp = keyProviders(t, f)
 	m, err := New(Config{
-		Store: f.store, Tenants: f.tenants, KeyProviders: f.providers, KMS: f.kms,
-		Region: home, DRRegions: map[string]string{home: dr}, Interval: 50 * time.Millisecond,
+		Store: f.store, Tenants: f.tenants, KeyProviders: f.kp, Interval: 50 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -509,8 +549,7 @@ func TestClaimsAndNotify(t *testing.T) {
 func TestClaimsAreShared(t *testing.T) {
 	f := newFixture(t, keyring.StateActive)
 	other, err := New(Config{
-		Store: f.store, Tenants: f.tenants, KeyProviders: f.providers, KMS: f.kms,
-		Region: home, DRRegions: map[string]string{home: dr}, Interval: time.Hour, Poll: 10 * time.Millisecond, Owner: "other",
+		Store: f.store, Tenants: f.tenants, KeyProviders: f.kp, Interval: time.Hour, Poll: 10 * time.Millisecond, Owner: "other",
 	})
 	if err != nil {
 		t.Fatal(err)

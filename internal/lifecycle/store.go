@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
@@ -11,7 +12,7 @@ import (
 // internal/store/... and pass internal/store/storetest.
 type Store interface {
 	// WatchedTenants returns up to limit tenants with ids greater than
-	// after, in id order, whose provider is not keyring.InternalProvider
+	// after, in id order, whose provider is not the internal KMS
 	// and whose state is not destroyed: the tenants whose key is checked.
 	WatchedTenants(ctx context.Context, after string, limit int) ([]keyring.Tenant, error)
 	// ReplaceKeyChecks replaces every stored check of the tenant by checks,
@@ -71,23 +72,15 @@ type KeyCheck struct {
 	Detail string
 }
 
-// Results of a key check.
+// Results of a key check (keyprovider's, under the names the monitor's
+// callers know).
 const (
-	// ResultOK: the key is enabled and usable.
-	ResultOK = "ok"
-	// ResultDisabled: the key (or a state like a disconnected key store)
-	// refuses cryptographic operations.
-	ResultDisabled = "disabled"
-	// ResultPendingDeletion: the key is scheduled for deletion.
-	ResultPendingDeletion = "pending-deletion"
-	// ResultNotFound: the key does not exist (any more).
-	ResultNotFound = "not-found"
-	// ResultAccessDenied: the key policy or grants refuse this service.
-	ResultAccessDenied = "access-denied"
-	// ResultThrottled: KMS throttled the check; nothing is known.
-	ResultThrottled = "throttled"
-	// ResultUnavailable: KMS did not answer in time; nothing is known.
-	ResultUnavailable = "unavailable"
-	// ResultError: the check failed for another reason (see Detail).
-	ResultError = "error"
+	ResultOK              = keyprovider.ResultOK
+	ResultDisabled        = keyprovider.ResultDisabled
+	ResultPendingDeletion = keyprovider.ResultPendingDeletion
+	ResultNotFound        = keyprovider.ResultNotFound
+	ResultAccessDenied    = keyprovider.ResultAccessDenied
+	ResultThrottled       = keyprovider.ResultThrottled
+	ResultUnavailable     = keyprovider.ResultUnavailable
+	ResultError           = keyprovider.ResultError
 )

@@ -20,9 +20,10 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms/awskind"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
-	"github.com/tenantcrypt/tenantcrypt/internal/kms/registry"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
+	"github.com/tenantcrypt/tenantcrypt/internal/providers"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/sqlite"
 	"github.com/tenantcrypt/tenantcrypt/internal/testkms"
 )
@@ -96,12 +97,13 @@ const (
 // benchEnv is everything a migration needs, wired as `tenantcrypt serve`
 // wires it, with local-kms as AWS KMS.
 type benchEnv struct {
-	store      *sqlite.Store
-	providers  keyring.Providers
-	ring       *keyring.Service
-	migrations *migration.Service
-	kms        *testkms.Server
-	sdk        *awssdk.Client
+	store        *sqlite.Store
+	providers    keyring.Providers
+	keyProviders *keyprovider.Service
+	ring         *keyring.Service
+	migrations   *migration.Service
+	kms          *testkms.Server
+	sdk          *awssdk.Client
 
 	keyA, keyB string // ARNs of two keys at local-kms
 	tenants    int
@@ -131,14 +133,22 @@ func newBenchEnv(b testing.TB) *benchEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	providers := registry.New(internalkms.New(roots, st), registry.WithAWS(st, aws))
+	awsKind, err := awskind.New(awskind.Config{Client: aws, Region: local.Region})
+	if err != nil {
+		b.Fatal(err)
+	}
+	keyProviders, err := keyprovider.New(keyprovider.Config{Store: st, Tenants: st, Kinds: []keyprovider.Kind{awsKind}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	providers := providers.New(internalkms.New(roots, st), providers.WithCMKs(keyProviders))
 	ring, err := keyring.New(keyring.Config{Store: st, Providers: providers})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(ring.Close)
 	migrations, err := migration.New(migration.Config{
-		Store: st, KeyProviders: st, Keyring: ring, Providers: providers,
+		Store: st, KeyProviders: keyProviders, Keyring: ring, Providers: providers,
 		Rate: 0, Concurrency: benchConcurrency,
 	})
 	if err != nil {
@@ -146,7 +156,7 @@ func newBenchEnv(b testing.TB) *benchEnv {
 	}
 	b.Cleanup(migrations.Close)
 	return &benchEnv{
-		store: st, providers: providers, ring: ring, migrations: migrations, kms: local, sdk: local.Client(b),
+		store: st, keyProviders: keyProviders, providers: providers, ring: ring, migrations: migrations, kms: local, sdk: local.Client(b),
 		keyA: local.ARN(testkms.MultiRegionKeyID), keyB: local.ARN(testkms.SecondMultiRegionKeyID),
 	}
 }

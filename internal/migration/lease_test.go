@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
 
@@ -116,7 +117,7 @@ func TestLeaseTakeover(t *testing.T) {
 			const ttl = 300 * time.Millisecond
 			newReplica := func(name string, st migration.Store) *migration.Service {
 				s, err := migration.New(migration.Config{
-					Store: st, KeyProviders: e.store, Keyring: e.ring, Providers: e.providers,
+					Store: st, KeyProviders: e.keyProviders, Keyring: e.ring, Providers: e.providers,
 					Rate: 200, BatchSize: 50, Owner: name, LeaseTTL: ttl, RetryMax: 50 * time.Millisecond,
 					Hooks: w.hooks(name),
 				})
@@ -177,7 +178,7 @@ func TestLeaseTakeover(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(counts) != 1 || counts[keyprovider.Ref(keyprovider.Fingerprint(e.keyA))] < e.keys {
+			if len(counts) != 1 || counts[kms.MustCMKRef(keyprovider.Fingerprint(e.keyA)).String()] < e.keys {
 				t.Errorf("cipherkeys after the migration: %v, want all %d under the target", counts, e.keys)
 			}
 		})

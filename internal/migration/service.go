@@ -24,10 +24,22 @@ type Keyring interface {
 	SwitchProvider(ctx context.Context, tenantID, from, to string) error
 }
 
+// KeyProviders is what migrations need of the tenants' registered keys (a
+// *keyprovider.Service, their one owner).
+type KeyProviders interface {
+	// Get returns a registration. Errors: keyprovider.ErrNotFound.
+	Get(ctx context.Context, tenantID, fingerprint string) (keyprovider.Provider, error)
+	// KeyARN names the customer managed key ref stands for.
+	KeyARN(ctx context.Context, tenantID string, ref kms.Ref) string
+	// Stamp records when ref's registration became the tenant's current
+	// provider (promoted) or stopped being so.
+	Stamp(ctx context.Context, tenantID string, ref kms.Ref, promoted bool, at time.Time) error
+}
+
 // Config configures a Service.
 type Config struct {
 	Store        Store
-	KeyProviders keyprovider.Store
+	KeyProviders KeyProviders
 	Keyring      Keyring
 	Providers    keyring.Providers
 	// Rate caps the cipherkeys rewrapped per second for one tenant (each
@@ -233,14 +245,15 @@ func (s *Service) ProviderSwitchTimes(ctx context.Context, tenantID, ref string)
 // Migrate starts moving the tenant's keys to the provider with this
 // fingerprint.
 func (s *Service) Migrate(ctx context.Context, tenantID, fingerprint string) (Migration, error) {
-	target, err := s.cfg.KeyProviders.KeyProvider(ctx, tenantID, fingerprint)
-	if errors.Is(err, keyring.ErrNotFound) {
+	target, err := s.cfg.KeyProviders.Get(ctx, tenantID, fingerprint)
+	if err != nil {
+		return Migration{}, err
+	}
+	ref, err := kms.CMKRef(fingerprint)
+	if err != nil {
 		return Migration{}, keyprovider.ErrNotFound
 	}
-	if err != nil {
-		return Migration{}, &keyring.StoreError{Op: "reading key provider", Err: err}
-	}
-	return s.begin(ctx, tenantID, keyprovider.Ref(fingerprint), target.ARN)
+	return s.begin(ctx, tenantID, ref.String(), target.ARN)
 }
 
 // Reset starts moving the tenant's keys back to the internal KMS; started
@@ -253,13 +266,13 @@ func (s *Service) Reset(ctx context.Context, tenantID string) (Migration, bool, 
 	if t.HIPAA {
 		return Migration{}, false, &NotStartedError{Reason: "a hipaa tenant must stay on a customer managed key; clear the hipaa flag first (platform admin)"}
 	}
-	if t.Provider == keyring.InternalProvider {
+	if kms.IsInternalText(t.Provider) {
 		if _, err := s.runningMigration(ctx, tenantID); err != nil {
 			return Migration{}, false, err
 		}
 		return Migration{}, false, nil
 	}
-	m, err := s.begin(ctx, tenantID, keyring.InternalProvider, api.DefaultProviderARN)
+	m, err := s.begin(ctx, tenantID, kms.InternalRef().String(), api.DefaultProviderARN)
 	return m, err == nil, err
 }
 
@@ -279,15 +292,12 @@ func (s *Service) runningMigration(ctx context.Context, tenantID string) (Migrat
 	return m, nil
 }
 
-func (s *Service) arnOf(ctx context.Context, tenantID, ref string) string {
-	fp, ok := keyprovider.FingerprintOf(ref)
-	if !ok {
+func (s *Service) arnOf(ctx context.Context, tenantID, text string) string {
+	ref, err := kms.ParseRef(text)
+	if _, cmk := ref.Fingerprint(); err != nil || !cmk {
 		return api.DefaultProviderARN
 	}
-	if p, err := s.cfg.KeyProviders.KeyProvider(ctx, tenantID, fp); err == nil {
-		return p.ARN
-	}
-	return fp
+	return s.cfg.KeyProviders.KeyARN(ctx, tenantID, ref)
 }
 
 // begin checks that a migration can start, records it, switches the
@@ -303,10 +313,10 @@ func (s *Service) begin(ctx context.Context, tenantID, to, toARN string) (Migrat
 	if t.Provider == to {
 		return Migration{}, &NotStartedError{Reason: "this key provider is the tenant's current one already"}
 	}
-	if to != keyring.InternalProvider && t.Edition != keyring.EditionEnterprise {
+	if !kms.IsInternalText(to) && t.Edition != keyring.EditionEnterprise {
 		return Migration{}, &NotStartedError{Reason: fmt.Sprintf("the %s edition cannot use a customer managed key", t.Edition)}
 	}
-	if t.HIPAA && to == keyring.InternalProvider {
+	if t.HIPAA && kms.IsInternalText(to) {
 		return Migration{}, &NotStartedError{Reason: "a hipaa tenant must stay on a customer managed key"}
 	}
 	// The target must work now, and the source must still answer: the
@@ -661,20 +671,12 @@ func (s *Service) complete(ctx context.Context, m *Migration) error {
 		}
 	}
 	now := s.now()
-	for ref, stamp := range map[string]func(*keyprovider.Provider){
-		m.To:   func(p *keyprovider.Provider) { p.PromotedAt = now },
-		m.From: func(p *keyprovider.Provider) { p.DemotedAt = now },
-	} {
-		fp, ok := keyprovider.FingerprintOf(ref)
-		if !ok {
+	for text, promoted := range map[string]bool{m.To: true, m.From: false} {
+		ref, err := kms.ParseRef(text)
+		if err != nil {
 			continue
 		}
-		p, err := s.cfg.KeyProviders.KeyProvider(ctx, m.TenantID, fp)
-		if err != nil {
-			continue // deleted since; nothing to stamp
-		}
-		stamp(&p)
-		if err := s.cfg.KeyProviders.UpdateKeyProvider(ctx, p); err != nil {
+		if err := s.cfg.KeyProviders.Stamp(ctx, m.TenantID, ref, promoted, now); err != nil {
 			return err
 		}
 	}

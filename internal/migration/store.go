@@ -77,13 +77,8 @@ type Store interface {
 	UpdateLeasedMigration(ctx context.Context, m Migration, owner string) error
 }
 
-// Rewrap is a cipherkey's new wrapping, to apply only while the key is still
-// wrapped as Old says.
-type Rewrap struct {
-	Old                  keyring.CipherKey
-	Provider, KeyVersion string
-	Wrapped              []byte
-}
+// Rewrap is a cipherkey's new wrapping (keyring.Rewrap).
+type Rewrap = keyring.Rewrap
 
 // ErrRunning: the tenant has a migration that is not completed.
 var ErrRunning = errors.New("a migration is already running")

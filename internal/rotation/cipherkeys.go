@@ -10,8 +10,6 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
-	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
-	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
 
 // maxStalledPasses is how many passes in a row a tenant's rewrap accepts in
@@ -45,7 +43,7 @@ func (s *Service) rewrapCipherKeys(ctx context.Context, tenantID string, target 
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			keys, err := s.cfg.Store.CipherKeysWrappedByOtherVersion(ctx, tenantID, internalkms.Ref, want, after, s.cfg.BatchSize)
+			keys, err := s.cfg.Store.CipherKeysWrappedByOtherVersion(ctx, tenantID, kms.InternalRef().String(), want, after, s.cfg.BatchSize)
 			if err != nil {
 				return &keyring.StoreError{Op: "reading cipherkeys to rewrap", Err: err}
 			}
@@ -53,7 +51,7 @@ func (s *Service) rewrapCipherKeys(ctx context.Context, tenantID string, target 
 				break
 			}
 			after = keys[len(keys)-1].ID
-			rs := make([]migration.Rewrap, 0, len(keys))
+			rs := make([]keyring.Rewrap, 0, len(keys))
 			for _, ck := range keys {
 				if unopenable[ck.ID] || newerThan(ck.KeyVersion, target) {
 					// Newer: a later rotation's run moves it, if needed.
@@ -75,7 +73,7 @@ func (s *Service) rewrapCipherKeys(ctx context.Context, tenantID string, target 
 				case err != nil:
 					return err
 				}
-				rs = append(rs, migration.Rewrap{Old: ck, Provider: internalkms.Ref, KeyVersion: w.KeyVersion, Wrapped: w.Blob})
+				rs = append(rs, keyring.Rewrap{Old: ck, Provider: kms.InternalRef().String(), KeyVersion: w.KeyVersion, Wrapped: w.Blob})
 			}
 			if len(rs) == 0 {
 				continue

@@ -31,7 +31,6 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
-	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
 
 // KMS is what rotations need of the internal KMS (an *internalkms.Service).
@@ -61,8 +60,8 @@ type Store interface {
 	CipherKeysWrappedByOtherVersion(ctx context.Context, tenantID, ref, keyVersion string, after envelope.KeyID, limit int) ([]keyring.CipherKey, error)
 	// RewrapCipherKeys applies the rewraps in one transaction, each only if
 	// the cipherkey is still wrapped as its Old says, and returns how many
-	// it applied (see migration.Store).
-	RewrapCipherKeys(ctx context.Context, rs []migration.Rewrap) (int, error)
+	// it applied (see keyring.Rewrap).
+	RewrapCipherKeys(ctx context.Context, rs []keyring.Rewrap) (int, error)
 }
 
 // Tenants reads tenants (a *keyring.Service).
@@ -343,7 +342,7 @@ func (s *Service) deviceAction(ctx context.Context, trigger string, fn func(cont
 		Prepare: func(ctx context.Context) (uint32, error) {
 			v, err := fn(ctx)
 			if err != nil {
-				return 0, &kms.Error{Op: trigger, Provider: internalkms.Ref, Kind: kms.ErrUnavailable, Err: err}
+				return 0, &kms.Error{Op: trigger, Provider: kms.InternalRef().String(), Kind: kms.ErrUnavailable, Err: err}
 			}
 			s.log.InfoContext(ctx, "internal KMS: HSM root key "+trigger, "root_version", v)
 			return v, nil
@@ -391,7 +390,7 @@ func (s *Service) RotateTenantKey(ctx context.Context, tenantID string) (TenantR
 	if err != nil {
 		return TenantRotation{}, err
 	}
-	if t.Provider != internalkms.Ref {
+	if !kms.IsInternalText(t.Provider) {
 		return TenantRotation{}, ErrNotInternal
 	}
 	st, err := s.job.Start(ctx, Task{

@@ -15,8 +15,9 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
-	"github.com/tenantcrypt/tenantcrypt/internal/kms/registry"
+	"github.com/tenantcrypt/tenantcrypt/internal/providers"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/sqlite"
 )
 
@@ -58,7 +59,7 @@ func (e *env) start(fromFile bool) {
 	e.t.Cleanup(e.internal.Close)
 	// A small cache of unwrapped data keys, so that the data plane keeps
 	// unwrapping (through the KEKs being rotated) while tests run.
-	e.ring, err = keyring.New(keyring.Config{Store: e.store, Providers: registry.New(e.internal),
+	e.ring, err = keyring.New(keyring.Config{Store: e.store, Providers: providers.New(e.internal),
 		Cache: keyring.CacheConfig{MaxEntries: 4}})
 	if err != nil {
 		e.t.Fatal(err)
@@ -148,7 +149,7 @@ func (e *env) check(d *data) error {
 // wraps, by KEK version, straight from the store.
 func (e *env) internalVersions(tenant string) map[string]int {
 	e.t.Helper()
-	ks, err := e.store.CipherKeysWrappedByOtherVersion(e.t.Context(), tenant, internalkms.Ref, "none", envelope.KeyID{}, 100_000)
+	ks, err := e.store.CipherKeysWrappedByOtherVersion(e.t.Context(), tenant, kms.InternalRef().String(), "none", envelope.KeyID{}, 100_000)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -379,7 +380,7 @@ func TestRotateTenantKey(t *testing.T) {
 func TestRotateTenantKeyLeavesDamagedKeys(t *testing.T) {
 	e := newEnv(t, true)
 	acme := e.makeData("acme", 5)
-	ks, err := e.store.CipherKeysWrappedByOtherVersion(t.Context(), "acme", internalkms.Ref, "none", envelope.KeyID{}, 100)
+	ks, err := e.store.CipherKeysWrappedByOtherVersion(t.Context(), "acme", kms.InternalRef().String(), "none", envelope.KeyID{}, 100)
 	if err != nil || len(ks) < 2 {
 		t.Fatalf("cipherkeys: %d, %v", len(ks), err)
 	}

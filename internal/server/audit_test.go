@@ -16,7 +16,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
-	"github.com/tenantcrypt/tenantcrypt/internal/kms/registry"
+	"github.com/tenantcrypt/tenantcrypt/internal/providers"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/sqlite"
 )
 
@@ -95,7 +95,7 @@ func newRing(t testing.TB) (*keyring.Service, *sqlite.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(roots.Destroy)
-	ring, err := keyring.New(keyring.Config{Store: st, Providers: registry.New(internalkms.New(roots, st))})
+	ring, err := keyring.New(keyring.Config{Store: st, Providers: providers.New(internalkms.New(roots, st))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,7 +74,7 @@ func (s *Server) currentRef(ctx context.Context, tenantID string) (string, error
 func defaultProviderJSON(tenantID, current string, promoted, demoted time.Time) api.KeyProvider {
 	return api.KeyProvider{
 		ARN: api.DefaultProviderARN, Name: "Qlik managed key", Description: "tenantcrypt's internal KMS",
-		KeyProvider: "Qlik", Current: current == keyring.InternalProvider, TenantID: tenantID,
+		KeyProvider: "Qlik", Current: kms.IsInternalText(current), TenantID: tenantID,
 		CreatedAt: "Qlik managed", ARNFingerPrint: tenantID, ReplicaKeys: []api.ReplicaKey{},
 		PromotedToCurrentAt: timeText(promoted), DemotedFromCurrentAt: timeText(demoted),
 	}
@@ -84,7 +84,7 @@ func defaultProviderJSON(tenantID, current string, promoted, demoted time.Time) 
 // demotion times, which the tenant's completed migrations to and from it
 // give (it has no stored record to stamp, unlike a customer managed key).
 func (s *Server) defaultProvider(ctx context.Context, tenantID, current string) (api.KeyProvider, error) {
-	promoted, demoted, err := s.cfg.Migrations.ProviderSwitchTimes(ctx, tenantID, keyring.InternalProvider)
+	promoted, demoted, err := s.cfg.Migrations.ProviderSwitchTimes(ctx, tenantID, kms.InternalRef().String())
 	if err != nil {
 		return api.KeyProvider{}, err
 	}
@@ -149,7 +149,7 @@ func (s *Server) listKeyProviders(w http.ResponseWriter, r *http.Request) error 
 	}
 	out := make([]api.KeyProvider, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, keyProviderJSON(p, current == keyprovider.Ref(p.Fingerprint)))
+		out = append(out, keyProviderJSON(p, isCurrent(current, p.Fingerprint)))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -171,7 +171,7 @@ func (s *Server) listAllKeyProviders(w http.ResponseWriter, r *http.Request) err
 	}
 	out := []api.KeyProvider{def}
 	for _, p := range ps {
-		out = append(out, keyProviderJSON(p, current == keyprovider.Ref(p.Fingerprint)))
+		out = append(out, keyProviderJSON(p, isCurrent(current, p.Fingerprint)))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -228,7 +228,7 @@ func (s *Server) getKeyProvider(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return keyProviderError(err, true)
 	}
-	writeJSON(w, http.StatusOK, keyProviderJSON(p, current == keyprovider.Ref(fp)))
+	writeJSON(w, http.StatusOK, keyProviderJSON(p, isCurrent(current, fp)))
 	return nil
 }
 
@@ -311,6 +311,13 @@ func (s *Server) testKeyProvider(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, keyProviderJSON(p, current == keyprovider.Ref(fp)))
+	writeJSON(w, http.StatusCreated, keyProviderJSON(p, isCurrent(current, fp)))
 	return nil
+}
+
+// isCurrent reports whether current, a tenant's provider Ref, names the
+// registration with this fingerprint.
+func isCurrent(current, fingerprint string) bool {
+	fp, ok := kms.FingerprintOfText(current)
+	return ok && fp == fingerprint
 }

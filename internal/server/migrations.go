@@ -8,8 +8,8 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/envelope"
-	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
 
@@ -42,7 +42,7 @@ func migrationJSON(m migration.Migration) api.Migration {
 	case m.Total > 0:
 		out.Progress = float64(int(10000*float64(m.Done)/float64(m.Total))) / 100
 	}
-	if fp, ok := keyprovider.FingerprintOf(m.To); ok {
+	if fp, ok := kms.FingerprintOfText(m.To); ok {
 		out.MigratingToFingerprint = fp
 		out.MigratingToPrefix = envelope.CMKPrefix(fp)
 	} else {

@@ -6,8 +6,8 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/internal/fips"
-	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 )
 
@@ -20,7 +20,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var checks []lifecycle.KeyCheck
-	if st.Tenant.Provider != keyring.InternalProvider && s.cfg.Lifecycle != nil {
+	if !kms.IsInternalText(st.Tenant.Provider) && s.cfg.Lifecycle != nil {
 		if checks, err = s.keyChecks(r.Context(), st.Tenant); err != nil {
 			return err
 		}
@@ -45,13 +45,13 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 		at := t.StateChangedAt
 		out.StateChangedAt = &at
 	}
-	if t.Provider == keyring.InternalProvider {
+	if kms.IsInternalText(t.Provider) {
 		out.Provider = api.StatusProvider{KeyProvider: "Qlik", ARN: api.DefaultProviderARN, ARNFingerPrint: tenantID, Prefix: st.Prefix}
 		if st.KeyErr != nil {
 			out.KeyState = toHTTPError(st.KeyErr).title
 		}
 	} else {
-		fp, _ := keyprovider.FingerprintOf(t.Provider)
+		fp, _ := kms.FingerprintOfText(t.Provider)
 		out.Provider = api.StatusProvider{KeyProvider: "AWS-KMS", ARNFingerPrint: fp, Prefix: st.Prefix}
 		if s.cfg.KeyProviders != nil {
 			if p, err := s.cfg.KeyProviders.Get(r.Context(), tenantID, fp); err == nil {

@@ -42,7 +42,7 @@ type tracedProvider struct {
 }
 
 func (p tracedProvider) start(ctx context.Context, op string, b kms.Binding) (context.Context, trace.Span) {
-	attrs := []attribute.KeyValue{AttrKMSProvider.String(p.Ref()), attribute.String("rpc.method", op)}
+	attrs := []attribute.KeyValue{AttrKMSProvider.String(p.Ref().String()), attribute.String("rpc.method", op)}
 	if tenant := b[kms.BindingTenant]; tenant != "" {
 		attrs = append(attrs, AttrTenant.String(tenant))
 	}

@@ -53,7 +53,7 @@ func TestFailover(t *testing.T) {
 	e := newFailoverEnv(t)
 	ctx := t.Context()
 	b := binding("t1")
-	p := e.c.Provider("mrk", e.mrk, drRegion)
+	p := e.c.Provider(kms.MustCMKRef("mrk"), e.mrk, drRegion)
 	dk, before, err := p.GenerateDataKey(ctx, b)
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +146,7 @@ func TestNoFailoverOnRefusal(t *testing.T) {
 	e := newFailoverEnv(t)
 	ctx := t.Context()
 	b := binding("t1")
-	p := e.c.Provider("mrk", e.mrk, drRegion)
+	p := e.c.Provider(kms.MustCMKRef("mrk"), e.mrk, drRegion)
 	_, w, err := p.GenerateDataKey(ctx, b)
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +179,7 @@ func TestFailoverBothDown(t *testing.T) {
 	e := newFailoverEnv(t)
 	ctx := t.Context()
 	b := binding("t1")
-	p := e.c.Provider("mrk", e.mrk, drRegion)
+	p := e.c.Provider(kms.MustCMKRef("mrk"), e.mrk, drRegion)
 	_, w, err := p.GenerateDataKey(ctx, b)
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +195,7 @@ func TestFailoverBothDown(t *testing.T) {
 func TestSingleRegionKeyDoesNotFailOver(t *testing.T) {
 	e := newFailoverEnv(t)
 	key := mustARN(t, e.ps.ARN(testkms.SymmetricKeyID))
-	p := e.c.Provider("single", key, drRegion)
+	p := e.c.Provider(kms.MustCMKRef("single"), key, drRegion)
 	e.primary.Down()
 	_, _, err := p.GenerateDataKey(t.Context(), binding("t1"))
 	wantKind(t, "GenerateDataKey of a single-region key with its region down", err, kms.ErrUnavailable)
@@ -210,7 +210,7 @@ func TestSingleRegionKeyDoesNotFailOver(t *testing.T) {
 func TestDescribeKeyFailsBack(t *testing.T) {
 	e := newFailoverEnv(t)
 	e.c.cfg.ProbeInterval = time.Hour // no probe would come
-	p := e.c.Provider("mrk", e.mrk, drRegion)
+	p := e.c.Provider(kms.MustCMKRef("mrk"), e.mrk, drRegion)
 	e.primary.Down()
 	if _, _, err := p.GenerateDataKey(t.Context(), binding("t1")); err != nil {
 		t.Fatal(err)

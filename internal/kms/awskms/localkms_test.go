@@ -7,6 +7,8 @@ package awskms
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -86,7 +88,7 @@ func TestConformanceSymmetric(t *testing.T) {
 			key = createKey(t, srv)
 			keys[tenantID] = key
 		}
-		return c.Provider(key.String(), key)
+		return c.Provider(testRef(key), key)
 	})
 }
 
@@ -116,7 +118,7 @@ func TestConformanceMultiRegion(t *testing.T) {
 		}
 		region := []string{primaryRegion, drRegion}[tn.calls%2]
 		tn.calls++
-		return c.Provider("mrk:"+tn.key.KeyID, tn.key.InRegion(region))
+		return c.Provider(testRef(tn.key), tn.key.InRegion(region))
 	})
 }
 
@@ -148,7 +150,7 @@ func TestDisabledKey(t *testing.T) {
 	srv := testkms.Start(t, testkms.Options{Region: primaryRegion})
 	c := newTestClient(t, testConfig(t, map[string]string{primaryRegion: srv.URL}))
 	key := createKey(t, srv)
-	p := c.Provider(key.String(), key)
+	p := c.Provider(testRef(key), key)
 	b := binding("t1")
 	dk, w, err := p.GenerateDataKey(t.Context(), b)
 	if err != nil {
@@ -162,7 +164,7 @@ func TestDisabledKey(t *testing.T) {
 	}
 	_, _, err = p.GenerateDataKey(t.Context(), b)
 	ke := wantKind(t, "GenerateDataKey of a disabled key", err, kms.ErrKeyDisabled)
-	if ke.Op != "GenerateDataKey" || ke.Provider != key.String() || ke.Region != primaryRegion || ke.RequestID == "" {
+	if ke.Op != "GenerateDataKey" || ke.Provider != testRef(key).String() || ke.Region != primaryRegion || ke.RequestID == "" {
 		t.Errorf("error fields Op %q, Provider %q, Region %q, RequestID %q; want GenerateDataKey, the ref, %s and a request id",
 			ke.Op, ke.Provider, ke.Region, ke.RequestID, primaryRegion)
 	}
@@ -192,7 +194,7 @@ func TestPendingDeletionKey(t *testing.T) {
 	srv := testkms.Start(t, testkms.Options{Region: primaryRegion})
 	c := newTestClient(t, testConfig(t, map[string]string{primaryRegion: srv.URL}))
 	key := createKey(t, srv)
-	p := c.Provider(key.String(), key)
+	p := c.Provider(testRef(key), key)
 	b := binding("t1")
 	dk, w, err := p.GenerateDataKey(t.Context(), b)
 	if err != nil {
@@ -232,7 +234,7 @@ func TestMissingKey(t *testing.T) {
 	srv := testkms.Start(t, testkms.Options{Region: primaryRegion})
 	c := newTestClient(t, testConfig(t, map[string]string{primaryRegion: srv.URL}))
 	key := mustARN(t, srv.ARN("00000000-0000-4000-8000-000000000000"))
-	p := c.Provider(key.String(), key)
+	p := c.Provider(testRef(key), key)
 	_, _, err := p.GenerateDataKey(t.Context(), binding("t1"))
 	wantKind(t, "GenerateDataKey", err, kms.ErrKeyNotFound)
 	_, err = p.Describe(t.Context())
@@ -245,7 +247,7 @@ func TestUnwrapRefusesOtherKeyAndBinding(t *testing.T) {
 	srv := testkms.Start(t, testkms.Options{Region: primaryRegion})
 	c := newTestClient(t, testConfig(t, map[string]string{primaryRegion: srv.URL}))
 	keyA, keyB := createKey(t, srv), createKey(t, srv)
-	pa, pb := c.Provider(keyA.String(), keyA), c.Provider(keyB.String(), keyB)
+	pa, pb := c.Provider(testRef(keyA), keyA), c.Provider(testRef(keyB), keyB)
 	b := binding("t1")
 	dk, w, err := pa.GenerateDataKey(t.Context(), b)
 	if err != nil {
@@ -286,9 +288,9 @@ func TestBadProviders(t *testing.T) {
 	c := newTestClient(t, testConfig(t, nil))
 	key := mustARN(t, "arn:aws:kms:eu-west-1:111122223333:key/"+testUUID)
 	for name, p := range map[string]kms.Provider{
-		"empty ref":     c.Provider("", key),
-		"zero ARN":      c.Provider("ref", ARN{}),
-		"ARN not whole": c.Provider("ref", ARN{Partition: "aws", Region: "eu-west-1", Account: "111122223333", KeyID: testUUID + ":x"}),
+		"empty ref":     c.Provider(kms.Ref{}, key),
+		"zero ARN":      c.Provider(kms.MustCMKRef("ref"), ARN{}),
+		"ARN not whole": c.Provider(kms.MustCMKRef("ref"), ARN{Partition: "aws", Region: "eu-west-1", Account: "111122223333", KeyID: testUUID + ":x"}),
 	} {
 		_, _, err := p.GenerateDataKey(t.Context(), binding("t1"))
 		wantKind(t, name, err, nil)
@@ -300,7 +302,7 @@ func TestBadProviders(t *testing.T) {
 func TestWrapRefusesWrongSize(t *testing.T) {
 	c := newTestClient(t, testConfig(t, nil))
 	key := mustARN(t, "arn:aws:kms:eu-west-1:111122223333:key/"+testUUID)
-	p := c.Provider(key.String(), key)
+	p := c.Provider(testRef(key), key)
 	for _, n := range []int{0, 16, 33} {
 		pt := secret.New(make([]byte, n))
 		_, err := p.Wrap(t.Context(), pt, binding("t1"))
@@ -340,7 +342,7 @@ func newFaultEnv(t *testing.T, edit func(*Config)) faultEnv {
 	}
 	c := newTestClient(t, cfg)
 	key := mustARN(t, srv.ARN(testkms.SymmetricKeyID))
-	return faultEnv{srv: srv, proxy: proxy, c: c, p: c.Provider(key.String(), key), key: key}
+	return faultEnv{srv: srv, proxy: proxy, c: c, p: c.Provider(testRef(key), key), key: key}
 }
 
 // TestRetries checks, through the real SDK and HTTP, which AWS errors are
@@ -518,8 +520,8 @@ func newDREnv(t *testing.T) drEnv {
 func TestMultiRegionUnwrap(t *testing.T) {
 	env := newDREnv(t)
 	b := binding("t1")
-	inPrimary := env.c.Provider("mrk", env.mrk)
-	inDR := env.c.Provider("mrk", env.mrk.InRegion(drRegion))
+	inPrimary := env.c.Provider(kms.MustCMKRef("mrk"), env.mrk)
+	inDR := env.c.Provider(kms.MustCMKRef("mrk"), env.mrk.InRegion(drRegion))
 
 	dk, w, err := inPrimary.GenerateDataKey(t.Context(), b)
 	if err != nil {
@@ -563,7 +565,7 @@ func TestMultiRegionUnwrap(t *testing.T) {
 	// the second's is refused by KMS.
 	second := env.mrk
 	second.KeyID = testkms.SecondMultiRegionKeyID
-	other := env.c.Provider("mrk2", second.InRegion(drRegion))
+	other := env.c.Provider(kms.MustCMKRef("mrk2"), second.InRegion(drRegion))
 	_, err = other.Unwrap(t.Context(), w, b)
 	wantKind(t, "Unwrap by the other multi-region key", err, kms.ErrInvalidCiphertext)
 	env.dr.ResetCalls()
@@ -670,4 +672,10 @@ func TestProbe(t *testing.T) {
 	single := mustARN(t, env.primary.ARN(testkms.SymmetricKeyID))
 	check("single-region key in DR", env.c.Probe(t.Context(), single, drRegion, b), drRegion,
 		map[string]error{"DescribeKey": kms.ErrKeyNotFound, "GenerateDataKey": kms.ErrKeyNotFound, "Encrypt": kms.ErrKeyNotFound, "Decrypt": ErrNotProbed})
+}
+
+// testRef is a provider Ref for key, as a registry would name it.
+func testRef(key ARN) kms.Ref {
+	sum := sha256.Sum256([]byte(key.String()))
+	return kms.MustCMKRef(hex.EncodeToString(sum[:16]))
 }

@@ -52,17 +52,17 @@ const maxCiphertextLen = 6144
 // (disabled, pending deletion, access denied, not found) is an answer from
 // the key's region and never fails over; throttling is retried there.
 // Replicas of a key that is not multi-region are ignored.
-func (c *Client) Provider(ref string, key ARN, replicaRegions ...string) kms.Provider {
-	p := &provider{t: target{c: c, ref: ref, region: key.Region, key: key}}
+func (c *Client) Provider(ref kms.Ref, key ARN, replicaRegions ...string) kms.Provider {
+	p := &provider{ref: ref, t: target{c: c, ref: ref.String(), region: key.Region, key: key}}
 	if err := checkARN(key); err != nil {
 		p.invalid = err
-	} else if ref == "" {
+	} else if ref.IsZero() {
 		p.invalid = errors.New("awskms: empty provider ref")
 	}
 	if key.MultiRegion() {
 		for _, r := range replicaRegions {
 			if r != key.Region && regionRE.MatchString(r) {
-				p.replicas = append(p.replicas, target{c: c, ref: ref, region: r, key: key.InRegion(r)})
+				p.replicas = append(p.replicas, target{c: c, ref: ref.String(), region: r, key: key.InRegion(r)})
 			}
 		}
 	}
@@ -70,7 +70,8 @@ func (c *Client) Provider(ref string, key ARN, replicaRegions ...string) kms.Pro
 }
 
 type provider struct {
-	t target
+	ref kms.Ref
+	t   target
 	// replicas are the key's replicas to fail over to, in order.
 	replicas []target
 	// invalid says why this provider cannot be used, if it cannot.
@@ -79,7 +80,7 @@ type provider struct {
 
 var _ kms.Provider = (*provider)(nil)
 
-func (p *provider) Ref() string { return p.t.ref }
+func (p *provider) Ref() kms.Ref { return p.ref }
 
 func (p *provider) GenerateDataKey(ctx context.Context, b kms.Binding) (*secret.Bytes, kms.Wrapped, error) {
 	const op = "GenerateDataKey"

@@ -43,8 +43,8 @@ func TestRotationIsTransparent(t *testing.T) {
 	c := newTestClient(t, testConfig(t, map[string]string{primaryRegion: pp.URL, drRegion: dp.URL}))
 	key := mustARN(t, primary.ARN(testkms.MultiRegionKeyID))
 	providers := map[string]kms.Provider{
-		primaryRegion: c.Provider("mrk", key),
-		drRegion:      c.Provider("mrk", key.InRegion(drRegion)),
+		primaryRegion: c.Provider(kms.MustCMKRef("mrk"), key),
+		drRegion:      c.Provider(kms.MustCMKRef("mrk"), key.InRegion(drRegion)),
 	}
 	regions := []string{primaryRegion, drRegion}
 

@@ -28,11 +28,6 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/secret"
 )
 
-// Ref is the provider reference of the internal KMS, stored beside every
-// data key it wraps. It names the provider, not a key: the blob itself says
-// which KEK version wrapped it.
-const Ref = "internal"
-
 // Defaults for the Options.
 const (
 	// DefaultKEKCacheSize bounds how many tenants' KEKs stay unwrapped in
@@ -137,7 +132,7 @@ func (s Service) Format(f fmt.State, _ rune) {
 var errNoTenant = errors.New("internalkms: empty tenant id")
 
 func opError(op string, kind, cause error) *kms.Error {
-	return &kms.Error{Op: op, Provider: Ref, Kind: kind, Err: cause}
+	return &kms.Error{Op: op, Provider: kms.InternalRef().String(), Kind: kind, Err: cause}
 }
 
 // invalidCiphertext is deliberately bare: which check failed would help

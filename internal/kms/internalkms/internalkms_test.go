@@ -108,8 +108,8 @@ func TestDeletedTenantIsKeyNotFound(t *testing.T) {
 		t.Fatalf("Unwrap after deleting and forgetting the tenant = %v, want ErrKeyNotFound", err)
 	}
 	var ke *kms.Error
-	if !errors.As(err, &ke) || ke.Op != "Unwrap" || ke.Provider != Ref {
-		t.Errorf("error = %#v, want a *kms.Error for Op Unwrap, Provider %q", err, Ref)
+	if !errors.As(err, &ke) || ke.Op != "Unwrap" || ke.Provider != kms.InternalRef().String() {
+		t.Errorf("error = %#v, want a *kms.Error for Op Unwrap, Provider %q", err, kms.InternalRef())
 	}
 	// A fresh process finds nothing either.
 	got, err = New(s.root.keys, store).ForTenant("t1").Unwrap(t.Context(), w, testBinding("t1"))

@@ -17,7 +17,7 @@ type provider struct {
 
 var _ kms.Provider = (*provider)(nil)
 
-func (p *provider) Ref() string { return Ref }
+func (p *provider) Ref() kms.Ref { return kms.InternalRef() }
 
 func (p *provider) GenerateDataKey(ctx context.Context, b kms.Binding) (*secret.Bytes, kms.Wrapped, error) {
 	const op = "GenerateDataKey"

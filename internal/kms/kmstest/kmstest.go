@@ -314,7 +314,7 @@ func (s suite) testDescribe(t *testing.T) {
 func (s suite) testRef(t *testing.T) {
 	tenant, p := s.newTenant(t)
 	ref := p.Ref()
-	if ref == "" {
+	if ref.IsZero() {
 		t.Fatal("Ref() is empty")
 	}
 	_, _ = generate(t, p, binding(tenant))

@@ -29,4 +29,4 @@ func MigrateTo(ctx context.Context, dsn string, version int) error {
 }
 
 // WatchedQuery is WatchedTenants' query.
-const WatchedQuery = watchedQuery
+var WatchedQuery = watchedQuery

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
@@ -109,7 +110,7 @@ var claimKeyChecksQuery = `WITH due AS (
 		SELECT t.id, COALESCE(EXTRACT(EPOCH FROM now() - (CASE WHEN ` + idleSQL + `
 				THEN GREATEST(l.due_at, l.claimed_at + $6::bigint * interval '1 microsecond') ELSE l.due_at END))::float8, 0) AS late
 		FROM tenants t LEFT JOIN key_check_leases l ON l.tenant_id = t.id
-		WHERE t.provider <> '` + keyring.InternalProvider + `' AND t.state <> 'destroyed'
+		WHERE t.provider <> '` + kms.InternalRef().String() + `' AND t.state <> 'destroyed'
 			AND (l.tenant_id IS NULL
 				OR (l.owner = '' AND l.due_at <= now())
 				OR (l.owner <> '' AND l.lease_until <= now()))

@@ -7,19 +7,21 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 )
 
 // watchedQuery is WatchedTenants' query. Its condition is the partial index
-// tenants_watched's, spelled as in the migration so that the planner can use
-// the index.
-const watchedQuery = `SELECT ` + tenantColumns + ` FROM tenants
-	WHERE provider <> '` + keyring.InternalProvider + `' AND state <> 'destroyed' AND id > $1
+// tenants_watched's, spelled as in the migration (a literal, not a
+// parameter, so that the planner can use the index); the literal is the
+// internal KMS's Ref, written by kms.Ref's String like every stored ref.
+var watchedQuery = `SELECT ` + tenantColumns + ` FROM tenants
+	WHERE provider <> '` + kms.InternalRef().String() + `' AND state <> 'destroyed' AND id > $1
 	ORDER BY id LIMIT $2`
 
 // WatchedTenants returns up to limit tenants with ids greater than after, in
 // id (byte, collation "C") order, whose provider is not
-// keyring.InternalProvider and whose state is not destroyed; an empty slice if
+// the internal KMS and whose state is not destroyed; an empty slice if
 // there is none.
 func (s *Store) WatchedTenants(ctx context.Context, after string, limit int) ([]keyring.Tenant, error) {
 	ts := []keyring.Tenant{}

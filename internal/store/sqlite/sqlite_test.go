@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/sqlite"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/storetest"
@@ -279,7 +280,7 @@ func TestTenantIDsBackfilled(t *testing.T) {
 	s := openAt(t, path) // migrates to the current schema
 	newTenant := func(id string) keyring.Tenant {
 		return keyring.Tenant{ID: id, Name: id, Edition: keyring.EditionEnterprise, State: keyring.StateActive,
-			Provider: keyring.InternalProvider, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+			Provider: kms.InternalRef().String(), CreatedAt: time.Now(), UpdatedAt: time.Now()}
 	}
 	for _, tc := range []struct {
 		id   string

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 )
 
@@ -206,7 +207,7 @@ func testSetTenantStateErrors(t *testing.T, s Store) {
 		{"missing-id-case", "ACME", cmk(1), keyring.StateLocked, keyring.ErrNotFound, nil},
 		{"other-provider", "acme", cmk(2), keyring.StateLocked, keyring.ErrConflict, &acme},
 		{"provider-case", "acme", strings.ToUpper(cmk(1)), keyring.StateActive, keyring.ErrConflict, &acme},
-		{"internal-for-cmk", "acme", keyring.InternalProvider, keyring.StateActive, keyring.ErrConflict, &acme},
+		{"internal-for-cmk", "acme", kms.InternalRef().String(), keyring.StateActive, keyring.ErrConflict, &acme},
 		{"cmk-for-internal", "internal-tenant", cmk(1), keyring.StateKeyUnavailable, keyring.ErrConflict, &internal},
 		{"destroyed", "destroyed", cmk(1), keyring.StateActive, keyring.ErrConflict, &destroyed},
 		{"destroyed-other-provider", "destroyed", cmk(2), keyring.StateActive, keyring.ErrConflict, &destroyed},
@@ -287,7 +288,7 @@ func testWatchedTenants(t *testing.T, s Store) {
 	// Ids whose byte order differs from a linguistic collation's, with every
 	// combination of a few providers and the states.
 	ids := []string{"b", "a", "A", "a-b", "aB", "ab", "_x", "z", "é", "0", "a b", "Z9", "m", "n", "o", "p", "q", "r", "s", "t"}
-	providers := []string{keyring.InternalProvider, cmk(1), cmk(2), "Internal", "internal "}
+	providers := []string{kms.InternalRef().String(), cmk(1), cmk(2), "Internal", "internal "}
 	states := []keyring.TenantState{keyring.StateActive, keyring.StateKeyUnavailable, keyring.StateLocked, keyring.StateDestroyed}
 	created := map[string]keyring.Tenant{}
 	for i, id := range ids {
@@ -305,7 +306,7 @@ func testWatchedTenants(t *testing.T, s Store) {
 		var w []string
 		for _, id := range slices.Sorted(maps.Keys(created)) {
 			tn := created[id]
-			if id > after && len(w) < limit && tn.Provider != keyring.InternalProvider && tn.State != keyring.StateDestroyed {
+			if id > after && len(w) < limit && tn.Provider != kms.InternalRef().String() && tn.State != keyring.StateDestroyed {
 				w = append(w, id)
 			}
 		}
@@ -397,12 +398,12 @@ func testWatchedTenants(t *testing.T, s Store) {
 			t.Fatalf("SetTenantState(%q): %v", destroy, err)
 		}
 		tn := mustTenant(t, s, internalize)
-		if err := s.SwitchTenantProvider(ctx, internalize, tn.Provider, keyring.InternalProvider, time.Now()); err != nil {
+		if err := s.SwitchTenantProvider(ctx, internalize, tn.Provider, kms.InternalRef().String(), time.Now()); err != nil {
 			t.Fatalf("SwitchTenantProvider(%q): %v", internalize, err)
 		}
 		var external string
 		for _, id := range ids {
-			if tn := created[id]; tn.Provider == keyring.InternalProvider && tn.State != keyring.StateDestroyed {
+			if tn := created[id]; tn.Provider == kms.InternalRef().String() && tn.State != keyring.StateDestroyed {
 				external = id
 				break
 			}

@@ -1,20 +1,18 @@
-// Package registry routes a key provider Ref to the provider behind it: the
-// internal KMS for "internal", and (once registered) customer managed keys.
-// It is the keyring.Providers that the server wires in.
-package registry
+// Package providers routes a key provider Ref to the provider behind it:
+// the internal KMS, or a customer managed key the tenant registered, which
+// the key-provider service (package keyprovider) opens through its kind.
+// Its Registry is the keyring.Providers that the composition root wires
+// in; it knows no concrete kind of customer managed key.
+package providers
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strings"
 	"sync"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
-	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
-	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 	"github.com/tenantcrypt/tenantcrypt/internal/secret"
 )
@@ -25,21 +23,25 @@ type Registry struct {
 	observe  Observer
 	wrap     func(kms.Provider) kms.Provider
 
-	// Customer managed keys: the tenants' registrations, and the AWS KMS
-	// client that serves them. Resolved providers are cached: a
-	// fingerprint always names the same ARN.
-	cmkStore keyprovider.Store
-	aws      *awskms.Client
-	cmks     sync.Map // tenantID + "\x00" + ref → kms.Provider
-	// region and drs find a multi-region key's replica to fail over to.
-	region string
-	drs    map[string]string
+	// Customer managed keys: opened by cmks, and cached: a registration's
+	// fingerprint always names the same key.
+	cmks   Opener
+	opened sync.Map // tenantID + "\x00" + ref → kms.Provider
+}
+
+// Opener opens the customer managed keys that tenants registered (a
+// *keyprovider.Service).
+type Opener interface {
+	// Open returns the provider ref names for the tenant; it calls no key
+	// manager. Errors: keyring.ErrUnknownProvider for a Ref that names no
+	// registration; others (the store's) are passed on.
+	Open(ctx context.Context, tenantID string, ref kms.Ref) (kms.Provider, error)
 }
 
 // Observer is told of every call to a provider: which provider (its
 // Ref), which operation, and its error (nil on success). It must be fast;
 // it is how the server counts KMS calls in its metrics.
-type Observer func(ref, op string, err error)
+type Observer func(ref kms.Ref, op string, err error)
 
 // Option configures a Registry.
 type Option func(*Registry)
@@ -53,18 +55,9 @@ func WithProviderWrapper(wrap func(kms.Provider) kms.Provider) Option {
 	return func(r *Registry) { r.wrap = wrap }
 }
 
-// WithAWS serves customer managed keys ("cmk:<fingerprint>" refs) that
-// tenants registered in store, through client.
-func WithAWS(store keyprovider.Store, client *awskms.Client) Option {
-	return func(r *Registry) { r.cmkStore, r.aws = store, client }
-}
-
-// WithDRRegions makes multi-region keys fail over to their replica in
-// the DR region (keyprovider.DRRegion) when their own region has an
-// outage; region is the service's own region.
-func WithDRRegions(region string, drs map[string]string) Option {
-	return func(r *Registry) { r.region, r.drs = region, drs }
-}
+// WithCMKs serves the customer managed keys ("cmk:" Refs) that tenants
+// registered, opened by o.
+func WithCMKs(o Opener) Option { return func(r *Registry) { r.cmks = o } }
 
 var (
 	_ keyring.Providers       = (*Registry)(nil)
@@ -81,18 +74,18 @@ func New(internal *internalkms.Service, opts ...Option) *Registry {
 }
 
 // Provider implements keyring.Providers.
-func (r *Registry) Provider(ctx context.Context, tenantID, ref string) (kms.Provider, error) {
+func (r *Registry) Provider(ctx context.Context, tenantID, text string) (kms.Provider, error) {
+	ref, err := kms.ParseRef(text)
+	if err != nil {
+		return nil, keyring.ErrUnknownProvider
+	}
 	var p kms.Provider
+	_, cmk := ref.Fingerprint()
 	switch {
-	case ref == internalkms.Ref:
+	case ref.IsInternal():
 		p = r.internal.ForTenant(tenantID)
-	case r.aws != nil:
-		fp, ok := keyprovider.FingerprintOf(ref)
-		if !ok {
-			return nil, keyring.ErrUnknownProvider
-		}
-		var err error
-		if p, err = r.cmk(ctx, tenantID, ref, fp); err != nil {
+	case cmk && r.cmks != nil:
+		if p, err = r.cmk(ctx, tenantID, ref); err != nil {
 			return nil, err
 		}
 	default:
@@ -107,46 +100,41 @@ func (r *Registry) Provider(ctx context.Context, tenantID, ref string) (kms.Prov
 	return p, nil
 }
 
-func (r *Registry) cmk(ctx context.Context, tenantID, ref, fp string) (kms.Provider, error) {
-	key := tenantID + "\x00" + ref
-	if p, ok := r.cmks.Load(key); ok {
+func (r *Registry) cmk(ctx context.Context, tenantID string, ref kms.Ref) (kms.Provider, error) {
+	key := tenantID + "\x00" + ref.String()
+	if p, ok := r.opened.Load(key); ok {
 		return p.(kms.Provider), nil
 	}
-	kp, err := r.cmkStore.KeyProvider(ctx, tenantID, fp)
-	if errors.Is(err, keyring.ErrNotFound) {
-		return nil, keyring.ErrUnknownProvider
-	}
+	p, err := r.cmks.Open(ctx, tenantID, ref)
 	if err != nil {
-		return nil, &keyring.StoreError{Op: "reading key provider", Err: err}
+		return nil, err
 	}
-	arn, err := awskms.ParseARN(kp.ARN)
-	if err != nil {
-		return nil, fmt.Errorf("registry: stored ARN of %s: %w", ref, err)
-	}
-	var replicas []string
-	if dr := keyprovider.DRRegion(r.drs, r.region, arn.Region); dr != "" && (kp.MultiRegion || arn.MultiRegion()) {
-		replicas = append(replicas, dr)
-	}
-	p := r.aws.Provider(ref, arn, replicas...)
-	r.cmks.Store(key, p)
+	r.opened.Store(key, p)
 	return p, nil
 }
 
 // Prefix implements keyring.Providers.
 func (r *Registry) Prefix(tenantID, ref string) string {
-	if fp, ok := keyprovider.FingerprintOf(ref); ok {
+	if fp, ok := kms.FingerprintOfText(ref); ok {
 		return envelope.CMKPrefix(fp)
 	}
 	return envelope.InternalPrefix(tenantID)
+}
+
+// ForgetProvider drops the cached provider ref names for the tenant, so
+// that the next use opens it again (after its registration's settings
+// changed).
+func (r *Registry) ForgetProvider(tenantID string, ref kms.Ref) {
+	r.opened.Delete(tenantID + "\x00" + ref.String())
 }
 
 // Forget implements keyring.TenantForgetter: it drops the tenant's cached
 // KEKs and providers after the tenant was deleted.
 func (r *Registry) Forget(tenantID string) {
 	r.internal.Forget(tenantID)
-	r.cmks.Range(func(k, _ any) bool {
+	r.opened.Range(func(k, _ any) bool {
 		if strings.HasPrefix(k.(string), tenantID+"\x00") {
-			r.cmks.Delete(k)
+			r.opened.Delete(k)
 		}
 		return true
 	})

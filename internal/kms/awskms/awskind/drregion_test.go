@@ -1,4 +1,4 @@
-package keyprovider
+package awskind
 
 import "testing"
 
