@@ -13,26 +13,30 @@ import (
 // data keys are wrapped with KMIP Encrypt (AES-GCM, 16-byte tag, an IV the
 // server makes), the binding's canonical form as associated data.
 type Provider struct {
+	ref kms.Ref
 	key KeyURI
 	c   *Client
 }
 
 var _ kms.Provider = (*Provider)(nil)
 
-// NewProvider returns the provider of key, reached through c (whose
-// endpoints should include key.Endpoint).
-func NewProvider(key KeyURI, c *Client) *Provider {
-	return &Provider{key: key, c: c}
+// NewProvider returns the provider of key, named ref, reached through c
+// (whose endpoints should include key.Endpoint).
+func NewProvider(ref kms.Ref, key KeyURI, c *Client) *Provider {
+	return &Provider{ref: ref, key: key, c: c}
 }
 
-// Ref is the key's URI, kmip://HOST:PORT/UNIQUE-ID.
-func (p *Provider) Ref() string { return p.key.String() }
+// Ref implements kms.Provider.
+func (p *Provider) Ref() kms.Ref { return p.ref }
+
+// Key is the key's URI.
+func (p *Provider) Key() KeyURI { return p.key }
 
 // GenerateDataKey makes a random data key here and wraps it.
 func (p *Provider) GenerateDataKey(ctx context.Context, b kms.Binding) (*secret.Bytes, kms.Wrapped, error) {
 	dk, err := secret.Random(kms.DataKeySize)
 	if err != nil {
-		return nil, kms.Wrapped{}, &kms.Error{Op: "GenerateDataKey", Provider: p.Ref(), Err: err}
+		return nil, kms.Wrapped{}, &kms.Error{Op: "GenerateDataKey", Provider: p.ref.String(), Err: err}
 	}
 	w, err := p.Wrap(ctx, dk, b)
 	if err != nil {
@@ -45,14 +49,14 @@ func (p *Provider) GenerateDataKey(ctx context.Context, b kms.Binding) (*secret.
 // Wrap encrypts plaintext with KMIP Encrypt.
 func (p *Provider) Wrap(ctx context.Context, plaintext *secret.Bytes, b kms.Binding) (kms.Wrapped, error) {
 	if n := plaintext.Len(); n != kms.DataKeySize {
-		return kms.Wrapped{}, &kms.Error{Op: "Wrap", Provider: p.Ref(), Err: fmt.Errorf("a data key of %d bytes, want %d", n, kms.DataKeySize)}
+		return kms.Wrapped{}, &kms.Error{Op: "Wrap", Provider: p.ref.String(), Err: fmt.Errorf("a data key of %d bytes, want %d", n, kms.DataKeySize)}
 	}
 	s, err := p.c.Encrypt(ctx, p.key.UID, plaintext, b.Canonical())
 	if err != nil {
 		return kms.Wrapped{}, p.refine(ctx, err, false)
 	}
 	if len(s.IV) > maxIV {
-		return kms.Wrapped{}, &kms.Error{Op: "Encrypt", Provider: p.Ref(), Err: fmt.Errorf("the server made an IV of %d bytes, more than %d", len(s.IV), maxIV)}
+		return kms.Wrapped{}, &kms.Error{Op: "Encrypt", Provider: p.ref.String(), Err: fmt.Errorf("the server made an IV of %d bytes, more than %d", len(s.IV), maxIV)}
 	}
 	return kms.Wrapped{KeyVersion: p.key.UID, Blob: marshalBlob(s)}, nil
 }
@@ -62,7 +66,7 @@ func (p *Provider) Wrap(ctx context.Context, plaintext *secret.Bytes, b kms.Bind
 func (p *Provider) Unwrap(ctx context.Context, w kms.Wrapped, b kms.Binding) (*secret.Bytes, error) {
 	s, ok := parseBlob(w.Blob)
 	if !ok {
-		return nil, &kms.Error{Op: "Unwrap", Provider: p.Ref(), Kind: kms.ErrInvalidCiphertext}
+		return nil, &kms.Error{Op: "Unwrap", Provider: p.ref.String(), Kind: kms.ErrInvalidCiphertext}
 	}
 	pt, err := p.c.Decrypt(ctx, p.key.UID, s, b.Canonical())
 	if err != nil {
@@ -82,7 +86,7 @@ func (p *Provider) Describe(ctx context.Context) (kms.KeyInfo, error) {
 	}
 	info := kms.KeyInfo{State: KeyState(a.State), Detail: StateDetail(a.State)}
 	if info.State == kms.KeyDestroyed {
-		return kms.KeyInfo{}, &kms.Error{Op: "GetAttributes", Provider: p.Ref(), Kind: kms.ErrKeyNotFound, Err: errors.New(info.Detail)}
+		return kms.KeyInfo{}, &kms.Error{Op: "GetAttributes", Provider: p.ref.String(), Kind: kms.ErrKeyNotFound, Err: errors.New(info.Detail)}
 	}
 	return info, nil
 }
@@ -141,13 +145,13 @@ func (p *Provider) refine(ctx context.Context, err error, decrypt bool) error {
 	switch KeyState(a.State) {
 	case kms.KeyEnabled:
 		if decrypt && (re.Reason == ReasonGeneralFailure || re.Reason == ReasonCryptographicFailure) {
-			return &kms.Error{Op: op, Provider: p.Ref(), Kind: kms.ErrInvalidCiphertext}
+			return &kms.Error{Op: op, Provider: p.ref.String(), Kind: kms.ErrInvalidCiphertext}
 		}
 		return err
 	case kms.KeyDestroyed:
-		return &kms.Error{Op: op, Provider: p.Ref(), Kind: kms.ErrKeyNotFound, Err: fmt.Errorf("%w; %s", re, StateDetail(a.State))}
+		return &kms.Error{Op: op, Provider: p.ref.String(), Kind: kms.ErrKeyNotFound, Err: fmt.Errorf("%w; %s", re, StateDetail(a.State))}
 	default:
-		return &kms.Error{Op: op, Provider: p.Ref(), Kind: kms.ErrKeyDisabled, Err: fmt.Errorf("%w; %s", re, StateDetail(a.State))}
+		return &kms.Error{Op: op, Provider: p.ref.String(), Kind: kms.ErrKeyDisabled, Err: fmt.Errorf("%w; %s", re, StateDetail(a.State))}
 	}
 }
 

@@ -54,7 +54,7 @@ func (f fixture) clientWith(t *testing.T, creds pykmip.Credentials, ca []byte, t
 }
 
 func (f fixture) provider(t *testing.T, c *kmip.Client, uid string) *kmip.Provider {
-	return kmip.NewProvider(kmip.KeyURI{Endpoint: f.srv.Addr, UID: uid}, c)
+	return kmip.NewProvider(kms.MustCMKRef("kmip-"+uid), kmip.KeyURI{Endpoint: f.srv.Addr, UID: uid}, c)
 }
 
 func binding() kms.Binding {

@@ -106,12 +106,27 @@ type process struct {
 // pykmip-server is not installed.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return start(t, nil)
+}
+
+// StartPeer starts another server whose certificate the same CA issued and
+// that trusts the same clients: another endpoint of s's cluster, as far
+// as TLS goes. Its keys are its own (PyKMIP does not replicate).
+func (s *Server) StartPeer(t testing.TB) *Server {
+	t.Helper()
+	return start(t, s.ca)
+}
+
+func start(t testing.TB, ca *issuer) *Server {
+	t.Helper()
 	python, err := interpreter()
 	if err != nil {
 		t.Skipf("pykmip: %v (install Debian's python3-pykmip)", err)
 	}
 	dir := t.TempDir()
-	ca := newIssuer(t, "tenantcrypt test KMIP CA")
+	if ca == nil {
+		ca = newIssuer(t, "tenantcrypt test KMIP CA")
+	}
 	s := &Server{t: t, python: python, dir: dir, ca: ca, CAPEM: ca.certPEM, LogPath: filepath.Join(dir, "server.log")}
 	s.caPath = s.write("ca.pem", ca.certPEM)
 	other := newIssuer(t, "a CA that trusts no tenantcrypt client")
