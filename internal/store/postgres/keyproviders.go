@@ -17,7 +17,7 @@ func (s *Store) InsertKeyProvider(ctx context.Context, p keyprovider.Provider) e
 		return err
 	}
 	_, err = s.pool.Exec(ctx, `INSERT INTO key_providers (`+keyProviderColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`, r.args()...)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`, r.args()...)
 	switch code, _ := violation(err); {
 	case code == uniqueViolation:
 		return fmt.Errorf("postgres: key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, keyring.ErrExists)
@@ -76,11 +76,11 @@ func (s *Store) UpdateKeyProvider(ctx context.Context, p keyprovider.Provider) e
 	tag, err := s.pool.Exec(ctx, `UPDATE key_providers
 		SET name = $1, description = $2, multi_region = $3, replicas = $4, dr_compliant = $5,
 			compliance_code = $6, compliance_region = $7, compliance_message = $8,
-			promoted_at = $9, demoted_at = $10, tested_at = $11
-		WHERE tenant_id = $12 AND fingerprint = $13`,
+			promoted_at = $9, demoted_at = $10, tested_at = $11, config = $12, wrapped_secret = $13
+		WHERE tenant_id = $14 AND fingerprint = $15`,
 		r.Name, r.Description, r.MultiRegion, r.Replicas, r.DRCompliant,
 		r.ComplianceCode, r.ComplianceRegion, r.ComplianceMessage,
-		r.PromotedAt, r.DemotedAt, r.TestedAt,
+		r.PromotedAt, r.DemotedAt, r.TestedAt, r.Config, r.WrappedSecret,
 		r.TenantID, r.Fingerprint)
 	if err != nil {
 		return fmt.Errorf("postgres: updating key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, err)

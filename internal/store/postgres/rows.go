@@ -222,10 +222,14 @@ type keyProviderRow struct {
 	PromotedAt        pgtype.Timestamptz
 	DemotedAt         pgtype.Timestamptz
 	TestedAt          pgtype.Timestamptz
+	Kind              string
+	Config            []byte // the kind's JSON settings; NULL if none
+	WrappedSecret     []byte // NULL if none
 }
 
 const keyProviderColumns = `tenant_id, fingerprint, arn, name, description, multi_region, replicas, dr_compliant,
-	compliance_code, compliance_region, compliance_message, created_at, promoted_at, demoted_at, tested_at`
+	compliance_code, compliance_region, compliance_message, created_at, promoted_at, demoted_at, tested_at,
+	kind, config, wrapped_secret`
 
 func newKeyProviderRow(p keyprovider.Provider) (keyProviderRow, error) {
 	replicas, err := encodeReplicas(p.Replicas)
@@ -247,19 +251,24 @@ func newKeyProviderRow(p keyprovider.Provider) (keyProviderRow, error) {
 		CreatedAt:         p.CreatedAt,
 		PromotedAt:        nullTime(p.PromotedAt),
 		DemotedAt:         nullTime(p.DemotedAt),
+		Kind:              p.Kind,
+		Config:            nilIfEmpty(p.Config),
+		WrappedSecret:     nilIfEmpty(p.WrappedSecret),
 		TestedAt:          nullTime(p.TestedAt),
 	}, nil
 }
 
 func (r keyProviderRow) args() []any {
 	return []any{r.TenantID, r.Fingerprint, r.ARN, r.Name, r.Description, r.MultiRegion, r.Replicas, r.DRCompliant,
-		r.ComplianceCode, r.ComplianceRegion, r.ComplianceMessage, r.CreatedAt, r.PromotedAt, r.DemotedAt, r.TestedAt}
+		r.ComplianceCode, r.ComplianceRegion, r.ComplianceMessage, r.CreatedAt, r.PromotedAt, r.DemotedAt, r.TestedAt,
+		r.Kind, r.Config, r.WrappedSecret}
 }
 
 func scanKeyProvider(sc scanner) (keyprovider.Provider, error) {
 	var r keyProviderRow
 	if err := sc.Scan(&r.TenantID, &r.Fingerprint, &r.ARN, &r.Name, &r.Description, &r.MultiRegion, &r.Replicas, &r.DRCompliant,
-		&r.ComplianceCode, &r.ComplianceRegion, &r.ComplianceMessage, &r.CreatedAt, &r.PromotedAt, &r.DemotedAt, &r.TestedAt); err != nil {
+		&r.ComplianceCode, &r.ComplianceRegion, &r.ComplianceMessage, &r.CreatedAt, &r.PromotedAt, &r.DemotedAt, &r.TestedAt,
+		&r.Kind, &r.Config, &r.WrappedSecret); err != nil {
 		return keyprovider.Provider{}, err
 	}
 	replicas, err := decodeReplicas(r.Replicas)
@@ -267,14 +276,17 @@ func scanKeyProvider(sc scanner) (keyprovider.Provider, error) {
 		return keyprovider.Provider{}, fmt.Errorf("postgres: key provider %s of tenant %q: stored replicas: %w", r.Fingerprint, r.TenantID, err)
 	}
 	return keyprovider.Provider{
-		TenantID:    r.TenantID,
-		Fingerprint: r.Fingerprint,
-		ARN:         r.ARN,
-		Name:        r.Name,
-		Description: r.Description,
-		MultiRegion: r.MultiRegion,
-		Replicas:    replicas,
-		DRCompliant: r.DRCompliant,
+		TenantID:      r.TenantID,
+		Fingerprint:   r.Fingerprint,
+		Kind:          r.Kind,
+		ARN:           r.ARN,
+		Config:        nilIfEmpty(r.Config),
+		WrappedSecret: nilIfEmpty(r.WrappedSecret),
+		Name:          r.Name,
+		Description:   r.Description,
+		MultiRegion:   r.MultiRegion,
+		Replicas:      replicas,
+		DRCompliant:   r.DRCompliant,
 		Compliance: keyprovider.ComplianceError{
 			Code:    r.ComplianceCode,
 			Region:  r.ComplianceRegion,

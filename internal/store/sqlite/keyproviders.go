@@ -19,7 +19,7 @@ func (s *Store) InsertKeyProvider(ctx context.Context, p keyprovider.Provider) e
 		return err
 	}
 	_, err = s.w.ExecContext(ctx, `INSERT INTO key_providers (`+keyProviderColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.args()...)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.args()...)
 	switch {
 	case isPrimaryKeyViolation(err):
 		return fmt.Errorf("sqlite: key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, keyring.ErrExists)
@@ -78,11 +78,11 @@ func (s *Store) UpdateKeyProvider(ctx context.Context, p keyprovider.Provider) e
 	res, err := s.w.ExecContext(ctx, `UPDATE key_providers
 		SET name = ?, description = ?, multi_region = ?, replicas = ?, dr_compliant = ?,
 			compliance_code = ?, compliance_region = ?, compliance_message = ?,
-			promoted_at = ?, demoted_at = ?, tested_at = ?
+			promoted_at = ?, demoted_at = ?, tested_at = ?, config = ?, wrapped_secret = ?
 		WHERE tenant_id = ? AND fingerprint = ?`,
 		r.Name, r.Description, r.MultiRegion, r.Replicas, r.DRCompliant,
 		r.ComplianceCode, r.ComplianceRegion, r.ComplianceMessage,
-		r.PromotedAt, r.DemotedAt, r.TestedAt,
+		r.PromotedAt, r.DemotedAt, r.TestedAt, r.Config, r.WrappedSecret,
 		r.TenantID, r.Fingerprint)
 	if err != nil {
 		return fmt.Errorf("sqlite: updating key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, err)

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"testing"
@@ -54,6 +55,11 @@ func testKeyProviderRoundTrip(t *testing.T, s Store) {
 			p.TestedAt = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
 		}},
 		{"zero-created-at", func(p *keyprovider.Provider) { p.CreatedAt = time.Time{} }},
+		{"other-kind-with-settings", func(p *keyprovider.Provider) {
+			p.Kind, p.ARN = "KMIP", "kmip://kms.example:5696/"+p.Fingerprint
+			p.Config, p.WrappedSecret = []byte(`{"endpoints":["a:5696","b:5696"]}`), []byte{0, 1, 2, 0xff}
+		}},
+		{"no-settings", func(p *keyprovider.Provider) { p.Config, p.WrappedSecret = nil, nil }},
 		{"empty-strings", func(p *keyprovider.Provider) {
 			p.ARN, p.Name, p.Description = "", "", ""
 			p.Replicas = []keyprovider.Replica{{}}
@@ -297,6 +303,10 @@ func testUpdateKeyProvider(t *testing.T, s Store) {
 		{"rename", func(p *keyprovider.Provider) {
 			p.Name, p.Description = "Production key", "rotated yearly"
 		}},
+		{"settings-changed", func(p *keyprovider.Provider) {
+			p.Config, p.WrappedSecret = []byte(`{"serverCA":"renewed"}`), []byte("rewrapped secret")
+		}},
+		{"settings-removed", func(p *keyprovider.Provider) { p.Config, p.WrappedSecret = nil, nil }},
 		{"test-found-not-compliant", func(p *keyprovider.Provider) {
 			p.MultiRegion, p.Replicas, p.DRCompliant = false, nil, false
 			p.Compliance = keyprovider.ComplianceError{Code: "Encryption-88", Region: "us-west-2", Message: "the key is not a multi-region key"}
@@ -593,12 +603,15 @@ func fingerprint(n int) string { return fmt.Sprintf("%032x", n) }
 // and tested.
 func newKeyProvider(tenantID, fingerprint string) keyprovider.Provider {
 	return keyprovider.Provider{
-		TenantID:    tenantID,
-		Fingerprint: fingerprint,
-		ARN:         "arn:aws:kms:eu-west-1:111122223333:key/mrk-" + fingerprint,
-		Name:        "Key of " + tenantID,
-		Description: "Customer managed key " + fingerprint,
-		MultiRegion: true,
+		TenantID:      tenantID,
+		Fingerprint:   fingerprint,
+		Kind:          "AWS",
+		ARN:           "arn:aws:kms:eu-west-1:111122223333:key/mrk-" + fingerprint,
+		Config:        []byte(`{"note":"kind settings"}`),
+		WrappedSecret: []byte("wrapped kind secret"),
+		Name:          "Key of " + tenantID,
+		Description:   "Customer managed key " + fingerprint,
+		MultiRegion:   true,
 		Replicas: []keyprovider.Replica{
 			{ARN: "arn:aws:kms:eu-central-1:111122223333:key/mrk-" + fingerprint, Region: "eu-central-1"},
 			{ARN: "arn:aws:kms:us-east-1:111122223333:key/mrk-" + fingerprint, Region: "us-east-1"},
@@ -630,7 +643,8 @@ func checkKeyProvider(t *testing.T, got, want keyprovider.Provider) {
 	t.Helper()
 	if got.TenantID != want.TenantID || got.Fingerprint != want.Fingerprint || got.ARN != want.ARN ||
 		got.Name != want.Name || got.Description != want.Description || got.MultiRegion != want.MultiRegion ||
-		!slices.Equal(got.Replicas, want.Replicas) || got.DRCompliant != want.DRCompliant || got.Compliance != want.Compliance {
+		!slices.Equal(got.Replicas, want.Replicas) || got.DRCompliant != want.DRCompliant || got.Compliance != want.Compliance ||
+		got.Kind != want.Kind || !bytes.Equal(got.Config, want.Config) || !bytes.Equal(got.WrappedSecret, want.WrappedSecret) {
 		t.Errorf("key provider:\ngot  %+v\nwant %+v", got, want)
 	}
 	what := "key provider " + want.TenantID + "/" + want.Fingerprint
