@@ -28,6 +28,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms/awskind"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms/kmip/kmipkind"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
@@ -142,7 +143,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.Var(&c.drRegion, "dr-region", "REGION=DR: the disaster-recovery region of a region (repeatable; defaults cover the common AWS regions)")
 	fs.Var(&c.kmsEndpoint, "kms-endpoint", "REGION=URL: the AWS KMS endpoint of a region, e.g. a local-kms (repeatable)")
 	fs.BoolVar(&c.allowSingleRegion, "allow-single-region-keys", false, "let tenants register customer managed keys that are not multi-region keys (no DR replica)")
-	fs.DurationVar(&c.kmsTimeout, "kms-timeout", 5*time.Second, "timeout of one AWS KMS call attempt")
+	fs.DurationVar(&c.kmsTimeout, "kms-timeout", 5*time.Second, "timeout of one call attempt to a customer's key manager (AWS KMS; KMIP: per server of the cluster)")
 	fs.DurationVar(&c.kmsProbeInterval, "kms-probe-interval", awskms.DefaultProbeInterval, "while a region's outage makes multi-region keys fail over to the DR region, how often the region is tried again")
 	fs.Float64Var(&c.migrationRate, "migration-rate", migration.DefaultRate, "cipherkeys per second one tenant's migration rewraps (0: no cap); each is a Decrypt and an Encrypt at the KMS")
 	fs.DurationVar(&c.migrationLease, "migration-lease", migration.DefaultLeaseTTL, "how long a replica's lease on a migration lasts unless renewed: another replica takes over a migration this long after its replica died")
@@ -485,8 +486,12 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	if err != nil {
 		return err
 	}
+	// KMIP keys: the customer's own key manager; the registration carries
+	// its client certificate, and the client key is stored wrapped by the
+	// internal KMS.
+	kmipKind := kmipkind.New(kmipkind.Config{Timeout: cfg.kmsTimeout})
 	keyProviders, err := keyprovider.New(keyprovider.Config{
-		Store: st, Tenants: st, Kinds: []keyprovider.Kind{awsKind}, Secrets: internal, Logger: log,
+		Store: st, Tenants: st, Kinds: []keyprovider.Kind{awsKind, kmipKind}, Secrets: internal, Logger: log,
 	})
 	if err != nil {
 		return err
