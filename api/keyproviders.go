@@ -1,5 +1,7 @@
 package api
 
+import "encoding/json"
+
 // DefaultProviderARN is the "arn" of every tenant's default key provider,
 // the internal KMS.
 const DefaultProviderARN = "#QLIK_MANAGED_KEY_PROVIDER#"
@@ -24,6 +26,28 @@ type KeyProvider struct {
 	ComplianceError      ComplianceError `json:"complianceError"`
 	PromotedToCurrentAt  string          `json:"promotedToCurrentAt"`
 	DemotedFromCurrentAt string          `json:"demotedFromCurrentAt"`
+	// Settings are the provider kind's own settings, shown as members of
+	// their own (a KMIP provider's "kmip"); never a secret.
+	Settings map[string]json.RawMessage `json:"-"`
+}
+
+// MarshalJSON writes the provider with its kind's Settings as members.
+func (p KeyProvider) MarshalJSON() ([]byte, error) {
+	type plain KeyProvider
+	b, err := json.Marshal(plain(p))
+	if err != nil || len(p.Settings) == 0 {
+		return b, err
+	}
+	members := make(map[string]json.RawMessage, len(p.Settings))
+	for k, v := range p.Settings {
+		members[k] = v
+	}
+	extra, err := json.Marshal(members)
+	if err != nil {
+		return nil, err
+	}
+	// Both are JSON objects: join {…} and {…} into one.
+	return append(append(b[:len(b)-1], ','), extra[1:]...), nil
 }
 
 // ReplicaKey is a multi-region key's replica.
@@ -49,6 +73,13 @@ type RegisterKeyProviderRequest struct {
 	Description    string `json:"description,omitempty"`
 	KeyProvider    string `json:"keyprovider,omitempty"`
 	KeyProviderOld string `json:"keyProvider,omitempty"`
+}
+
+// KindSettings returns the request's kind-specific members by name (a
+// KMIP registration's "kmip"), for the key-provider service to give to the
+// kind. A kind with settings adds its member to the request and here.
+func (r RegisterKeyProviderRequest) KindSettings() map[string]json.RawMessage {
+	return nil
 }
 
 // PatchOperation is one element of a PATCH body (a JSON Patch array; only

@@ -29,7 +29,7 @@ import (
 
 // Kind is one sort of key manager.
 type Kind interface {
-	// Name is the kind as the API's "keyprovider" field spells it ("AWS",
+	// Name is the kind as the API's "keyprovider" field spells it ("AWS-KMS",
 	// "KMIP"); it is stored in the registration and never changes.
 	Name() string
 

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -38,9 +40,10 @@ type Secrets interface {
 	ForTenant(tenantID string) kms.Provider
 }
 
-// DefaultKind is the kind of a registration that names none: the Qlik
-// API's only kind before others existed.
-const DefaultKind = "AWS"
+// DefaultKind is the kind of a registration that names none, as stores
+// keep it for registrations made before kinds existed: AWS KMS, the Qlik
+// API's only kind then.
+const DefaultKind = "AWS-KMS"
 
 // Config configures a Service.
 type Config struct {
@@ -63,6 +66,14 @@ type Config struct {
 type Service struct {
 	cfg   Config
 	kinds map[string]Kind
+	// opened caches the providers Open returned, by tenant and Ref, until
+	// the registration's settings change or it is deleted.
+	opened sync.Map // openedKey → kms.Provider
+}
+
+type openedKey struct {
+	tenantID string
+	ref      kms.Ref
 }
 
 // New returns a Service.
@@ -96,15 +107,17 @@ func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Micro
 
 // Registration is what a tenant admin gives to register a key.
 type Registration struct {
-	// Kind is the kind's Name (the API's "keyprovider"); "" means "AWS".
+	// Kind is the kind's Name (the API's "keyprovider"); "" means
+	// DefaultKind.
 	Kind string
 	// ARN is the key's identity, as the kind's ParseKey reads it.
 	ARN         string
 	Name        string
 	Description string
-	// Settings is the request's member named by the kind's Field (a
-	// Configurer's), nil if absent; a kind without one refuses it.
-	Settings json.RawMessage
+	// Settings are the request's kind-specific members, by name: a
+	// Configurer's kind takes the one its Field names; any other is
+	// refused (*keyring.InputError).
+	Settings map[string]json.RawMessage
 }
 
 // List returns the tenant's registered providers, oldest first.
@@ -192,13 +205,17 @@ func (s *Service) Register(ctx context.Context, tenantID string, r Registration)
 		return Provider{}, err
 	}
 	var set Settings
-	if c, ok := kind.(Configurer); ok {
-		if set, err = c.Configure(key, r.Settings); err != nil {
+	c, configurable := kind.(Configurer)
+	for field := range r.Settings {
+		if !configurable || field != c.Field() {
+			return Provider{}, &keyring.InputError{Field: field, Reason: "is not taken by key providers of kind " + r.Kind}
+		}
+	}
+	if configurable {
+		if set, err = c.Configure(key, r.Settings[c.Field()]); err != nil {
 			return Provider{}, err
 		}
 		defer set.Secret.Destroy()
-	} else if r.Settings != nil {
-		return Provider{}, &keyring.InputError{Field: "settings", Reason: "are not taken by keys of kind " + r.Kind}
 	}
 	t, err := s.tenant(ctx, tenantID)
 	if err != nil {
@@ -387,6 +404,97 @@ func (s *Service) Delete(ctx context.Context, tenantID, fingerprint string) erro
 		}
 		return &keyring.StoreError{Op: "deleting key provider", Err: err}
 	}
+	s.opened.Delete(openedKey{tenantID, ref})
 	s.cfg.Logger.InfoContext(ctx, "key provider deleted", "tenant", tenantID, "fingerprint", fingerprint)
 	return nil
+}
+
+// PatchOp is one replacement of a kind-specific setting: Path is the
+// JSON Patch path ("/kmip/serverCA"), Value its new JSON value.
+type PatchOp struct {
+	Path  string
+	Value json.RawMessage
+}
+
+// Patch replaces kind-specific settings of a registration (paths below
+// "/"+Field of its kind), tests the result as a test does, and stores it.
+// Errors: ErrNotFound, *keyring.InputError (a path the kind does not
+// take), the kind's Patch errors (ErrMalformedARN), the kind's Test errors
+// (*RefusedError, kms errors): nothing is stored then.
+func (s *Service) Patch(ctx context.Context, tenantID, fingerprint string, ops []PatchOp) (Provider, error) {
+	p, err := s.Get(ctx, tenantID, fingerprint)
+	if err != nil {
+		return Provider{}, err
+	}
+	kind, err := s.kindOf(p)
+	if err != nil {
+		return Provider{}, err
+	}
+	c, ok := kind.(Configurer)
+	if !ok {
+		return Provider{}, &keyring.InputError{Field: "path", Reason: "key providers of kind " + p.Kind + " have no settings to replace"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	sec, err := s.unwrapSecret(ctx, p)
+	if err != nil {
+		return Provider{}, err
+	}
+	set := Settings{Config: p.Config, Secret: sec}
+	defer func() { set.Secret.Destroy() }()
+	prefix := "/" + c.Field()
+	for _, op := range ops {
+		sub, ok := strings.CutPrefix(op.Path, prefix)
+		if !ok || !strings.HasPrefix(sub, "/") {
+			return Provider{}, &keyring.InputError{Field: "path", Reason: fmt.Sprintf("%q is not a setting of key providers of kind %s", op.Path, p.Kind)}
+		}
+		next, err := c.Patch(set, sub, op.Value)
+		if err != nil {
+			return Provider{}, err
+		}
+		if next.Secret != set.Secret {
+			set.Secret.Destroy()
+		}
+		set = next
+	}
+	p.Config = set.Config
+	if set.Secret == nil {
+		p.WrappedSecret = nil
+	} else if set.Secret != sec {
+		if p.WrappedSecret, err = s.wrapSecret(ctx, p, set.Secret); err != nil {
+			return Provider{}, err
+		}
+	}
+	if err := s.test(ctx, &p, set.Secret, true); err != nil {
+		return Provider{}, err
+	}
+	if err := s.cfg.Store.UpdateKeyProvider(ctx, p); err != nil {
+		if errors.Is(err, keyring.ErrNotFound) {
+			return Provider{}, ErrNotFound
+		}
+		return Provider{}, &keyring.StoreError{Op: "updating key provider", Err: err}
+	}
+	s.opened.Delete(openedKey{tenantID, kms.MustCMKRef(fingerprint)})
+	s.cfg.Logger.InfoContext(ctx, "key provider settings replaced", "tenant", tenantID, "fingerprint", fingerprint, "kind", p.Kind)
+	return p, nil
+}
+
+// SettingsOf returns the member name and value under which the API shows
+// p's kind-specific settings; "" when its kind has none to show.
+func (s *Service) SettingsOf(p Provider) (field string, config json.RawMessage) {
+	c, ok := s.kinds[p.Kind].(Configurer)
+	if !ok || len(p.Config) == 0 {
+		return "", nil
+	}
+	return c.Field(), json.RawMessage(p.Config)
+}
+
+// KindNames lists the Names of the kinds this service serves, sorted.
+func (s *Service) KindNames() []string {
+	names := make([]string, 0, len(s.kinds))
+	for n := range s.kinds {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
 }

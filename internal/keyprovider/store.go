@@ -38,7 +38,7 @@ type Provider struct {
 	// Fingerprint is the entry's stable id in API paths: 32 lowercase hex
 	// characters derived from the ARN.
 	Fingerprint string
-	// Kind is the Name of the provider kind (AWS, KMIP); stores keep "AWS"
+	// Kind is the Name of the provider kind (AWS-KMS, KMIP); stores keep DefaultKind
 	// for registrations made before kinds existed.
 	Kind string
 	// ARN is the key's identity in canonical form as registered (an AWS

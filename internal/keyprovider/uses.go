@@ -29,12 +29,16 @@ func (s *Service) registration(ctx context.Context, tenantID string, ref kms.Ref
 	return p, err
 }
 
-// Open returns the provider ref names for the tenant, through its kind.
+// Open returns the provider ref names for the tenant, through its kind,
+// and keeps it for the next Open until the registration's settings change.
 // It calls no key manager. Errors: keyring.ErrUnknownProvider (no such
 // registration, or of a kind this service was not given),
 // *keyring.StoreError, the kind's Open errors, errors unwrapping its
 // secret (kms errors of the internal KMS).
 func (s *Service) Open(ctx context.Context, tenantID string, ref kms.Ref) (kms.Provider, error) {
+	if p, ok := s.opened.Load(openedKey{tenantID, ref}); ok {
+		return p.(kms.Provider), nil
+	}
 	p, err := s.registration(ctx, tenantID, ref)
 	if err != nil {
 		return nil, err
@@ -51,7 +55,23 @@ func (s *Service) Open(ctx context.Context, tenantID string, ref kms.Ref) (kms.P
 		return nil, err
 	}
 	defer sec.Destroy()
-	return kind.Open(ctx, Target{Provider: p, Secret: sec}, ref)
+	kp, err := kind.Open(ctx, Target{Provider: p, Secret: sec}, ref)
+	if err != nil {
+		return nil, err
+	}
+	s.opened.Store(openedKey{tenantID, ref}, kp)
+	return kp, nil
+}
+
+// Forget drops the providers Open kept for the tenant, after it was
+// deleted (keyring.TenantForgetter).
+func (s *Service) Forget(tenantID string) {
+	s.opened.Range(func(k, _ any) bool {
+		if k.(openedKey).tenantID == tenantID {
+			s.opened.Delete(k)
+		}
+		return true
+	})
 }
 
 // Inspect checks the key ref names through its kind (see

@@ -7,8 +7,6 @@ package providers
 
 import (
 	"context"
-	"strings"
-	"sync"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
@@ -23,17 +21,15 @@ type Registry struct {
 	observe  Observer
 	wrap     func(kms.Provider) kms.Provider
 
-	// Customer managed keys: opened by cmks, and cached: a registration's
-	// fingerprint always names the same key.
-	cmks   Opener
-	opened sync.Map // tenantID + "\x00" + ref → kms.Provider
+	// Customer managed keys: opened (and kept) by cmks.
+	cmks Opener
 }
 
 // Opener opens the customer managed keys that tenants registered (a
 // *keyprovider.Service).
 type Opener interface {
 	// Open returns the provider ref names for the tenant; it calls no key
-	// manager. Errors: keyring.ErrUnknownProvider for a Ref that names no
+	// manager, and it is called on every use: it keeps what it opened. Errors: keyring.ErrUnknownProvider for a Ref that names no
 	// registration; others (the store's) are passed on.
 	Open(ctx context.Context, tenantID string, ref kms.Ref) (kms.Provider, error)
 }
@@ -85,7 +81,7 @@ func (r *Registry) Provider(ctx context.Context, tenantID, text string) (kms.Pro
 	case ref.IsInternal():
 		p = r.internal.ForTenant(tenantID)
 	case cmk && r.cmks != nil:
-		if p, err = r.cmk(ctx, tenantID, ref); err != nil {
+		if p, err = r.cmks.Open(ctx, tenantID, ref); err != nil {
 			return nil, err
 		}
 	default:
@@ -100,19 +96,6 @@ func (r *Registry) Provider(ctx context.Context, tenantID, text string) (kms.Pro
 	return p, nil
 }
 
-func (r *Registry) cmk(ctx context.Context, tenantID string, ref kms.Ref) (kms.Provider, error) {
-	key := tenantID + "\x00" + ref.String()
-	if p, ok := r.opened.Load(key); ok {
-		return p.(kms.Provider), nil
-	}
-	p, err := r.cmks.Open(ctx, tenantID, ref)
-	if err != nil {
-		return nil, err
-	}
-	r.opened.Store(key, p)
-	return p, nil
-}
-
 // Prefix implements keyring.Providers.
 func (r *Registry) Prefix(tenantID, ref string) string {
 	if fp, ok := kms.FingerprintOfText(ref); ok {
@@ -121,23 +104,13 @@ func (r *Registry) Prefix(tenantID, ref string) string {
 	return envelope.InternalPrefix(tenantID)
 }
 
-// ForgetProvider drops the cached provider ref names for the tenant, so
-// that the next use opens it again (after its registration's settings
-// changed).
-func (r *Registry) ForgetProvider(tenantID string, ref kms.Ref) {
-	r.opened.Delete(tenantID + "\x00" + ref.String())
-}
-
 // Forget implements keyring.TenantForgetter: it drops the tenant's cached
 // KEKs and providers after the tenant was deleted.
 func (r *Registry) Forget(tenantID string) {
 	r.internal.Forget(tenantID)
-	r.opened.Range(func(k, _ any) bool {
-		if strings.HasPrefix(k.(string), tenantID+"\x00") {
-			r.opened.Delete(k)
-		}
-		return true
-	})
+	if f, ok := r.cmks.(keyring.TenantForgetter); ok {
+		f.Forget(tenantID)
+	}
 }
 
 // observed reports each call of a provider to an Observer.

@@ -2,9 +2,13 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/api"
@@ -22,6 +26,13 @@ type KeyProviders interface {
 	Test(ctx context.Context, tenantID, fingerprint string) (keyprovider.Provider, error)
 	Update(ctx context.Context, tenantID, fingerprint string, name, description *string) error
 	Delete(ctx context.Context, tenantID, fingerprint string) error
+	// Patch replaces kind-specific settings (JSON Patch paths below the
+	// kind's member, "/kmip/serverCA").
+	Patch(ctx context.Context, tenantID, fingerprint string, ops []keyprovider.PatchOp) (keyprovider.Provider, error)
+	// KindNames lists the kinds a registration may name ("AWS-KMS").
+	KindNames() []string
+	// SettingsOf names the member that shows p's kind-specific settings.
+	SettingsOf(p keyprovider.Provider) (field string, config json.RawMessage)
 }
 
 // maxFingerprint bounds the {fp} path segment; fingerprints are 32 hex
@@ -37,9 +48,9 @@ func timeText(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
-func keyProviderJSON(p keyprovider.Provider, current bool) api.KeyProvider {
+func (s *Server) keyProviderJSON(p keyprovider.Provider, current bool) api.KeyProvider {
 	out := api.KeyProvider{
-		ARN: p.ARN, Name: p.Name, Description: p.Description, KeyProvider: "AWS-KMS", Current: current,
+		ARN: p.ARN, Name: p.Name, Description: p.Description, KeyProvider: p.Kind, Current: current,
 		TenantID: p.TenantID, CreatedAt: timeText(p.CreatedAt), ARNFingerPrint: p.Fingerprint,
 		MultiRegion: p.MultiRegion, ReplicaKeys: []api.ReplicaKey{}, DRCompliant: p.DRCompliant,
 		ComplianceError:      api.ComplianceError(p.Compliance),
@@ -48,6 +59,9 @@ func keyProviderJSON(p keyprovider.Provider, current bool) api.KeyProvider {
 	}
 	for _, r := range p.Replicas {
 		out.ReplicaKeys = append(out.ReplicaKeys, api.ReplicaKey(r))
+	}
+	if field, config := s.cfg.KeyProviders.SettingsOf(p); field != "" {
+		out.Settings = map[string]json.RawMessage{field: config}
 	}
 	return out
 }
@@ -149,7 +163,7 @@ func (s *Server) listKeyProviders(w http.ResponseWriter, r *http.Request) error 
 	}
 	out := make([]api.KeyProvider, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, keyProviderJSON(p, isCurrent(current, p.Fingerprint)))
+		out = append(out, s.keyProviderJSON(p, isCurrent(current, p.Fingerprint)))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -171,7 +185,7 @@ func (s *Server) listAllKeyProviders(w http.ResponseWriter, r *http.Request) err
 	}
 	out := []api.KeyProvider{def}
 	for _, p := range ps {
-		out = append(out, keyProviderJSON(p, isCurrent(current, p.Fingerprint)))
+		out = append(out, s.keyProviderJSON(p, isCurrent(current, p.Fingerprint)))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -190,19 +204,23 @@ func (s *Server) registerKeyProvider(w http.ResponseWriter, r *http.Request) err
 	if kind == "" {
 		kind = req.KeyProviderOld
 	}
-	if kind != "AWS-KMS" {
-		return badRequest(`field "keyprovider" must be "AWS-KMS"`, map[string]any{"field": "keyprovider"})
+	if kinds := s.cfg.KeyProviders.KindNames(); !slices.Contains(kinds, kind) {
+		quoted := make([]string, len(kinds))
+		for i, k := range kinds {
+			quoted[i] = strconv.Quote(k)
+		}
+		return badRequest(`field "keyprovider" must be `+strings.Join(quoted, " or "), map[string]any{"field": "keyprovider"})
 	}
 	if req.ARN == "" {
 		return badRequest(`field "arn" is required`, map[string]any{"field": "arn"})
 	}
 	p, err := s.cfg.KeyProviders.Register(r.Context(), principalFrom(r).TenantID,
-		keyprovider.Registration{ARN: req.ARN, Name: req.Name, Description: req.Description})
+		keyprovider.Registration{Kind: kind, ARN: req.ARN, Name: req.Name, Description: req.Description, Settings: req.KindSettings()})
 	if err != nil {
 		return keyProviderError(err, false)
 	}
 	w.Header().Set("Location", keyProvidersPath+"/"+p.Fingerprint)
-	writeJSON(w, http.StatusCreated, keyProviderJSON(p, false))
+	writeJSON(w, http.StatusCreated, s.keyProviderJSON(p, false))
 	return nil
 }
 
@@ -228,7 +246,7 @@ func (s *Server) getKeyProvider(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return keyProviderError(err, true)
 	}
-	writeJSON(w, http.StatusOK, keyProviderJSON(p, isCurrent(current, fp)))
+	writeJSON(w, http.StatusOK, s.keyProviderJSON(p, isCurrent(current, fp)))
 	return nil
 }
 
@@ -252,9 +270,19 @@ func (s *Server) patchKeyProvider(w http.ResponseWriter, r *http.Request) error 
 		return badRequest("the patch is empty", nil)
 	}
 	var name, description *string
+	var settings []keyprovider.PatchOp
 	for i, op := range ops {
 		if op.Op != "replace" {
 			return badRequest(fmt.Sprintf("operation %d: only \"replace\" is supported, not %q", i, op.Op), map[string]any{"index": i})
+		}
+		if kindPath(op.Path) {
+			// A kind's own setting: its kind checks the path and value.
+			v, err := json.Marshal(op.Value)
+			if err != nil {
+				return badRequest(fmt.Sprintf("operation %d: the value is not JSON", i), map[string]any{"index": i})
+			}
+			settings = append(settings, keyprovider.PatchOp{Path: op.Path, Value: v})
+			continue
 		}
 		v, ok := op.Value.(string)
 		if !ok {
@@ -272,8 +300,15 @@ func (s *Server) patchKeyProvider(w http.ResponseWriter, r *http.Request) error 
 	if fp == principalFrom(r).TenantID {
 		return badRequest("the default key provider cannot be changed", nil)
 	}
-	if err := s.cfg.KeyProviders.Update(r.Context(), principalFrom(r).TenantID, fp, name, description); err != nil {
-		return keyProviderError(err, false)
+	if len(settings) > 0 {
+		if _, err := s.cfg.KeyProviders.Patch(r.Context(), principalFrom(r).TenantID, fp, settings); err != nil {
+			return keyProviderError(err, false)
+		}
+	}
+	if name != nil || description != nil {
+		if err := s.cfg.KeyProviders.Update(r.Context(), principalFrom(r).TenantID, fp, name, description); err != nil {
+			return keyProviderError(err, false)
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -311,7 +346,7 @@ func (s *Server) testKeyProvider(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, keyProviderJSON(p, isCurrent(current, fp)))
+	writeJSON(w, http.StatusCreated, s.keyProviderJSON(p, isCurrent(current, fp)))
 	return nil
 }
 
@@ -320,4 +355,12 @@ func (s *Server) testKeyProvider(w http.ResponseWriter, r *http.Request) error {
 func isCurrent(current, fingerprint string) bool {
 	fp, ok := kms.FingerprintOfText(current)
 	return ok && fp == fingerprint
+}
+
+// kindPath reports whether a PATCH path names a kind's own setting: one
+// below a member ("/kmip/serverCA"), not a top-level field.
+func kindPath(path string) bool {
+	rest, ok := strings.CutPrefix(path, "/")
+	i := strings.IndexByte(rest, '/')
+	return ok && i > 0 && i < len(rest)-1
 }

@@ -605,7 +605,7 @@ func newKeyProvider(tenantID, fingerprint string) keyprovider.Provider {
 	return keyprovider.Provider{
 		TenantID:      tenantID,
 		Fingerprint:   fingerprint,
-		Kind:          "AWS",
+		Kind:          "AWS-KMS",
 		ARN:           "arn:aws:kms:eu-west-1:111122223333:key/mrk-" + fingerprint,
 		Config:        []byte(`{"note":"kind settings"}`),
 		WrappedSecret: []byte("wrapped kind secret"),

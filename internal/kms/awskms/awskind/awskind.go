@@ -20,7 +20,7 @@ import (
 )
 
 // Name is the kind's name, as the API's "keyprovider" field spells it.
-const Name = "AWS"
+const Name = "AWS-KMS"
 
 // Client is what the kind needs of AWS KMS (an *awskms.Client). Errors are
 // kms sentinels wrapped in *kms.Error.
