@@ -110,13 +110,22 @@ func (s *Server) defaultProvider(ctx context.Context, tenantID, current string) 
 func keyProviderError(err error, loading bool) error {
 	var refused *keyprovider.RefusedError
 	var se *keyring.StoreError
+	// A provider kind may word the failure itself (what a KMIP server
+	// refused, and what the customer should change there).
+	detail := func(def string) string {
+		var d publicDetailer
+		if errors.As(err, &d) {
+			return d.PublicDetail()
+		}
+		return def
+	}
 	switch {
 	case errors.Is(err, keyprovider.ErrNotFound):
 		return &httpError{status: 404, code: api.CodeKeyProviderNotFound, title: "Key provider not found", detail: "no key provider with this fingerprint for your tenant"}
 	case errors.Is(err, keyprovider.ErrExists):
 		return &httpError{status: 409, code: api.CodeKeyProviderExists, title: "Key provider exists", detail: err.Error()}
 	case errors.Is(err, keyprovider.ErrMalformedARN):
-		return &httpError{status: 417, code: api.CodeMalformedARN, title: "Malformed ARN", detail: err.Error()}
+		return &httpError{status: 417, code: api.CodeMalformedARN, title: "Malformed ARN", detail: detail(err.Error())}
 	case errors.Is(err, keyprovider.ErrInUse):
 		return &httpError{status: 424, code: api.CodeKeyProviderInUse, title: "Key provider in use", detail: err.Error()}
 	case errors.As(err, &refused):
@@ -124,20 +133,27 @@ func keyProviderError(err error, loading bool) error {
 	case errors.Is(err, kms.ErrKeyDisabled), errors.Is(err, kms.ErrKeyPendingDeletion), errors.Is(err, kms.ErrKeyNotFound):
 		// The key changed state while it was being checked.
 		return &httpError{status: 406, code: api.CodeKeyRefused, title: "Key cannot be registered", cause: err,
-			detail: "the key is not usable (" + kms.Outcome(err) + "): enable it in AWS KMS first"}
+			detail: detail("the key is not usable (" + kms.Outcome(err) + "): enable it in AWS KMS first")}
 	case errors.Is(err, kms.ErrAccessDenied):
 		return &httpError{status: 403, code: api.CodeKeyNotAccessible, title: "Key not accessible", cause: err,
-			detail: "AWS KMS refused this service access to the key (" + err.Error() + "): grant it kms:DescribeKey, kms:GenerateDataKey, kms:Encrypt and kms:Decrypt in the key policy"}
+			detail: detail("AWS KMS refused this service access to the key (" + err.Error() + "): grant it kms:DescribeKey, kms:GenerateDataKey, kms:Encrypt and kms:Decrypt in the key policy")}
 	case errors.Is(err, kms.ErrNotConfigured):
 		return errKMSNotConfigured(err)
 	case errors.Is(err, kms.ErrUnavailable), errors.Is(err, kms.ErrThrottled), errors.Is(err, context.DeadlineExceeded):
 		return &httpError{status: 408, code: api.CodeKMSTimeout, title: "KMS did not answer", cause: err,
-			detail: "AWS KMS did not answer in time; try again"}
+			detail: detail("AWS KMS did not answer in time; try again")}
 	case loading && errors.As(err, &se):
 		return &httpError{status: 417, code: api.CodeCouldNotLoad, title: "Could not load key providers", cause: err,
 			detail: "the key providers could not be loaded; try again"}
 	}
 	return err
+}
+
+// publicDetailer is a failure that words its own public detail: a
+// provider kind's explanation of its key manager's answer, never secret.
+type publicDetailer interface {
+	error
+	PublicDetail() string
 }
 
 func (s *Server) fingerprint(r *http.Request) (string, error) {

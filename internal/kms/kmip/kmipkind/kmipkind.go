@@ -207,7 +207,7 @@ func endpointsField(v json.RawMessage) ([]string, error) {
 	}
 	for _, ep := range eps {
 		if err := kmip.CheckEndpoint(ep); err != nil {
-			return nil, fmt.Errorf("%w: kmip.endpoints: %w", keyprovider.ErrMalformedARN, err)
+			return nil, malformed(fmt.Errorf("kmip.endpoints: %w", err))
 		}
 	}
 	return eps, nil
@@ -225,11 +225,11 @@ func parseConfig(b []byte) (settings, error) {
 // keyprovider.ErrMalformedARN (the API's 417) and name the field.
 func credentials(s settings, key *secret.Bytes) (kmip.Credentials, error) {
 	if key == nil {
-		return kmip.Credentials{}, fmt.Errorf("%w: kmip.clientKey is missing", keyprovider.ErrMalformedARN)
+		return kmip.Credentials{}, malformed(errors.New("kmip.clientKey is missing"))
 	}
 	c, err := kmip.ParseCredentials([]byte(s.ServerCA), []byte(s.ClientCertificate), key.Reveal())
 	if err != nil {
-		return kmip.Credentials{}, fmt.Errorf("%w: %w", keyprovider.ErrMalformedARN, err)
+		return kmip.Credentials{}, malformed(err)
 	}
 	return c, nil
 }
@@ -316,6 +316,10 @@ func (k *Kind) Test(ctx context.Context, t *keyprovider.Target, strict bool) err
 		return err
 	}
 	defer c.Close()
+	return explain(k.test(ctx, t, key, c, strict), c.Endpoints())
+}
+
+func (k *Kind) test(ctx context.Context, t *keyprovider.Target, key kmip.KeyURI, c *kmip.Client, strict bool) error {
 	p := &t.Provider
 	p.MultiRegion, p.Replicas = false, nil
 	p.DRCompliant = false
