@@ -5,6 +5,7 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/internal/audit"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 )
 
@@ -51,7 +52,7 @@ func initLifecycleSeries(m *lifecycleMetrics, regions []string) {
 // kind and operation (failures appear with their first occurrence: their
 // outcomes are many).
 func initKMSSeries(calls *prometheus.CounterVec) {
-	for _, provider := range []string{"internal", "cmk"} {
+	for _, provider := range []string{providerLabel(kms.InternalRef()), cmkLabel} {
 		for _, op := range []string{"GenerateDataKey", "Wrap", "Unwrap", "Describe"} {
 			calls.WithLabelValues(provider, op, "ok")
 		}

@@ -737,15 +737,18 @@ func registerKeyringMetrics(reg *prometheus.Registry, ring *keyring.Service) {
 	)
 }
 
-// providerLabel keeps the metric's cardinality bounded: "internal", or
-// "cmk" for every customer managed key together (per-key detail belongs in
-// the audit log, not in metric labels).
+// providerLabel keeps the metric's cardinality bounded: the internal KMS's
+// Ref, or cmkLabel for every customer managed key together (per-key detail
+// belongs in the audit log, not in metric labels).
 func providerLabel(ref kms.Ref) string {
 	if ref.IsInternal() {
-		return "internal"
+		return ref.String()
 	}
-	return "cmk"
+	return cmkLabel
 }
+
+// cmkLabel is the provider label of every customer managed key.
+const cmkLabel = "cmk"
 
 func reloadOnHUP(ctx context.Context, r *tlsconfig.Reloader, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/internal/fips"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
@@ -52,10 +53,10 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 		}
 	} else {
 		fp, _ := kms.FingerprintOfText(t.Provider)
-		out.Provider = api.StatusProvider{KeyProvider: "AWS-KMS", ARNFingerPrint: fp, Prefix: st.Prefix}
+		out.Provider = api.StatusProvider{KeyProvider: keyprovider.DefaultKind, ARNFingerPrint: fp, Prefix: st.Prefix}
 		if s.cfg.KeyProviders != nil {
 			if p, err := s.cfg.KeyProviders.Get(r.Context(), tenantID, fp); err == nil {
-				out.Provider.ARN = p.ARN
+				out.Provider.ARN, out.Provider.KeyProvider = p.ARN, p.Kind
 				compliant, why := p.DRCompliant, api.ComplianceError(p.Compliance)
 				out.DRCompliant, out.ComplianceError = &compliant, &why
 			}
