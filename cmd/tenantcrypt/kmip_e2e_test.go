@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -323,8 +324,8 @@ func TestKMIPLifecycle(t *testing.T) {
 
 // TestKMIPOutage: with the KMIP server down the tenant stays active;
 // cached data keys serve, then requests that need the server get 503 with
-// Retry-After; once it is back everything works, and the tenant moves back
-// to the internal KMS with its data readable.
+// Retry-After; once it is back everything works; the tenant then moves to
+// another KMIP key and back to the internal KMS with its data readable.
 func TestKMIPOutage(t *testing.T) {
 	t.Parallel()
 	e := startKMIPEnv(t, "--revocation-bound", "2s", "--cache-ttl", "4s", "--cache-idle", "4s")
@@ -359,10 +360,70 @@ func TestKMIPOutage(t *testing.T) {
 	until(t, "decrypt once the KMIP server is back", 20*time.Second, func() bool { return e.decrypt(svc, ct).status == 200 })
 	until(t, "not degraded once the KMIP server is back", 10*time.Second, func() bool { return !e.status(t, admin).Degraded })
 
+	// KMIP → KMIP: another key of the same key manager, then back to the
+	// internal KMS; what was written under each stays readable.
+	second := e.onKMIP(t, admin)
+	e.readable(t, svc, ct, "data")
+	ct2 := e.encrypt(t, svc, "data under the second key")
+	if st := e.status(t, admin); st.Provider.ARN != e.uri(second) {
+		t.Errorf("after the KMIP → KMIP migration the current provider is %+v", st.Provider)
+	}
+
 	if r := e.do("POST", kp+"/actions/reset-to-default-provider", admin, nil); r.status != 205 {
 		t.Fatalf("reset to the default provider: %d %s", r.status, r.body)
 	}
 	e.waitMigration(t, admin)
 	e.kmip.Stop(t)
 	e.readable(t, svc, ct, "data")
+	e.readable(t, svc, ct2, "data under the second key")
+}
+
+// TestKMIPConsole registers a KMIP key through the console's form (the
+// KMIP choice, PEM text areas), sees a malformed key refused next to its
+// field, and the status page of a tenant on the KMIP key.
+func TestKMIPConsole(t *testing.T) {
+	if _, err := os.Stat(chromiumPath()); err != nil {
+		t.Skipf("%s is not installed: the console's browser test needs Debian's chromium", chromiumPath())
+	}
+	t.Parallel()
+	e := startKMIPEnv(t, "--console-dev-tokens")
+	admin := e.tenant(t, "acme", "enterprise")
+	uid := e.kmip.CreateKey(t, e.creds, pykmip.KeyOptions{})
+	fp := keyprovider.Fingerprint(e.uri(uid))
+
+	b := newConsoleBrowser(t, e.testServer, t.TempDir())
+	b.open("/console")
+	b.waitText("h1", "Sign in")
+	b.setValue("#token-input", admin)
+	b.click(`form[aria-labelledby=token-title] button[type=submit]`)
+	b.waitAttr(`[data-testid=tenant-state]`, "data-state", "active")
+	b.click(`nav a[data-route=keys]`)
+	b.waitVisible(`#register-form`)
+	b.click(`#kp-kind-kmip`)
+	b.waitVisible(`#kp-clientKey`)
+	b.checkLabels("KMIP register form")
+	b.setValue("#kp-arn", e.uri(uid))
+	b.setValue("#kp-name", "Acme KMIP key")
+	b.setValue("#kp-serverCA", string(e.kmip.CAPEM))
+	b.setValue("#kp-clientCertificate", string(e.creds.CertPEM))
+	b.setValue("#kp-clientKey", "not a key")
+	b.click(`#register-form button[type=submit]`)
+	b.waitText("#kp-clientKey-error", "Encryption-35")
+	b.setValue("#kp-clientKey", string(e.creds.KeyPEM))
+	b.click(`#register-form button[type=submit]`)
+	card := fmt.Sprintf(`article[data-fp="%s"]`, fp)
+	b.waitText(card, "KMIP key manager")
+	b.waitText(card+` [data-testid=arn]`, e.uri(uid))
+	if got := b.eval(`document.getElementById('kp-clientKey').value === '' && document.getElementById('kp-clientKey').closest('.field').hidden`); got != true {
+		t.Errorf("after registering, the client key is still in the form, or the KMIP fields still show")
+	}
+
+	if r := e.do("POST", kp+"/"+fp+"/actions/migrate", admin, nil); r.status != 200 {
+		t.Fatalf("migrate: %d %s", r.status, r.body)
+	}
+	e.waitMigration(t, admin)
+	b.click(`nav a[data-route=status]`)
+	b.waitText(`[data-testid=current-provider]`, "KMIP key manager")
+	b.waitText(`[data-testid=key-state]`, "Active")
+	b.checkNoProblems()
 }
