@@ -89,6 +89,14 @@ type Server struct {
 	caPath  string // the CA the server trusts for clients
 	other   string // a CA that trusts no client (Distrust)
 	policyN int
+	// policyUse is what the policy file allows the keys' owner now.
+	policyUse string
+
+	// probe is a key of the server's own, for waitAccess.
+	probe struct {
+		creds Credentials
+		uid   string
+	}
 
 	mu     sync.Mutex
 	proc   *process
@@ -256,6 +264,9 @@ database_path=%s
 	// The policy directory is read a second after start: keys made
 	// before would be refused to everyone.
 	s.waitLog(t, "Loading policy: "+Policy, loaded)
+	if caPath == s.caPath && s.probe.uid != "" {
+		s.waitAccess(t, s.policyUse)
+	}
 }
 
 // Stop stops the server (an outage); Restart starts it again with the
@@ -307,8 +318,25 @@ func (s *Server) Withdraw(t testing.TB) { s.writePolicy(t, "DISALLOW_ALL") }
 // Grant undoes Withdraw.
 func (s *Server) Grant(t testing.TB) { s.writePolicy(t, "ALLOW_OWNER") }
 
+// waitAccess waits until the server applies the policy: its log says it
+// read the file before it stores the policy, so a key of the server's own
+// is asked until the answer changes.
+func (s *Server) waitAccess(t testing.TB, use string) {
+	t.Helper()
+	if s.probe.uid == "" {
+		s.probe.creds = s.Client(t, "pykmip-policy-probe")
+		s.probe.uid = s.CreateKey(t, s.probe.creds, KeyOptions{})
+	}
+	want := "allowed"
+	if use != "ALLOW_OWNER" {
+		want = "denied"
+	}
+	s.ctl(t, s.probe.creds, "wait-access", s.probe.uid, want)
+}
+
 func (s *Server) writePolicy(t testing.TB, use string) {
 	t.Helper()
+	s.policyUse = use
 	policy := fmt.Sprintf(`{"%s": {"preset": {"SYMMETRIC_KEY": {
   "GET": "%s", "GET_ATTRIBUTES": "%s", "GET_ATTRIBUTE_LIST": "%s",
   "LOCATE": "ALLOW_OWNER", "CHECK": "ALLOW_OWNER", "ACTIVATE": "ALLOW_OWNER",
@@ -332,6 +360,7 @@ func (s *Server) writePolicy(t testing.TB, use string) {
 	s.mu.Unlock()
 	if running {
 		s.waitLog(t, "Loading policies for file: "+path, loaded)
+		s.waitAccess(t, use)
 	}
 }
 

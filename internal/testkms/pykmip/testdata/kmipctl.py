@@ -7,10 +7,14 @@ usage: kmipctl.py HOST PORT CERT KEY CA COMMAND [ARGS]
   activate UID
   revoke UID REASON                    REASON: compromise or superseded
   destroy UID
+  wait-access UID allowed|denied       waits (up to 60 s) until Get Attributes
+                                       of the key is allowed, or refused
 """
 import sys
+import time
 
 from kmip import enums
+from kmip.pie import exceptions
 from kmip.core import objects as cobjects
 from kmip.pie.client import ProxyKmipClient
 
@@ -60,6 +64,22 @@ def main(argv):
             client.revoke(reason, args[0])
         elif command == "destroy":
             client.destroy(args[0])
+        elif command == "wait-access":
+            uid, want = args
+            deadline = time.time() + 60
+            while True:
+                try:
+                    client.get_attributes(uid, ["State"])
+                    allowed = True
+                except exceptions.KmipOperationFailure as e:
+                    if e.reason != enums.ResultReason.PERMISSION_DENIED:
+                        raise
+                    allowed = False
+                if allowed == (want == "allowed"):
+                    break
+                if time.time() > deadline:
+                    raise SystemExit("access still not " + want)
+                time.sleep(0.05)
         else:
             raise SystemExit("unknown command " + command)
 
