@@ -15,6 +15,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/internal/auth"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
+	"github.com/tenantcrypt/tenantcrypt/internal/testkms"
 	"github.com/tenantcrypt/tenantcrypt/internal/testkms/pykmip"
 )
 
@@ -426,4 +427,37 @@ func TestKMIPConsole(t *testing.T) {
 	b.waitText(`[data-testid=current-provider]`, "KMIP key manager")
 	b.waitText(`[data-testid=key-state]`, "Active")
 	b.checkNoProblems()
+}
+
+// TestKMIPAndAWSMigrations: a tenant moves from an AWS KMS key to a KMIP
+// key and back, its data readable throughout.
+func TestKMIPAndAWSMigrations(t *testing.T) {
+	cmk := startCMKEnv(t)
+	srv := pykmip.Start(t)
+	e := &kmipEnv{cmkEnv: cmk, kmip: srv, creds: srv.Client(t, "tenantcrypt-acme")}
+	admin, svc, onAWS := cmk.cmkTenant(t, "acme")
+
+	e.onKMIP(t, admin)
+	e.readable(t, svc, onAWS, "tenant data")
+	onKMIP := e.encrypt(t, svc, "written under the KMIP key")
+	if st := e.status(t, admin); st.Provider.KeyProvider != "KMIP" {
+		t.Fatalf("after AWS → KMIP the current provider is %+v", st.Provider)
+	}
+
+	if _, r := cmk.migrateTo(t, admin, testkms.MultiRegionKeyID); r.status != 200 {
+		t.Fatalf("migrate back to the AWS key: %d %s", r.status, r.body)
+	}
+	e.waitMigration(t, admin)
+	st := e.status(t, admin)
+	if st.Provider.KeyProvider != "AWS-KMS" {
+		t.Fatalf("after KMIP → AWS the current provider is %+v", st.Provider)
+	}
+	for ref, n := range st.CipherKeys {
+		if ref != "cmk:"+st.Provider.ARNFingerPrint && n > 0 {
+			t.Errorf("after KMIP → AWS, %d data keys are still wrapped by %s", n, ref)
+		}
+	}
+	e.kmip.Stop(t) // nothing needs the KMIP key any more
+	e.readable(t, svc, onAWS, "tenant data")
+	e.readable(t, svc, onKMIP, "written under the KMIP key")
 }
