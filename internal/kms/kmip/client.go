@@ -319,7 +319,16 @@ func (c *Client) takeIdle(ep string) *tls.Conn {
 func (c *Client) putIdle(ep string, conn *tls.Conn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.idle[ep]) >= maxIdle {
+	kept := c.idle[ep][:0]
+	for _, ic := range c.idle[ep] {
+		if time.Since(ic.since) < idleFor {
+			kept = append(kept, ic)
+		} else {
+			ic.conn.Close()
+		}
+	}
+	c.idle[ep] = kept
+	if len(kept) >= maxIdle {
 		conn.Close()
 		return
 	}

@@ -243,6 +243,21 @@ func TestServer(t *testing.T) {
 			t.Errorf("error %v, want an *EndpointError with Refused", err)
 		}
 	})
+	t.Run("NoFailoverOnRefusal", func(t *testing.T) {
+		// The key is the second server's: the first one's refusal ends
+		// the search.
+		peer := f.srv.StartPeer(t)
+		creds := f.srv.Client(t, "no-failover") // the CA of both servers issued it
+		uid := peer.CreateKey(t, creds, pykmip.KeyOptions{})
+		if _, err := f.clientWith(t, creds, f.srv.CAPEM, 0, peer.Addr).GetAttributes(ctx, uid); err != nil {
+			t.Fatalf("the peer does not give the key: %v", err)
+		}
+		_, err := f.clientWith(t, creds, f.srv.CAPEM, 0, f.srv.Addr, peer.Addr).GetAttributes(ctx, uid)
+		var re *kmip.ResultError
+		if !errors.As(err, &re) || re.Endpoint != f.srv.Addr {
+			t.Errorf("GetAttributes = %v, want the first server's refusal, not the second server's answer", err)
+		}
+	})
 	t.Run("Endpoints", func(t *testing.T) {
 		down := closedPort(t)
 		silent := silentServer(t)
