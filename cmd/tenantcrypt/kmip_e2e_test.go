@@ -316,6 +316,20 @@ func TestKMIPLifecycle(t *testing.T) {
 		}
 	}
 
+	// Every KMIP call is in the tenant's audit chain: the key, the server,
+	// the outcome.
+	until(t, "the KMIP calls in the audit log", 10*time.Second, func() bool {
+		var ok, refused bool
+		for _, ev := range e.audits(t, admin, "&action=kmip.") {
+			if ev.Target != e.uri(uid) || ev.TenantID != "acme" {
+				t.Fatalf("audit event %+v: want the KMIP key as target, in acme's chain", ev)
+			}
+			ok = ok || ev.Action == "kmip.Decrypt" && ev.Result == "success"
+			refused = refused || ev.Result == "failure" && (ev.ErrorCode == "disabled" || ev.ErrorCode == "access_denied")
+		}
+		return ok && refused
+	})
+
 	e.kmip.Destroy(t, e.creds, uid)
 	until(t, "destroyed after Destroy", 5*bound, func() bool { return e.status(t, admin).State == "destroyed" })
 	if r := e.decrypt(svc, before); r.status == 200 {

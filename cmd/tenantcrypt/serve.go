@@ -489,7 +489,7 @@ func serve(ctx context.Context, cfg serveConfig, env func(string) string, stdout
 	// KMIP keys: the customer's own key manager; the registration carries
 	// its client certificate, and the client key is stored wrapped by the
 	// internal KMS.
-	kmipKind := kmipkind.New(kmipkind.Config{Timeout: cfg.kmsTimeout})
+	kmipKind := kmipkind.New(kmipkind.Config{Timeout: cfg.kmsTimeout, OnCall: sink.kmipCall})
 	keyProviders, err := keyprovider.New(keyprovider.Config{
 		Store: st, Tenants: st, Kinds: []keyprovider.Kind{awsKind, kmipKind}, Secrets: internal, Logger: log,
 	})

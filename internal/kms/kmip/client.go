@@ -41,6 +41,23 @@ type Config struct {
 	Timeout time.Duration
 	// Ref names the key provider in errors (kms.Error.Provider).
 	Ref string
+	// OnCall, if set, is told of every operation, answered or failed
+	// (for the audit log). It must not block.
+	OnCall func(Call)
+}
+
+// Call is one KMIP operation as Config.OnCall sees it.
+type Call struct {
+	// Operation is "Encrypt", "Decrypt", "GetAttributes", ...
+	Operation string
+	// Endpoint is the server that answered, or the last one tried.
+	Endpoint string
+	// TenantID is the tenant the call is for (kms.WithTenant), if known.
+	TenantID string
+	// Key is empty here; callers that know the key's URI add it.
+	Key string
+	// Err is the failure, nil on success.
+	Err error
 }
 
 // Client talks KMIP 1.4 over TLS to one cluster of KMIP servers. It is
@@ -178,12 +195,22 @@ func (c *Client) call(ctx context.Context, op Operation, payload ttlv.Item) (*tt
 }
 
 func (c *Client) callAt(ctx context.Context, endpoints []string, op Operation, payload ttlv.Item) (*ttlv.Item, error) {
+	p, ep, err := c.try(ctx, endpoints, op, payload)
+	if c.cfg.OnCall != nil {
+		c.cfg.OnCall(Call{Operation: op.String(), Endpoint: ep, TenantID: kms.TenantOf(ctx, nil), Err: err})
+	}
+	return p, err
+}
+
+// try sends op to endpoints in turn; ep is the one that answered, or the
+// last one tried.
+func (c *Client) try(ctx context.Context, endpoints []string, op Operation, payload ttlv.Item) (p *ttlv.Item, ep string, err error) {
 	req, err := ttlv.Encode(request(op, payload))
 	if err != nil {
-		return nil, c.err(op, nil, err)
+		return nil, "", c.err(op, nil, err)
 	}
 	var last error
-	for _, ep := range endpoints {
+	for _, ep = range endpoints {
 		if ctx.Err() != nil {
 			break
 		}
@@ -191,9 +218,9 @@ func (c *Client) callAt(ctx context.Context, endpoints []string, op Operation, p
 		if err == nil {
 			payload, err := parseResponse(op, ep, resp)
 			if err != nil {
-				return nil, c.err(op, nil, err)
+				return nil, ep, c.err(op, nil, err)
 			}
-			return payload, nil
+			return payload, ep, nil
 		}
 		last = err
 		var ee *EndpointError
@@ -202,9 +229,9 @@ func (c *Client) callAt(ctx context.Context, endpoints []string, op Operation, p
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, c.err(op, kms.ErrUnavailable, errors.Join(err, last))
+		return nil, ep, c.err(op, kms.ErrUnavailable, errors.Join(err, last))
 	}
-	return nil, c.err(op, nil, last)
+	return nil, ep, c.err(op, nil, last)
 }
 
 // err is the *kms.Error of op. A kind of nil is decided from cause.

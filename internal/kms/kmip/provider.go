@@ -51,6 +51,7 @@ func (p *Provider) Wrap(ctx context.Context, plaintext *secret.Bytes, b kms.Bind
 	if n := plaintext.Len(); n != kms.DataKeySize {
 		return kms.Wrapped{}, &kms.Error{Op: "Wrap", Provider: p.ref.String(), Err: fmt.Errorf("a data key of %d bytes, want %d", n, kms.DataKeySize)}
 	}
+	ctx = kms.WithTenant(ctx, kms.TenantOf(ctx, b))
 	s, err := p.c.Encrypt(ctx, p.key.UID, plaintext, b.Canonical())
 	if err != nil {
 		return kms.Wrapped{}, p.refine(ctx, err, false)
@@ -68,6 +69,7 @@ func (p *Provider) Unwrap(ctx context.Context, w kms.Wrapped, b kms.Binding) (*s
 	if !ok {
 		return nil, &kms.Error{Op: "Unwrap", Provider: p.ref.String(), Kind: kms.ErrInvalidCiphertext}
 	}
+	ctx = kms.WithTenant(ctx, kms.TenantOf(ctx, b))
 	pt, err := p.c.Decrypt(ctx, p.key.UID, s, b.Canonical())
 	if err != nil {
 		return nil, p.refine(ctx, err, true)

@@ -47,6 +47,9 @@ type Config struct {
 	Timeout time.Duration
 	// Now is the clock of the checks' times; default time.Now.
 	Now func() time.Time
+	// OnCall, if set, is told of every KMIP operation with the key's URI
+	// (for the audit log). It must not block.
+	OnCall func(kmip.Call)
 }
 
 // Kind is the KMIP kind.
@@ -274,7 +277,15 @@ func (k *Kind) client(t keyprovider.Target) (kmip.KeyURI, *kmip.Client, error) {
 	if fp := t.Fingerprint; fp != "" {
 		ref = kms.MustCMKRef(fp).String()
 	}
-	c, err := kmip.New(kmip.Config{Endpoints: endpoints(key, s), RootCAs: creds.RootCAs, Certificate: creds.Certificate, Timeout: k.cfg.Timeout, Ref: ref})
+	var onCall func(kmip.Call)
+	if k.cfg.OnCall != nil {
+		onCall = func(c kmip.Call) {
+			c.Key = key.String()
+			k.cfg.OnCall(c)
+		}
+	}
+	c, err := kmip.New(kmip.Config{Endpoints: endpoints(key, s), RootCAs: creds.RootCAs, Certificate: creds.Certificate,
+		Timeout: k.cfg.Timeout, Ref: ref, OnCall: onCall})
 	if err != nil {
 		return kmip.KeyURI{}, nil, err
 	}
@@ -316,6 +327,7 @@ func (k *Kind) Test(ctx context.Context, t *keyprovider.Target, strict bool) err
 		return err
 	}
 	defer c.Close()
+	ctx = kms.WithTenant(ctx, t.TenantID)
 	return explain(k.test(ctx, t, key, c, strict), c.Endpoints())
 }
 
