@@ -29,6 +29,10 @@ type KeyProvider struct {
 	// Settings are the provider kind's own settings, shown as members of
 	// their own (a KMIP provider's "kmip"); never a secret.
 	Settings map[string]json.RawMessage `json:"-"`
+	// KMIP is a KMIP provider's "kmip" member as clients read it (without
+	// the client key, which is never returned); the server writes it
+	// through Settings.
+	KMIP *KMIPSettings `json:"kmip,omitempty"`
 }
 
 // MarshalJSON writes the provider with its kind's Settings as members.
@@ -73,13 +77,35 @@ type RegisterKeyProviderRequest struct {
 	Description    string `json:"description,omitempty"`
 	KeyProvider    string `json:"keyprovider,omitempty"`
 	KeyProviderOld string `json:"keyProvider,omitempty"`
+	// KMIP is a KMIP key's settings (KMIPSettings), for "keyprovider":
+	// "KMIP"; kept raw for the KMIP kind to read.
+	KMIP json.RawMessage `json:"kmip,omitempty"`
+}
+
+// KMIPSettings is the "kmip" member of a KMIP key provider: in a
+// registration, everything; in a KeyProvider answer, everything but
+// ClientKey, which is never returned.
+type KMIPSettings struct {
+	// ServerCA is the PEM of the CA(s) that issued the KMIP servers'
+	// certificates.
+	ServerCA string `json:"serverCA"`
+	// ClientCertificate is the PEM client certificate the customer issued
+	// for this tenant.
+	ClientCertificate string `json:"clientCertificate"`
+	// ClientKey is the PEM private key of ClientCertificate.
+	ClientKey string `json:"clientKey,omitempty"`
+	// Endpoints are the other servers of the key's cluster, "HOST:PORT".
+	Endpoints []string `json:"endpoints,omitempty"`
 }
 
 // KindSettings returns the request's kind-specific members by name (a
 // KMIP registration's "kmip"), for the key-provider service to give to the
 // kind. A kind with settings adds its member to the request and here.
 func (r RegisterKeyProviderRequest) KindSettings() map[string]json.RawMessage {
-	return nil
+	if r.KMIP == nil {
+		return nil
+	}
+	return map[string]json.RawMessage{"kmip": r.KMIP}
 }
 
 // PatchOperation is one element of a PATCH body (a JSON Patch array; only

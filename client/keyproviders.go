@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"net/http"
 
 	"github.com/tenantcrypt/tenantcrypt/api"
@@ -45,6 +47,43 @@ func (c *Client) RegisterKeyProvider(ctx context.Context, req api.RegisterKeyPro
 	var p api.KeyProvider
 	err := c.do(ctx, to(api.RouteRegisterKeyProvider), req, &p)
 	return p, err
+}
+
+// RegisterKMIPKeyProvider registers a key in the tenant's own KMIP key
+// manager: uri is kmip://HOST:PORT/UNIQUE-IDENTIFIER, settings the
+// server's CA, the client certificate and key the customer issued for the
+// tenant, and the cluster's other servers. The client key is stored
+// wrapped and never returned. The service checks the key (an Active
+// AES-256 key allowing Encrypt and Decrypt) before answering; see
+// docs/kmip.md.
+func (c *Client) RegisterKMIPKeyProvider(ctx context.Context, uri, name, description string, settings api.KMIPSettings) (api.KeyProvider, error) {
+	raw, err := json.Marshal(settings)
+	if err != nil {
+		return api.KeyProvider{}, err
+	}
+	return c.RegisterKeyProvider(ctx, api.RegisterKeyProviderRequest{
+		ARN: uri, Name: name, Description: description, KeyProvider: "KMIP", KMIP: raw})
+}
+
+// RenewKMIPCredentials replaces a KMIP provider's settings: each non-empty
+// field of settings ("/kmip/serverCA", "/kmip/clientCertificate",
+// "/kmip/clientKey", and "/kmip/endpoints" when not nil) in one patch,
+// which the service checks with a probe of the key before it saves it.
+func (c *Client) RenewKMIPCredentials(ctx context.Context, fingerprint string, settings api.KMIPSettings) error {
+	var ops []api.PatchOperation
+	for _, f := range []struct{ path, value string }{{"/kmip/serverCA", settings.ServerCA},
+		{"/kmip/clientCertificate", settings.ClientCertificate}, {"/kmip/clientKey", settings.ClientKey}} {
+		if f.value != "" {
+			ops = append(ops, api.PatchOperation{Op: "replace", Path: f.path, Value: f.value})
+		}
+	}
+	if settings.Endpoints != nil {
+		ops = append(ops, api.PatchOperation{Op: "replace", Path: "/kmip/endpoints", Value: settings.Endpoints})
+	}
+	if len(ops) == 0 {
+		return errors.New("tenantcrypt: RenewKMIPCredentials: nothing to replace")
+	}
+	return c.PatchKeyProvider(ctx, fingerprint, ops)
 }
 
 // PatchKeyProvider changes a provider's name or description: ops are

@@ -10,6 +10,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms/kmip"
 )
 
 // auditConfig is the audit log's part.
@@ -82,6 +83,17 @@ func (a auditSink) kmsCall(c awskms.Call) {
 	if c.RequestID != "" {
 		e.Details["awsRequestId"] = c.RequestID
 	}
+	if c.Err != nil {
+		e.Result, e.ErrorCode = "failure", kms.Outcome(c.Err)
+	}
+	a.record(e)
+}
+
+// kmipCall records a call to a customer's KMIP key manager: every one,
+// with its key, the server that answered and the result.
+func (a auditSink) kmipCall(c kmip.Call) {
+	e := audit.Event{TenantID: c.TenantID, Action: "kmip." + c.Operation, Target: c.Key,
+		Details: map[string]string{"endpoint": c.Endpoint}}
 	if c.Err != nil {
 		e.Result, e.ErrorCode = "failure", kms.Outcome(c.Err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms/kmip"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
@@ -59,6 +60,10 @@ func (o *observer) providerCall(ref kms.Ref, op string, err error) {
 // awsCall records a request to AWS KMS in the audit log (awskms.Config's
 // OnCall).
 func (o *observer) awsCall(c awskms.Call) { o.audit.kmsCall(c) }
+
+// kmipCall records a call to a customer's KMIP key manager in the audit
+// log (kmipkind.Config's OnCall).
+func (o *observer) kmipCall(c kmip.Call) { o.audit.kmipCall(c) }
 
 // regionEvent counts, logs and records a region's failover or failback
 // (awskms.Config's OnRegionEvent).

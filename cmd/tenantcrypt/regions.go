@@ -29,7 +29,7 @@ func (c *awsConfig) flags(fs *flag.FlagSet) {
 	fs.Var(&c.drRegion, "dr-region", "REGION=DR: the disaster-recovery region of a region (repeatable; defaults cover the common AWS regions)")
 	fs.Var(&c.kmsEndpoint, "kms-endpoint", "REGION=URL: the AWS KMS endpoint of a region, e.g. a local-kms (repeatable)")
 	fs.BoolVar(&c.allowSingleRegion, "allow-single-region-keys", false, "let tenants register customer managed keys that are not multi-region keys (no DR replica)")
-	fs.DurationVar(&c.kms.CallTimeout, "kms-timeout", awskms.DefaultCallTimeout, "timeout of one AWS KMS call attempt")
+	fs.DurationVar(&c.kms.CallTimeout, "kms-timeout", awskms.DefaultCallTimeout, "timeout of one call attempt to a customer's key manager (AWS KMS; KMIP: per server of the cluster)")
 	fs.DurationVar(&c.kms.ProbeInterval, "kms-probe-interval", awskms.DefaultProbeInterval, "while a region's outage makes multi-region keys fail over to the DR region, how often the region is tried again")
 }
 

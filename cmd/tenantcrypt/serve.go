@@ -25,6 +25,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/awskms/awskind"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms/kmip/kmipkind"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 	"github.com/tenantcrypt/tenantcrypt/internal/providers"
@@ -273,7 +274,11 @@ func openProviders(ctx context.Context, cfg serveConfig, env func(string) string
 	if err != nil {
 		return nil, err
 	}
-	kinds := []keyprovider.Kind{awsKind}
+	// KMIP keys: the customer's own key manager; the registration carries
+	// its client certificate, and the client key is stored wrapped by the
+	// internal KMS.
+	kmipKind := kmipkind.New(kmipkind.Config{Timeout: ac.CallTimeout, OnCall: p.obs.kmipCall})
+	kinds := []keyprovider.Kind{awsKind, kmipKind}
 
 	keyProviders, err := keyprovider.New(keyprovider.Config{
 		Store: p.st, Tenants: p.st, Kinds: kinds, Secrets: internal, Logger: p.log,

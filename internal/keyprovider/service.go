@@ -327,11 +327,11 @@ func (s *Service) wrapSecret(ctx context.Context, p Provider, sec *secret.Bytes)
 	if s.cfg.Secrets == nil {
 		return nil, errors.New("keyprovider: the kind keeps a secret, but the service has no Secrets to wrap it")
 	}
-	w, err := s.cfg.Secrets.ForTenant(p.TenantID).Wrap(ctx, sec, secretBinding(p))
+	blob, err := sealSecret(ctx, s.cfg.Secrets.ForTenant(p.TenantID), sec, secretBinding(p))
 	if err != nil {
 		return nil, fmt.Errorf("keyprovider: wrapping the key provider's secret: %w", err)
 	}
-	return w.Blob, nil
+	return blob, nil
 }
 
 // unwrapSecret returns p's secret (nil if it has none); the caller
@@ -343,7 +343,7 @@ func (s *Service) unwrapSecret(ctx context.Context, p Provider) (*secret.Bytes, 
 	if s.cfg.Secrets == nil {
 		return nil, errors.New("keyprovider: a stored secret, but the service has no Secrets to unwrap it")
 	}
-	sec, err := s.cfg.Secrets.ForTenant(p.TenantID).Unwrap(ctx, kms.Wrapped{Blob: p.WrappedSecret}, secretBinding(p))
+	sec, err := openSecret(ctx, s.cfg.Secrets.ForTenant(p.TenantID), p.WrappedSecret, secretBinding(p))
 	if err != nil {
 		return nil, fmt.Errorf("keyprovider: unwrapping the secret of key provider %s: %w", p.Fingerprint, err)
 	}

@@ -571,7 +571,21 @@ func toHTTPError(err error) *httpError {
 	if r.state != keyring.StateUnknown {
 		he.meta = stateMeta(r.state, err)
 	}
+	// A provider kind may word its key manager's answer itself (what a
+	// KMIP server refused, and what the customer should change there)
+	// where the key-provider API reports it.
+	var pd publicDetailer
+	if keyProviderOps.has(op) && errors.As(err, &pd) {
+		he.detail = pd.PublicDetail()
+	}
 	return he
+}
+
+// publicDetailer is a failure that words its own public detail: a
+// provider kind's explanation of its key manager's answer, never secret.
+type publicDetailer interface {
+	error
+	PublicDetail() string
 }
 
 // stateMeta is the meta of a state refusal: the state, why and since when.

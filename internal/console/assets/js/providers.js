@@ -122,6 +122,13 @@ export function providersView(ctx) {
       facts(isDefault ? [
         ['Type', 'Internal KMS, part of tenantcrypt'],
         ['Fingerprint', h('code', null, p.arnFingerPrint)],
+      ] : p.keyprovider === 'KMIP' ? [
+        ['Type', 'KMIP key manager (your own)'],
+        ['Key URI', h('code', { 'data-testid': 'arn' }, p.arn)],
+        ['Fingerprint', h('code', null, p.arnFingerPrint)],
+        ['Registered', time(p.createdAt)],
+        ['Other servers', p.kmip && p.kmip.endpoints && p.kmip.endpoints.length ? p.kmip.endpoints.map((e) => h('div', null, h('code', null, e))) : 'none'],
+        ['Client certificate', p.kmip && p.kmip.clientCertificate ? 'registered (renew it with PATCH /kmip/clientCertificate, see docs/kmip.md)' : null],
       ] : [
         ['Type', 'AWS KMS'],
         ['ARN', h('code', { 'data-testid': 'arn' }, p.arn)],
@@ -337,27 +344,62 @@ function registerForm(ctx, { onRegistered }) {
     arn: { label: 'Key ARN', hint: 'The full ARN of a symmetric multi-region key in your AWS account: arn:aws:kms:REGION:ACCOUNT:key/mrk-… (an alias cannot be used: it can be repointed).', required: true },
     name: { label: 'Name', hint: 'Shown in this console and in the API; 1–256 characters.', required: true },
     description: { label: 'Description (optional)', hint: 'At most 1024 characters.', multiline: true },
+    serverCA: { label: 'Server CA (PEM)', hint: 'The CA certificate(s) that issued your KMIP servers’ TLS certificates. Paste it or choose the file.', multiline: true, pem: true, kmip: true },
+    clientCertificate: { label: 'Client certificate (PEM)', hint: 'The certificate you issued to tenantcrypt for this tenant (extended key usage clientAuth); its identity needs Get Attributes, Encrypt and Decrypt on the key.', multiline: true, pem: true, kmip: true },
+    clientKey: { label: 'Client key (PEM)', hint: 'The certificate’s private key. It is stored wrapped by tenantcrypt’s internal KMS and never shown again.', multiline: true, pem: true, kmip: true },
+    endpoints: { label: 'Other servers of the cluster (optional)', hint: 'One HOST:PORT per line, tried in turn when a server does not answer. Two servers that answer make the key DR compliant.', multiline: true, kmip: true },
+  };
+  const ARN_HINTS = {
+    'AWS-KMS': ['Key ARN', fields.arn.hint],
+    KMIP: ['Key URI', 'kmip://HOST:PORT/UNIQUE-IDENTIFIER: your KMIP server and the Unique Identifier of an Active AES-256 key that allows Encrypt and Decrypt (see docs/kmip.md).'],
   };
   const inputs = {};
   const errors = {};
+  let arnText;
   const rows = Object.entries(fields).map(([name, f]) => {
     const inputId = `kp-${name}`;
     const hintId = `${inputId}-hint`;
     const errId = `${inputId}-error`;
     const input = f.multiline
-      ? h('textarea', { id: inputId, name, 'aria-describedby': hintId })
+      ? h('textarea', { id: inputId, name, 'aria-describedby': hintId, spellcheck: f.pem ? 'false' : null, autocomplete: 'off' })
       : h('input', { id: inputId, name, type: 'text', autocomplete: 'off', spellcheck: 'false', 'aria-describedby': hintId, 'aria-required': f.required ? 'true' : null });
     inputs[name] = input;
     errors[name] = h('p', { class: 'field-error', id: errId, hidden: true, 'data-testid': `${name}-error` });
-    return h('div', { class: 'field' },
-      h('label', { for: inputId }, f.label, f.required ? h('span', { 'aria-hidden': 'true' }, ' *') : null),
-      h('p', { class: 'hint', id: hintId }, f.hint),
-      input, errors[name]);
+    // A PEM field also takes a file: its text replaces the field's.
+    const picker = f.pem ? h('input', { type: 'file', id: `${inputId}-file`, accept: '.pem,.crt,.cer,.key,text/plain', 'aria-label': `${f.label}: choose a file` }) : null;
+    if (picker) {
+      picker.addEventListener('change', async () => {
+        const file = picker.files && picker.files[0];
+        if (file) input.value = await file.text();
+        picker.value = '';
+      });
+    }
+    const label = h('label', { for: inputId }, f.label, f.required ? h('span', { 'aria-hidden': 'true' }, ' *') : null);
+    const hint = h('p', { class: 'hint', id: hintId }, f.hint);
+    if (name === 'arn') arnText = { label, hint };
+    return h('div', { class: 'field', 'data-kmip': f.kmip ? 'true' : null, hidden: f.kmip ? true : null },
+      label, hint, input, picker, errors[name]);
   });
+  // The kind of key manager: AWS KMS (the default) or KMIP.
+  let kind = 'AWS-KMS';
+  const kindChoice = h('fieldset', { class: 'field kind' },
+    h('legend', null, 'Key manager'),
+    ...[['AWS-KMS', 'AWS KMS'], ['KMIP', 'KMIP key manager (hold your own key)']].map(([value, text]) =>
+      h('label', { class: 'radio' },
+        h('input', { type: 'radio', name: 'kind', value, id: `kp-kind-${value.toLowerCase()}`, checked: value === kind ? true : null,
+          onchange: () => setKind(value) }),
+        ' ', text)));
+  function setKind(k) {
+    kind = k;
+    for (const row of rows) if (row.dataset.kmip) row.hidden = k !== 'KMIP';
+    const [label, hint] = ARN_HINTS[k];
+    arnText.label.firstChild.textContent = label;
+    arnText.hint.textContent = hint;
+  }
   const formError = h('div', { class: 'notice notice-error', role: 'alert', hidden: true, tabindex: '-1', 'data-testid': 'register-error' });
   const submitBtn = h('button', { type: 'submit', class: 'primary' }, 'Register key');
   const form = h('form', { class: 'stack', id: 'register-form', novalidate: true, 'aria-labelledby': 'register-title' },
-    rows, formError, h('div', { class: 'actions' }, submitBtn));
+    kindChoice, rows, formError, h('div', { class: 'actions' }, submitBtn));
 
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
@@ -368,7 +410,9 @@ function registerForm(ctx, { onRegistered }) {
       name: inputs.name.value,
       description: inputs.description.value,
     };
-    const missing = ['arn', 'name'].filter((n) => !v[n].trim());
+    const required = kind === 'KMIP' ? ['arn', 'name', 'serverCA', 'clientCertificate', 'clientKey'] : ['arn', 'name'];
+    for (const n of required.slice(2)) v[n] = inputs[n].value;
+    const missing = required.filter((n) => !v[n].trim());
     for (const n of missing) showFieldError(inputs[n], errors[n], `Enter the ${fields[n].label.toLowerCase()}.`);
     if (missing.length) {
       inputs[missing[0]].focus();
@@ -377,15 +421,26 @@ function registerForm(ctx, { onRegistered }) {
     submitBtn.disabled = true;
     submitBtn.textContent = 'Registering…';
     try {
-      const { data } = await ctx.api.post(KP, { arn: v.arn, name: v.name, description: v.description, keyprovider: 'AWS-KMS' });
+      const body = { arn: v.arn, name: v.name, description: v.description, keyprovider: kind };
+      if (kind === 'KMIP') {
+        body.kmip = { serverCA: v.serverCA, clientCertificate: v.clientCertificate, clientKey: v.clientKey,
+          endpoints: inputs.endpoints.value.split(/\s+/).filter(Boolean) };
+      }
+      const { data } = await ctx.api.post(KP, body);
       form.reset();
+      setKind('AWS-KMS');
       ctx.announce(`Key “${data.name}” registered. Test it, then migrate to it.`);
       await onRegistered(data);
     } catch (err) {
       if (err.status === 401) return;
       let field = err.field;
       if (field === 'keyProvider' || field === 'keyprovider') field = '';
-      if (!field && ARN_CODES.has(err.code)) field = 'arn';
+      if (field && field.startsWith('kmip.')) field = field.slice(5);
+      // A KMIP setting that does not parse: the detail names it.
+      if (!field && kind === 'KMIP' && err.code === 'Encryption-35') {
+        field = ['serverCA', 'clientCertificate', 'clientKey', 'endpoints'].find((n) => (err.detail || '').includes(n)) || '';
+      }
+      if (!field && ARN_CODES.has(err.code) && !(kind === 'KMIP' && err.code === 'Encryption-31')) field = 'arn';
       if (field && inputs[field]) {
         showFieldError(inputs[field], errors[field], `${err.detail || err.title} (${err.code})`);
         inputs[field].focus();
@@ -403,7 +458,8 @@ function registerForm(ctx, { onRegistered }) {
   const el = h('section', { 'aria-labelledby': 'register-title', class: 'panel register' },
     h('h2', { id: 'register-title' }, 'Register a customer managed key'),
     h('p', { class: 'hint' },
-      'The key must allow tenantcrypt DescribeKey, GenerateDataKey, Encrypt and Decrypt, in its region and in the DR region (see docs/customer-managed-keys.md). ',
+      'An AWS KMS key must allow tenantcrypt DescribeKey, GenerateDataKey, Encrypt and Decrypt, in its region and in the DR region (see docs/customer-managed-keys.md); ',
+      'a KMIP key must be an Active AES-256 key that the client certificate may use (see docs/kmip.md). ',
       'Registering changes nothing yet: the tenant moves to the key only when you migrate.'),
     form);
   return { el };

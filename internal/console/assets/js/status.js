@@ -116,7 +116,8 @@ function errorState(err) {
 
 function render(st, nameOf) {
   const state = STATES[st.state] || { title: st.state, icon: '?', text: '' };
-  const cmk = st.currentProvider && st.currentProvider.keyprovider === 'AWS-KMS';
+  const kmip = st.currentProvider && st.currentProvider.keyprovider === 'KMIP';
+  const cmk = kmip || (st.currentProvider && st.currentProvider.keyprovider === 'AWS-KMS');
   const out = [];
   const details = [];
 
@@ -147,8 +148,8 @@ function render(st, nameOf) {
   sections.append(h('section', { class: 'panel', 'aria-labelledby': 'provider-title', 'data-testid': 'current-provider' },
     h('h2', { id: 'provider-title' }, 'Current key provider'),
     facts([
-      ['Provider', cmk ? ['AWS KMS customer managed key', providerName ? [' “', providerName, '”'] : null] : 'Internal KMS (default provider)'],
-      ['Key ARN', cmk ? h('code', null, p.arn || '(unknown)') : null],
+      ['Provider', cmk ? [kmip ? 'Key in your KMIP key manager' : 'AWS KMS customer managed key', providerName ? [' “', providerName, '”'] : null] : 'Internal KMS (default provider)'],
+      [kmip ? 'Key URI' : 'Key ARN', cmk ? h('code', null, p.arn || '(unknown)') : null],
       ['Fingerprint', h('code', null, p.arnFingerPrint || '')],
       ['Ciphertext prefix', h('code', null, p.prefix || '')],
       ['Key state', keyStateBadge(st.keyState)],
@@ -162,7 +163,7 @@ function render(st, nameOf) {
           : badge('Not compliant', 'bad', { 'data-testid': 'dr-compliant' })],
       ['Why not', st.complianceError && st.complianceError.message
         ? `${st.complianceError.message} (${[st.complianceError.region, st.complianceError.code].filter(Boolean).join(', ')})` : null],
-      ['Failover', st.failover ? badge(`to ${st.failover.to}`, 'warn') : 'none: the key’s own region answers'],
+      ['Failover', kmip ? 'the servers of your KMIP cluster are tried in turn' : st.failover ? badge(`to ${st.failover.to}`, 'warn') : 'none: the key’s own region answers'],
     ]) : h('p', null, 'The internal KMS is part of tenantcrypt; it has no DR region of its own.')));
 
   grid.append(h('section', { class: 'panel', 'aria-labelledby': 'revocation-title', 'data-testid': 'revocation' },
@@ -171,7 +172,9 @@ function render(st, nameOf) {
       ['Revocation bound', h('span', { 'data-testid': 'revocation-bound' }, duration(st.revocationBound))],
       ['Key checked', cmk && st.keyCheckInterval ? `every ${duration(st.keyCheckInterval)}, in every region` : null],
     ]),
-    h('p', { class: 'hint' }, cmk
+    h('p', { class: 'hint' }, kmip
+      ? `When the key’s owner revokes the key (final: KMIP cannot re-activate it) or withdraws tenantcrypt’s access (reversible), no data key of this tenant stays usable for longer than ${duration(st.revocationBound)}, on every replica of the service.`
+      : cmk
       ? `When the key’s owner disables the key, no data key of this tenant stays usable for longer than ${duration(st.revocationBound)}, on every replica of the service.`
       : 'Applies once the tenant is on a customer managed key: a disabled key stops the tenant within this bound.')));
 
@@ -218,6 +221,8 @@ function refLabel(ref, nameOf) {
 }
 
 function keyStateBadge(s) {
-  const kind = s === 'Enabled' ? 'ok' : s === 'Unknown' ? 'info' : s === 'PendingDeletion' || s === 'Destroyed' ? 'bad' : 'warn';
+  // AWS KMS states, and KMIP's (Active, Deactivated, Compromised, ...).
+  const kind = s === 'Enabled' || s === 'Active' ? 'ok' : s === 'Unknown' ? 'info'
+    : ['PendingDeletion', 'Destroyed', 'Deactivated', 'Compromised', 'Destroyed Compromised'].includes(s) ? 'bad' : 'warn';
   return badge(s || 'Unknown', kind, { 'data-testid': 'key-state' });
 }
