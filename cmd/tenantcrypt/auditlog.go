@@ -116,12 +116,12 @@ func (a auditSink) regionEvent(ev awskms.RegionEvent) {
 
 // stateChange records a tenant's lifecycle change.
 func (a auditSink) stateChange(c keyring.StateChange) {
-	a.record(audit.Event{Time: c.At, TenantID: c.TenantID, Action: "tenant.state", Target: c.Provider,
+	a.record(audit.Event{Time: c.At, TenantID: c.TenantID, Action: "tenant.state", Target: c.Provider.String(),
 		Details: map[string]string{"from": c.From.String(), "to": c.To.String(), "reason": c.Reason}})
 }
 
 // keyRotated records the rotation of a tenant's data key.
-func (a auditSink) keyRotated(tenantID, keyID, provider string) {
+func (a auditSink) keyRotated(tenantID, keyID string, provider kms.Ref) {
 	a.record(audit.Event{TenantID: tenantID, Action: "datakey.rotate", Target: keyID,
-		Details: map[string]string{"provider": provider}})
+		Details: map[string]string{"provider": provider.String()}})
 }

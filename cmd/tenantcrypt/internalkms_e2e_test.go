@@ -306,7 +306,7 @@ func internalKEKVersions(t *testing.T, ts *testServer, args []string) map[string
 	defer closeStore()
 	out := map[string]map[string]int{}
 	for _, tenant := range []string{"acme", "globex"} {
-		ks, err := st.CipherKeysWrappedByOtherVersion(t.Context(), tenant, kms.InternalRef().String(), "none", envelope.KeyID{}, 100_000)
+		ks, err := st.CipherKeysWrappedByOtherVersion(t.Context(), tenant, kms.InternalRef(), "none", envelope.KeyID{}, 100_000)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -80,7 +80,7 @@ func (o *observer) stateChange(c keyring.StateChange) {
 }
 
 // keyRotated records a new data key (keyring.Config's OnKeyRotated).
-func (o *observer) keyRotated(tenantID, keyID, provider string) {
+func (o *observer) keyRotated(tenantID, keyID string, provider kms.Ref) {
 	o.audit.keyRotated(tenantID, keyID, provider)
 }
 

@@ -310,7 +310,7 @@ func openCore(ctx context.Context, cfg serveConfig, env func(string) string, p *
 	rc.Providers = kp.registry
 	rc.OnStateChange = p.obs.stateChange
 	rc.OnKeyRotated = p.obs.keyRotated
-	rc.OnKeyRefused = func(tenantID, _ string, _ error) { checks.Notify(tenantID) }
+	rc.OnKeyRefused = func(tenantID string, _ kms.Ref, _ error) { checks.Notify(tenantID) }
 	rc.Logger = p.log
 	ring, err := keyring.New(rc)
 	if err != nil {

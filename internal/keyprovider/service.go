@@ -32,7 +32,7 @@ func Fingerprint(arn string) string {
 // keyring.Store; errors as its methods').
 type Tenants interface {
 	Tenant(ctx context.Context, id string) (keyring.Tenant, error)
-	CountCipherKeys(ctx context.Context, tenantID string) (map[string]int, error)
+	CountCipherKeys(ctx context.Context, tenantID string) (map[kms.Ref]int, error)
 }
 
 // Secrets wraps the kinds' secrets (Settings.Secret) for storage: the
@@ -389,14 +389,14 @@ func (s *Service) Delete(ctx context.Context, tenantID, fingerprint string) erro
 		return err
 	}
 	ref := kms.MustCMKRef(fingerprint)
-	if t.Provider == ref.String() {
+	if t.Provider == ref {
 		return fmt.Errorf("%w: it is the tenant's current key provider; reset to the default provider or migrate to another key first", ErrInUse)
 	}
 	counts, err := s.cfg.Tenants.CountCipherKeys(ctx, tenantID)
 	if err != nil {
 		return &fault.StoreError{Op: "counting cipherkeys", Err: err}
 	}
-	if n := counts[ref.String()]; n > 0 {
+	if n := counts[ref]; n > 0 {
 		return fmt.Errorf("%w: it still wraps %d of the tenant's data keys; wait for the migration away from it to complete", ErrInUse, n)
 	}
 	if err := s.cfg.Store.DeleteKeyProvider(ctx, tenantID, fingerprint); err != nil {

@@ -107,7 +107,7 @@ func (m *memStore) DeleteKeyProvider(_ context.Context, tenantID, fp string) err
 // tenants is keyprovider.Tenants in memory.
 type tenants struct {
 	ts     map[string]keyring.Tenant
-	counts map[string]int
+	counts map[kms.Ref]int
 }
 
 func (f tenants) Tenant(_ context.Context, id string) (keyring.Tenant, error) {
@@ -118,7 +118,7 @@ func (f tenants) Tenant(_ context.Context, id string) (keyring.Tenant, error) {
 	return t, nil
 }
 
-func (f tenants) CountCipherKeys(context.Context, string) (map[string]int, error) {
+func (f tenants) CountCipherKeys(context.Context, string) (map[kms.Ref]int, error) {
 	return f.counts, nil
 }
 
@@ -304,10 +304,10 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{store: newMemStore(), kind: &fakeKind{state: keyring.StateActive}, ts: tenants{
 		ts: map[string]keyring.Tenant{
-			"acme":  {ID: "acme", Edition: keyring.EditionEnterprise, Provider: kms.InternalRef().String()},
-			"small": {ID: "small", Edition: keyring.EditionBusiness, Provider: kms.InternalRef().String()},
+			"acme":  {ID: "acme", Edition: keyring.EditionEnterprise, Provider: kms.InternalRef()},
+			"small": {ID: "small", Edition: keyring.EditionBusiness, Provider: kms.InternalRef()},
 		},
-		counts: map[string]int{},
+		counts: map[kms.Ref]int{},
 	}}
 	svc, err := keyprovider.New(keyprovider.Config{Store: f.store, Tenants: f.ts, Kinds: []keyprovider.Kind{f.kind, plainKind{}}, Secrets: xorSecrets{},
 		Now: func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }})
@@ -577,16 +577,16 @@ func TestStampAndDelete(t *testing.T) {
 		t.Errorf("KeyARN = %q", arn)
 	}
 
-	f.ts.ts["acme"] = keyring.Tenant{ID: "acme", Edition: keyring.EditionEnterprise, Provider: ref.String()}
+	f.ts.ts["acme"] = keyring.Tenant{ID: "acme", Edition: keyring.EditionEnterprise, Provider: ref}
 	if err := f.svc.Delete(t.Context(), "acme", p.Fingerprint); !errors.Is(err, keyprovider.ErrInUse) {
 		t.Errorf("Delete of the current provider: %v, want ErrInUse", err)
 	}
-	f.ts.ts["acme"] = keyring.Tenant{ID: "acme", Edition: keyring.EditionEnterprise, Provider: kms.InternalRef().String()}
-	f.ts.counts[ref.String()] = 3
+	f.ts.ts["acme"] = keyring.Tenant{ID: "acme", Edition: keyring.EditionEnterprise, Provider: kms.InternalRef()}
+	f.ts.counts[ref] = 3
 	if err := f.svc.Delete(t.Context(), "acme", p.Fingerprint); !errors.Is(err, keyprovider.ErrInUse) {
 		t.Errorf("Delete of a provider wrapping keys: %v, want ErrInUse", err)
 	}
-	delete(f.ts.counts, ref.String())
+	delete(f.ts.counts, ref)
 	if err := f.svc.Delete(t.Context(), "acme", p.Fingerprint); err != nil {
 		t.Fatal(err)
 	}

@@ -197,15 +197,17 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // (with its own Ref), so that a tenant can switch providers in a test.
 type aliases struct{ keyring.Providers }
 
-func (a aliases) Provider(ctx context.Context, tenantID, ref string) (kms.Provider, error) {
-	if ref == aliasRef.String() {
-		p, err := a.Providers.Provider(ctx, tenantID, kms.InternalRef().String())
+func (a aliases) Provider(ctx context.Context, tenantID string, ref kms.Ref) (kms.Provider, error) {
+	if ref == aliasRef {
+		p, err := a.Providers.Provider(ctx, tenantID, kms.InternalRef())
 		return aliased{p}, err
 	}
 	return a.Providers.Provider(ctx, tenantID, ref)
 }
 
-func (a aliases) Prefix(tenantID, ref string) string { return envelope.InternalPrefix(tenantID) }
+func (a aliases) Prefix(tenantID string, ref kms.Ref) string {
+	return envelope.InternalPrefix(tenantID)
+}
 
 type aliased struct{ kms.Provider }
 
@@ -250,7 +252,7 @@ func TestStaleProviderAcrossReplicas(t *testing.T) {
 			if _, err := b.Encrypt(ctx, "acme", nil, []byte("before")); err != nil {
 				t.Fatal(err)
 			}
-			if err := a.SwitchProvider(ctx, "acme", kms.InternalRef().String(), aliasRef.String()); err != nil {
+			if err := a.SwitchProvider(ctx, "acme", kms.InternalRef(), aliasRef); err != nil {
 				t.Fatal(err)
 			}
 			before, err := a.CipherKeyCounts(ctx, "acme")
@@ -272,7 +274,7 @@ func TestStaleProviderAcrossReplicas(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := keyIDOf(t, last); got != active.ID || active.Provider != aliasRef.String() {
+			if got := keyIDOf(t, last); got != active.ID || active.Provider != aliasRef {
 				t.Errorf("the stale replica encrypts under key %s, want the new provider's active key %s (%s)", got, active.ID, active.Provider)
 			}
 			// b's data keys: made under the new provider.
@@ -292,11 +294,11 @@ func TestStaleProviderAcrossReplicas(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if after[kms.InternalRef().String()] != before[kms.InternalRef().String()] {
+			if after[kms.InternalRef()] != before[kms.InternalRef()] {
 				t.Errorf("keys under the provider the tenant left: %d at the switch, %d after the stale replica's writes",
-					before[kms.InternalRef().String()], after[kms.InternalRef().String()])
+					before[kms.InternalRef()], after[kms.InternalRef()])
 			}
-			if after[aliasRef.String()] < before[aliasRef.String()]+8 {
+			if after[aliasRef] < before[aliasRef]+8 {
 				t.Errorf("keys under the new provider: %v, want at least 8 more than %v", after, before)
 			}
 		})

@@ -33,10 +33,10 @@ import (
 type Providers interface {
 	// Provider returns provider ref as seen by the tenant.
 	// Errors: ErrUnknownProvider.
-	Provider(ctx context.Context, tenantID, ref string) (kms.Provider, error)
+	Provider(ctx context.Context, tenantID string, ref kms.Ref) (kms.Provider, error)
 	// Prefix is the text-form prefix of ciphertexts and handles issued under
 	// ref (envelope.InternalPrefix, envelope.CMKPrefix).
-	Prefix(tenantID, ref string) string
+	Prefix(tenantID string, ref kms.Ref) string
 }
 
 // Defaults of Config: every field that is zero takes its default here, and
@@ -83,11 +83,11 @@ type Config struct {
 	OnStateChange func(StateChange)
 	// OnKeyRotated, if set, is told of every new active data key (for the
 	// audit log); it must be fast.
-	OnKeyRotated func(tenantID, keyID, provider string)
+	OnKeyRotated func(tenantID, keyID string, provider kms.Ref)
 	// OnKeyRefused, if set, is told when a tenant's key refuses a call on
 	// use (disabled, pending deletion, not found, access denied), so that
 	// the key monitor can check the key at once; it must not block.
-	OnKeyRefused func(tenantID, ref string, err error)
+	OnKeyRefused func(tenantID string, ref kms.Ref, err error)
 
 	Logger *slog.Logger
 	Now    func() time.Time // for tests; default time.Now
@@ -284,7 +284,7 @@ func (s *Service) CreateTenant(ctx context.Context, spec TenantSpec) (Tenant, er
 	now := s.now()
 	t := Tenant{
 		ID: spec.ID, Name: spec.Name, Edition: spec.Edition, State: StateActive,
-		Provider: kms.InternalRef().String(), CreatedAt: now, UpdatedAt: now, Quota: spec.Quota,
+		Provider: kms.InternalRef(), CreatedAt: now, UpdatedAt: now, Quota: spec.Quota,
 	}
 	if t.Quota != (Quota{}) {
 		s.quotaOverrides.Store(true)
@@ -347,13 +347,13 @@ func (s *Service) UpdateTenant(ctx context.Context, id string, u TenantUpdate) (
 		if *u.Edition != EditionEnterprise && *u.Edition != EditionBusiness {
 			return Tenant{}, &fault.InputError{Field: "edition", Reason: ErrInvalidEdition.Error()}
 		}
-		if *u.Edition == EditionBusiness && !kms.IsInternalText(t.Provider) {
+		if *u.Edition == EditionBusiness && !t.Provider.IsInternal() {
 			return Tenant{}, ErrEditionForbidsCMK
 		}
 		t.Edition = *u.Edition
 	}
 	if u.HIPAA != nil {
-		if *u.HIPAA && kms.IsInternalText(t.Provider) {
+		if *u.HIPAA && t.Provider.IsInternal() {
 			return Tenant{}, ErrHIPAARequiresCMK
 		}
 		t.HIPAA = *u.HIPAA
@@ -659,8 +659,8 @@ func (s *Service) unwrap(ctx context.Context, tenantID string, id envelope.KeyID
 // slowly, as it cannot use a revoked key without asking the KMS, which
 // refuses. The mark lasts half a TTL longer than needed, so that a process
 // writes it at most twice per TTL. Without the mark, the key is not used.
-func (s *Service) markInUse(ctx context.Context, tenantID, provider string) error {
-	if kms.IsInternalText(provider) {
+func (s *Service) markInUse(ctx context.Context, tenantID string, provider kms.Ref) error {
+	if provider.IsInternal() {
 		return nil // no key checks: nothing outside this service can revoke it
 	}
 	te := s.entry(tenantID)
@@ -706,7 +706,7 @@ type TenantStatus struct {
 	Key    kms.KeyInfo
 	KeyErr error
 	// CipherKeys counts the tenant's stored data keys by provider Ref.
-	CipherKeys map[string]int
+	CipherKeys map[kms.Ref]int
 }
 
 // TenantStatus reports a tenant's state and its key's, whatever the state:
@@ -722,7 +722,7 @@ func (s *Service) TenantStatus(ctx context.Context, id string) (TenantStatus, er
 		return TenantStatus{}, err
 	}
 	st := TenantStatus{Tenant: t, Prefix: s.cfg.Providers.Prefix(id, t.Provider), CipherKeys: counts}
-	if !kms.IsInternalText(t.Provider) {
+	if !t.Provider.IsInternal() {
 		// A customer managed key's state is what the key monitor last
 		// found, not a KMS call per status request.
 		return st, nil
@@ -737,7 +737,7 @@ func (s *Service) TenantStatus(ctx context.Context, id string) (TenantStatus, er
 
 // CipherKeyCounts counts the tenant's stored data keys by the Ref of the
 // provider that wraps them.
-func (s *Service) CipherKeyCounts(ctx context.Context, tenantID string) (map[string]int, error) {
+func (s *Service) CipherKeyCounts(ctx context.Context, tenantID string) (map[kms.Ref]int, error) {
 	counts, err := s.cfg.Store.CountCipherKeys(ctx, tenantID)
 	if err != nil {
 		return nil, storeError("counting cipherkeys", err)
@@ -751,7 +751,7 @@ func (s *Service) CipherKeyCounts(ctx context.Context, tenantID string) (map[str
 // is rotated at its next use, so that new encryptions use a key made by the
 // new provider. Errors: ErrTenantNotFound, fault.ErrConflict (the provider is not
 // from).
-func (s *Service) SwitchProvider(ctx context.Context, tenantID, from, to string) error {
+func (s *Service) SwitchProvider(ctx context.Context, tenantID string, from, to kms.Ref) error {
 	te := s.entry(tenantID)
 	te.mu.Lock()
 	defer te.mu.Unlock()

@@ -14,8 +14,8 @@ import (
 // new reason for the same state).
 type StateChange struct {
 	TenantID string
-	// Provider is the Ref of the provider whose key caused the change.
-	Provider string
+	// Provider is the provider whose key caused the change.
+	Provider kms.Ref
 	From, To TenantState
 	Reason   string
 	At       time.Time
@@ -28,7 +28,7 @@ type StateChange struct {
 // stays destroyed. It reports the change and whether there was one.
 // Errors: ErrTenantNotFound; fault.ErrConflict when provider is no longer the
 // tenant's or the tenant is destroyed.
-func (s *Service) SetTenantState(ctx context.Context, id, provider string, to TenantState, reason string) (StateChange, bool, error) {
+func (s *Service) SetTenantState(ctx context.Context, id string, provider kms.Ref, to TenantState, reason string) (StateChange, bool, error) {
 	at := s.now()
 	// Taken before the write, so that a change another process pushes
 	// after it is not mistaken for one this copy already reflects.
@@ -118,7 +118,7 @@ func KeyRefusal(err error) string {
 // key refuses a call, without waiting for the key monitor. A refusal by the
 // key of another provider (a cipherkey not yet migrated away from an older
 // key) fails that request only.
-func (s *Service) noticeKeyError(ctx context.Context, tenantID, ref string, err error) {
+func (s *Service) noticeKeyError(ctx context.Context, tenantID string, ref kms.Ref, err error) {
 	to, ok := StateOnUse(err)
 	if !ok {
 		return

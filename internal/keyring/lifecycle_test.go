@@ -41,7 +41,7 @@ func TestSetTenantStateActsAtOnce(t *testing.T) {
 		t.Errorf("repeated SetTenantState = %v, %v; want no change", changed, err)
 	}
 	// Another provider's verdict does not apply.
-	if _, _, err := h.svc.SetTenantState(ctx, "acme", "cmk:other", keyring.StateActive, ""); !errors.Is(err, fault.ErrConflict) {
+	if _, _, err := h.svc.SetTenantState(ctx, "acme", kms.MustCMKRef("other"), keyring.StateActive, ""); !errors.Is(err, fault.ErrConflict) {
 		t.Errorf("SetTenantState for another provider: %v, want ErrConflict", err)
 	}
 	if _, _, err := h.svc.SetTenantState(ctx, "nobody", tn.Provider, keyring.StateActive, ""); !errors.Is(err, keyring.ErrTenantNotFound) {
@@ -76,7 +76,7 @@ type refusing struct {
 	err atomic.Pointer[error]
 }
 
-func (r *refusing) Provider(ctx context.Context, tenantID, ref string) (kms.Provider, error) {
+func (r *refusing) Provider(ctx context.Context, tenantID string, ref kms.Ref) (kms.Provider, error) {
 	p, err := r.Providers.Provider(ctx, tenantID, ref)
 	if err != nil {
 		return nil, err
@@ -132,7 +132,11 @@ func TestKeyRefusedOnUse(t *testing.T) {
 			h := newHarness(t, keyring.Config{})
 			ref := &refusing{Providers: providers.New(h.internal)}
 			svc, err := keyring.New(keyring.Config{Store: h.store, Providers: ref, TenantRefresh: time.Hour,
-				OnKeyRefused: func(tenantID, _ string, _ error) { mu.Lock(); notified = append(notified, tenantID); mu.Unlock() }})
+				OnKeyRefused: func(tenantID string, _ kms.Ref, _ error) {
+					mu.Lock()
+					notified = append(notified, tenantID)
+					mu.Unlock()
+				}})
 			if err != nil {
 				t.Fatal(err)
 			}

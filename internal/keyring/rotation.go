@@ -144,7 +144,7 @@ func (s *Service) generate(ctx context.Context, t Tenant, purpose Purpose, diges
 		s.noticeKeyError(ctx, t.ID, t.Provider, err)
 		return CipherKey{}, loaded{}, err
 	}
-	if err := s.markInUse(ctx, t.ID, p.Ref().String()); err != nil {
+	if err := s.markInUse(ctx, t.ID, p.Ref()); err != nil {
 		key.Destroy()
 		return CipherKey{}, loaded{}, err
 	}
@@ -153,7 +153,7 @@ func (s *Service) generate(ctx context.Context, t Tenant, purpose Purpose, diges
 		return CipherKey{}, loaded{}, fmt.Errorf("keyring: provider %s generated a key of the wrong size", t.Provider)
 	}
 	ck := CipherKey{
-		TenantID: t.ID, ID: id, Purpose: purpose, Provider: p.Ref().String(),
+		TenantID: t.ID, ID: id, Purpose: purpose, Provider: p.Ref(),
 		KeyVersion: w.KeyVersion, Wrapped: w.Blob, CreatedAt: s.now(),
 	}
 	if purpose == PurposeDataKey {

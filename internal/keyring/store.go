@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 )
 
 // Store errors of the keyring's own. Implementations return them (possibly
@@ -42,7 +43,7 @@ type Store interface {
 	// still from, and sets UpdatedAt to at.
 	// Errors: fault.ErrNotFound; fault.ErrConflict (the provider is not from; nothing
 	// written).
-	SwitchTenantProvider(ctx context.Context, id, from, to string, at time.Time) error
+	SwitchTenantProvider(ctx context.Context, id string, from, to kms.Ref, at time.Time) error
 	// SetTenantState moves the tenant to state with reason, provided its
 	// provider is still provider and it is not destroyed (a terminal
 	// state). StateChangedAt becomes at when the state changes; a new
@@ -50,7 +51,7 @@ type Store interface {
 	// before, and whether anything was written.
 	// Errors: fault.ErrNotFound; fault.ErrConflict when the provider is another or the
 	// tenant is destroyed (nothing is written).
-	SetTenantState(ctx context.Context, id, provider string, state TenantState, reason string, at time.Time) (prev Tenant, changed bool, err error)
+	SetTenantState(ctx context.Context, id string, provider kms.Ref, state TenantState, reason string, at time.Time) (prev Tenant, changed bool, err error)
 	// ListTenants returns up to limit tenants with ids greater than after, in
 	// id order.
 	ListTenants(ctx context.Context, after string, limit int) ([]Tenant, error)
@@ -91,7 +92,7 @@ type Store interface {
 	ReserveUses(ctx context.Context, tenantID string, id envelope.KeyID, n, max int64) (int64, error)
 	// CountCipherKeys returns how many of the tenant's cipherkeys each
 	// provider (by Ref) wraps.
-	CountCipherKeys(ctx context.Context, tenantID string) (map[string]int, error)
+	CountCipherKeys(ctx context.Context, tenantID string) (map[kms.Ref]int, error)
 }
 
 // Tenant is one tenant of the platform as the keyring stores it.
@@ -106,8 +107,8 @@ type Tenant struct {
 	// entered State (zero if it never left active).
 	StateReason    string
 	StateChangedAt time.Time
-	// Provider is the Ref of the key provider that wraps new data keys.
-	Provider  string
+	// Provider is the key provider that wraps new data keys.
+	Provider  kms.Ref
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	// Quota is the tenant's own data-plane quota; the zero Quota means the
@@ -127,9 +128,10 @@ type Quota struct {
 // still wrapped as Old says (by a provider migration, or a rotation of the
 // internal KMS's keys).
 type Rewrap struct {
-	Old                  CipherKey
-	Provider, KeyVersion string
-	Wrapped              []byte
+	Old        CipherKey
+	Provider   kms.Ref
+	KeyVersion string
+	Wrapped    []byte
 }
 
 // CipherKey is a data key as stored: only in wrapped form.
@@ -139,10 +141,10 @@ type CipherKey struct {
 	Purpose  Purpose
 	// Active marks the one encryption key that new encryptions use.
 	Active bool
-	// Provider is the Ref of the provider that wraps the key now, and
+	// Provider is the provider that wraps the key now, and
 	// KeyVersion the provider's key version, so that reads work whatever the
 	// tenant's current provider is.
-	Provider   string
+	Provider   kms.Ref
 	KeyVersion string
 	Wrapped    []byte
 	// ContextDigest is the SHA-256 of the canonical encryption context a data

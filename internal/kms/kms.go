@@ -164,7 +164,7 @@ func Retryable(err error) bool {
 // Error is a provider failure with its context. Kind is one of the sentinels.
 type Error struct {
 	Op        string // "GenerateDataKey", "Unwrap", ...
-	Provider  string // the provider's Ref
+	Provider  string // for logs: the Ref's text form, or a key's ARN before it has a Ref
 	Region    string // where the call went, if a region applies
 	RequestID string // the KMS's request id, if any
 	Kind      error  // a sentinel of this package

@@ -3,6 +3,7 @@ package kms
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 )
 
@@ -100,6 +101,9 @@ func (r Ref) String() string {
 	return ""
 }
 
+// LogValue logs r as its text form.
+func (r Ref) LogValue() slog.Value { return slog.StringValue(r.String()) }
+
 // IsZero reports whether r is the zero (invalid) Ref.
 func (r Ref) IsZero() bool { return r.kind == refInvalid }
 
@@ -110,18 +114,4 @@ func (r Ref) IsInternal() bool { return r.kind == refInternal }
 // and false when r names none (the internal KMS, the zero Ref).
 func (r Ref) Fingerprint() (string, bool) {
 	return r.fingerprint, r.kind == refCMK
-}
-
-// IsInternalText reports whether s is the text form of the internal KMS's
-// Ref; for code that holds the stored text, such as a store's row.
-func IsInternalText(s string) bool { return s == internalText }
-
-// FingerprintOfText returns the fingerprint that the text form s names, and
-// false when s is not a customer managed key's Ref.
-func FingerprintOfText(s string) (string, bool) {
-	r, err := ParseRef(s)
-	if err != nil {
-		return "", false
-	}
-	return r.Fingerprint()
 }

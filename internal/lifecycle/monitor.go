@@ -34,7 +34,7 @@ import (
 // Tenants is what the monitor needs of the keyring.
 type Tenants interface {
 	Tenant(ctx context.Context, id string) (keyring.Tenant, error)
-	SetTenantState(ctx context.Context, id, provider string, to keyring.TenantState, reason string) (keyring.StateChange, bool, error)
+	SetTenantState(ctx context.Context, id string, provider kms.Ref, to keyring.TenantState, reason string) (keyring.StateChange, bool, error)
 }
 
 // KeyProviders inspects tenants' registered keys through their kinds, and
@@ -241,11 +241,7 @@ func (m *Monitor) KeyChecks(ctx context.Context, tenantID string) ([]KeyCheck, e
 	if len(cs) < 2 {
 		return cs, nil
 	}
-	ref, err := kms.ParseRef(cs[0].Provider)
-	if err != nil {
-		return cs, nil
-	}
-	home, err := m.cfg.KeyProviders.Home(ctx, tenantID, ref)
+	home, err := m.cfg.KeyProviders.Home(ctx, tenantID, cs[0].Provider)
 	if err != nil || home == "" {
 		return cs, nil // the provider is gone; so is the order's meaning
 	}
@@ -267,10 +263,7 @@ func cmpBool(a, b bool) int {
 }
 
 func (m *Monitor) check(ctx context.Context, t keyring.Tenant) ([]KeyCheck, error) {
-	ref, err := kms.ParseRef(t.Provider)
-	if err != nil {
-		return nil, fmt.Errorf("lifecycle: tenant %s: %w", t.ID, err)
-	}
+	ref := t.Provider
 	fp, ok := ref.Fingerprint()
 	if !ok || t.State == keyring.StateDestroyed {
 		return nil, nil
@@ -372,14 +365,10 @@ type Failover = keyprovider.Failover
 
 // Failover reports the failover of the tenant's customer managed key.
 func (m *Monitor) Failover(ctx context.Context, t keyring.Tenant) (Failover, error) {
-	ref, err := kms.ParseRef(t.Provider)
-	if err != nil {
+	if _, ok := t.Provider.Fingerprint(); !ok {
 		return Failover{}, nil
 	}
-	if _, ok := ref.Fingerprint(); !ok {
-		return Failover{}, nil
-	}
-	f, err := m.cfg.KeyProviders.Failover(ctx, t.ID, ref)
+	f, err := m.cfg.KeyProviders.Failover(ctx, t.ID, t.Provider)
 	if errors.Is(err, keyring.ErrUnknownProvider) {
 		return Failover{}, nil
 	}

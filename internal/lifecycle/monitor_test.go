@@ -28,7 +28,7 @@ const (
 	mrk  = "arn:aws:kms:eu-west-1:111122223333:key/mrk-0123456789abcdef0123456789abcdef"
 )
 
-var ref = kms.MustCMKRef(keyprovider.Fingerprint(mrk)).String()
+var ref = kms.MustCMKRef(keyprovider.Fingerprint(mrk))
 
 // answer is what the fake KMS says of a key in a region.
 type answer struct {
@@ -99,7 +99,7 @@ func (f *fakeTenants) Tenant(_ context.Context, id string) (keyring.Tenant, erro
 	return t, nil
 }
 
-func (f *fakeTenants) SetTenantState(_ context.Context, id, provider string, to keyring.TenantState, reason string) (keyring.StateChange, bool, error) {
+func (f *fakeTenants) SetTenantState(_ context.Context, id string, provider kms.Ref, to keyring.TenantState, reason string) (keyring.StateChange, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.sets++
@@ -113,8 +113,8 @@ func (f *fakeTenants) SetTenantState(_ context.Context, id, provider string, to 
 	return c, true, nil
 }
 
-func (f *fakeTenants) CountCipherKeys(context.Context, string) (map[string]int, error) {
-	return map[string]int{}, nil
+func (f *fakeTenants) CountCipherKeys(context.Context, string) (map[kms.Ref]int, error) {
+	return map[kms.Ref]int{}, nil
 }
 
 func (f *fakeTenants) state(id string) keyring.Tenant {
@@ -183,7 +183,7 @@ func (f *fakeStore) WatchedTenants(_ context.Context, after string, limit int) (
 	defer f.tenants.mu.Unlock()
 	var out []keyring.Tenant
 	for _, t := range f.tenants.tenants {
-		if t.ID > after && t.Provider != kms.InternalRef().String() && t.State != keyring.StateDestroyed {
+		if t.ID > after && t.Provider != kms.InternalRef() && t.State != keyring.StateDestroyed {
 			out = append(out, t)
 		}
 	}
@@ -297,7 +297,7 @@ func newFixture(t *testing.T, state keyring.TenantState) *fixture {
 		}},
 		tenants: &fakeTenants{tenants: map[string]keyring.Tenant{
 			"acme":  {ID: "acme", State: state, Provider: ref},
-			"local": {ID: "local", State: keyring.StateActive, Provider: kms.InternalRef().String()},
+			"local": {ID: "local", State: keyring.StateActive, Provider: kms.InternalRef()},
 		}},
 	}
 	f.store = &fakeStore{tenants: f.tenants, checks: map[string][]KeyCheck{}, claims: map[string]*fakeClaim{}}

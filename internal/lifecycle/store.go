@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 )
 
 // Store keeps what the monitor found. Implementations live in
@@ -57,8 +58,8 @@ type Due struct {
 // KeyCheck is the outcome of checking a tenant's key in one region.
 type KeyCheck struct {
 	TenantID string
-	// Provider is the Ref of the provider whose key was checked.
-	Provider string
+	// Provider is the provider whose key was checked.
+	Provider kms.Ref
 	Region   string
 	// KeyARN is the key's ARN in Region.
 	KeyARN    string

@@ -178,7 +178,7 @@ func TestLeaseTakeover(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(counts) != 1 || counts[kms.MustCMKRef(keyprovider.Fingerprint(e.keyA)).String()] < e.keys {
+			if len(counts) != 1 || counts[kms.MustCMKRef(keyprovider.Fingerprint(e.keyA))] < e.keys {
 				t.Errorf("cipherkeys after the migration: %v, want all %d under the target", counts, e.keys)
 			}
 		})

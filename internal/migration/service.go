@@ -21,8 +21,8 @@ import (
 // Keyring is what migrations need of the keyring (a *keyring.Service).
 type Keyring interface {
 	Tenant(ctx context.Context, id string) (keyring.Tenant, error)
-	CipherKeyCounts(ctx context.Context, tenantID string) (map[string]int, error)
-	SwitchProvider(ctx context.Context, tenantID, from, to string) error
+	CipherKeyCounts(ctx context.Context, tenantID string) (map[kms.Ref]int, error)
+	SwitchProvider(ctx context.Context, tenantID string, from, to kms.Ref) error
 }
 
 // KeyProviders is what migrations need of the tenants' registered keys (a
@@ -235,7 +235,7 @@ func (s *Service) Latest(ctx context.Context, tenantID string) (Migration, error
 // never), as the completions of the tenant's migrations say. The default
 // provider has no record of its own to stamp, so this is where its times
 // come from.
-func (s *Service) ProviderSwitchTimes(ctx context.Context, tenantID, ref string) (promoted, demoted time.Time, err error) {
+func (s *Service) ProviderSwitchTimes(ctx context.Context, tenantID string, ref kms.Ref) (promoted, demoted time.Time, err error) {
 	promoted, demoted, err = s.cfg.Store.ProviderSwitchTimes(ctx, tenantID, ref)
 	if err != nil {
 		return time.Time{}, time.Time{}, &fault.StoreError{Op: "reading provider switches", Err: err}
@@ -254,7 +254,7 @@ func (s *Service) Migrate(ctx context.Context, tenantID, fingerprint string) (Mi
 	if err != nil {
 		return Migration{}, keyprovider.ErrNotFound
 	}
-	return s.begin(ctx, tenantID, ref.String(), target.ARN)
+	return s.begin(ctx, tenantID, ref, target.ARN)
 }
 
 // Reset starts moving the tenant's keys back to the internal KMS; started
@@ -267,13 +267,13 @@ func (s *Service) Reset(ctx context.Context, tenantID string) (Migration, bool, 
 	if t.HIPAA {
 		return Migration{}, false, &NotStartedError{Reason: "a hipaa tenant must stay on a customer managed key; clear the hipaa flag first (platform admin)"}
 	}
-	if kms.IsInternalText(t.Provider) {
+	if t.Provider.IsInternal() {
 		if _, err := s.runningMigration(ctx, tenantID); err != nil {
 			return Migration{}, false, err
 		}
 		return Migration{}, false, nil
 	}
-	m, err := s.begin(ctx, tenantID, kms.InternalRef().String(), api.DefaultProviderARN)
+	m, err := s.begin(ctx, tenantID, kms.InternalRef(), api.DefaultProviderARN)
 	return m, err == nil, err
 }
 
@@ -293,9 +293,8 @@ func (s *Service) runningMigration(ctx context.Context, tenantID string) (Migrat
 	return m, nil
 }
 
-func (s *Service) arnOf(ctx context.Context, tenantID, text string) string {
-	ref, err := kms.ParseRef(text)
-	if _, cmk := ref.Fingerprint(); err != nil || !cmk {
+func (s *Service) arnOf(ctx context.Context, tenantID string, ref kms.Ref) string {
+	if _, cmk := ref.Fingerprint(); !cmk {
 		return api.DefaultProviderARN
 	}
 	return s.cfg.KeyProviders.KeyARN(ctx, tenantID, ref)
@@ -303,7 +302,7 @@ func (s *Service) arnOf(ctx context.Context, tenantID, text string) string {
 
 // begin checks that a migration can start, records it, switches the
 // tenant's provider for new keys, and starts the worker.
-func (s *Service) begin(ctx context.Context, tenantID, to, toARN string) (Migration, error) {
+func (s *Service) begin(ctx context.Context, tenantID string, to kms.Ref, toARN string) (Migration, error) {
 	t, err := s.cfg.Keyring.Tenant(ctx, tenantID)
 	if err != nil {
 		return Migration{}, err
@@ -314,10 +313,10 @@ func (s *Service) begin(ctx context.Context, tenantID, to, toARN string) (Migrat
 	if t.Provider == to {
 		return Migration{}, &NotStartedError{Reason: "this key provider is the tenant's current one already"}
 	}
-	if !kms.IsInternalText(to) && t.Edition != keyring.EditionEnterprise {
+	if !to.IsInternal() && t.Edition != keyring.EditionEnterprise {
 		return Migration{}, &NotStartedError{Reason: fmt.Sprintf("the %s edition cannot use a customer managed key", t.Edition)}
 	}
-	if t.HIPAA && kms.IsInternalText(to) {
+	if t.HIPAA && to.IsInternal() {
 		return Migration{}, &NotStartedError{Reason: "a hipaa tenant must stay on a customer managed key"}
 	}
 	// The target must work now, and the source must still answer: the
@@ -373,7 +372,7 @@ func (s *Service) begin(ctx context.Context, tenantID, to, toARN string) (Migrat
 	return m, nil
 }
 
-func (s *Service) describe(ctx context.Context, tenantID, ref string) error {
+func (s *Service) describe(ctx context.Context, tenantID string, ref kms.Ref) error {
 	p, err := s.cfg.Providers.Provider(ctx, tenantID, ref)
 	if err != nil {
 		return err
@@ -637,7 +636,7 @@ func (s *Service) applied(m *Migration, n int) {
 
 // rewrap unwraps one cipherkey with the provider that wraps it now and
 // wraps it with the target, bound as before.
-func (s *Service) rewrap(ctx context.Context, ck keyring.CipherKey, to string, target kms.Provider) (Rewrap, error) {
+func (s *Service) rewrap(ctx context.Context, ck keyring.CipherKey, to kms.Ref, target kms.Provider) (Rewrap, error) {
 	source, err := s.cfg.Providers.Provider(ctx, ck.TenantID, ck.Provider)
 	if err != nil {
 		return Rewrap{}, fmt.Errorf("provider of cipherkey %s: %w", ck.ID, err)
@@ -672,11 +671,7 @@ func (s *Service) complete(ctx context.Context, m *Migration) error {
 		}
 	}
 	now := s.now()
-	for text, promoted := range map[string]bool{m.To: true, m.From: false} {
-		ref, err := kms.ParseRef(text)
-		if err != nil {
-			continue
-		}
+	for ref, promoted := range map[kms.Ref]bool{m.To: true, m.From: false} {
 		if err := s.cfg.KeyProviders.Stamp(ctx, m.TenantID, ref, promoted, now); err != nil {
 			return err
 		}

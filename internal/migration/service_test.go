@@ -20,14 +20,14 @@ func TestResumeFinishesAnInterruptedStart(t *testing.T) {
 	e.keys = 200
 	ctx := context.Background()
 	tenant := e.seed(t, e.keyA) // on key A, with its keys wrapped by it
-	from := kms.MustCMKRef(keyprovider.Fingerprint(e.keyA)).String()
+	from := kms.MustCMKRef(keyprovider.Fingerprint(e.keyA))
 	tn, err := e.ring.Tenant(ctx, tenant)
 	if err != nil || tn.Provider != from {
 		t.Fatalf("tenant on %q (%v), want %q", tn.Provider, err, from)
 	}
 	// The first write of a reset, as a crash right after it leaves it.
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	m := migration.Migration{ID: "interrupted", TenantID: tenant, From: from, To: kms.InternalRef().String(),
+	m := migration.Migration{ID: "interrupted", TenantID: tenant, From: from, To: kms.InternalRef(),
 		FromARN: e.keyA, ToARN: api.DefaultProviderARN, State: migration.StateNew, Total: 1, InitiatedAt: now, UpdatedAt: now}
 	if err := e.store.InsertMigration(ctx, m); err != nil {
 		t.Fatal(err)
@@ -40,7 +40,7 @@ func TestResumeFinishesAnInterruptedStart(t *testing.T) {
 		t.Fatalf("latest migration %s, want the interrupted one", done.ID)
 	}
 	tn, err = e.ring.Tenant(ctx, tenant)
-	if err != nil || tn.Provider != kms.InternalRef().String() {
+	if err != nil || tn.Provider != kms.InternalRef() {
 		t.Errorf("after the resumed reset the tenant is on %q (%v), want the internal KMS", tn.Provider, err)
 	}
 	counts, err := e.ring.CipherKeyCounts(ctx, tenant)
@@ -48,7 +48,7 @@ func TestResumeFinishesAnInterruptedStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	for ref, n := range counts {
-		if ref != kms.InternalRef().String() && n > 0 {
+		if ref != kms.InternalRef() && n > 0 {
 			t.Errorf("%d cipherkeys still wrapped by %s", n, ref)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 )
 
 // Store is the persistence migrations need. Implementations live in
@@ -34,17 +35,17 @@ type Store interface {
 	// current (the CompletedAt of its latest Completed migration to ref) and
 	// last stopped being current (of its latest Completed migration from
 	// ref); the zero time for never. A tenant without migrations is no error.
-	ProviderSwitchTimes(ctx context.Context, tenantID, ref string) (promoted, demoted time.Time, err error)
+	ProviderSwitchTimes(ctx context.Context, tenantID string, ref kms.Ref) (promoted, demoted time.Time, err error)
 
 	// CipherKeysNotWrappedBy returns up to limit of the tenant's
 	// cipherkeys whose Provider is not ref, with ids greater than after, in
 	// id order (bytewise).
-	CipherKeysNotWrappedBy(ctx context.Context, tenantID, ref string, after envelope.KeyID, limit int) ([]keyring.CipherKey, error)
+	CipherKeysNotWrappedBy(ctx context.Context, tenantID string, ref kms.Ref, after envelope.KeyID, limit int) ([]keyring.CipherKey, error)
 	// RewrapCipherKey replaces the wrapping (Provider, KeyVersion, Wrapped)
 	// of one cipherkey, provided it is still wrapped exactly as old says
 	// (same Provider and Wrapped bytes). Errors: fault.ErrConflict (it
 	// changed meanwhile; nothing written), fault.ErrNotFound.
-	RewrapCipherKey(ctx context.Context, old keyring.CipherKey, provider, keyVersion string, wrapped []byte) error
+	RewrapCipherKey(ctx context.Context, old keyring.CipherKey, provider kms.Ref, keyVersion string, wrapped []byte) error
 	// RewrapCipherKeys applies many rewraps in one transaction, each under
 	// the same condition as RewrapCipherKey; a cipherkey that changed or
 	// vanished meanwhile is skipped. It returns how many were applied.
@@ -90,11 +91,11 @@ var ErrLeased = errors.New("the migration is leased to another replica")
 type Migration struct {
 	ID       string
 	TenantID string
-	// From and To are keyring provider Refs ("internal", "cmk:<fp>");
+	// From and To are the providers the keys move from and to;
 	// FromARN and ToARN what the key-provider API shows for them (an ARN,
 	// or api.DefaultProviderARN), kept so that a deleted provider still
 	// reads well in the migration's history.
-	From, To       string
+	From, To       kms.Ref
 	FromARN, ToARN string
 	State          State
 	// Total is how many cipherkeys had to be rewrapped when it started

@@ -70,12 +70,9 @@ func New(internal *internalkms.Service, opts ...Option) *Registry {
 }
 
 // Provider implements keyring.Providers.
-func (r *Registry) Provider(ctx context.Context, tenantID, text string) (kms.Provider, error) {
-	ref, err := kms.ParseRef(text)
-	if err != nil {
-		return nil, keyring.ErrUnknownProvider
-	}
+func (r *Registry) Provider(ctx context.Context, tenantID string, ref kms.Ref) (kms.Provider, error) {
 	var p kms.Provider
+	var err error
 	_, cmk := ref.Fingerprint()
 	switch {
 	case ref.IsInternal():
@@ -97,8 +94,8 @@ func (r *Registry) Provider(ctx context.Context, tenantID, text string) (kms.Pro
 }
 
 // Prefix implements keyring.Providers.
-func (r *Registry) Prefix(tenantID, ref string) string {
-	if fp, ok := kms.FingerprintOfText(ref); ok {
+func (r *Registry) Prefix(tenantID string, ref kms.Ref) string {
+	if fp, ok := ref.Fingerprint(); ok {
 		return envelope.CMKPrefix(fp)
 	}
 	return envelope.InternalPrefix(tenantID)

@@ -92,16 +92,15 @@ func TestProviderRoutesRefs(t *testing.T) {
 	r, o := newRegistry(t)
 	ctx := t.Context()
 	for _, tc := range []struct {
-		name, tenant, ref string
-		want              kms.Ref
-		err               error
+		name, tenant string
+		ref, want    kms.Ref
+		err          error
 	}{
-		{"internal", "acme", "internal", kms.InternalRef(), nil},
-		{"registered cmk", "acme", "cmk:f1", kms.MustCMKRef("f1"), nil},
-		{"another tenant's cmk", "other", "cmk:f1", kms.Ref{}, keyring.ErrUnknownProvider},
-		{"unregistered cmk", "acme", "cmk:f9", kms.Ref{}, keyring.ErrUnknownProvider},
-		{"malformed", "acme", "arn:aws:kms:eu-west-1:111122223333:key/x", kms.Ref{}, keyring.ErrUnknownProvider},
-		{"empty", "acme", "", kms.Ref{}, keyring.ErrUnknownProvider},
+		{"internal", "acme", kms.InternalRef(), kms.InternalRef(), nil},
+		{"registered cmk", "acme", kms.MustCMKRef("f1"), kms.MustCMKRef("f1"), nil},
+		{"another tenant's cmk", "other", kms.MustCMKRef("f1"), kms.Ref{}, keyring.ErrUnknownProvider},
+		{"unregistered cmk", "acme", kms.MustCMKRef("f9"), kms.Ref{}, keyring.ErrUnknownProvider},
+		{"zero", "acme", kms.Ref{}, kms.Ref{}, keyring.ErrUnknownProvider},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := r.Provider(ctx, tc.tenant, tc.ref)
@@ -123,7 +122,7 @@ func TestProviderRoutesRefs(t *testing.T) {
 	}
 
 	without := providers.New(nil)
-	if _, err := without.Provider(ctx, "acme", "cmk:f1"); !errors.Is(err, keyring.ErrUnknownProvider) {
+	if _, err := without.Provider(ctx, "acme", kms.MustCMKRef("f1")); !errors.Is(err, keyring.ErrUnknownProvider) {
 		t.Errorf("a registry without CMKs: %v, want ErrUnknownProvider", err)
 	}
 }
@@ -143,7 +142,7 @@ func TestObserverAndWrapper(t *testing.T) {
 	key := secret.New(make([]byte, kms.DataKeySize))
 	defer key.Destroy()
 	b := kms.Binding{kms.BindingTenant: "acme", kms.BindingKeyID: "k"}
-	for _, ref := range []string{"internal", "cmk:f1", "cmk:f2"} {
+	for _, ref := range []kms.Ref{kms.InternalRef(), kms.MustCMKRef("f1"), kms.MustCMKRef("f2")} {
 		p, err := r.Provider(ctx, "acme", ref)
 		if err != nil {
 			t.Fatal(err)
@@ -171,10 +170,10 @@ func TestObserverAndWrapper(t *testing.T) {
 
 func TestPrefix(t *testing.T) {
 	r, _ := newRegistry(t)
-	if got, want := r.Prefix("acme", "internal"), envelope.InternalPrefix("acme"); got != want {
+	if got, want := r.Prefix("acme", kms.InternalRef()), envelope.InternalPrefix("acme"); got != want {
 		t.Errorf("Prefix(internal) = %q, want %q", got, want)
 	}
-	if got, want := r.Prefix("acme", "cmk:f1"), envelope.CMKPrefix("f1"); got != want {
+	if got, want := r.Prefix("acme", kms.MustCMKRef("f1")), envelope.CMKPrefix("f1"); got != want {
 		t.Errorf("Prefix(cmk:f1) = %q, want %q", got, want)
 	}
 }

@@ -44,7 +44,7 @@ func (s *Service) rewrapCipherKeys(ctx context.Context, tenantID string, target 
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			keys, err := s.cfg.Store.CipherKeysWrappedByOtherVersion(ctx, tenantID, kms.InternalRef().String(), want, after, s.cfg.BatchSize)
+			keys, err := s.cfg.Store.CipherKeysWrappedByOtherVersion(ctx, tenantID, kms.InternalRef(), want, after, s.cfg.BatchSize)
 			if err != nil {
 				return &fault.StoreError{Op: "reading cipherkeys to rewrap", Err: err}
 			}
@@ -74,7 +74,7 @@ func (s *Service) rewrapCipherKeys(ctx context.Context, tenantID string, target 
 				case err != nil:
 					return err
 				}
-				rs = append(rs, keyring.Rewrap{Old: ck, Provider: kms.InternalRef().String(), KeyVersion: w.KeyVersion, Wrapped: w.Blob})
+				rs = append(rs, keyring.Rewrap{Old: ck, Provider: kms.InternalRef(), KeyVersion: w.KeyVersion, Wrapped: w.Blob})
 			}
 			if len(rs) == 0 {
 				continue

@@ -57,7 +57,7 @@ type Store interface {
 	// CipherKeysWrappedByOtherVersion returns up to limit of the tenant's
 	// cipherkeys whose Provider is ref and whose KeyVersion is not
 	// keyVersion, with ids greater than after, in id order (bytewise).
-	CipherKeysWrappedByOtherVersion(ctx context.Context, tenantID, ref, keyVersion string, after envelope.KeyID, limit int) ([]keyring.CipherKey, error)
+	CipherKeysWrappedByOtherVersion(ctx context.Context, tenantID string, ref kms.Ref, keyVersion string, after envelope.KeyID, limit int) ([]keyring.CipherKey, error)
 	// RewrapCipherKeys applies the rewraps in one transaction, each only if
 	// the cipherkey is still wrapped as its Old says, and returns how many
 	// it applied (see keyring.Rewrap).
@@ -390,7 +390,7 @@ func (s *Service) RotateTenantKey(ctx context.Context, tenantID string) (TenantR
 	if err != nil {
 		return TenantRotation{}, err
 	}
-	if !kms.IsInternalText(t.Provider) {
+	if !t.Provider.IsInternal() {
 		return TenantRotation{}, ErrNotInternal
 	}
 	st, err := s.job.Start(ctx, Task{

@@ -149,7 +149,7 @@ func (e *env) check(d *data) error {
 // wraps, by KEK version, straight from the store.
 func (e *env) internalVersions(tenant string) map[string]int {
 	e.t.Helper()
-	ks, err := e.store.CipherKeysWrappedByOtherVersion(e.t.Context(), tenant, kms.InternalRef().String(), "none", envelope.KeyID{}, 100_000)
+	ks, err := e.store.CipherKeysWrappedByOtherVersion(e.t.Context(), tenant, kms.InternalRef(), "none", envelope.KeyID{}, 100_000)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -380,7 +380,7 @@ func TestRotateTenantKey(t *testing.T) {
 func TestRotateTenantKeyLeavesDamagedKeys(t *testing.T) {
 	e := newEnv(t, true)
 	acme := e.makeData("acme", 5)
-	ks, err := e.store.CipherKeysWrappedByOtherVersion(t.Context(), "acme", kms.InternalRef().String(), "none", envelope.KeyID{}, 100)
+	ks, err := e.store.CipherKeysWrappedByOtherVersion(t.Context(), "acme", kms.InternalRef(), "none", envelope.KeyID{}, 100)
 	if err != nil || len(ks) < 2 {
 		t.Fatalf("cipherkeys: %d, %v", len(ks), err)
 	}
@@ -435,7 +435,7 @@ func TestRotateTenantKeyRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.store.SwitchTenantProvider(t.Context(), tn.ID, tn.Provider, "cmk:0123456789abcdef0123456789abcdef", time.Now()); err != nil {
+	if err := e.store.SwitchTenantProvider(t.Context(), tn.ID, tn.Provider, kms.MustCMKRef("0123456789abcdef0123456789abcdef"), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.rot.RotateTenantKey(t.Context(), "missing"); !errors.Is(err, keyring.ErrTenantNotFound) {

@@ -67,10 +67,10 @@ func (s *Server) keyProviderJSON(p keyprovider.Provider, current bool) api.KeyPr
 // currentRef is the provider the API calls current: the tenant's provider,
 // except while a migration runs, when it is still the one migrated from
 // (the target becomes current when the migration completes).
-func (s *Server) currentRef(ctx context.Context, tenantID string) (string, error) {
+func (s *Server) currentRef(ctx context.Context, tenantID string) (kms.Ref, error) {
 	t, err := s.cfg.Keyring.Tenant(ctx, tenantID)
 	if err != nil {
-		return "", err
+		return kms.Ref{}, err
 	}
 	m, err := s.cfg.Migrations.Latest(ctx, tenantID)
 	switch {
@@ -79,14 +79,14 @@ func (s *Server) currentRef(ctx context.Context, tenantID string) (string, error
 	case err == nil, errors.Is(err, fault.ErrNotFound):
 		return t.Provider, nil
 	}
-	return "", err
+	return kms.Ref{}, err
 }
 
 // defaultProviderJSON is the entry of the internal KMS that every tenant has.
-func defaultProviderJSON(tenantID, current string, promoted, demoted time.Time) api.KeyProvider {
+func defaultProviderJSON(tenantID string, current kms.Ref, promoted, demoted time.Time) api.KeyProvider {
 	return api.KeyProvider{
 		ARN: api.DefaultProviderARN, Name: "Qlik managed key", Description: "tenantcrypt's internal KMS",
-		KeyProvider: "Qlik", Current: kms.IsInternalText(current), TenantID: tenantID,
+		KeyProvider: "Qlik", Current: current.IsInternal(), TenantID: tenantID,
 		CreatedAt: "Qlik managed", ARNFingerPrint: tenantID, ReplicaKeys: []api.ReplicaKey{},
 		PromotedToCurrentAt: timeText(promoted), DemotedFromCurrentAt: timeText(demoted),
 	}
@@ -95,8 +95,8 @@ func defaultProviderJSON(tenantID, current string, promoted, demoted time.Time) 
 // defaultProvider is the default provider's entry with its promotion and
 // demotion times, which the tenant's completed migrations to and from it
 // give (it has no stored record to stamp, unlike a customer managed key).
-func (s *Server) defaultProvider(ctx context.Context, tenantID, current string) (api.KeyProvider, error) {
-	promoted, demoted, err := s.cfg.Migrations.ProviderSwitchTimes(ctx, tenantID, kms.InternalRef().String())
+func (s *Server) defaultProvider(ctx context.Context, tenantID string, current kms.Ref) (api.KeyProvider, error) {
+	promoted, demoted, err := s.cfg.Migrations.ProviderSwitchTimes(ctx, tenantID, kms.InternalRef())
 	if err != nil {
 		return api.KeyProvider{}, err
 	}
@@ -312,10 +312,10 @@ func (s *Server) testKeyProvider(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// isCurrent reports whether current, a tenant's provider Ref, names the
+// isCurrent reports whether current, a tenant's provider, names the
 // registration with this fingerprint.
-func isCurrent(current, fingerprint string) bool {
-	fp, ok := kms.FingerprintOfText(current)
+func isCurrent(current kms.Ref, fingerprint string) bool {
+	fp, ok := current.Fingerprint()
 	return ok && fp == fingerprint
 }
 

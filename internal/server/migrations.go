@@ -25,7 +25,7 @@ type Migrations interface {
 	Latest(ctx context.Context, tenantID string) (migration.Migration, error)
 	// ProviderSwitchTimes returns when the provider ref last became the
 	// tenant's current one and last stopped being so (zero: never).
-	ProviderSwitchTimes(ctx context.Context, tenantID, ref string) (promoted, demoted time.Time, err error)
+	ProviderSwitchTimes(ctx context.Context, tenantID string, ref kms.Ref) (promoted, demoted time.Time, err error)
 }
 
 func migrationJSON(m migration.Migration) api.Migration {
@@ -40,7 +40,7 @@ func migrationJSON(m migration.Migration) api.Migration {
 	case m.Total > 0:
 		out.Progress = float64(int(10000*float64(m.Done)/float64(m.Total))) / 100
 	}
-	if fp, ok := kms.FingerprintOfText(m.To); ok {
+	if fp, ok := m.To.Fingerprint(); ok {
 		out.MigratingToFingerprint = fp
 		out.MigratingToPrefix = envelope.CMKPrefix(fp)
 	} else {

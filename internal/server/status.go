@@ -6,6 +6,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/internal/fips"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/tenantstatus"
 )
@@ -30,7 +31,7 @@ func (s *Server) statusJSON(tenantID string, rep tenantstatus.Report) api.Encryp
 		StateReason:     t.StateReason,
 		KeyState:        string(rep.KeyState),
 		RevocationBound: s.cfg.RevocationBound.String(),
-		CipherKeys:      rep.CipherKeys,
+		CipherKeys:      cipherKeyCounts(rep.CipherKeys),
 		FIPS140:         fips.Mode(),
 	}
 	if !t.StateChangedAt.IsZero() {
@@ -67,4 +68,17 @@ func (s *Server) statusJSON(tenantID string, rep tenantstatus.Report) api.Encryp
 
 func apiKeyCheck(c lifecycle.KeyCheck) api.KeyCheck {
 	return api.KeyCheck{Time: c.CheckedAt, Result: c.Result, Region: c.Region, ARN: c.KeyARN, KeyState: c.KeyState, Detail: c.Detail}
+}
+
+// cipherKeyCounts keys the counts by the providers' text form, as the API
+// shows them (nil stays nil).
+func cipherKeyCounts(counts map[kms.Ref]int) map[string]int {
+	if counts == nil {
+		return nil
+	}
+	out := make(map[string]int, len(counts))
+	for ref, n := range counts {
+		out[ref.String()] = n
+	}
+	return out
 }

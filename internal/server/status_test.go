@@ -20,7 +20,7 @@ func TestStatusJSON(t *testing.T) {
 	since := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
 
 	internal := s.statusJSON("acme", tenantstatus.Report{
-		Tenant:   keyring.Tenant{ID: "acme", Provider: kms.InternalRef().String(), State: keyring.StateActive},
+		Tenant:   keyring.Tenant{ID: "acme", Provider: kms.InternalRef(), State: keyring.StateActive},
 		Prefix:   "#QLIKv1#:acme",
 		KeyState: tenantstatus.KeyUnreachable,
 	})
@@ -31,12 +31,13 @@ func TestStatusJSON(t *testing.T) {
 	}
 
 	fp := "0123456789abcdef0123456789abcdef"
-	home := lifecycle.KeyCheck{Provider: kms.MustCMKRef(fp).String(), Region: "eu-west-1", KeyARN: "arn:home", Result: lifecycle.ResultUnavailable, Detail: "no answer", CheckedAt: since}
-	dr := lifecycle.KeyCheck{Provider: kms.MustCMKRef(fp).String(), Region: "eu-central-1", KeyARN: "arn:dr", Result: lifecycle.ResultOK, KeyState: "Enabled", CheckedAt: since}
+	home := lifecycle.KeyCheck{Provider: kms.MustCMKRef(fp), Region: "eu-west-1", KeyARN: "arn:home", Result: lifecycle.ResultUnavailable, Detail: "no answer", CheckedAt: since}
+	dr := lifecycle.KeyCheck{Provider: kms.MustCMKRef(fp), Region: "eu-central-1", KeyARN: "arn:dr", Result: lifecycle.ResultOK, KeyState: "Enabled", CheckedAt: since}
 	cmk := s.statusJSON("acme", tenantstatus.Report{
-		Tenant:   keyring.Tenant{ID: "acme", Provider: kms.MustCMKRef(fp).String(), State: keyring.StateActive, StateChangedAt: since},
-		Prefix:   "#BYOKv1#:" + fp,
-		KeyState: tenantstatus.KeyNotChecked,
+		Tenant:     keyring.Tenant{ID: "acme", Provider: kms.MustCMKRef(fp), State: keyring.StateActive, StateChangedAt: since},
+		Prefix:     "#BYOKv1#:" + fp,
+		KeyState:   tenantstatus.KeyNotChecked,
+		CipherKeys: map[kms.Ref]int{kms.InternalRef(): 2, kms.MustCMKRef(fp): 3},
 		CMK: &tenantstatus.CMK{
 			Fingerprint:   fp,
 			Provider:      &keyprovider.Provider{Kind: keyprovider.DefaultKind, ARN: "arn:home", DRCompliant: true},
@@ -57,6 +58,7 @@ func TestStatusJSON(t *testing.T) {
 	provider, _ := got["currentProvider"].(map[string]any)
 	last, _ := got["lastCheck"].(map[string]any)
 	regions, _ := last["regions"].([]any)
+	counts, _ := got["cipherKeys"].(map[string]any)
 	for _, c := range []struct {
 		name      string
 		got, want any
@@ -73,6 +75,9 @@ func TestStatusJSON(t *testing.T) {
 		{"keyCheckInterval", got["keyCheckInterval"], "5s"},
 		{"stateChangedAt", got["stateChangedAt"], "2025-03-01T10:00:00Z"},
 		{"failover", got["failover"] != nil, true},
+		{"cipherKeys", len(counts), 2},
+		{"cipherKeys.internal", counts["internal"], float64(2)},
+		{"cipherKeys.cmk", counts["cmk:"+fp], float64(3)},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v (status %s)", c.name, c.got, c.want, b)

@@ -12,7 +12,7 @@ import (
 func tenantJSON(t keyring.Tenant) api.Tenant {
 	out := api.Tenant{
 		ID: t.ID, Name: t.Name, Edition: t.Edition.String(), HIPAA: t.HIPAA, State: t.State.String(),
-		Provider: t.Provider, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
+		Provider: t.Provider.String(), CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
 	}
 	if t.Quota != (keyring.Quota{}) {
 		out.Quota = &api.Quota{Rate: t.Quota.Rate, Burst: t.Quota.Burst}

@@ -181,13 +181,13 @@ func (s tracedStore) UpdateTenant(ctx context.Context, t keyring.Tenant) (err er
 	return s.Store.UpdateTenant(ctx, t)
 }
 
-func (s tracedStore) SwitchTenantProvider(ctx context.Context, id, from, to string, at time.Time) (err error) {
+func (s tracedStore) SwitchTenantProvider(ctx context.Context, id string, from, to kms.Ref, at time.Time) (err error) {
 	ctx, end := s.span(ctx, "SwitchTenantProvider", id)
 	defer func() { end(err) }()
 	return s.Store.SwitchTenantProvider(ctx, id, from, to, at)
 }
 
-func (s tracedStore) SetTenantState(ctx context.Context, id, provider string, state keyring.TenantState, reason string, at time.Time) (_ keyring.Tenant, _ bool, err error) {
+func (s tracedStore) SetTenantState(ctx context.Context, id string, provider kms.Ref, state keyring.TenantState, reason string, at time.Time) (_ keyring.Tenant, _ bool, err error) {
 	ctx, end := s.span(ctx, "SetTenantState", id)
 	defer func() { end(err) }()
 	return s.Store.SetTenantState(ctx, id, provider, state, reason, at)
@@ -235,7 +235,7 @@ func (s tracedStore) ReserveUses(ctx context.Context, tenantID string, id envelo
 	return s.Store.ReserveUses(ctx, tenantID, id, n, max)
 }
 
-func (s tracedStore) CountCipherKeys(ctx context.Context, tenantID string) (_ map[string]int, err error) {
+func (s tracedStore) CountCipherKeys(ctx context.Context, tenantID string) (_ map[kms.Ref]int, err error) {
 	ctx, end := s.span(ctx, "CountCipherKeys", tenantID)
 	defer func() { end(err) }()
 	return s.Store.CountCipherKeys(ctx, tenantID)

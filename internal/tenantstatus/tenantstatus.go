@@ -77,8 +77,8 @@ type Report struct {
 	Tenant keyring.Tenant
 	// Prefix is the text-form prefix of what the current provider issues.
 	Prefix string
-	// CipherKeys counts the tenant's stored data keys by provider Ref.
-	CipherKeys map[string]int
+	// CipherKeys counts the tenant's stored data keys by provider.
+	CipherKeys map[kms.Ref]int
 	// KeyState is what is known of the current key's state.
 	KeyState KeyState
 	// CMK describes the customer managed key; nil on the internal KMS.
@@ -161,13 +161,13 @@ func (s *Service) Report(ctx context.Context, tenantID string) (Report, error) {
 		return Report{}, err
 	}
 	rep := Report{Tenant: st.Tenant, Prefix: st.Prefix, CipherKeys: st.CipherKeys, KeyState: KeyState(st.Key.State.String())}
-	if kms.IsInternalText(st.Tenant.Provider) {
+	if st.Tenant.Provider.IsInternal() {
 		if st.KeyErr != nil {
 			rep.KeyState = describeFailure(st.KeyErr)
 		}
 		return rep, nil
 	}
-	fp, _ := kms.FingerprintOfText(st.Tenant.Provider)
+	fp, _ := st.Tenant.Provider.Fingerprint()
 	cmk := &CMK{Fingerprint: fp}
 	rep.CMK = cmk
 	if s.cfg.Monitor != nil {

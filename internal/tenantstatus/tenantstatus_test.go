@@ -17,7 +17,7 @@ import (
 
 const fp = "0123456789abcdef0123456789abcdef"
 
-var cmkRef = kms.MustCMKRef(fp).String()
+var cmkRef = kms.MustCMKRef(fp)
 
 // fakeTenants serves one tenant; stored is what Tenant returns (a check
 // may have moved it since TenantStatus).
@@ -74,15 +74,15 @@ func (f fakeProviders) Get(context.Context, string, string) (keyprovider.Provide
 
 func internalStatus(key kms.KeyInfo, keyErr error) keyring.TenantStatus {
 	return keyring.TenantStatus{
-		Tenant: keyring.Tenant{ID: "acme", Provider: kms.InternalRef().String(), State: keyring.StateActive},
-		Prefix: "#QLIKv1#:acme", Key: key, KeyErr: keyErr, CipherKeys: map[string]int{kms.InternalRef().String(): 3},
+		Tenant: keyring.Tenant{ID: "acme", Provider: kms.InternalRef(), State: keyring.StateActive},
+		Prefix: "#QLIKv1#:acme", Key: key, KeyErr: keyErr, CipherKeys: map[kms.Ref]int{kms.InternalRef(): 3},
 	}
 }
 
 func cmkStatus(state keyring.TenantState) keyring.TenantStatus {
 	return keyring.TenantStatus{
 		Tenant: keyring.Tenant{ID: "acme", Provider: cmkRef, State: state},
-		Prefix: "#BYOKv1#:" + fp, CipherKeys: map[string]int{cmkRef: 2},
+		Prefix: "#BYOKv1#:" + fp, CipherKeys: map[kms.Ref]int{cmkRef: 2},
 	}
 }
 
@@ -122,7 +122,7 @@ func TestReportInternalKMS(t *testing.T) {
 			if rep.CMK != nil {
 				t.Errorf("CMK = %+v, want nil on the internal KMS", rep.CMK)
 			}
-			if rep.Prefix != "#QLIKv1#:acme" || rep.CipherKeys[kms.InternalRef().String()] != 3 {
+			if rep.Prefix != "#QLIKv1#:acme" || rep.CipherKeys[kms.InternalRef()] != 3 {
 				t.Errorf("Prefix %q, CipherKeys %v: want the keyring's", rep.Prefix, rep.CipherKeys)
 			}
 			if mon.checked != 0 {
@@ -161,7 +161,7 @@ func TestReportCMK(t *testing.T) {
 			keyState: "PendingDeletion", checks: 1, checkedNow: true, tenantState: keyring.StateLocked},
 		{name: "stored checks of the previous key: checked now", state: keyring.StateActive,
 			monitor: &fakeMonitor{
-				stored: []lifecycle.KeyCheck{{Provider: kms.InternalRef().String(), Result: lifecycle.ResultOK, KeyState: "Enabled"}},
+				stored: []lifecycle.KeyCheck{{Provider: kms.InternalRef(), Result: lifecycle.ResultOK, KeyState: "Enabled"}},
 				fresh:  []lifecycle.KeyCheck{check(lifecycle.ResultOK, "Enabled", "eu-west-1")}},
 			keyState: "Enabled", checks: 1, checkedNow: true, tenantState: keyring.StateActive},
 		{name: "a check that fails leaves the state unknown", state: keyring.StateActive,

@@ -8,6 +8,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
 
@@ -39,8 +40,7 @@ func (s *Store) InsertCipherKey(ctx context.Context, k keyring.CipherKey) error 
 // providerMismatch explains why a cipherkey guarded by its tenant's
 // provider was not written: no such tenant, or another provider.
 func (s *Store) providerMismatch(ctx context.Context, k keyring.CipherKey) error {
-	var provider string
-	err := s.pool.QueryRow(ctx, `SELECT provider FROM tenants WHERE id = $1`, k.TenantID).Scan(&provider)
+	provider, err := codec.ScanRef(fmt.Sprintf("tenant %q", k.TenantID), s.pool.QueryRow(ctx, `SELECT provider FROM tenants WHERE id = $1`, k.TenantID))
 	switch {
 	case isNoRows(err):
 		return fmt.Errorf("postgres: tenant %q: %w", k.TenantID, fault.ErrNotFound)
@@ -126,8 +126,7 @@ func (s *Store) ActivateCipherKey(ctx context.Context, tenantID string, prev *en
 	// with each other and with a switch of its provider (UpdateTenant), but
 	// inserts of other cipherkeys, whose foreign key check takes FOR KEY
 	// SHARE on this row, go on.
-	var provider string
-	err = tx.QueryRow(ctx, `SELECT provider FROM tenants WHERE id = $1 FOR NO KEY UPDATE`, tenantID).Scan(&provider)
+	provider, err := codec.ScanRef(fmt.Sprintf("tenant %q", tenantID), tx.QueryRow(ctx, `SELECT provider FROM tenants WHERE id = $1 FOR NO KEY UPDATE`, tenantID))
 	switch {
 	case isNoRows(err):
 		return fmt.Errorf("postgres: tenant %q: %w", tenantID, fault.ErrNotFound)
@@ -203,8 +202,8 @@ func (s *Store) ReserveUses(ctx context.Context, tenantID string, id envelope.Ke
 
 // CountCipherKeys returns how many of the tenant's cipherkeys each provider
 // (by Ref) wraps; an empty map for a tenant without keys or no tenant.
-func (s *Store) CountCipherKeys(ctx context.Context, tenantID string) (map[string]int, error) {
-	counts, err := queryRows(ctx, s.pool, rowcodec.ScanCount[string], `SELECT provider, COUNT(*) FROM cipherkeys WHERE tenant_id = $1 GROUP BY provider`, tenantID)
+func (s *Store) CountCipherKeys(ctx context.Context, tenantID string) (map[kms.Ref]int, error) {
+	counts, err := queryRows(ctx, s.pool, rowcodec.ScanRefCount, `SELECT provider, COUNT(*) FROM cipherkeys WHERE tenant_id = $1 GROUP BY provider`, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: counting cipherkeys of tenant %q: %w", tenantID, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/postgres"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/postgres/pgtest"
 )
@@ -111,13 +112,13 @@ func TestFollow(t *testing.T) {
 	if got := s.next(t); got != "acme" {
 		t.Fatalf("announced %q, want acme", got)
 	}
-	if err := writer.SwitchTenantProvider(ctx, "acme", "internal", "cmk:0123", time.Now()); err != nil {
+	if err := writer.SwitchTenantProvider(ctx, "acme", kms.InternalRef(), kms.MustCMKRef("0123"), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if got := s.next(t); got != "acme" {
 		t.Fatalf("announced %q after SwitchTenantProvider, want acme", got)
 	}
-	if _, _, err := writer.SetTenantState(ctx, "acme", "cmk:0123", keyring.StateKeyUnavailable, "key disabled", time.Now()); err != nil {
+	if _, _, err := writer.SetTenantState(ctx, "acme", kms.MustCMKRef("0123"), keyring.StateKeyUnavailable, "key disabled", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if got := s.next(t); got != "acme" {

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
-	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
+	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
 
 // Leases share work between replicas: a migration is worked on by the
@@ -110,7 +110,7 @@ var claimKeyChecksQuery = `WITH due AS (
 		SELECT t.id, COALESCE(EXTRACT(EPOCH FROM now() - (CASE WHEN ` + idleSQL + `
 				THEN GREATEST(l.due_at, l.claimed_at + $6::bigint * interval '1 microsecond') ELSE l.due_at END))::float8, 0) AS late
 		FROM tenants t LEFT JOIN key_check_leases l ON l.tenant_id = t.id
-		WHERE t.provider <> '` + kms.InternalRef().String() + `' AND t.state <> 'destroyed'
+		WHERE t.provider <> ` + rowcodec.InternalRefLiteral + ` AND t.state <> 'destroyed'
 			AND (l.tenant_id IS NULL
 				OR (l.owner = '' AND l.due_at <= now())
 				OR (l.owner <> '' AND l.lease_until <= now()))

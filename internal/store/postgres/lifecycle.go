@@ -8,7 +8,6 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
-	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
@@ -16,9 +15,9 @@ import (
 // watchedQuery is WatchedTenants' query. Its condition is the partial index
 // tenants_watched's, spelled as in the migration (a literal, not a
 // parameter, so that the planner can use the index); the literal is the
-// internal KMS's Ref, written by kms.Ref's String like every stored ref.
+// internal KMS's Ref as rowcodec writes every stored ref.
 var watchedQuery = `SELECT ` + tenantColumns + ` FROM tenants
-	WHERE provider <> '` + kms.InternalRef().String() + `' AND state <> 'destroyed' AND id > $1
+	WHERE provider <> ` + rowcodec.InternalRefLiteral + ` AND state <> 'destroyed' AND id > $1
 	ORDER BY id LIMIT $2`
 
 // WatchedTenants returns up to limit tenants with ids greater than after, in
@@ -68,7 +67,11 @@ func (s *Store) ReplaceKeyChecks(ctx context.Context, tenantID string, checks []
 	b := &pgx.Batch{}
 	b.Queue(`DELETE FROM key_checks WHERE tenant_id = $1`, tenantID)
 	for _, c := range checks {
-		b.Queue(`INSERT INTO key_checks (`+keyCheckColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, codec.KeyCheckArgs(c)...)
+		args, err := codec.KeyCheckArgs(c)
+		if err != nil {
+			return err
+		}
+		b.Queue(`INSERT INTO key_checks (`+keyCheckColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, args...)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		if code, _ := violation(err); code == uniqueViolation {

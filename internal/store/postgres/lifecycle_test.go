@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/postgres"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/postgres/pgtest"
@@ -46,11 +47,11 @@ func TestUpgradeFromVersion3(t *testing.T) {
 		t.Errorf("WatchedTenants after the upgrade: got %+v, %v; want acme", watched, err)
 	}
 	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	prev, changed, err := s.SetTenantState(ctx, "acme", "cmk:f1", keyring.StateLocked, "pending deletion", at)
+	prev, changed, err := s.SetTenantState(ctx, "acme", kms.MustCMKRef("f1"), keyring.StateLocked, "pending deletion", at)
 	if err != nil || !changed || prev.State != keyring.StateKeyUnavailable {
 		t.Errorf("SetTenantState after the upgrade: got %+v, %v, %v", prev, changed, err)
 	}
-	if err := s.ReplaceKeyChecks(ctx, "acme", []lifecycle.KeyCheck{{TenantID: "acme", Provider: "cmk:f1", Region: "eu-west-1", CheckedAt: at}}); err != nil {
+	if err := s.ReplaceKeyChecks(ctx, "acme", []lifecycle.KeyCheck{{TenantID: "acme", Provider: kms.MustCMKRef("f1"), Region: "eu-west-1", CheckedAt: at}}); err != nil {
 		t.Errorf("ReplaceKeyChecks after the upgrade: %v", err)
 	}
 	counts, err := s.CountTenantsByState(ctx)

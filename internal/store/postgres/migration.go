@@ -12,6 +12,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
@@ -79,10 +80,10 @@ func (s *Store) LatestMigration(ctx context.Context, tenantID string) (migration
 
 // ProviderSwitchTimes returns the CompletedAt of the tenant's latest
 // Completed migration to ref and of its latest one from ref (zero if none).
-func (s *Store) ProviderSwitchTimes(ctx context.Context, tenantID, ref string) (promoted, demoted time.Time, err error) {
+func (s *Store) ProviderSwitchTimes(ctx context.Context, tenantID string, ref kms.Ref) (promoted, demoted time.Time, err error) {
 	var to, from pgtype.Timestamptz
 	err = s.pool.QueryRow(ctx, `SELECT MAX(completed_at) FILTER (WHERE to_ref = $2), MAX(completed_at) FILTER (WHERE from_ref = $2)
-		FROM migrations WHERE tenant_id = $1 AND state = 'Completed'`, tenantID, ref).Scan(&to, &from)
+		FROM migrations WHERE tenant_id = $1 AND state = 'Completed'`, tenantID, rowcodec.Ref(ref)).Scan(&to, &from)
 	if err != nil {
 		return time.Time{}, time.Time{}, fmt.Errorf("postgres: reading the provider switches of tenant %q: %w", tenantID, err)
 	}
@@ -126,7 +127,7 @@ func (s *Store) UnfinishedMigrations(ctx context.Context) ([]migration.Migration
 // CipherKeysNotWrappedBy returns up to limit of the tenant's cipherkeys whose
 // Provider is not ref, with ids greater than after, in id (byte) order; an
 // empty slice if there is none.
-func (s *Store) CipherKeysNotWrappedBy(ctx context.Context, tenantID, ref string, after envelope.KeyID, limit int) ([]keyring.CipherKey, error) {
+func (s *Store) CipherKeysNotWrappedBy(ctx context.Context, tenantID string, ref kms.Ref, after envelope.KeyID, limit int) ([]keyring.CipherKey, error) {
 	ks := []keyring.CipherKey{}
 	if limit <= 0 {
 		return ks, nil
@@ -134,7 +135,7 @@ func (s *Store) CipherKeysNotWrappedBy(ctx context.Context, tenantID, ref string
 	// The primary key (tenant_id, id) gives the order; bytea compares
 	// bytewise.
 	ks, err := queryRows(ctx, s.pool, codec.ScanCipherKey, `SELECT `+cipherKeyColumns+` FROM cipherkeys
-		WHERE tenant_id = $1 AND id > $2 AND provider <> $3 ORDER BY id LIMIT $4`, tenantID, after[:], ref, limit)
+		WHERE tenant_id = $1 AND id > $2 AND provider <> $3 ORDER BY id LIMIT $4`, tenantID, after[:], rowcodec.Ref(ref), limit)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: reading cipherkeys of tenant %q not wrapped by %q: %w", tenantID, ref, err)
 	}
@@ -148,10 +149,10 @@ func (s *Store) CipherKeysNotWrappedBy(ctx context.Context, tenantID, ref string
 // only its own columns, so that a concurrent ReserveUses or
 // ActivateCipherKey is kept. Errors: fault.ErrConflict (it changed; nothing
 // written), fault.ErrNotFound.
-func (s *Store) RewrapCipherKey(ctx context.Context, old keyring.CipherKey, provider, keyVersion string, wrapped []byte) error {
+func (s *Store) RewrapCipherKey(ctx context.Context, old keyring.CipherKey, provider kms.Ref, keyVersion string, wrapped []byte) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE cipherkeys SET provider = $1, key_version = $2, wrapped = $3
 		WHERE tenant_id = $4 AND id = $5 AND provider = $6 AND wrapped = $7`,
-		provider, keyVersion, rowcodec.NotNil(wrapped), old.TenantID, old.ID[:], old.Provider, rowcodec.NotNil(old.Wrapped))
+		rowcodec.Ref(provider), keyVersion, rowcodec.NotNil(wrapped), old.TenantID, old.ID[:], rowcodec.Ref(old.Provider), rowcodec.NotNil(old.Wrapped))
 	if err != nil {
 		return fmt.Errorf("postgres: rewrapping cipherkey %s of tenant %q: %w", old.ID, old.TenantID, err)
 	}
@@ -184,7 +185,7 @@ func (s *Store) RewrapCipherKeys(ctx context.Context, rs []migration.Rewrap) (in
 	for _, r := range rs {
 		b.Queue(`UPDATE cipherkeys SET provider = $1, key_version = $2, wrapped = $3
 			WHERE tenant_id = $4 AND id = $5 AND provider = $6 AND wrapped = $7`,
-			r.Provider, r.KeyVersion, rowcodec.NotNil(r.Wrapped), r.Old.TenantID, r.Old.ID[:], r.Old.Provider, rowcodec.NotNil(r.Old.Wrapped))
+			rowcodec.Ref(r.Provider), r.KeyVersion, rowcodec.NotNil(r.Wrapped), r.Old.TenantID, r.Old.ID[:], rowcodec.Ref(r.Old.Provider), rowcodec.NotNil(r.Old.Wrapped))
 	}
 	results := tx.SendBatch(ctx, &b)
 	applied := 0

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/postgres"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/postgres/pgtest"
@@ -57,21 +58,21 @@ func TestUpgradeFromVersion2(t *testing.T) {
 	if !errors.Is(err, fault.ErrNotFound) {
 		t.Errorf("LatestMigration after the upgrade: got %v, want %v", err, fault.ErrNotFound)
 	}
-	ks, err := s.CipherKeysNotWrappedBy(ctx, "acme", "cmk:f1", envelope.KeyID{}, 10)
+	ks, err := s.CipherKeysNotWrappedBy(ctx, "acme", kms.MustCMKRef("f1"), envelope.KeyID{}, 10)
 	if err != nil || len(ks) != 1 || ks[0].ID != keyID || !ks[0].Active || ks[0].UsesReserved != 7 || !ks[0].CreatedAt.Equal(created) {
 		t.Fatalf("CipherKeysNotWrappedBy after the upgrade: got %+v, %v; want the old key", ks, err)
 	}
-	if err := s.RewrapCipherKey(ctx, ks[0], "cmk:f1", "v1", []byte("rewrapped")); err != nil {
+	if err := s.RewrapCipherKey(ctx, ks[0], kms.MustCMKRef("f1"), "v1", []byte("rewrapped")); err != nil {
 		t.Errorf("RewrapCipherKey after the upgrade: %v", err)
 	}
 
 	for _, id := range []string{"acme", "other"} {
-		m := migration.Migration{ID: "m-" + id, TenantID: id, From: "internal", To: "cmk:f1", State: migration.StateNew, InitiatedAt: created, UpdatedAt: created}
+		m := migration.Migration{ID: "m-" + id, TenantID: id, From: kms.InternalRef(), To: kms.MustCMKRef("f1"), State: migration.StateNew, InitiatedAt: created, UpdatedAt: created}
 		if err := s.InsertMigration(ctx, m); err != nil {
 			t.Fatalf("InsertMigration(%q) after the upgrade: %v", id, err)
 		}
 	}
-	err = s.InsertMigration(ctx, migration.Migration{ID: "second", TenantID: "acme", State: migration.StateNew})
+	err = s.InsertMigration(ctx, migration.Migration{ID: "second", TenantID: "acme", From: kms.InternalRef(), To: kms.MustCMKRef("f2"), State: migration.StateNew})
 	if !errors.Is(err, migration.ErrRunning) {
 		t.Errorf("InsertMigration(second) after the upgrade: got %v, want %v", err, migration.ErrRunning)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/postgres"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/postgres/pgtest"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/storetest"
@@ -140,7 +141,7 @@ func tenant(id string) keyring.Tenant {
 	now := time.Now()
 	return keyring.Tenant{
 		ID: id, Name: id, Edition: keyring.EditionBusiness, State: keyring.StateActive,
-		Provider: "internal", CreatedAt: now, UpdatedAt: now,
+		Provider: kms.InternalRef(), CreatedAt: now, UpdatedAt: now,
 	}
 }
 

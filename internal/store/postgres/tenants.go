@@ -7,6 +7,8 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
+	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
 
 // CreateTenant inserts t. Errors: fault.ErrExists, keyring.ErrRetired
@@ -65,16 +67,16 @@ func (s *Store) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
 // with InsertCipherKey's FOR SHARE, and a concurrent switch re-checks the
 // condition on the row as this one left it.
 // Errors: fault.ErrNotFound, fault.ErrConflict.
-func (s *Store) SwitchTenantProvider(ctx context.Context, id, from, to string, at time.Time) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE tenants SET provider = $3, updated_at = $4 WHERE id = $1 AND provider = $2`, id, from, to, at)
+func (s *Store) SwitchTenantProvider(ctx context.Context, id string, from, to kms.Ref, at time.Time) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE tenants SET provider = $3, updated_at = $4 WHERE id = $1 AND provider = $2`, id, rowcodec.Ref(from), rowcodec.Ref(to), at)
 	if err != nil {
 		return fmt.Errorf("postgres: switching the provider of tenant %q: %w", id, err)
 	}
 	if tag.RowsAffected() == 1 {
 		return nil
 	}
-	var provider string
-	switch err := s.pool.QueryRow(ctx, `SELECT provider FROM tenants WHERE id = $1`, id).Scan(&provider); {
+	provider, err := codec.ScanRef(fmt.Sprintf("tenant %q", id), s.pool.QueryRow(ctx, `SELECT provider FROM tenants WHERE id = $1`, id))
+	switch {
 	case isNoRows(err):
 		return fmt.Errorf("postgres: tenant %q: %w", id, fault.ErrNotFound)
 	case err != nil:
@@ -92,7 +94,7 @@ func (s *Store) SwitchTenantProvider(ctx context.Context, id, from, to string, a
 // it was before, and whether anything was written.
 // Errors: fault.ErrNotFound; fault.ErrConflict (another provider, or
 // destroyed; nothing written).
-func (s *Store) SetTenantState(ctx context.Context, id, provider string, state keyring.TenantState, reason string, at time.Time) (keyring.Tenant, bool, error) {
+func (s *Store) SetTenantState(ctx context.Context, id string, provider kms.Ref, state keyring.TenantState, reason string, at time.Time) (keyring.Tenant, bool, error) {
 	encoded, err := codec.TenantState(id, state)
 	if err != nil {
 		return keyring.Tenant{}, false, err

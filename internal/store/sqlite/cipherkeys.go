@@ -10,6 +10,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
 
@@ -24,7 +25,7 @@ func (s *Store) InsertCipherKey(ctx context.Context, k keyring.CipherKey) error 
 	if err != nil {
 		return err
 	}
-	args = append(args, k.TenantID, k.Provider)
+	args = append(args, k.TenantID, rowcodec.Ref(k.Provider))
 	res, err := s.w.ExecContext(ctx, `INSERT INTO cipherkeys (`+cipherKeyColumns+`)
 		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ? AND provider = ?)`, args...)
 	if err := insertCipherKeyError(k, err); err != nil {
@@ -35,8 +36,7 @@ func (s *Store) InsertCipherKey(ctx context.Context, k keyring.CipherKey) error 
 	} else if n == 1 {
 		return nil
 	}
-	var provider string
-	err = s.r.QueryRowContext(ctx, `SELECT provider FROM tenants WHERE id = ?`, k.TenantID).Scan(&provider)
+	provider, err := codec.ScanRef(fmt.Sprintf("tenant %q", k.TenantID), s.r.QueryRowContext(ctx, `SELECT provider FROM tenants WHERE id = ?`, k.TenantID))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("sqlite: tenant %q: %w", k.TenantID, fault.ErrNotFound)
@@ -116,8 +116,7 @@ func (s *Store) ActivateCipherKey(ctx context.Context, tenantID string, prev *en
 	}
 	defer tx.Rollback()
 
-	var provider string
-	err = tx.QueryRowContext(ctx, `SELECT provider FROM tenants WHERE id = ?`, tenantID).Scan(&provider)
+	provider, err := codec.ScanRef(fmt.Sprintf("tenant %q", tenantID), tx.QueryRowContext(ctx, `SELECT provider FROM tenants WHERE id = ?`, tenantID))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("sqlite: tenant %q: %w", tenantID, fault.ErrNotFound)
@@ -190,8 +189,8 @@ func (s *Store) ReserveUses(ctx context.Context, tenantID string, id envelope.Ke
 
 // CountCipherKeys returns how many of the tenant's cipherkeys each provider
 // (by Ref) wraps; an empty map for a tenant without keys or no tenant.
-func (s *Store) CountCipherKeys(ctx context.Context, tenantID string) (map[string]int, error) {
-	counts, err := queryRows(ctx, s.r, rowcodec.ScanCount[string], `SELECT provider, COUNT(*) FROM cipherkeys WHERE tenant_id = ? GROUP BY provider`, tenantID)
+func (s *Store) CountCipherKeys(ctx context.Context, tenantID string) (map[kms.Ref]int, error) {
+	counts, err := queryRows(ctx, s.r, rowcodec.ScanRefCount, `SELECT provider, COUNT(*) FROM cipherkeys WHERE tenant_id = ? GROUP BY provider`, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: counting cipherkeys of tenant %q: %w", tenantID, err)
 	}

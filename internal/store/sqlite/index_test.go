@@ -10,6 +10,7 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 )
 
 // TestOneActiveIndex: the database itself refuses a second active key, and
@@ -22,10 +23,10 @@ func TestOneActiveIndex(t *testing.T) {
 	}
 	defer s.Close()
 	now := time.Now()
-	if err := s.CreateTenant(ctx, keyring.Tenant{ID: "acme", Edition: keyring.EditionBusiness, State: keyring.StateActive, CreatedAt: now, UpdatedAt: now}); err != nil {
+	if err := s.CreateTenant(ctx, keyring.Tenant{ID: "acme", Edition: keyring.EditionBusiness, State: keyring.StateActive, Provider: kms.InternalRef(), CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatalf("CreateTenant: %v", err)
 	}
-	k1 := keyring.CipherKey{TenantID: "acme", Purpose: keyring.PurposeEncryption, Wrapped: []byte("1"), CreatedAt: now}
+	k1 := keyring.CipherKey{TenantID: "acme", Purpose: keyring.PurposeEncryption, Provider: kms.InternalRef(), Wrapped: []byte("1"), CreatedAt: now}
 	k1.ID[0] = 1
 	if err := s.ActivateCipherKey(ctx, "acme", nil, k1); err != nil {
 		t.Fatalf("ActivateCipherKey: %v", err)

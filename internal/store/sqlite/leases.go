@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
-	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
+	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
 
 // Leases (see the PostgreSQL store for why): SQLite serves one process, but
@@ -126,7 +126,7 @@ func (s *Store) ClaimKeyChecks(ctx context.Context, owner string, every, idle, s
 	rows, err := tx.QueryContext(ctx, `SELECT `+qualified("t", tenantColumns)+`,
 			COALESCE(:now - (CASE WHEN `+isIdle+` THEN MAX(l.due_at, l.claimed_at + :idle) ELSE l.due_at END), 0)
 		FROM tenants t LEFT JOIN key_check_leases l ON l.tenant_id = t.id
-		WHERE t.provider <> '`+kms.InternalRef().String()+`' AND t.state <> 'destroyed'
+		WHERE t.provider <> `+rowcodec.InternalRefLiteral+` AND t.state <> 'destroyed'
 			AND (l.tenant_id IS NULL
 				OR (l.owner = '' AND l.due_at <= :now)
 				OR (l.owner <> '' AND l.lease_until <= :now))

@@ -8,7 +8,6 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
-	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
@@ -16,9 +15,9 @@ import (
 // watchedQuery is WatchedTenants' query. Its condition is the partial index
 // tenants_watched's, spelled as in the migration (a literal, not a
 // parameter, so that the planner can use the index); the literal is the
-// internal KMS's Ref, written by kms.Ref's String like every stored ref.
+// internal KMS's Ref as rowcodec writes every stored ref.
 var watchedQuery = `SELECT ` + tenantColumns + ` FROM tenants
-	WHERE provider <> '` + kms.InternalRef().String() + `' AND state <> 'destroyed' AND id > ?
+	WHERE provider <> ` + rowcodec.InternalRefLiteral + ` AND state <> 'destroyed' AND id > ?
 	ORDER BY id LIMIT ?`
 
 // WatchedTenants returns up to limit tenants with ids greater than after, in
@@ -63,7 +62,11 @@ func (s *Store) ReplaceKeyChecks(ctx context.Context, tenantID string, checks []
 		return fmt.Errorf("sqlite: replacing key checks of tenant %q: %w", tenantID, err)
 	}
 	for _, c := range checks {
-		_, err := tx.ExecContext(ctx, `INSERT INTO key_checks (`+keyCheckColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, codec.KeyCheckArgs(c)...)
+		args, err := codec.KeyCheckArgs(c)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO key_checks (`+keyCheckColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		switch {
 		case isPrimaryKeyViolation(err):
 			return fmt.Errorf("sqlite: replacing key checks of tenant %q: two checks of region %q", tenantID, c.Region)

@@ -10,6 +10,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
@@ -66,10 +67,10 @@ func (s *Store) LatestMigration(ctx context.Context, tenantID string) (migration
 
 // ProviderSwitchTimes returns the CompletedAt of the tenant's latest
 // Completed migration to ref and of its latest one from ref (zero if none).
-func (s *Store) ProviderSwitchTimes(ctx context.Context, tenantID, ref string) (promoted, demoted time.Time, err error) {
+func (s *Store) ProviderSwitchTimes(ctx context.Context, tenantID string, ref kms.Ref) (promoted, demoted time.Time, err error) {
 	var to, from sql.NullInt64
 	err = s.r.QueryRowContext(ctx, `SELECT MAX(CASE WHEN to_ref = ? THEN completed_at END), MAX(CASE WHEN from_ref = ? THEN completed_at END)
-		FROM migrations WHERE tenant_id = ? AND state = 'Completed'`, ref, ref, tenantID).Scan(&to, &from)
+		FROM migrations WHERE tenant_id = ? AND state = 'Completed'`, rowcodec.Ref(ref), rowcodec.Ref(ref), tenantID).Scan(&to, &from)
 	if err != nil {
 		return time.Time{}, time.Time{}, fmt.Errorf("sqlite: reading the provider switches of tenant %q: %w", tenantID, err)
 	}
@@ -118,7 +119,7 @@ func (s *Store) UnfinishedMigrations(ctx context.Context) ([]migration.Migration
 // CipherKeysNotWrappedBy returns up to limit of the tenant's cipherkeys whose
 // Provider is not ref, with ids greater than after, in id (byte) order; an
 // empty slice if there is none.
-func (s *Store) CipherKeysNotWrappedBy(ctx context.Context, tenantID, ref string, after envelope.KeyID, limit int) ([]keyring.CipherKey, error) {
+func (s *Store) CipherKeysNotWrappedBy(ctx context.Context, tenantID string, ref kms.Ref, after envelope.KeyID, limit int) ([]keyring.CipherKey, error) {
 	ks := []keyring.CipherKey{}
 	if limit <= 0 {
 		return ks, nil
@@ -126,7 +127,7 @@ func (s *Store) CipherKeysNotWrappedBy(ctx context.Context, tenantID, ref string
 	// The primary key (tenant_id, id) gives the order; BLOBs compare with
 	// memcmp.
 	ks, err := queryRows(ctx, s.r, codec.ScanCipherKey, `SELECT `+cipherKeyColumns+` FROM cipherkeys
-		WHERE tenant_id = ? AND id > ? AND provider <> ? ORDER BY id LIMIT ?`, tenantID, after[:], ref, limit)
+		WHERE tenant_id = ? AND id > ? AND provider <> ? ORDER BY id LIMIT ?`, tenantID, after[:], rowcodec.Ref(ref), limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: reading cipherkeys of tenant %q not wrapped by %q: %w", tenantID, ref, err)
 	}
@@ -138,10 +139,10 @@ func (s *Store) CipherKeysNotWrappedBy(ctx context.Context, tenantID, ref string
 // still old's, in one UPDATE that leaves every other column (Active,
 // UsesReserved) as it is then. Errors: fault.ErrConflict (it changed;
 // nothing written), fault.ErrNotFound.
-func (s *Store) RewrapCipherKey(ctx context.Context, old keyring.CipherKey, provider, keyVersion string, wrapped []byte) error {
+func (s *Store) RewrapCipherKey(ctx context.Context, old keyring.CipherKey, provider kms.Ref, keyVersion string, wrapped []byte) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE cipherkeys SET provider = ?, key_version = ?, wrapped = ?
 		WHERE tenant_id = ? AND id = ? AND provider = ? AND wrapped = ?`,
-		provider, keyVersion, rowcodec.NotNil(wrapped), old.TenantID, old.ID[:], old.Provider, rowcodec.NotNil(old.Wrapped))
+		rowcodec.Ref(provider), keyVersion, rowcodec.NotNil(wrapped), old.TenantID, old.ID[:], rowcodec.Ref(old.Provider), rowcodec.NotNil(old.Wrapped))
 	if err != nil {
 		return fmt.Errorf("sqlite: rewrapping cipherkey %s of tenant %q: %w", old.ID, old.TenantID, err)
 	}
@@ -180,7 +181,7 @@ func (s *Store) RewrapCipherKeys(ctx context.Context, rs []migration.Rewrap) (in
 	defer stmt.Close()
 	applied := 0
 	for _, r := range rs {
-		res, err := stmt.ExecContext(ctx, r.Provider, r.KeyVersion, rowcodec.NotNil(r.Wrapped), r.Old.TenantID, r.Old.ID[:], r.Old.Provider, rowcodec.NotNil(r.Old.Wrapped))
+		res, err := stmt.ExecContext(ctx, rowcodec.Ref(r.Provider), r.KeyVersion, rowcodec.NotNil(r.Wrapped), r.Old.TenantID, r.Old.ID[:], rowcodec.Ref(r.Old.Provider), rowcodec.NotNil(r.Old.Wrapped))
 		if err != nil {
 			return 0, fmt.Errorf("sqlite: rewrapping cipherkey %s of tenant %q: %w", r.Old.ID, r.Old.TenantID, err)
 		}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
 
@@ -27,14 +28,14 @@ func (s *Store) CountKEKsByRootVersion(ctx context.Context) (map[uint32]int, err
 // cipherkeys whose Provider is ref and whose KeyVersion is not keyVersion,
 // with ids greater than after, in id (byte) order; an empty slice if there
 // is none.
-func (s *Store) CipherKeysWrappedByOtherVersion(ctx context.Context, tenantID, ref, keyVersion string, after envelope.KeyID, limit int) ([]keyring.CipherKey, error) {
+func (s *Store) CipherKeysWrappedByOtherVersion(ctx context.Context, tenantID string, ref kms.Ref, keyVersion string, after envelope.KeyID, limit int) ([]keyring.CipherKey, error) {
 	ks := []keyring.CipherKey{}
 	if limit <= 0 {
 		return ks, nil
 	}
 	ks, err := queryRows(ctx, s.r, codec.ScanCipherKey, `SELECT `+cipherKeyColumns+` FROM cipherkeys
 		WHERE tenant_id = ? AND id > ? AND provider = ? AND key_version <> ? ORDER BY id LIMIT ?`,
-		tenantID, after[:], ref, keyVersion, limit)
+		tenantID, after[:], rowcodec.Ref(ref), keyVersion, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: reading cipherkeys of tenant %q wrapped by %q at another version than %q: %w", tenantID, ref, keyVersion, err)
 	}

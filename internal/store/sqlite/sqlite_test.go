@@ -170,7 +170,7 @@ func TestDeleteTenantShreds(t *testing.T) {
 		}
 	}
 	k := keyring.CipherKey{
-		TenantID: "gone", Purpose: keyring.PurposeEncryption, Provider: "internal",
+		TenantID: "gone", Purpose: keyring.PurposeEncryption, Provider: kms.InternalRef(),
 		Wrapped: append([]byte("key:"), marker...), CreatedAt: time.Now(),
 	}
 	k.ID[0] = 1
@@ -214,7 +214,7 @@ func tenant(id string) keyring.Tenant {
 	now := time.Now()
 	return keyring.Tenant{
 		ID: id, Name: id, Edition: keyring.EditionBusiness, State: keyring.StateActive,
-		Provider: "internal", CreatedAt: now, UpdatedAt: now,
+		Provider: kms.InternalRef(), CreatedAt: now, UpdatedAt: now,
 	}
 }
 
@@ -281,7 +281,7 @@ func TestTenantIDsBackfilled(t *testing.T) {
 	s := openAt(t, path) // migrates to the current schema
 	newTenant := func(id string) keyring.Tenant {
 		return keyring.Tenant{ID: id, Name: id, Edition: keyring.EditionEnterprise, State: keyring.StateActive,
-			Provider: kms.InternalRef().String(), CreatedAt: time.Now(), UpdatedAt: time.Now()}
+			Provider: kms.InternalRef(), CreatedAt: time.Now(), UpdatedAt: time.Now()}
 	}
 	for _, tc := range []struct {
 		id   string

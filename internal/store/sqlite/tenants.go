@@ -9,6 +9,8 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
+	"github.com/tenantcrypt/tenantcrypt/internal/store/internal/rowcodec"
 )
 
 // CreateTenant inserts t. Errors: fault.ErrExists, keyring.ErrRetired
@@ -68,8 +70,8 @@ func (s *Store) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
 // SwitchTenantProvider makes to the tenant's provider, provided it is
 // still from, in one UPDATE. Errors: fault.ErrNotFound,
 // fault.ErrConflict.
-func (s *Store) SwitchTenantProvider(ctx context.Context, id, from, to string, at time.Time) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE tenants SET provider = ?, updated_at = ? WHERE id = ? AND provider = ?`, to, micros(at), id, from)
+func (s *Store) SwitchTenantProvider(ctx context.Context, id string, from, to kms.Ref, at time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE tenants SET provider = ?, updated_at = ? WHERE id = ? AND provider = ?`, rowcodec.Ref(to), micros(at), id, rowcodec.Ref(from))
 	if err != nil {
 		return fmt.Errorf("sqlite: switching the provider of tenant %q: %w", id, err)
 	}
@@ -78,8 +80,8 @@ func (s *Store) SwitchTenantProvider(ctx context.Context, id, from, to string, a
 	} else if n == 1 {
 		return nil
 	}
-	var provider string
-	switch err := s.r.QueryRowContext(ctx, `SELECT provider FROM tenants WHERE id = ?`, id).Scan(&provider); {
+	provider, err := codec.ScanRef(fmt.Sprintf("tenant %q", id), s.r.QueryRowContext(ctx, `SELECT provider FROM tenants WHERE id = ?`, id))
+	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("sqlite: tenant %q: %w", id, fault.ErrNotFound)
 	case err != nil:
@@ -96,7 +98,7 @@ func (s *Store) SwitchTenantProvider(ctx context.Context, id, from, to string, a
 // returns the tenant as it was before, and whether anything was written.
 // Errors: fault.ErrNotFound; fault.ErrConflict (another provider, or
 // destroyed; nothing written).
-func (s *Store) SetTenantState(ctx context.Context, id, provider string, state keyring.TenantState, reason string, at time.Time) (keyring.Tenant, bool, error) {
+func (s *Store) SetTenantState(ctx context.Context, id string, provider kms.Ref, state keyring.TenantState, reason string, at time.Time) (keyring.Tenant, bool, error) {
 	encoded, err := codec.TenantState(id, state)
 	if err != nil {
 		return keyring.Tenant{}, false, err

@@ -9,6 +9,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/audit"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
@@ -56,12 +57,12 @@ func testCanceledContext(t *testing.T, s Store) {
 		{"UpdateMigration", func() error { return s.UpdateMigration(ctx, reopened) }},
 		{"UnfinishedMigrations", func() error { _, err := s.UnfinishedMigrations(ctx); return err }},
 		{"CipherKeysNotWrappedBy", func() error {
-			_, err := s.CipherKeysNotWrappedBy(ctx, "acme", "internal", envelope.KeyID{}, 10)
+			_, err := s.CipherKeysNotWrappedBy(ctx, "acme", kms.InternalRef(), envelope.KeyID{}, 10)
 			return err
 		}},
-		{"RewrapCipherKey", func() error { return s.RewrapCipherKey(ctx, k, "internal", "1", []byte("rewrapped")) }},
+		{"RewrapCipherKey", func() error { return s.RewrapCipherKey(ctx, k, kms.InternalRef(), "1", []byte("rewrapped")) }},
 		{"SetTenantState", func() error {
-			_, _, err := s.SetTenantState(ctx, "acme", "internal", keyring.StateLocked, "canceled", time.Now())
+			_, _, err := s.SetTenantState(ctx, "acme", kms.InternalRef(), keyring.StateLocked, "canceled", time.Now())
 			return err
 		}},
 		{"WatchedTenants", func() error { _, err := s.WatchedTenants(ctx, "", 10); return err }},

@@ -8,6 +8,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 )
 
 func testInsertCipherKey(t *testing.T, s Store) {
@@ -56,7 +57,7 @@ func testInsertCipherKey(t *testing.T, s Store) {
 	t.Run("same-id-other-tenant", func(t *testing.T) {
 		a := newEncryptionKey(t, "acme")
 		b := a
-		b.TenantID, b.Provider, b.Wrapped = "other", "internal", []byte("other's wrapping")
+		b.TenantID, b.Provider, b.Wrapped = "other", kms.InternalRef(), []byte("other's wrapping")
 		for _, k := range []keyring.CipherKey{a, b} {
 			if err := s.InsertCipherKey(t.Context(), k); err != nil {
 				t.Fatalf("InsertCipherKey(%q): %v", k.TenantID, err)
@@ -134,7 +135,7 @@ func testActivateCipherKey(t *testing.T, s Store) {
 
 	k1, k2, k3 := newEncryptionKey(t, "acme"), newEncryptionKey(t, "acme"), newEncryptionKey(t, "acme")
 	k1.UsesReserved = 0
-	k2.Provider = "internal"
+	k2.Provider = kms.InternalRef()
 	steps := []struct {
 		name string
 		prev *keyring.CipherKey
@@ -359,11 +360,11 @@ func testReserveUses(t *testing.T, s Store) {
 
 func testCountCipherKeys(t *testing.T, s Store) {
 	ctx := t.Context()
-	const aws = "arn:aws:kms:eu-west-1:111122223333:key/mrk-1234abcd"
+	aws := cmk(3)
 	createTenant(t, s, "acme")
 	createTenant(t, s, "other")
 	createTenant(t, s, "empty")
-	insert := func(tenant, provider string, n int) {
+	insert := func(tenant string, provider kms.Ref, n int) {
 		for range n {
 			k := newDataKey(t, tenant)
 			k.Provider = provider
@@ -373,9 +374,9 @@ func testCountCipherKeys(t *testing.T, s Store) {
 			}
 		}
 	}
-	insert("acme", "internal", 2)
+	insert("acme", kms.InternalRef(), 2)
 	insert("acme", aws, 3)
-	insert("other", "internal", 1)
+	insert("other", kms.InternalRef(), 1)
 	active := newEncryptionKey(t, "acme")
 	active.Provider = aws
 	onProvider(t, s, "acme", aws)
@@ -383,12 +384,12 @@ func testCountCipherKeys(t *testing.T, s Store) {
 
 	tests := []struct {
 		tenant string
-		want   map[string]int
+		want   map[kms.Ref]int
 	}{
-		{"acme", map[string]int{"internal": 2, aws: 4}},
-		{"other", map[string]int{"internal": 1}},
-		{"empty", map[string]int{}},
-		{"missing", map[string]int{}},
+		{"acme", map[kms.Ref]int{kms.InternalRef(): 2, aws: 4}},
+		{"other", map[kms.Ref]int{kms.InternalRef(): 1}},
+		{"empty", map[kms.Ref]int{}},
+		{"missing", map[kms.Ref]int{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.tenant, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 )
 
@@ -219,7 +220,7 @@ func newEncryptionKeyWithID(tenantID string, id envelope.KeyID) keyring.CipherKe
 		TenantID:   tenantID,
 		ID:         id,
 		Purpose:    keyring.PurposeEncryption,
-		Provider:   "internal",
+		Provider:   kms.InternalRef(),
 		KeyVersion: "1",
 		Wrapped:    append([]byte("wrapped:"), id[:]...),
 		CreatedAt:  newTenant(tenantID).CreatedAt,
@@ -308,7 +309,7 @@ func testConcurrentInsertKEK(t *testing.T, s Store) {
 	checkKEKs(t, "KEKs", got, []internalkms.KEK{want})
 }
 
-func sum(counts map[string]int) int {
+func sum(counts map[kms.Ref]int) int {
 	n := 0
 	for _, c := range counts {
 		n += c

@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 )
 
 // onProvider makes ref the tenant's provider, as a provider switch does, so
 // that keys wrapped by ref can be stored for it.
-func onProvider(t *testing.T, s Store, tenantID, ref string) {
+func onProvider(t *testing.T, s Store, tenantID string, ref kms.Ref) {
 	t.Helper()
 	tn := mustTenant(t, s, tenantID)
 	if tn.Provider == ref {
@@ -59,7 +60,7 @@ func testProviderFence(t *testing.T, s Store) {
 	missing := newDataKey(t, "missing")
 	checkErr(t, "InsertCipherKey for no tenant", s.InsertCipherKey(ctx, missing), fault.ErrNotFound)
 	counts, err := s.CountCipherKeys(ctx, "acme")
-	if err != nil || len(counts) != 2 || counts["internal"] != 1 || counts[cmk(1)] != 2 {
+	if err != nil || len(counts) != 2 || counts[kms.InternalRef()] != 1 || counts[cmk(1)] != 2 {
 		t.Errorf("CountCipherKeys: got %v, %v; want internal 1 (the first key), %s 2", counts, err, cmk(1))
 	}
 }
@@ -147,8 +148,8 @@ func testConcurrentProviderSwitch(t *testing.T, s Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after["internal"] != counted["internal"] {
-		t.Errorf("keys under the old provider: %d when the switch returned, %d later", counted["internal"], after["internal"])
+	if after[kms.InternalRef()] != counted[kms.InternalRef()] {
+		t.Errorf("keys under the old provider: %d when the switch returned, %d later", counted[kms.InternalRef()], after[kms.InternalRef()])
 	}
 	if refused.Load() == 0 {
 		t.Errorf("no write was refused: the writers did not overlap the switch")
@@ -173,15 +174,15 @@ func testSwitchTenantProvider(t *testing.T, s Store) {
 	at := time.Date(2026, 3, 4, 5, 6, 7, 891011121, zone)
 	checkErr(t, "SwitchTenantProvider from another provider", s.SwitchTenantProvider(ctx, "acme", cmk(9), cmk(1), at), fault.ErrConflict)
 	checkTenant(t, mustTenant(t, s, "acme"), orig)
-	checkErr(t, "SwitchTenantProvider(missing)", s.SwitchTenantProvider(ctx, "missing", "internal", cmk(1), at), fault.ErrNotFound)
+	checkErr(t, "SwitchTenantProvider(missing)", s.SwitchTenantProvider(ctx, "missing", kms.InternalRef(), cmk(1), at), fault.ErrNotFound)
 
 	stale := orig // what an admin's edit read before the switch
-	checkErr(t, "SwitchTenantProvider", s.SwitchTenantProvider(ctx, "acme", "internal", cmk(1), at), nil)
+	checkErr(t, "SwitchTenantProvider", s.SwitchTenantProvider(ctx, "acme", kms.InternalRef(), cmk(1), at), nil)
 	want := orig
 	want.Provider, want.UpdatedAt = cmk(1), at
 	checkTenant(t, mustTenant(t, s, "acme"), want)
 	// Of two replicas switching from the same provider, one wins.
-	checkErr(t, "SwitchTenantProvider from the old provider again", s.SwitchTenantProvider(ctx, "acme", "internal", cmk(2), at), fault.ErrConflict)
+	checkErr(t, "SwitchTenantProvider from the old provider again", s.SwitchTenantProvider(ctx, "acme", kms.InternalRef(), cmk(2), at), fault.ErrConflict)
 
 	stale.Name = "renamed after the switch"
 	stale.UpdatedAt = at.Add(time.Second)

@@ -227,7 +227,7 @@ func testKeyCheckClaims(t *testing.T, s Store) {
 		if got := dueIDs(claimChecks(t, s, "r1", lapsed, lapsed, 10)); !slices.Contains(got, "moved") || !slices.Contains(got, "gone") {
 			t.Fatalf("first claim: got %q", got)
 		}
-		if err := s.SwitchTenantProvider(t.Context(), moved.ID, moved.Provider, kms.InternalRef().String(), time.Now()); err != nil {
+		if err := s.SwitchTenantProvider(t.Context(), moved.ID, moved.Provider, kms.InternalRef(), time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.DeleteTenant(t.Context(), gone.ID); err != nil {

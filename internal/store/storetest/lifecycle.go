@@ -199,7 +199,7 @@ func testSetTenantStateErrors(t *testing.T, s Store) {
 	tests := []struct {
 		name     string
 		id       string
-		provider string
+		provider kms.Ref
 		state    keyring.TenantState
 		want     error // nil: any error
 		prev     *keyring.Tenant
@@ -207,8 +207,7 @@ func testSetTenantStateErrors(t *testing.T, s Store) {
 		{"missing", "missing", cmk(1), keyring.StateLocked, fault.ErrNotFound, nil},
 		{"missing-id-case", "ACME", cmk(1), keyring.StateLocked, fault.ErrNotFound, nil},
 		{"other-provider", "acme", cmk(2), keyring.StateLocked, fault.ErrConflict, &acme},
-		{"provider-case", "acme", strings.ToUpper(cmk(1)), keyring.StateActive, fault.ErrConflict, &acme},
-		{"internal-for-cmk", "acme", kms.InternalRef().String(), keyring.StateActive, fault.ErrConflict, &acme},
+		{"internal-for-cmk", "acme", kms.InternalRef(), keyring.StateActive, fault.ErrConflict, &acme},
 		{"cmk-for-internal", "internal-tenant", cmk(1), keyring.StateKeyUnavailable, fault.ErrConflict, &internal},
 		{"destroyed", "destroyed", cmk(1), keyring.StateActive, fault.ErrConflict, &destroyed},
 		{"destroyed-other-provider", "destroyed", cmk(2), keyring.StateActive, fault.ErrConflict, &destroyed},
@@ -289,7 +288,7 @@ func testWatchedTenants(t *testing.T, s Store) {
 	// Ids whose byte order differs from a linguistic collation's, with every
 	// combination of a few providers and the states.
 	ids := []string{"b", "a", "A", "a-b", "aB", "ab", "_x", "z", "é", "0", "a b", "Z9", "m", "n", "o", "p", "q", "r", "s", "t"}
-	providers := []string{kms.InternalRef().String(), cmk(1), cmk(2), "Internal", "internal "}
+	providers := []kms.Ref{kms.InternalRef(), cmk(1), cmk(2), cmk(3), kms.InternalRef()}
 	states := []keyring.TenantState{keyring.StateActive, keyring.StateKeyUnavailable, keyring.StateLocked, keyring.StateDestroyed}
 	created := map[string]keyring.Tenant{}
 	for i, id := range ids {
@@ -307,7 +306,7 @@ func testWatchedTenants(t *testing.T, s Store) {
 		var w []string
 		for _, id := range slices.Sorted(maps.Keys(created)) {
 			tn := created[id]
-			if id > after && len(w) < limit && tn.Provider != kms.InternalRef().String() && tn.State != keyring.StateDestroyed {
+			if id > after && len(w) < limit && tn.Provider != kms.InternalRef() && tn.State != keyring.StateDestroyed {
 				w = append(w, id)
 			}
 		}
@@ -399,12 +398,12 @@ func testWatchedTenants(t *testing.T, s Store) {
 			t.Fatalf("SetTenantState(%q): %v", destroy, err)
 		}
 		tn := mustTenant(t, s, internalize)
-		if err := s.SwitchTenantProvider(ctx, internalize, tn.Provider, kms.InternalRef().String(), time.Now()); err != nil {
+		if err := s.SwitchTenantProvider(ctx, internalize, tn.Provider, kms.InternalRef(), time.Now()); err != nil {
 			t.Fatalf("SwitchTenantProvider(%q): %v", internalize, err)
 		}
 		var external string
 		for _, id := range ids {
-			if tn := created[id]; tn.Provider == kms.InternalRef().String() && tn.State != keyring.StateDestroyed {
+			if tn := created[id]; tn.Provider == kms.InternalRef() && tn.State != keyring.StateDestroyed {
 				external = id
 				break
 			}

@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
 
 // cmk is the provider Ref of the n-th test key provider.
-func cmk(n int) string { return "cmk:" + fingerprint(n) }
+func cmk(n int) kms.Ref { return kms.MustCMKRef(fingerprint(n)) }
 
 // newMigration returns an unfinished migration of the tenant from the
 // internal KMS to a customer managed key, with every field set but
@@ -23,7 +24,7 @@ func newMigration(tenantID, id string) migration.Migration {
 	return migration.Migration{
 		ID:          id,
 		TenantID:    tenantID,
-		From:        "internal",
+		From:        kms.InternalRef(),
 		To:          cmk(1),
 		FromARN:     "tenantcrypt:internal",
 		ToARN:       "arn:aws:kms:eu-west-1:111122223333:key/mrk-" + fingerprint(1),
@@ -139,7 +140,7 @@ func testMigrationRoundTrip(t *testing.T, s Store) {
 			m.From, m.To, m.FromARN, m.ToARN = m.To, m.From, m.ToARN, m.FromARN
 		}},
 		{"empty-strings", func(m *migration.Migration) {
-			m.From, m.To, m.FromARN, m.ToARN, m.LastError = "", "", "", "", ""
+			m.FromARN, m.ToARN, m.LastError = "", "", ""
 		}},
 		{"unicode-quotes-and-long-error", func(m *migration.Migration) {
 			m.ID = `id with 'quotes' "and" é 🔑`
@@ -308,7 +309,7 @@ func testUpdateMigration(t *testing.T, s Store) {
 	// Only State, Done, Total, CompletedAt, LastError and UpdatedAt change;
 	// the rest of the value given is ignored.
 	ignored := func(m migration.Migration) migration.Migration {
-		m.From, m.To, m.FromARN, m.ToARN = "ignored", "ignored", "ignored", "ignored"
+		m.From, m.To, m.FromARN, m.ToARN = cmk(8), cmk(9), "ignored", "ignored"
 		m.InitiatedAt = time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC)
 		return m
 	}
@@ -592,20 +593,20 @@ func testProviderSwitchTimes(t *testing.T, s Store) {
 	ctx := t.Context()
 	createTenant(t, s, "acme")
 	createTenant(t, s, "other")
-	check := func(what, tenantID, ref string, wantPromoted, wantDemoted time.Time) {
+	check := func(what, tenantID string, ref kms.Ref, wantPromoted, wantDemoted time.Time) {
 		t.Helper()
 		promoted, demoted, err := s.ProviderSwitchTimes(ctx, tenantID, ref)
 		if err != nil {
 			t.Fatalf("%s: ProviderSwitchTimes(%q, %q): %v", what, tenantID, ref, err)
 		}
-		checkOptionalTime(t, what+": "+ref+" promoted", promoted, wantPromoted)
-		checkOptionalTime(t, what+": "+ref+" demoted", demoted, wantDemoted)
+		checkOptionalTime(t, what+": "+ref.String()+" promoted", promoted, wantPromoted)
+		checkOptionalTime(t, what+": "+ref.String()+" demoted", demoted, wantDemoted)
 	}
 	never := time.Time{}
-	check("no migrations", "acme", "internal", never, never)
-	check("no such tenant", "missing", "internal", never, never)
+	check("no migrations", "acme", kms.InternalRef(), never, never)
+	check("no such tenant", "missing", kms.InternalRef(), never, never)
 
-	switchAt := func(tenantID, id, from, to string, hour int, done bool) {
+	switchAt := func(tenantID, id string, from, to kms.Ref, hour int, done bool) {
 		t.Helper()
 		m := newMigration(tenantID, id)
 		m.From, m.To = from, to
@@ -619,20 +620,20 @@ func testProviderSwitchTimes(t *testing.T, s Store) {
 	t1 := time.Date(2025, 1, 1, 1, 1, 0, 123456000, zone)
 	t2 := time.Date(2025, 1, 1, 2, 1, 0, 123456000, zone)
 
-	switchAt("acme", "to-cmk", "internal", cmk(1), 1, true)
-	check("after the migration to a CMK", "acme", "internal", never, t1)
+	switchAt("acme", "to-cmk", kms.InternalRef(), cmk(1), 1, true)
+	check("after the migration to a CMK", "acme", kms.InternalRef(), never, t1)
 	check("after the migration to a CMK", "acme", cmk(1), t1, never)
 
-	switchAt("acme", "reset", cmk(1), "internal", 2, true)
-	check("after the reset", "acme", "internal", t2, t1)
+	switchAt("acme", "reset", cmk(1), kms.InternalRef(), 2, true)
+	check("after the reset", "acme", kms.InternalRef(), t2, t1)
 	check("after the reset", "acme", cmk(1), t1, t2)
 
 	// A running migration changes nothing yet; an older completed one
 	// does not replace a later time; another tenant's are its own.
-	switchAt("acme", "running", "internal", cmk(2), 3, false)
-	switchAt("acme", "older", "internal", cmk(1), 0, true)
-	switchAt("other", "other-to-cmk", "internal", cmk(1), 9, true)
-	check("with a running, an older and another tenant's migration", "acme", "internal", t2, t1)
+	switchAt("acme", "running", kms.InternalRef(), cmk(2), 3, false)
+	switchAt("acme", "older", kms.InternalRef(), cmk(1), 0, true)
+	switchAt("other", "other-to-cmk", kms.InternalRef(), cmk(1), 9, true)
+	check("with a running, an older and another tenant's migration", "acme", kms.InternalRef(), t2, t1)
 	check("with a running, an older and another tenant's migration", "acme", cmk(1), t1, t2)
 	check("with a running, an older and another tenant's migration", "acme", cmk(2), never, never)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
 
@@ -37,7 +38,7 @@ func testCipherKeysNotWrappedBy(t *testing.T, s Store) {
 		keyID(0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1), keyID(0xfe), keyID(0x00, 0xff),
 		keyID(0x41), keyID(0x61),
 	}
-	providers := []string{"internal", cmk(1), cmk(2)}
+	providers := []kms.Ref{kms.InternalRef(), cmk(1), cmk(2)}
 	var acme []keyring.CipherKey
 	for i, id := range ids {
 		k := newDataKey(t, "acme")
@@ -57,7 +58,7 @@ func testCipherKeysNotWrappedBy(t *testing.T, s Store) {
 	var other []keyring.CipherKey
 	for i, id := range ids[:4] {
 		k := newDataKey(t, "other")
-		k.ID, k.Provider = id, []string{"internal", cmk(1), cmk(9), "internal"}[i]
+		k.ID, k.Provider = id, []kms.Ref{kms.InternalRef(), cmk(1), cmk(9), kms.InternalRef()}[i]
 		onProvider(t, s, "other", k.Provider)
 		if err := s.InsertCipherKey(ctx, k); err != nil {
 			t.Fatalf("InsertCipherKey: %v", err)
@@ -66,7 +67,7 @@ func testCipherKeysNotWrappedBy(t *testing.T, s Store) {
 	}
 
 	// want is the reference implementation.
-	want := func(keys []keyring.CipherKey, ref string, after envelope.KeyID, limit int) []keyring.CipherKey {
+	want := func(keys []keyring.CipherKey, ref kms.Ref, after envelope.KeyID, limit int) []keyring.CipherKey {
 		var w []keyring.CipherKey
 		for _, k := range keys {
 			if k.Provider != ref && bytes.Compare(k.ID[:], after[:]) > 0 {
@@ -102,30 +103,30 @@ func testCipherKeysNotWrappedBy(t *testing.T, s Store) {
 	tests := []struct {
 		name   string
 		tenant string
-		ref    string
+		ref    kms.Ref
 		after  envelope.KeyID
 		limit  int
 		keys   []keyring.CipherKey // the tenant's
 	}{
-		{"not-internal", "acme", "internal", zero, 100, acme},
+		{"not-internal", "acme", kms.InternalRef(), zero, 100, acme},
 		{"not-cmk-1", "acme", cmk(1), zero, 100, acme},
 		{"unused-ref", "acme", cmk(7), zero, 100, acme},
-		{"empty-ref", "acme", "", zero, 100, acme},
+		{"zero-ref", "acme", kms.Ref{}, zero, 100, acme},
 		{"exact-limit", "acme", cmk(7), zero, len(ids), acme},
-		{"limit-one", "acme", "internal", zero, 1, acme},
+		{"limit-one", "acme", kms.InternalRef(), zero, 1, acme},
 		{"limit-three", "acme", cmk(2), zero, 3, acme},
 		{"after-existing", "acme", cmk(7), keyID(0x7f, 0xff), 100, acme},
-		{"after-existing-same-ref", "acme", "internal", ids[0], 100, acme},
-		{"after-missing", "acme", "internal", keyID(0x42), 3, acme},
+		{"after-existing-same-ref", "acme", kms.InternalRef(), ids[0], 100, acme},
+		{"after-missing", "acme", kms.InternalRef(), keyID(0x42), 3, acme},
 		{"after-first-byte-only", "acme", cmk(7), keyID(0x80), 100, acme},
 		{"after-high", "acme", cmk(7), keyID(0xfe, 0xff), 100, acme},
 		{"after-max", "acme", cmk(7), keyID(bytes.Repeat([]byte{0xff}, 16)...), 100, acme},
 		{"limit-zero", "acme", cmk(7), zero, 0, acme},
 		{"limit-negative", "acme", cmk(7), zero, -1, acme},
-		{"other-tenant", "other", "internal", zero, 100, other},
-		{"other-tenant-after", "other", "", ids[1], 100, other},
-		{"tenant-without-keys", "empty", "internal", zero, 100, nil},
-		{"unknown-tenant", "missing", "internal", zero, 100, nil},
+		{"other-tenant", "other", kms.InternalRef(), zero, 100, other},
+		{"other-tenant-after", "other", kms.Ref{}, ids[1], 100, other},
+		{"tenant-without-keys", "empty", kms.InternalRef(), zero, 100, nil},
+		{"unknown-tenant", "missing", kms.InternalRef(), zero, 100, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -138,7 +139,7 @@ func testCipherKeysNotWrappedBy(t *testing.T, s Store) {
 	}
 
 	t.Run("pages", func(t *testing.T) {
-		for _, ref := range []string{"internal", cmk(7)} {
+		for _, ref := range []kms.Ref{kms.InternalRef(), cmk(7)} {
 			var got []keyring.CipherKey
 			var after envelope.KeyID
 			for page := 0; ; page++ {
@@ -158,7 +159,7 @@ func testCipherKeysNotWrappedBy(t *testing.T, s Store) {
 				got = append(got, ks...)
 				after = ks[len(ks)-1].ID
 			}
-			check(t, "paging by 3, not "+ref, got, want(acme, ref, zero, math.MaxInt))
+			check(t, "paging by 3, not "+ref.String(), got, want(acme, ref, zero, math.MaxInt))
 		}
 	})
 
@@ -187,7 +188,7 @@ func testCipherKeysNotWrappedBy(t *testing.T, s Store) {
 		if err != nil {
 			t.Fatalf("CountCipherKeys: %v", err)
 		}
-		if w := map[string]int{target: len(ids)}; !maps.Equal(counts, w) {
+		if w := map[kms.Ref]int{target: len(ids)}; !maps.Equal(counts, w) {
 			t.Errorf("CountCipherKeys(acme) after draining: got %v, want %v", counts, w)
 		}
 		for _, k := range acme {
@@ -236,14 +237,14 @@ func testRewrapCipherKey(t *testing.T, s Store) {
 	}
 	orig := k
 
-	with := func(k keyring.CipherKey, provider string, wrapped []byte) keyring.CipherKey {
+	with := func(k keyring.CipherKey, provider kms.Ref, wrapped []byte) keyring.CipherKey {
 		k.Provider, k.Wrapped = provider, wrapped
 		return k
 	}
 	steps := []struct {
 		name       string
 		old        keyring.CipherKey
-		provider   string
+		provider   kms.Ref
 		keyVersion string
 		wrapped    []byte
 		err        error
@@ -271,15 +272,15 @@ func testRewrapCipherKey(t *testing.T, s Store) {
 				w.KeyVersion = "v10"
 				return w
 			}()},
-		{"empty-version-and-wrapping", with(orig, cmk(2), []byte("again under cmk 2")), "internal", "", nil, nil,
+		{"empty-version-and-wrapping", with(orig, cmk(2), []byte("again under cmk 2")), kms.InternalRef(), "", nil, nil,
 			func() keyring.CipherKey {
-				w := with(orig, "internal", nil)
+				w := with(orig, kms.InternalRef(), nil)
 				w.KeyVersion = ""
 				return w
 			}()},
-		{"unknown-id", with(keyring.CipherKey{TenantID: "acme", ID: newKeyID(t)}, "internal", nil), cmk(1), "v1", []byte("x"), fault.ErrNotFound, keyring.CipherKey{}},
-		{"unknown-tenant", func() keyring.CipherKey { o := with(orig, "internal", nil); o.TenantID = "missing"; return o }(), cmk(1), "v1", []byte("x"), fault.ErrNotFound, keyring.CipherKey{}},
-		{"id-of-other-tenant", func() keyring.CipherKey { o := with(orig, "internal", nil); o.TenantID = "other"; return o }(), cmk(1), "v1", []byte("x"), fault.ErrNotFound, keyring.CipherKey{}},
+		{"unknown-id", with(keyring.CipherKey{TenantID: "acme", ID: newKeyID(t)}, kms.InternalRef(), nil), cmk(1), "v1", []byte("x"), fault.ErrNotFound, keyring.CipherKey{}},
+		{"unknown-tenant", func() keyring.CipherKey { o := with(orig, kms.InternalRef(), nil); o.TenantID = "missing"; return o }(), cmk(1), "v1", []byte("x"), fault.ErrNotFound, keyring.CipherKey{}},
+		{"id-of-other-tenant", func() keyring.CipherKey { o := with(orig, kms.InternalRef(), nil); o.TenantID = "other"; return o }(), cmk(1), "v1", []byte("x"), fault.ErrNotFound, keyring.CipherKey{}},
 	}
 	want := orig
 	for _, st := range steps {
@@ -466,7 +467,7 @@ func testRewrapCipherKeys(t *testing.T, s Store) {
 	}
 	// Key 1 is rewrapped by someone else first; key 2 is gone (its tenant
 	// is another one in the batch's eyes: wrong tenant id).
-	if err := s.RewrapCipherKey(ctx, keys[1], "cmk:elsewhere", "v9", []byte("theirs")); err != nil {
+	if err := s.RewrapCipherKey(ctx, keys[1], kms.MustCMKRef("elsewhere"), "v9", []byte("theirs")); err != nil {
 		t.Fatalf("RewrapCipherKey: %v", err)
 	}
 	gone := keys[2]
@@ -476,7 +477,7 @@ func testRewrapCipherKeys(t *testing.T, s Store) {
 		if i == 2 {
 			k = gone
 		}
-		rs = append(rs, migration.Rewrap{Old: k, Provider: "cmk:target", KeyVersion: "v1", Wrapped: fmt.Appendf(nil, "batch %d", i)})
+		rs = append(rs, migration.Rewrap{Old: k, Provider: kms.MustCMKRef("target"), KeyVersion: "v1", Wrapped: fmt.Appendf(nil, "batch %d", i)})
 	}
 	n, err := s.RewrapCipherKeys(ctx, rs)
 	if err != nil {
@@ -490,17 +491,17 @@ func testRewrapCipherKeys(t *testing.T, s Store) {
 		if err != nil {
 			t.Fatalf("CipherKey: %v", err)
 		}
-		want := "cmk:target"
+		want := kms.MustCMKRef("target")
 		switch i {
 		case 1:
-			want = "cmk:elsewhere"
+			want = kms.MustCMKRef("elsewhere")
 		case 2:
 			want = k.Provider
 		}
 		if got.Provider != want {
 			t.Errorf("key %d provider = %q, want %q", i, got.Provider, want)
 		}
-		if want == "cmk:target" && (string(got.Wrapped) != fmt.Sprintf("batch %d", i) || got.KeyVersion != "v1") {
+		if want == kms.MustCMKRef("target") && (string(got.Wrapped) != fmt.Sprintf("batch %d", i) || got.KeyVersion != "v1") {
 			t.Errorf("key %d = %q/%q, want the batch's wrapping", i, got.KeyVersion, got.Wrapped)
 		}
 		if got.UsesReserved != k.UsesReserved || got.Purpose != k.Purpose {

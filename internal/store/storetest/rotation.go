@@ -10,6 +10,7 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
 
@@ -109,7 +110,7 @@ func testCipherKeysWrappedByOtherVersion(t *testing.T, s Store) {
 	}
 
 	// want is the reference implementation.
-	want := func(keys []keyring.CipherKey, ref, version string, after envelope.KeyID, limit int) []keyring.CipherKey {
+	want := func(keys []keyring.CipherKey, ref kms.Ref, version string, after envelope.KeyID, limit int) []keyring.CipherKey {
 		var w []keyring.CipherKey
 		for _, k := range keys {
 			if k.Provider == ref && k.KeyVersion != version && bytes.Compare(k.ID[:], after[:]) > 0 {
@@ -127,7 +128,7 @@ func testCipherKeysWrappedByOtherVersion(t *testing.T, s Store) {
 		names := func(ks []keyring.CipherKey) []string {
 			var s []string
 			for _, k := range ks {
-				s = append(s, k.TenantID+"/"+k.ID.String()+"@"+k.Provider+"/"+k.KeyVersion)
+				s = append(s, k.TenantID+"/"+k.ID.String()+"@"+k.Provider.String()+"/"+k.KeyVersion)
 			}
 			return s
 		}
@@ -141,29 +142,30 @@ func testCipherKeysWrappedByOtherVersion(t *testing.T, s Store) {
 	var zero envelope.KeyID
 	tests := []struct {
 		name         string
-		tenant, ref  string
+		tenant       string
+		ref          kms.Ref
 		version      string
 		after        envelope.KeyID
 		limit        int
 		keys         []keyring.CipherKey
 		wantNonEmpty bool
 	}{
-		{"internal-not-2", "acme", "internal", "2", zero, 100, acme, true},
-		{"internal-not-10", "acme", "internal", "10", zero, 100, acme, true},
-		{"internal-not-unused", "acme", "internal", "99", zero, 100, acme, true},
+		{"internal-not-2", "acme", kms.InternalRef(), "2", zero, 100, acme, true},
+		{"internal-not-10", "acme", kms.InternalRef(), "10", zero, 100, acme, true},
+		{"internal-not-unused", "acme", kms.InternalRef(), "99", zero, 100, acme, true},
 		{"cmk-not-2", "acme", cmk(1), "2", zero, 100, acme, false},
 		{"cmk-not-1", "acme", cmk(1), "1", zero, 100, acme, true},
 		{"unused-ref", "acme", cmk(7), "1", zero, 100, acme, false},
-		{"limit-one", "acme", "internal", "2", zero, 1, acme, true},
-		{"limit-three", "acme", "internal", "99", zero, 3, acme, true},
-		{"after-existing", "acme", "internal", "2", keyID(0x41), 100, acme, true},
-		{"after-missing", "acme", "internal", "99", keyID(0x42), 100, acme, true},
-		{"after-max", "acme", "internal", "99", keyID(bytes.Repeat([]byte{0xff}, 16)...), 100, acme, false},
-		{"limit-zero", "acme", "internal", "99", zero, 0, acme, false},
-		{"limit-negative", "acme", "internal", "99", zero, -1, acme, false},
-		{"other-tenant", "other", "internal", "2", zero, 100, other, true},
-		{"tenant-without-keys", "empty", "internal", "1", zero, 100, nil, false},
-		{"unknown-tenant", "missing", "internal", "1", zero, 100, nil, false},
+		{"limit-one", "acme", kms.InternalRef(), "2", zero, 1, acme, true},
+		{"limit-three", "acme", kms.InternalRef(), "99", zero, 3, acme, true},
+		{"after-existing", "acme", kms.InternalRef(), "2", keyID(0x41), 100, acme, true},
+		{"after-missing", "acme", kms.InternalRef(), "99", keyID(0x42), 100, acme, true},
+		{"after-max", "acme", kms.InternalRef(), "99", keyID(bytes.Repeat([]byte{0xff}, 16)...), 100, acme, false},
+		{"limit-zero", "acme", kms.InternalRef(), "99", zero, 0, acme, false},
+		{"limit-negative", "acme", kms.InternalRef(), "99", zero, -1, acme, false},
+		{"other-tenant", "other", kms.InternalRef(), "2", zero, 100, other, true},
+		{"tenant-without-keys", "empty", kms.InternalRef(), "1", zero, 100, nil, false},
+		{"unknown-tenant", "missing", kms.InternalRef(), "1", zero, 100, nil, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -193,7 +195,7 @@ func testCipherKeysWrappedByOtherVersion(t *testing.T, s Store) {
 				if page > len(ids) {
 					t.Fatal("paging by 3 does not end")
 				}
-				ks, err := s.CipherKeysWrappedByOtherVersion(ctx, "acme", "internal", target, after, 3)
+				ks, err := s.CipherKeysWrappedByOtherVersion(ctx, "acme", kms.InternalRef(), target, after, 3)
 				if err != nil {
 					t.Fatalf("CipherKeysWrappedByOtherVersion: %v", err)
 				}
@@ -204,7 +206,7 @@ func testCipherKeysWrappedByOtherVersion(t *testing.T, s Store) {
 				after = ks[len(ks)-1].ID
 				var rs []migration.Rewrap
 				for _, k := range ks {
-					rs = append(rs, migration.Rewrap{Old: k, Provider: "internal", KeyVersion: target, Wrapped: append([]byte("v11:"), k.ID[:]...)})
+					rs = append(rs, migration.Rewrap{Old: k, Provider: kms.InternalRef(), KeyVersion: target, Wrapped: append([]byte("v11:"), k.ID[:]...)})
 				}
 				if n, err := s.RewrapCipherKeys(ctx, rs); err != nil || n != len(rs) {
 					t.Fatalf("RewrapCipherKeys = %d, %v; want %d, nil", n, err, len(rs))
@@ -220,23 +222,23 @@ func testCipherKeysWrappedByOtherVersion(t *testing.T, s Store) {
 				t.Fatalf("CipherKey: %v", err)
 			}
 			w := k
-			if k.Provider == "internal" {
+			if k.Provider == kms.InternalRef() {
 				w.KeyVersion, w.Wrapped = target, append([]byte("v11:"), k.ID[:]...)
 			}
 			checkCipherKey(t, got, w)
 		}
 		// The other tenant's keys did not move.
-		ks, err := s.CipherKeysWrappedByOtherVersion(ctx, "other", "internal", target, zero, 100)
+		ks, err := s.CipherKeysWrappedByOtherVersion(ctx, "other", kms.InternalRef(), target, zero, 100)
 		if err != nil {
 			t.Fatalf("CipherKeysWrappedByOtherVersion: %v", err)
 		}
-		check(t, "other tenant after acme's rewrap", ks, want(other, "internal", target, zero, 100))
+		check(t, "other tenant after acme's rewrap", ks, want(other, kms.InternalRef(), target, zero, 100))
 	})
 
 	t.Run("canceled-context", func(t *testing.T) {
 		canceled, cancel := context.WithCancel(ctx)
 		cancel()
-		if _, err := s.CipherKeysWrappedByOtherVersion(canceled, "acme", "internal", "1", zero, 10); err == nil {
+		if _, err := s.CipherKeysWrappedByOtherVersion(canceled, "acme", kms.InternalRef(), "1", zero, 10); err == nil {
 			t.Error("CipherKeysWrappedByOtherVersion(canceled context): got no error, want one")
 		}
 	})

@@ -8,6 +8,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
@@ -45,7 +46,7 @@ func (r *roundRobin) UpdateTenant(ctx context.Context, t keyring.Tenant) error {
 	return r.next().UpdateTenant(ctx, t)
 }
 
-func (r *roundRobin) SetTenantState(ctx context.Context, id, provider string, state keyring.TenantState, reason string, at time.Time) (keyring.Tenant, bool, error) {
+func (r *roundRobin) SetTenantState(ctx context.Context, id string, provider kms.Ref, state keyring.TenantState, reason string, at time.Time) (keyring.Tenant, bool, error) {
 	return r.next().SetTenantState(ctx, id, provider, state, reason, at)
 }
 
@@ -77,7 +78,7 @@ func (r *roundRobin) ReserveUses(ctx context.Context, tenantID string, id envelo
 	return r.next().ReserveUses(ctx, tenantID, id, n, max)
 }
 
-func (r *roundRobin) CountCipherKeys(ctx context.Context, tenantID string) (map[string]int, error) {
+func (r *roundRobin) CountCipherKeys(ctx context.Context, tenantID string) (map[kms.Ref]int, error) {
 	return r.next().CountCipherKeys(ctx, tenantID)
 }
 
@@ -129,7 +130,7 @@ func (r *roundRobin) LatestMigration(ctx context.Context, tenantID string) (migr
 	return r.next().LatestMigration(ctx, tenantID)
 }
 
-func (r *roundRobin) ProviderSwitchTimes(ctx context.Context, tenantID, ref string) (time.Time, time.Time, error) {
+func (r *roundRobin) ProviderSwitchTimes(ctx context.Context, tenantID string, ref kms.Ref) (time.Time, time.Time, error) {
 	return r.next().ProviderSwitchTimes(ctx, tenantID, ref)
 }
 
@@ -141,11 +142,11 @@ func (r *roundRobin) UnfinishedMigrations(ctx context.Context) ([]migration.Migr
 	return r.next().UnfinishedMigrations(ctx)
 }
 
-func (r *roundRobin) CipherKeysNotWrappedBy(ctx context.Context, tenantID, ref string, after envelope.KeyID, limit int) ([]keyring.CipherKey, error) {
+func (r *roundRobin) CipherKeysNotWrappedBy(ctx context.Context, tenantID string, ref kms.Ref, after envelope.KeyID, limit int) ([]keyring.CipherKey, error) {
 	return r.next().CipherKeysNotWrappedBy(ctx, tenantID, ref, after, limit)
 }
 
-func (r *roundRobin) RewrapCipherKey(ctx context.Context, old keyring.CipherKey, provider, keyVersion string, wrapped []byte) error {
+func (r *roundRobin) RewrapCipherKey(ctx context.Context, old keyring.CipherKey, provider kms.Ref, keyVersion string, wrapped []byte) error {
 	return r.next().RewrapCipherKey(ctx, old, provider, keyVersion, wrapped)
 }
 

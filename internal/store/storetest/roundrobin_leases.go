@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
 )
@@ -36,6 +37,6 @@ func (r *roundRobin) FinishKeyCheck(ctx context.Context, tenantID, owner string)
 	return r.next().FinishKeyCheck(ctx, tenantID, owner)
 }
 
-func (r *roundRobin) SwitchTenantProvider(ctx context.Context, id, from, to string, at time.Time) error {
+func (r *roundRobin) SwitchTenantProvider(ctx context.Context, id string, from, to kms.Ref, at time.Time) error {
 	return r.next().SwitchTenantProvider(ctx, id, from, to, at)
 }

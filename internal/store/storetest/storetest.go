@@ -15,6 +15,7 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/internal/audit"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
@@ -142,7 +143,7 @@ func newTenant(id string) keyring.Tenant {
 		Edition:   keyring.EditionEnterprise,
 		HIPAA:     true,
 		State:     keyring.StateActive,
-		Provider:  "internal",
+		Provider:  kms.InternalRef(),
 		CreatedAt: time.Date(2024, 2, 29, 23, 59, 58, 123456789, zone),
 		UpdatedAt: time.Date(2025, 1, 2, 3, 4, 5, 987654321, zone),
 	}
@@ -176,7 +177,7 @@ func newEncryptionKey(t *testing.T, tenantID string) keyring.CipherKey {
 		TenantID:     tenantID,
 		ID:           id,
 		Purpose:      keyring.PurposeEncryption,
-		Provider:     "internal",
+		Provider:     kms.InternalRef(),
 		KeyVersion:   "v7",
 		Wrapped:      append([]byte("wrapped:"), id[:]...),
 		CreatedAt:    time.Date(2025, 6, 7, 8, 9, 10, 111222333, zone),
@@ -189,7 +190,7 @@ func newDataKey(t *testing.T, tenantID string) keyring.CipherKey {
 	t.Helper()
 	k := newEncryptionKey(t, tenantID)
 	k.Purpose = keyring.PurposeDataKey
-	k.Provider = "internal"
+	k.Provider = kms.InternalRef()
 	k.KeyVersion = "3"
 	k.ContextDigest = bytes.Repeat([]byte{0xd1}, 32)
 	k.UsesReserved = 0

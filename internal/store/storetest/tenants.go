@@ -92,8 +92,8 @@ func testUpdateTenant(t *testing.T, s Store) {
 		State:          keyring.StateLocked, // must be ignored, as the two below
 		StateReason:    "edited",
 		StateChangedAt: time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC),
-		Provider:       "arn:aws:kms:us-east-1:111122223333:key/mrk-0000", // must be ignored: only SwitchTenantProvider writes it
-		CreatedAt:      time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC),       // must be ignored
+		Provider:       cmk(5),                                      // must be ignored: only SwitchTenantProvider writes it
+		CreatedAt:      time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC), // must be ignored
 		UpdatedAt:      time.Date(2026, 7, 8, 9, 10, 11, 121314151, zone),
 		Quota:          keyring.Quota{Rate: 0.5, Burst: 1000},
 	}

@@ -1,7 +1,9 @@
 // Package rowcodec is the row code that the SQLite and PostgreSQL stores
 // share: the column lists of their tables, and how a domain value becomes
 // the arguments of an INSERT and a scanned row becomes a domain value again.
-// Both stores keep enums as their String form, key ids as 16 bytes, nil byte
+// Both stores keep enums as their String form, key provider refs as their
+// text form (kms.Ref's String, read back by kms.ParseRef; refs.go is the
+// stores' only code that does either), key ids as 16 bytes, nil byte
 // slices as empty ones and audit details as JSON text; they differ only in
 // how they keep times, which each store supplies as its Times. The stores
 // never import each other; what they do not share (SQL dialects,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tenantcrypt/tenantcrypt/internal/audit"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
+	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 	"github.com/tenantcrypt/tenantcrypt/internal/lifecycle"
 	"github.com/tenantcrypt/tenantcrypt/internal/migration"
@@ -72,31 +73,31 @@ func TestRoundTrip(t *testing.T) {
 			"tenant", TenantColumns,
 			func() ([]any, error) {
 				return testCodec.TenantArgs(keyring.Tenant{ID: "acme", Name: "Acme", Edition: keyring.EditionBusiness, HIPAA: true,
-					State: keyring.StateActive, StateReason: "why", StateChangedAt: now, Provider: "internal",
+					State: keyring.StateActive, StateReason: "why", StateChangedAt: now, Provider: kms.InternalRef(),
 					CreatedAt: now, UpdatedAt: now, Quota: keyring.Quota{Rate: 2.5, Burst: 1000}})
 			},
 			func(sc Scanner) (any, error) { return testCodec.ScanTenant(sc) },
 			keyring.Tenant{ID: "acme", Name: "Acme", Edition: keyring.EditionBusiness, HIPAA: true,
-				State: keyring.StateActive, StateReason: "why", StateChangedAt: now, Provider: "internal",
+				State: keyring.StateActive, StateReason: "why", StateChangedAt: now, Provider: kms.InternalRef(),
 				CreatedAt: now, UpdatedAt: now, Quota: keyring.Quota{Rate: 2.5, Burst: 1000}},
 		},
 		{
 			"tenant never changed state", TenantColumns,
 			func() ([]any, error) {
-				return testCodec.TenantArgs(keyring.Tenant{ID: "acme", Edition: keyring.EditionBusiness, State: keyring.StateActive, CreatedAt: now, UpdatedAt: now})
+				return testCodec.TenantArgs(keyring.Tenant{ID: "acme", Edition: keyring.EditionBusiness, State: keyring.StateActive, Provider: kms.MustCMKRef("x"), CreatedAt: now, UpdatedAt: now})
 			},
 			func(sc Scanner) (any, error) { return testCodec.ScanTenant(sc) },
-			keyring.Tenant{ID: "acme", Edition: keyring.EditionBusiness, State: keyring.StateActive, CreatedAt: now, UpdatedAt: now},
+			keyring.Tenant{ID: "acme", Edition: keyring.EditionBusiness, State: keyring.StateActive, Provider: kms.MustCMKRef("x"), CreatedAt: now, UpdatedAt: now},
 		},
 		{
 			"cipherkey", CipherKeyColumns,
 			func() ([]any, error) {
 				return testCodec.CipherKeyArgs(keyring.CipherKey{TenantID: "acme", ID: id, Purpose: keyring.PurposeEncryption, Active: true,
-					Provider: "internal", KeyVersion: "3", Wrapped: []byte("w"), CreatedAt: now, UsesReserved: 5})
+					Provider: kms.InternalRef(), KeyVersion: "3", Wrapped: []byte("w"), CreatedAt: now, UsesReserved: 5})
 			},
 			func(sc Scanner) (any, error) { return testCodec.ScanCipherKey(sc) },
 			keyring.CipherKey{TenantID: "acme", ID: id, Purpose: keyring.PurposeEncryption, Active: true,
-				Provider: "internal", KeyVersion: "3", Wrapped: []byte("w"), CreatedAt: now, UsesReserved: 5},
+				Provider: kms.InternalRef(), KeyVersion: "3", Wrapped: []byte("w"), CreatedAt: now, UsesReserved: 5},
 		},
 		{
 			"kek", KEKColumns,
@@ -109,21 +110,21 @@ func TestRoundTrip(t *testing.T) {
 		{
 			"migration", MigrationColumns,
 			func() ([]any, error) {
-				return testCodec.MigrationArgs(migration.Migration{ID: "m", TenantID: "acme", From: "internal", To: "cmk:x", FromARN: "a", ToARN: "b",
+				return testCodec.MigrationArgs(migration.Migration{ID: "m", TenantID: "acme", From: kms.InternalRef(), To: kms.MustCMKRef("x"), FromARN: "a", ToARN: "b",
 					State: migration.StateCompleted, Total: 3, Done: 3, InitiatedAt: now, CompletedAt: now, UpdatedAt: now, LastError: "e"})
 			},
 			func(sc Scanner) (any, error) { return testCodec.ScanMigration(sc) },
-			migration.Migration{ID: "m", TenantID: "acme", From: "internal", To: "cmk:x", FromARN: "a", ToARN: "b",
+			migration.Migration{ID: "m", TenantID: "acme", From: kms.InternalRef(), To: kms.MustCMKRef("x"), FromARN: "a", ToARN: "b",
 				State: migration.StateCompleted, Total: 3, Done: 3, InitiatedAt: now, CompletedAt: now, UpdatedAt: now, LastError: "e"},
 		},
 		{
 			"key check", KeyCheckColumns,
 			func() ([]any, error) {
-				return testCodec.KeyCheckArgs(lifecycle.KeyCheck{TenantID: "acme", Provider: "cmk:x", Region: "eu-west-1", KeyARN: "arn",
-					CheckedAt: now, Result: "ok", KeyState: "Enabled", Detail: "d"}), nil
+				return testCodec.KeyCheckArgs(lifecycle.KeyCheck{TenantID: "acme", Provider: kms.MustCMKRef("x"), Region: "eu-west-1", KeyARN: "arn",
+					CheckedAt: now, Result: "ok", KeyState: "Enabled", Detail: "d"})
 			},
 			func(sc Scanner) (any, error) { return testCodec.ScanKeyCheck(sc) },
-			lifecycle.KeyCheck{TenantID: "acme", Provider: "cmk:x", Region: "eu-west-1", KeyARN: "arn",
+			lifecycle.KeyCheck{TenantID: "acme", Provider: kms.MustCMKRef("x"), Region: "eu-west-1", KeyARN: "arn",
 				CheckedAt: now, Result: "ok", KeyState: "Enabled", Detail: "d"},
 		},
 		{
@@ -187,7 +188,7 @@ func TestRoundTrip(t *testing.T) {
 // TestBytesNeverNil: nil byte slices are written as empty ones (the columns
 // are NOT NULL) and read back as nil.
 func TestBytesNeverNil(t *testing.T) {
-	args, err := testCodec.CipherKeyArgs(keyring.CipherKey{TenantID: "acme", Purpose: keyring.PurposeEncryption})
+	args, err := testCodec.CipherKeyArgs(keyring.CipherKey{TenantID: "acme", Purpose: keyring.PurposeEncryption, Provider: kms.InternalRef()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,11 +228,31 @@ func TestRefusesInvalid(t *testing.T) {
 			return err
 		}()},
 		{"uses reserved", func() error {
-			_, err := testCodec.CipherKeyArgs(keyring.CipherKey{TenantID: "acme", Purpose: keyring.PurposeEncryption, UsesReserved: -1})
+			_, err := testCodec.CipherKeyArgs(keyring.CipherKey{TenantID: "acme", Purpose: keyring.PurposeEncryption, Provider: kms.InternalRef(), UsesReserved: -1})
+			return err
+		}()},
+		{"tenant without provider", func() error {
+			_, err := testCodec.TenantArgs(keyring.Tenant{ID: "acme", Edition: keyring.EditionBusiness, State: keyring.StateActive})
+			return err
+		}()},
+		{"cipherkey without provider", func() error {
+			_, err := testCodec.CipherKeyArgs(keyring.CipherKey{TenantID: "acme", Purpose: keyring.PurposeEncryption})
+			return err
+		}()},
+		{"migration without source", func() error {
+			_, err := testCodec.MigrationArgs(migration.Migration{ID: "m", TenantID: "acme", To: kms.InternalRef(), State: migration.StateNew})
+			return err
+		}()},
+		{"migration without target", func() error {
+			_, err := testCodec.MigrationArgs(migration.Migration{ID: "m", TenantID: "acme", From: kms.InternalRef(), State: migration.StateNew})
+			return err
+		}()},
+		{"key check without provider", func() error {
+			_, err := testCodec.KeyCheckArgs(lifecycle.KeyCheck{TenantID: "acme", Region: "eu-west-1"})
 			return err
 		}()},
 		{"migration state", func() error {
-			_, err := testCodec.MigrationArgs(migration.Migration{ID: "m", TenantID: "acme", State: 99})
+			_, err := testCodec.MigrationArgs(migration.Migration{ID: "m", TenantID: "acme", From: kms.InternalRef(), To: kms.MustCMKRef("x"), State: 99})
 			return err
 		}()},
 	}
@@ -243,15 +264,19 @@ func TestRefusesInvalid(t *testing.T) {
 		}
 	}
 
-	tenant, err := testCodec.TenantArgs(keyring.Tenant{ID: "acme", Edition: keyring.EditionBusiness, State: keyring.StateActive, CreatedAt: now, UpdatedAt: now})
+	tenant, err := testCodec.TenantArgs(keyring.Tenant{ID: "acme", Edition: keyring.EditionBusiness, State: keyring.StateActive, Provider: kms.MustCMKRef("x"), CreatedAt: now, UpdatedAt: now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := testCodec.CipherKeyArgs(keyring.CipherKey{TenantID: "acme", Purpose: keyring.PurposeEncryption, CreatedAt: now})
+	key, err := testCodec.CipherKeyArgs(keyring.CipherKey{TenantID: "acme", Purpose: keyring.PurposeEncryption, Provider: kms.InternalRef(), CreatedAt: now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := testCodec.MigrationArgs(migration.Migration{ID: "m", TenantID: "acme", State: migration.StateCompleted})
+	m, err := testCodec.MigrationArgs(migration.Migration{ID: "m", TenantID: "acme", From: kms.InternalRef(), To: kms.MustCMKRef("x"), State: migration.StateCompleted})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check, err := testCodec.KeyCheckArgs(lifecycle.KeyCheck{TenantID: "acme", Provider: kms.MustCMKRef("x"), CheckedAt: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,6 +298,14 @@ func TestRefusesInvalid(t *testing.T) {
 		{"key id", func() error { _, err := testCodec.ScanCipherKey(with(key, 1, []byte{1, 2})); return err }},
 		{"purpose", func() error { _, err := testCodec.ScanCipherKey(with(key, 2, "bogus")); return err }},
 		{"migration state", func() error { _, err := testCodec.ScanMigration(with(m, 6, "bogus")); return err }},
+		{"tenant provider", func() error { _, err := testCodec.ScanTenant(with(tenant, 7, "Internal")); return err }},
+		{"cipherkey provider", func() error { _, err := testCodec.ScanCipherKey(with(key, 4, "")); return err }},
+		{"migration source", func() error { _, err := testCodec.ScanMigration(with(m, 2, "cmk:")); return err }},
+		{"migration target", func() error {
+			_, err := testCodec.ScanMigration(with(m, 3, "arn:aws:kms:eu-west-1:1:key/x"))
+			return err
+		}},
+		{"key check provider", func() error { _, err := testCodec.ScanKeyCheck(with(check, 1, "internal ")); return err }},
 		{"details", func() error { _, err := testCodec.ScanAuditEvent(with(event, 12, "[]")); return err }},
 	}
 	for _, r := range reads {
@@ -332,5 +365,42 @@ func TestCounts(t *testing.T) {
 		if _, err := ScanRootVersionCount(row{v, int64(1)}); err == nil {
 			t.Errorf("root version %d: got no error", v)
 		}
+	}
+	var refs []Count[kms.Ref]
+	for _, r := range []row{{"internal", int64(2)}, {"cmk:x", int64(1)}} {
+		c, err := ScanRefCount(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, c)
+	}
+	if got, want := CountMap(refs), map[kms.Ref]int{kms.InternalRef(): 2, kms.MustCMKRef("x"): 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("provider counts: got %v, want %v", got, want)
+	}
+	if _, err := ScanRefCount(row{"Internal", int64(1)}); err == nil {
+		t.Error("a stored provider that does not parse: got no error")
+	}
+}
+
+// TestRefs: a Ref is stored as its text form, which the internal KMS's SQL
+// literal spells too.
+func TestRefs(t *testing.T) {
+	if got := Ref(kms.MustCMKRef("x")); got != "cmk:x" {
+		t.Errorf("Ref(cmk:x) = %q", got)
+	}
+	if got := Ref(kms.Ref{}); got != "" {
+		t.Errorf("Ref of the zero Ref = %q, want the empty text, which matches no row", got)
+	}
+	if InternalRefLiteral != "'"+Ref(kms.InternalRef())+"'" {
+		t.Errorf("InternalRefLiteral = %s", InternalRefLiteral)
+	}
+	if r, err := testCodec.ScanRef("tenant", row{"cmk:x"}); err != nil || r != kms.MustCMKRef("x") {
+		t.Errorf("ScanRef(cmk:x) = %v, %v", r, err)
+	}
+	if _, err := testCodec.ScanRef("tenant", row{"cmk:X"}); err == nil || !strings.HasPrefix(err.Error(), "test: ") {
+		t.Errorf("ScanRef(cmk:X) = %v, want an error that names the store", err)
+	}
+	if _, err := testCodec.ScanRef("tenant", row{"a", "b"}); err == nil || strings.HasPrefix(err.Error(), "test: ") {
+		t.Errorf("ScanRef of a failed scan = %v, want the scan's error as it is", err)
 	}
 }

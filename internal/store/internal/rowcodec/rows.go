@@ -26,7 +26,8 @@ const (
 	RootRecordColumns = `source, current, token, key_label, updated_at`
 )
 
-// TenantArgs are t's TenantColumns. Errors: an invalid edition or state.
+// TenantArgs are t's TenantColumns. Errors: an invalid edition or state, no
+// provider.
 func (c Codec) TenantArgs(t keyring.Tenant) ([]any, error) {
 	edition, err := c.Edition(t)
 	if err != nil {
@@ -36,7 +37,11 @@ func (c Codec) TenantArgs(t keyring.Tenant) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []any{t.ID, t.Name, edition, t.HIPAA, state, t.StateReason, c.Times.NullArg(t.StateChangedAt), t.Provider,
+	provider, err := c.RefArg(fmt.Sprintf("tenant %q", t.ID), t.Provider)
+	if err != nil {
+		return nil, err
+	}
+	return []any{t.ID, t.Name, edition, t.HIPAA, state, t.StateReason, c.Times.NullArg(t.StateChangedAt), provider,
 		c.Times.Arg(t.CreatedAt), c.Times.Arg(t.UpdatedAt), t.Quota.Rate, int64(t.Quota.Burst)}, nil
 }
 
@@ -60,9 +65,9 @@ func (c Codec) TenantState(tenantID string, s keyring.TenantState) (string, erro
 // ScanTenant reads a row of TenantColumns.
 func (c Codec) ScanTenant(sc Scanner) (keyring.Tenant, error) {
 	var t keyring.Tenant
-	var edition, state string
+	var edition, state, provider string
 	var burst int64
-	if err := sc.Scan(&t.ID, &t.Name, &edition, &t.HIPAA, &state, &t.StateReason, c.Times.NullDest(&t.StateChangedAt), &t.Provider,
+	if err := sc.Scan(&t.ID, &t.Name, &edition, &t.HIPAA, &state, &t.StateReason, c.Times.NullDest(&t.StateChangedAt), &provider,
 		c.Times.Dest(&t.CreatedAt), c.Times.Dest(&t.UpdatedAt), &t.Quota.Rate, &burst); err != nil {
 		return keyring.Tenant{}, err
 	}
@@ -73,20 +78,27 @@ func (c Codec) ScanTenant(sc Scanner) (keyring.Tenant, error) {
 	if t.State, err = keyring.ParseTenantState(state); err != nil {
 		return keyring.Tenant{}, c.errorf("tenant %q: stored state: %w", t.ID, err)
 	}
+	if t.Provider, err = c.ParseRef(fmt.Sprintf("tenant %q", t.ID), provider); err != nil {
+		return keyring.Tenant{}, err
+	}
 	t.Quota.Burst = int(burst)
 	return t, nil
 }
 
-// CipherKeyArgs are k's CipherKeyColumns. Errors: an invalid purpose, a
-// negative UsesReserved.
+// CipherKeyArgs are k's CipherKeyColumns. Errors: an invalid purpose, no
+// provider, a negative UsesReserved.
 func (c Codec) CipherKeyArgs(k keyring.CipherKey) ([]any, error) {
 	if _, err := keyring.ParsePurpose(k.Purpose.String()); err != nil {
 		return nil, c.errorf("cipherkey %s: invalid purpose %d", k.ID, int(k.Purpose))
 	}
+	provider, err := c.RefArg(fmt.Sprintf("cipherkey %s", k.ID), k.Provider)
+	if err != nil {
+		return nil, err
+	}
 	if k.UsesReserved < 0 {
 		return nil, c.errorf("cipherkey %s: negative uses reserved", k.ID)
 	}
-	return []any{k.TenantID, k.ID[:], k.Purpose.String(), k.Active, k.Provider, k.KeyVersion,
+	return []any{k.TenantID, k.ID[:], k.Purpose.String(), k.Active, provider, k.KeyVersion,
 		NotNil(k.Wrapped), NotNil(k.ContextDigest), c.Times.Arg(k.CreatedAt), k.UsesReserved}, nil
 }
 
@@ -94,8 +106,8 @@ func (c Codec) CipherKeyArgs(k keyring.CipherKey) ([]any, error) {
 func (c Codec) ScanCipherKey(sc Scanner) (keyring.CipherKey, error) {
 	var k keyring.CipherKey
 	var id []byte
-	var purpose string
-	if err := sc.Scan(&k.TenantID, &id, &purpose, &k.Active, &k.Provider, &k.KeyVersion,
+	var purpose, provider string
+	if err := sc.Scan(&k.TenantID, &id, &purpose, &k.Active, &provider, &k.KeyVersion,
 		&k.Wrapped, &k.ContextDigest, c.Times.Dest(&k.CreatedAt), &k.UsesReserved); err != nil {
 		return keyring.CipherKey{}, err
 	}
@@ -106,6 +118,9 @@ func (c Codec) ScanCipherKey(sc Scanner) (keyring.CipherKey, error) {
 	var err error
 	if k.Purpose, err = keyring.ParsePurpose(purpose); err != nil {
 		return keyring.CipherKey{}, c.errorf("cipherkey %s: stored purpose: %w", k.ID, err)
+	}
+	if k.Provider, err = c.ParseRef(fmt.Sprintf("cipherkey %s", k.ID), provider); err != nil {
+		return keyring.CipherKey{}, err
 	}
 	k.Wrapped, k.ContextDigest = NilIfEmpty(k.Wrapped), NilIfEmpty(k.ContextDigest)
 	return k, nil
@@ -128,13 +143,23 @@ func (c Codec) ScanKEK(sc Scanner) (internalkms.KEK, error) {
 	return k, nil
 }
 
-// MigrationArgs are m's MigrationColumns. Errors: an invalid state.
+// MigrationArgs are m's MigrationColumns. Errors: an invalid state, no
+// source or target provider.
 func (c Codec) MigrationArgs(m migration.Migration) ([]any, error) {
 	state, err := c.MigrationState(m)
 	if err != nil {
 		return nil, err
 	}
-	return []any{m.ID, m.TenantID, m.From, m.To, m.FromARN, m.ToARN, state, m.Total, m.Done,
+	what := fmt.Sprintf("migration %q of tenant %q", m.ID, m.TenantID)
+	from, err := c.RefArg(what, m.From)
+	if err != nil {
+		return nil, err
+	}
+	to, err := c.RefArg(what, m.To)
+	if err != nil {
+		return nil, err
+	}
+	return []any{m.ID, m.TenantID, from, to, m.FromARN, m.ToARN, state, m.Total, m.Done,
 		c.Times.Arg(m.InitiatedAt), c.Times.NullArg(m.CompletedAt), c.Times.Arg(m.UpdatedAt), m.LastError}, nil
 }
 
@@ -150,8 +175,8 @@ func (c Codec) MigrationState(m migration.Migration) (string, error) {
 // ScanMigration reads a row of MigrationColumns.
 func (c Codec) ScanMigration(sc Scanner) (migration.Migration, error) {
 	var m migration.Migration
-	var state string
-	if err := sc.Scan(&m.ID, &m.TenantID, &m.From, &m.To, &m.FromARN, &m.ToARN, &state, &m.Total, &m.Done,
+	var state, from, to string
+	if err := sc.Scan(&m.ID, &m.TenantID, &from, &to, &m.FromARN, &m.ToARN, &state, &m.Total, &m.Done,
 		c.Times.Dest(&m.InitiatedAt), c.Times.NullDest(&m.CompletedAt), c.Times.Dest(&m.UpdatedAt), &m.LastError); err != nil {
 		return migration.Migration{}, err
 	}
@@ -159,18 +184,34 @@ func (c Codec) ScanMigration(sc Scanner) (migration.Migration, error) {
 	if m.State, err = migration.ParseState(state); err != nil {
 		return migration.Migration{}, c.errorf("migration %q of tenant %q: stored state: %w", m.ID, m.TenantID, err)
 	}
+	what := fmt.Sprintf("migration %q of tenant %q", m.ID, m.TenantID)
+	if m.From, err = c.ParseRef(what, from); err != nil {
+		return migration.Migration{}, err
+	}
+	if m.To, err = c.ParseRef(what, to); err != nil {
+		return migration.Migration{}, err
+	}
 	return m, nil
 }
 
-// KeyCheckArgs are k's KeyCheckColumns.
-func (c Codec) KeyCheckArgs(k lifecycle.KeyCheck) []any {
-	return []any{k.TenantID, k.Provider, k.Region, k.KeyARN, c.Times.Arg(k.CheckedAt), k.Result, k.KeyState, k.Detail}
+// KeyCheckArgs are k's KeyCheckColumns. Errors: no provider.
+func (c Codec) KeyCheckArgs(k lifecycle.KeyCheck) ([]any, error) {
+	provider, err := c.RefArg(fmt.Sprintf("key check of tenant %q", k.TenantID), k.Provider)
+	if err != nil {
+		return nil, err
+	}
+	return []any{k.TenantID, provider, k.Region, k.KeyARN, c.Times.Arg(k.CheckedAt), k.Result, k.KeyState, k.Detail}, nil
 }
 
 // ScanKeyCheck reads a row of KeyCheckColumns.
 func (c Codec) ScanKeyCheck(sc Scanner) (lifecycle.KeyCheck, error) {
 	var k lifecycle.KeyCheck
-	if err := sc.Scan(&k.TenantID, &k.Provider, &k.Region, &k.KeyARN, c.Times.Dest(&k.CheckedAt), &k.Result, &k.KeyState, &k.Detail); err != nil {
+	var provider string
+	if err := sc.Scan(&k.TenantID, &provider, &k.Region, &k.KeyARN, c.Times.Dest(&k.CheckedAt), &k.Result, &k.KeyState, &k.Detail); err != nil {
+		return lifecycle.KeyCheck{}, err
+	}
+	var err error
+	if k.Provider, err = c.ParseRef(fmt.Sprintf("key check of tenant %q", k.TenantID), provider); err != nil {
 		return lifecycle.KeyCheck{}, err
 	}
 	return k, nil
