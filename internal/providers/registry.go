@@ -11,18 +11,27 @@ import (
 	"github.com/tenantcrypt/tenantcrypt/envelope"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
-	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
 	"github.com/tenantcrypt/tenantcrypt/internal/secret"
 )
 
 // Registry is the set of key providers the service can use.
 type Registry struct {
-	internal *internalkms.Service
+	internal Internal
 	observe  Observer
 	wrap     func(kms.Provider) kms.Provider
 
 	// Customer managed keys: opened (and kept) by cmks.
 	cmks Opener
+}
+
+// Internal is the internal KMS (an *internalkms.Service): the default
+// provider, one per tenant.
+type Internal interface {
+	// ForTenant returns the provider of the tenant's KEK; it calls
+	// nothing and cannot fail.
+	ForTenant(tenantID string) kms.Provider
+	// Forget drops what is cached of the tenant's KEKs.
+	Forget(tenantID string)
 }
 
 // Opener opens the customer managed keys that tenants registered (a
@@ -61,7 +70,7 @@ var (
 )
 
 // New returns a registry with the internal KMS.
-func New(internal *internalkms.Service, opts ...Option) *Registry {
+func New(internal Internal, opts ...Option) *Registry {
 	r := &Registry{internal: internal}
 	for _, o := range opts {
 		o(r)
