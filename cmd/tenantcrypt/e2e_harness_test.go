@@ -63,8 +63,10 @@ var testAWSEnv = []string{"AWS_ACCESS_KEY_ID=AKIDTENANTCRYPTTEST", "AWS_SECRET_A
 
 // defaultParallel is how many tests run at once unless -test.parallel says
 // otherwise. The tests mostly wait (for key checks, cache expiry, local-kms,
-// a browser), so more of them than the machine has cores keep it busy.
-const defaultParallel = 8
+// a browser), so more of them than the machine has cores keep it busy; under
+// the race detector each costs several times the CPU, and eight at once on
+// two cores made servers miss their own request timeouts.
+var defaultParallel = map[bool]int{false: 8, true: 4}[raceDetector]
 
 func TestMain(m *testing.M) {
 	if os.Getenv(runMainEnv) == "1" {

@@ -133,7 +133,7 @@ func TestReplicaDisabledShowsInCompliance(t *testing.T) {
 	if _, err := replica.DisableKey(context.Background(), &kms.DisableKeyInput{KeyId: aws.String(testkms.MultiRegionKeyID)}); err != nil {
 		t.Fatal(err)
 	}
-	until(t, "non-compliant", 10*time.Second, func() bool { return !provider().DRCompliant })
+	until(t, "non-compliant", 30*time.Second, func() bool { return !provider().DRCompliant })
 	p := provider()
 	if p.ComplianceError.Region != drRegion || p.ComplianceError.Code != "Encryption-88" || !strings.Contains(p.ComplianceError.Message, "disabled") {
 		t.Errorf("complianceError with the replica disabled: %+v", p.ComplianceError)
@@ -153,7 +153,7 @@ func TestReplicaDisabledShowsInCompliance(t *testing.T) {
 	if _, err := replica.EnableKey(context.Background(), &kms.EnableKeyInput{KeyId: aws.String(testkms.MultiRegionKeyID)}); err != nil {
 		t.Fatal(err)
 	}
-	until(t, "compliant again", 10*time.Second, func() bool { return provider().DRCompliant })
+	until(t, "compliant again", 30*time.Second, func() bool { return provider().DRCompliant })
 	if p := provider(); p.ComplianceError != (api.ComplianceError{}) {
 		t.Errorf("complianceError once the replica is enabled: %+v", p.ComplianceError)
 	}

@@ -299,12 +299,13 @@ func (rs *replicaSet) waitMigration(tenant, token string, from int, limit time.D
 }
 
 // keyChecks returns each replica's count of key checks in the primary
-// region (one per check of a tenant).
+// region (one per check of a tenant); 0 for a replica that is down.
 func (rs *replicaSet) keyChecks() []int {
 	out := make([]int, len(rs.servers))
 	for i := range rs.servers {
-		ts, _ := rs.server(i)
-		out[i] = int(metricSum(rs.t, ts, `tenantcrypt_key_checks_total{region="`+primaryRegion+`"`))
+		if ts, up := rs.server(i); up {
+			out[i] = int(metricSum(rs.t, ts, `tenantcrypt_key_checks_total{region="`+primaryRegion+`"`))
+		}
 	}
 	return out
 }

@@ -111,10 +111,14 @@ func TestLeaseTakeover(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			e := newBenchEnv(t)
-			e.keys = 600
+			// The lease must outlast a renewal delayed by a loaded machine
+			// (-race, parallel packages): with 300 ms, a late renewal let b
+			// take over legitimately, and the test took it for two owners.
+			// 1,200 keys at 200/s keep a busy well past b's 2 TTL look.
+			e.keys = 1200
 			tenant := e.seed(t, "")
 			var w workers
-			const ttl = 300 * time.Millisecond
+			const ttl = time.Second
 			newReplica := func(name string, st migration.Store) *migration.Service {
 				s, err := migration.New(migration.Config{
 					Store: st, KeyProviders: e.keyProviders, Keyring: e.ring, Providers: e.providers,
