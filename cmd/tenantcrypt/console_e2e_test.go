@@ -58,8 +58,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A revocation bound of 2 s shows the disabled key quickly; 600 data
-	// keys at 200 per second make a migration the progress bar can follow.
-	e := startCMKEnv(t, "--revocation-bound", "2s", "--migration-rate", "200", "--console-dev-tokens")
+	// keys at 100 per second make a migration of six seconds, which the
+	// progress bar (polled every 500 ms) follows even when a loaded
+	// machine starves the browser for a while.
+	e := startCMKEnv(t, "--revocation-bound", "2s", "--migration-rate", "100", "--console-dev-tokens")
 	admin := e.tenant(t, "acme", "enterprise")
 	svc := e.token(auth.RoleService, "acme")
 	items := make([]map[string]any, 600)
