@@ -224,6 +224,27 @@ const (
 	ResultError = "error"
 )
 
+// ResultOf is the result of a check that failed with err, a kms sentinel
+// (or the caller's deadline, which counts as no answer); every kind's
+// inspection reads its key manager's failures through it.
+func ResultOf(err error) string {
+	switch {
+	case errors.Is(err, kms.ErrKeyNotFound):
+		return ResultNotFound
+	case errors.Is(err, kms.ErrAccessDenied):
+		return ResultAccessDenied
+	case errors.Is(err, kms.ErrKeyDisabled):
+		return ResultDisabled
+	case errors.Is(err, kms.ErrKeyPendingDeletion):
+		return ResultPendingDeletion
+	case errors.Is(err, kms.ErrThrottled):
+		return ResultThrottled
+	case errors.Is(err, kms.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return ResultUnavailable
+	}
+	return ResultError
+}
+
 // ErrUnknownKind: a registration names a kind this service was not given.
 var ErrUnknownKind = errors.New("unknown key provider kind")
 

@@ -2,7 +2,6 @@ package awskind
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -137,7 +136,7 @@ func (k *Kind) describe(ctx context.Context, key awskms.ARN) (keyprovider.Check,
 	desc, err := k.cfg.Client.DescribeKey(ctx, key)
 	c.CheckedAt = k.now()
 	if err != nil {
-		c.Result = resultOf(err)
+		c.Result = keyprovider.ResultOf(err)
 		c.Detail = fmt.Sprintf("DescribeKey in %s: %s", key.Region, describeError(c.Result, err))
 		return c, desc
 	}
@@ -168,24 +167,6 @@ func awsState(d awskms.KeyDescription) string {
 		return d.AWSState
 	}
 	return d.State.String()
-}
-
-func resultOf(err error) string {
-	switch {
-	case errors.Is(err, kms.ErrKeyNotFound):
-		return keyprovider.ResultNotFound
-	case errors.Is(err, kms.ErrAccessDenied):
-		return keyprovider.ResultAccessDenied
-	case errors.Is(err, kms.ErrKeyDisabled):
-		return keyprovider.ResultDisabled
-	case errors.Is(err, kms.ErrKeyPendingDeletion):
-		return keyprovider.ResultPendingDeletion
-	case errors.Is(err, kms.ErrThrottled):
-		return keyprovider.ResultThrottled
-	case errors.Is(err, kms.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return keyprovider.ResultUnavailable
-	}
-	return keyprovider.ResultError
 }
 
 func describeError(result string, err error) string {

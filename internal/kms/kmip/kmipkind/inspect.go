@@ -44,12 +44,12 @@ func (k *Kind) Inspect(ctx context.Context, t keyprovider.Target, probe bool) ke
 	v := keyprovider.Inspection{}
 	switch {
 	case err != nil:
-		check.Result, check.Detail = resultOf(err), "GetAttributes: "+detailOf(err)
+		check.Result, check.Detail = keyprovider.ResultOf(err), "GetAttributes: "+detailOf(err)
 	case a.State == kmip.StateActive:
 		check.Result, check.Detail = keyprovider.ResultOK, "GetAttributes: the key is Active"
 		if probe {
 			if err := probeKey(ctx, p, t.TenantID); err != nil {
-				check.Result, check.Detail = resultOf(err), "probe (Encrypt, Decrypt): "+detailOf(err)
+				check.Result, check.Detail = keyprovider.ResultOf(err), "probe (Encrypt, Decrypt): "+detailOf(err)
 			}
 		}
 	default:
@@ -71,22 +71,6 @@ func (k *Kind) Inspect(ctx context.Context, t keyprovider.Target, probe bool) ke
 }
 
 func (k *Kind) now() time.Time { return k.cfg.Now().UTC().Truncate(time.Microsecond) }
-
-func resultOf(err error) string {
-	switch {
-	case errors.Is(err, kms.ErrKeyNotFound):
-		return keyprovider.ResultNotFound
-	case errors.Is(err, kms.ErrAccessDenied):
-		return keyprovider.ResultAccessDenied
-	case errors.Is(err, kms.ErrKeyDisabled):
-		return keyprovider.ResultDisabled
-	case errors.Is(err, kms.ErrThrottled):
-		return keyprovider.ResultThrottled
-	case errors.Is(err, kms.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return keyprovider.ResultUnavailable
-	}
-	return keyprovider.ResultError
-}
 
 func detailOf(err error) string {
 	var ee *kmip.EndpointError
