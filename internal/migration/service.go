@@ -504,7 +504,10 @@ func (s *Service) run(ctx context.Context, m Migration) {
 		}
 	}
 	limiter := newPacer(s.cfg.Rate, s.sleep)
-	backoff := time.Second
+	// The first wait after a failure is a second, or RetryMax if that is
+	// less: RetryMax bounds every wait.
+	firstBackoff := min(time.Second, s.cfg.RetryMax)
+	backoff := firstBackoff
 	var cursor envelope.KeyID // resume point within one pass over the keys
 	for ctx.Err() == nil {
 		err := s.ensureSwitched(ctx, m)
@@ -530,7 +533,7 @@ func (s *Service) run(ctx context.Context, m Migration) {
 			backoff = min(2*backoff, s.cfg.RetryMax)
 			continue
 		}
-		backoff = time.Second
+		backoff = firstBackoff
 		m.LastError = ""
 		m.UpdatedAt = s.now()
 		if n > 0 {

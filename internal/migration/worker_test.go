@@ -262,6 +262,9 @@ func TestWorkerBackoff(t *testing.T) {
 		{name: "starting over after a batch that works", retryMax: 5 * s, keys: 2,
 			fails: []error{errBoom, errBoom, errBoom, errBoom, nil, errBoom},
 			want:  []time.Duration{1 * s, 2 * s, 4 * s, 5 * s, 1 * s}},
+		{name: "a bound below a second", retryMax: 300 * time.Millisecond, keys: 1,
+			fails: []error{errBoom, errBoom, errBoom},
+			want:  []time.Duration{300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
