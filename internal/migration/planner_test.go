@@ -525,23 +525,30 @@ func TestNew(t *testing.T) {
 		{"no Keyring", func(c *Config) { c.Keyring = nil }},
 		{"no Providers", func(c *Config) { c.Providers = nil }},
 	} {
-		cfg := full
-		tc.drop(&cfg)
-		if _, err := New(cfg); err == nil {
-			t.Errorf("New with %s: got nil error, want one", tc.name)
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := full
+			tc.drop(&cfg)
+			if s, err := New(cfg); err == nil {
+				s.Close()
+				t.Errorf("New: got nil error, want one")
+			}
+		})
+	}
+	t.Run("defaults", func(t *testing.T) {
+		t.Parallel()
+		s, err := New(full)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	s, err := New(full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	got := s.cfg
-	if got.BatchSize != 256 || got.Concurrency != 16 || got.RetryMax != 30*time.Second || got.LeaseTTL != DefaultLeaseTTL ||
-		len(got.Owner) != 16 || got.Logger == nil || got.Now == nil || got.Rate != 0 {
-		t.Errorf("defaults: got batch %d, concurrency %d, retry max %v, lease %v, owner %q, rate %v; want 256, 16, 30s, %v, 16 hex characters, 0",
-			got.BatchSize, got.Concurrency, got.RetryMax, got.LeaseTTL, got.Owner, got.Rate, DefaultLeaseTTL)
-	}
+		defer s.Close()
+		got := s.cfg
+		if got.BatchSize != 256 || got.Concurrency != 16 || got.RetryMax != 30*time.Second || got.LeaseTTL != DefaultLeaseTTL ||
+			len(got.Owner) != 16 || got.Logger == nil || got.Now == nil || got.Rate != 0 {
+			t.Errorf("defaults: got batch %d, concurrency %d, retry max %v, lease %v, owner %q, rate %v; want 256, 16, 30s, %v, 16 hex characters, 0",
+				got.BatchSize, got.Concurrency, got.RetryMax, got.LeaseTTL, got.Owner, got.Rate, DefaultLeaseTTL)
+		}
+	})
 }
 
 // TestStateText: the states as the API spells them, and back.

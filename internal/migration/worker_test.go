@@ -199,7 +199,6 @@ func TestWorkerBatchFailure(t *testing.T) {
 				f.providers.mu.Lock()
 				delete(f.providers.kmss, refA)
 				f.providers.mu.Unlock()
-				f.store.listErrs = []error{nil} // the first batch only
 			},
 			wantErr: "target provider: ",
 		},
@@ -631,8 +630,8 @@ func TestWorkerRate(t *testing.T) {
 				t.Fatalf("waits: got %v, want %d", got, tc.wantWaits)
 			}
 			for i, d := range got {
-				if max := time.Duration(i+1) * 100 * time.Second; d <= 0 || d > max {
-					t.Errorf("wait %d: got %v, want in (0, %v]", i, d, max)
+				if limit := time.Duration(i+1) * 100 * time.Second; d <= 0 || d > limit {
+					t.Errorf("wait %d: got %v, want in (0, %v]", i, d, limit)
 				}
 			}
 			f.checkMoved(t, refA)
