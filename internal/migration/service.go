@@ -118,6 +118,11 @@ type Service struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+
+	// sleep waits d, or until ctx ends (then it returns ctx.Err()): the
+	// workers' backoff and pacing. A seam for unit tests, which drive a
+	// worker without waiting; New sets sleepCtx.
+	sleep func(ctx context.Context, d time.Duration) error
 }
 
 // New returns a Service; Close stops its workers.
@@ -149,7 +154,19 @@ func New(cfg Config) (*Service, error) {
 		cfg.Now = time.Now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{cfg: cfg, running: map[string]bool{}, ctx: ctx, cancel: cancel}, nil
+	return &Service{cfg: cfg, running: map[string]bool{}, ctx: ctx, cancel: cancel, sleep: sleepCtx}, nil
+}
+
+// sleepCtx waits d, or until ctx ends (then it returns ctx.Err()).
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // Close stops the workers and gives up their leases, so that another
@@ -486,8 +503,11 @@ func (s *Service) run(ctx context.Context, m Migration) {
 			log.Error("migration: recording progress failed", "error", err.Error())
 		}
 	}
-	limiter := newPacer(s.cfg.Rate)
-	backoff := time.Second
+	limiter := newPacer(s.cfg.Rate, s.sleep)
+	// The first wait after a failure is a second, or RetryMax if that is
+	// less: RetryMax bounds every wait.
+	firstBackoff := min(time.Second, s.cfg.RetryMax)
+	backoff := firstBackoff
 	var cursor envelope.KeyID // resume point within one pass over the keys
 	for ctx.Err() == nil {
 		err := s.ensureSwitched(ctx, m)
@@ -507,15 +527,13 @@ func (s *Service) run(ctx context.Context, m Migration) {
 				return
 			}
 			log.Warn("migration batch failed; retrying", "error", err.Error(), "retry_in", backoff.String())
-			select {
-			case <-ctx.Done():
+			if s.sleep(ctx, backoff) != nil {
 				return
-			case <-time.After(backoff):
 			}
 			backoff = min(2*backoff, s.cfg.RetryMax)
 			continue
 		}
-		backoff = time.Second
+		backoff = firstBackoff
 		m.LastError = ""
 		m.UpdatedAt = s.now()
 		if n > 0 {
@@ -538,10 +556,8 @@ func (s *Service) run(ctx context.Context, m Migration) {
 				return
 			}
 			log.Warn("migration: completing failed; retrying", "error", err.Error())
-			select {
-			case <-ctx.Done():
+			if s.sleep(ctx, backoff) != nil {
 				return
-			case <-time.After(backoff):
 			}
 			continue
 		}
@@ -695,20 +711,24 @@ func (s *Service) record(ctx context.Context, m Migration) error {
 type pacer struct {
 	interval time.Duration
 	next     time.Time
+	// now and sleep are time.Now and Service.sleep; seams for unit tests.
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
 }
 
-func newPacer(rate float64) *pacer {
-	if rate <= 0 {
-		return &pacer{}
+func newPacer(rate float64, sleep func(ctx context.Context, d time.Duration) error) *pacer {
+	p := &pacer{now: time.Now, sleep: sleep}
+	if rate > 0 {
+		p.interval = time.Duration(float64(time.Second) / rate)
 	}
-	return &pacer{interval: time.Duration(float64(time.Second) / rate)}
+	return p
 }
 
 func (p *pacer) wait(ctx context.Context) error {
 	if p.interval == 0 {
 		return ctx.Err()
 	}
-	now := time.Now()
+	now := p.now()
 	if p.next.Before(now) {
 		p.next = now
 	}
@@ -717,12 +737,5 @@ func (p *pacer) wait(ctx context.Context) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return p.sleep(ctx, d)
 }
