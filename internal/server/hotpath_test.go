@@ -18,6 +18,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/envelope"
@@ -333,24 +334,34 @@ func TestFuzzHotPathSeeds(t *testing.T) {
 	}
 }
 
-// TestPlainASCII8 checks the word test against the byte loop it stands
-// for, byte value by byte value at every position.
-func TestPlainASCII8(t *testing.T) {
+// TestJSONText checks the word test against the byte loop it stands for,
+// byte value by byte value at every position of a word and of the tail.
+func TestJSONText(t *testing.T) {
 	t.Parallel()
-	for pos := range 8 {
-		for c := range 256 {
-			b := []byte("AAAAAAAA")
-			b[pos] = byte(c)
-			want := c >= 0x20 && c < 0x80 && c != '"' && c != '\\'
-			if got := plainASCII8(b); got != want {
-				t.Errorf("plainASCII8(%q) = %v, want %v", b, got, want)
+	for _, n := range []int{8, 11, 16} {
+		for pos := range n {
+			for c := range 256 {
+				if c == '"' || c == '\\' {
+					continue // str has refused these already
+				}
+				b := bytes.Repeat([]byte("A"), n)
+				b[pos] = byte(c)
+				want := c >= 0x20 && utf8.Valid(b)
+				if got := jsonText(b); got != want {
+					t.Errorf("jsonText(%q) = %v, want %v", b, got, want)
+				}
 			}
 		}
 	}
-	// Neighbouring bytes must not hide one another (borrows).
-	for _, s := range []string{"\x00\x01AAAAAA", "\x1f\x20AAAAAA", "A\"\x21AAAAA", "\\]AAAAAA", "\x7f\x80AAAAAA", "\xff\x00AAAAAA"} {
-		if plainASCII8([]byte(s)) {
-			t.Errorf("plainASCII8(%q) = true", s)
+	// Neighbouring bytes must not hide one another (borrows), and
+	// multi-byte characters across words stay valid.
+	for s, want := range map[string]bool{
+		"\x00\x01AAAAAA": false, "\x1f\x20AAAAAA": false, "\x7f\x80AAAAAA": false,
+		"\xff\x00AAAAAA": false, "AAAAAAA\xc3\xa9BBBBBBB": true, "AAAAAAA\xc3": false,
+		"AAAAAAAA\x1fAAAAAAA": false, "😀😀😀😀": true, "": true,
+	} {
+		if got := jsonText([]byte(s)); got != want {
+			t.Errorf("jsonText(%q) = %v, want %v", s, got, want)
 		}
 	}
 }
