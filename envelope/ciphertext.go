@@ -61,14 +61,8 @@ type Ciphertext struct {
 // modified while the result is in use. Nothing in this package writes to
 // Sealed. Errors wrap ErrMalformed.
 func ParseCiphertext(b []byte) (*Ciphertext, error) {
-	if err := checkHeader(b, typeCiphertext, "ciphertext"); err != nil {
+	if err := checkCiphertext(b); err != nil {
 		return nil, err
-	}
-	if len(b) < minCiphertextSize {
-		return nil, fmt.Errorf("%w: ciphertext is %d bytes, want at least %d", ErrMalformed, len(b), minCiphertextSize)
-	}
-	if len(b) > MaxCiphertextSize {
-		return nil, fmt.Errorf("%w: ciphertext is %d bytes, more than %d", ErrMalformed, len(b), MaxCiphertextSize)
 	}
 	c := &Ciphertext{}
 	copy(c.KeyID[:], b[2:])
@@ -77,6 +71,20 @@ func ParseCiphertext(b []byte) (*Ciphertext, error) {
 	// memory of b beyond the ciphertext.
 	c.Sealed = b[ciphertextHeaderSize:len(b):len(b)]
 	return c, nil
+}
+
+// checkCiphertext is ParseCiphertext's check of b, without its result.
+func checkCiphertext(b []byte) error {
+	if err := checkHeader(b, typeCiphertext, "ciphertext"); err != nil {
+		return err
+	}
+	if len(b) < minCiphertextSize {
+		return fmt.Errorf("%w: ciphertext is %d bytes, want at least %d", ErrMalformed, len(b), minCiphertextSize)
+	}
+	if len(b) > MaxCiphertextSize {
+		return fmt.Errorf("%w: ciphertext is %d bytes, more than %d", ErrMalformed, len(b), MaxCiphertextSize)
+	}
+	return nil
 }
 
 // MarshalBinary returns the binary form, the one ParseCiphertext reads. It

@@ -9,6 +9,11 @@
 // first). A [Handle] names a data key handed to a caller without carrying
 // any key material.
 //
+// For many small messages in a row (the service's batches), the append
+// forms [Sealer], [Opener], [AppendText] and [AppendParseText] do the same
+// work, byte for byte, into buffers the caller reuses, with no allocation
+// per message.
+//
 // Every parser is strict and bounded: malformed input is an error wrapping
 // [ErrMalformed], never a panic, and whatever parses marshals back to the
 // same bytes, so a value has exactly one encoding. Decryption failures of

@@ -81,3 +81,48 @@ func ExampleFormatText() {
 	// #QLIKv1#:acme:AQIAESIzRFVmd4iZqrvM3e7_
 	// #QLIKv1#:acme 00112233445566778899aabbccddeeff
 }
+
+func ExampleSealer() {
+	key := bytes.Repeat([]byte{0x42}, envelope.KeySize)
+	aead, err := envelope.NewAEAD(key)
+	if err != nil {
+		log.Fatal(err)
+	}
+	id, err := envelope.NewKeyID()
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := envelope.Context{"purpose": "batch"}
+
+	// One Sealer and one Opener for many messages; the buffers are
+	// reused from one message to the next.
+	sealer, err := envelope.NewSealer(aead, "acme", id)
+	if err != nil {
+		log.Fatal(err)
+	}
+	opener, err := envelope.NewOpener(aead, "acme")
+	if err != nil {
+		log.Fatal(err)
+	}
+	var bin, text, back, plaintext []byte
+	for _, msg := range []string{"first", "second"} {
+		if bin, err = sealer.AppendSeal(bin[:0], ctx, []byte(msg)); err != nil {
+			log.Fatal(err)
+		}
+		if text, err = envelope.AppendText(text[:0], envelope.InternalPrefix("acme"), bin); err != nil {
+			log.Fatal(err)
+		}
+		// The text form goes into JSON as it is; read it back.
+		if back, err = envelope.AppendParseText(back[:0], text); err != nil {
+			log.Fatal(err)
+		}
+		if plaintext, err = opener.AppendOpen(plaintext[:0], back, ctx); err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%d bytes, opened: %s\n", len(bin), plaintext)
+		clear(plaintext) // the caller zeroes plaintext before reusing the buffer
+	}
+	// Output:
+	// 51 bytes, opened: first
+	// 52 bytes, opened: second
+}

@@ -72,9 +72,17 @@ func FuzzParseHandle(f *testing.F) {
 func FuzzParseText(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		prefix, b, err := ParseText(s)
+		// AppendParseText, its append form, must agree on every input.
+		ab, aerr := AppendParseText(nil, []byte(s))
+		if (err == nil) != (aerr == nil) || err != nil && err.Error() != aerr.Error() || !bytes.Equal(ab, b) {
+			t.Fatalf("AppendParseText = %x, %v; ParseText = %x, %v", ab, aerr, b, err)
+		}
 		if err != nil {
 			checkMalformed(t, err, s)
 			return
+		}
+		if at, err := AppendText(nil, prefix, b); err != nil || string(at) != s {
+			t.Fatalf("AppendText(ParseText(s)) = %q, %v, want %q", at, err, s)
 		}
 		out, err := FormatText(prefix, b)
 		if err != nil {

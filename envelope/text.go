@@ -102,18 +102,21 @@ func ParseText(s string) (prefix string, binary []byte, err error) {
 	return prefix, binary, nil
 }
 
-// checkBinary accepts a valid ciphertext or handle.
+// checkBinary accepts a valid ciphertext or handle. It does not allocate
+// (ParseCiphertext would, for its result): FormatText and AppendText call
+// it for every value they write.
 func checkBinary(b []byte) error {
 	if len(b) >= 2 && b[1] == typeHandle {
 		_, err := ParseHandle(b)
 		return err
 	}
-	_, err := ParseCiphertext(b)
-	return err
+	return checkCiphertext(b)
 }
 
-// checkPrefix checks the prefix grammar documented on FormatText.
-func checkPrefix(p string) error {
+// checkPrefix checks the prefix grammar documented on FormatText. It takes
+// bytes as well as a string so that AppendParseText checks a prefix in
+// place, without converting it.
+func checkPrefix[S ~string | ~[]byte](p S) error {
 	if len(p) > MaxPrefixSize {
 		return fmt.Errorf("%w: prefix is %d bytes, more than %d", ErrMalformed, len(p), MaxPrefixSize)
 	}
@@ -138,7 +141,7 @@ func checkPrefix(p string) error {
 		return bad("VERSION must be 1 to 4 digits")
 	}
 	i += n
-	if !strings.HasPrefix(p[i:], "#:") {
+	if len(p) < i+2 || p[i] != '#' || p[i+1] != ':' {
 		return bad("no '#:' after VERSION")
 	}
 	i += 2
@@ -151,7 +154,7 @@ func checkPrefix(p string) error {
 
 // span returns the length of the longest prefix of s whose bytes all
 // satisfy ok.
-func span(s string, ok func(byte) bool) int {
+func span[S ~string | ~[]byte](s S, ok func(byte) bool) int {
 	for i := 0; i < len(s); i++ {
 		if !ok(s[i]) {
 			return i

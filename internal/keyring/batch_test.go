@@ -61,12 +61,12 @@ func TestEncryptBatchAsOneByOne(t *testing.T) {
 				t.Fatalf("item(%d), want item(%d)", i, next)
 			}
 			return items[i].ectx, items[i].pt, items[i].err
-		}, func(i int, text string, err error) {
+		}, func(i int, text []byte, err error) {
 			if i != next {
 				t.Fatalf("done(%d), want done(%d)", i, next)
 			}
 			next++
-			out[i] = batchResult{text: text, err: errText(err)}
+			out[i] = batchResult{text: string(text), err: errText(err)}
 		})
 		if next != len(items) {
 			t.Fatalf("done called %d times, want %d", next, len(items))
@@ -113,9 +113,9 @@ func TestBatchTenantState(t *testing.T) {
 	var encErrs, decErrs []string
 	h.svc.EncryptBatch(ctx, "acme", 2, func(i int) (envelope.Context, []byte, error) {
 		return []envelope.Context{nil, {"": "bad"}}[i], []byte("x"), nil
-	}, func(i int, text string, err error) { encErrs = append(encErrs, errText(err)) })
-	h.svc.DecryptBatch(ctx, "acme", 3, func(i int) (envelope.Context, string, error) {
-		return nil, []string{ct, "garbage", ct}[i], nil
+	}, func(i int, text []byte, err error) { encErrs = append(encErrs, errText(err)) })
+	h.svc.DecryptBatch(ctx, "acme", 3, func(i int) (envelope.Context, []byte, error) {
+		return nil, []byte([]string{ct, "garbage", ct}[i]), nil
 	}, func(i int, pt []byte, err error) { decErrs = append(decErrs, errText(err)) })
 	_, wantInput := h.svc.Encrypt(ctx, "acme", envelope.Context{"": "bad"}, []byte("x"))
 	_, wantState := h.svc.Encrypt(ctx, "acme", nil, []byte("x"))
@@ -165,16 +165,23 @@ func TestDecryptBatchAsOneByOne(t *testing.T) {
 		{items[1].ectx, items[1].text, nil}, {items[3].ectx, items[3].text, nil}, // the first key again
 	}, items[3:]...)...)
 	var got []batchResult
-	h.svc.DecryptBatch(ctx, "acme", len(items), func(i int) (envelope.Context, string, error) {
-		return items[i].ectx, items[i].text, items[i].err
+	var handed [][]byte // the plaintexts as done saw them, zeroed after
+	h.svc.DecryptBatch(ctx, "acme", len(items), func(i int) (envelope.Context, []byte, error) {
+		return items[i].ectx, []byte(items[i].text), items[i].err
 	}, func(i int, pt []byte, err error) {
 		if i != len(got) {
 			t.Fatalf("done(%d), want done(%d)", i, len(got))
 		}
-		got = append(got, batchResult{pt: pt, err: errText(err)})
+		got = append(got, batchResult{pt: bytes.Clone(pt), err: errText(err)})
+		handed = append(handed, pt)
 	})
 	if len(got) != len(items) {
 		t.Fatalf("done called %d times, want %d", len(got), len(items))
+	}
+	for i, pt := range handed {
+		if bytes.ContainsFunc(pt, func(r rune) bool { return r != 0 }) {
+			t.Errorf("item %d: the plaintext was not zeroed after done", i)
+		}
 	}
 	for i, it := range items {
 		want, err := h.svc.Decrypt(ctx, "acme", it.ectx, it.text)

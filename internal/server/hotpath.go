@@ -160,13 +160,19 @@ func (s *Server) hot(w http.ResponseWriter, r *http.Request, op *hotOp, general 
 
 // batchKeyring is the batch form of Encrypt and Decrypt, which a
 // *keyring.Service has: the work that does not depend on the item (the
-// tenant check, the data key's cache lookup, the AES-GCM instance) is
-// done once per batch, and each item gets the result it would get alone.
+// tenant check, the data key's cache lookup, the AES-GCM instance, the
+// item's buffers) is done once per batch, and each item gets the result
+// it would get alone. The text forms and plaintexts passed to done are
+// valid only until done returns. A text form passed to done is one that
+// envelope.AppendText writes, whose bytes ([A-Za-z0-9#:._-]) JSON never
+// escapes: the fast path copies it into the answer without scanning it
+// (scanning 1.4 KB per item for bytes to escape was a fifth of a batch
+// encrypt's CPU).
 type batchKeyring interface {
 	EncryptBatch(ctx context.Context, tenantID string, n int,
-		item func(i int) (envelope.Context, []byte, error), done func(i int, text string, err error))
+		item func(i int) (envelope.Context, []byte, error), done func(i int, text []byte, err error))
 	DecryptBatch(ctx context.Context, tenantID string, n int,
-		item func(i int) (envelope.Context, string, error), done func(i int, plaintext []byte, err error))
+		item func(i int) (envelope.Context, []byte, error), done func(i int, plaintext []byte, err error))
 }
 
 var _ batchKeyring = (*keyring.Service)(nil)
@@ -185,21 +191,23 @@ func (s *Server) hotBatch(ctx context.Context, tenantID string, op *hotOp, items
 			var err error
 			pt, err = decodePlaintext(items[i].value, scratch)
 			return items[i].ectx, pt, err
-		}, func(i int, text string, err error) {
+		}, func(i int, text []byte, err error) {
 			clear(pt)
 			bw.add(i, func(out []byte) ([]byte, error) {
 				if err != nil {
 					return out, err
 				}
-				return appendCiphertext(out, text), nil
+				return appendTextForm(out, text), nil
 			})
 		})
 	default:
-		bk.DecryptBatch(ctx, tenantID, len(items), func(i int) (envelope.Context, string, error) {
+		// The item's text form goes to the keyring as the body's own
+		// bytes, not copied into a string.
+		bk.DecryptBatch(ctx, tenantID, len(items), func(i int) (envelope.Context, []byte, error) {
 			if len(items[i].value) == 0 {
-				return nil, "", errCiphertextRequired()
+				return nil, nil, errCiphertextRequired()
 			}
-			return items[i].ectx, string(items[i].value), nil
+			return items[i].ectx, items[i].value, nil
 		}, func(i int, pt []byte, err error) {
 			bw.add(i, func(out []byte) ([]byte, error) {
 				if err != nil {
@@ -290,6 +298,17 @@ func appendCiphertext(out []byte, text string) []byte {
 	out = append(out, hotEncrypt.answer...)
 	out = appendJSONString(out, text)
 	return append(out, '}')
+}
+
+// appendTextForm appends an encrypt's answer for a text form from the
+// batch keyring, which needs no escaping (see batchKeyring): copied as it
+// is, where appendCiphertext checks every byte of a string it is given.
+func appendTextForm(out []byte, text []byte) []byte {
+	out = growBuffer(out, len(hotEncrypt.answer)+len(text)+3)
+	out = append(out, hotEncrypt.answer...)
+	out = append(out, '"')
+	out = append(out, text...)
+	return append(out, '"', '}')
 }
 
 // appendPlaintext appends a decrypt's answer, base64 encoded straight into

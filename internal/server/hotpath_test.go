@@ -18,6 +18,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/tenantcrypt/tenantcrypt/api"
 	"github.com/tenantcrypt/tenantcrypt/envelope"
@@ -72,30 +73,38 @@ func (fakeRing) Admit(_ context.Context, _ string, n int) error {
 }
 
 // fakeBatchRing is fakeRing with the batch forms, as their contract
-// says: item by item, each as alone.
+// says: item by item, each as alone, and text forms that need no JSON
+// escaping (so its Encrypt never adds fakeRing's "html" suffix; fakeRing's
+// servers cover escaping).
 type fakeBatchRing struct{ fakeRing }
 
+func (f fakeBatchRing) Encrypt(ctx context.Context, tenantID string, ectx envelope.Context, pt []byte) (string, error) {
+	ct, err := f.fakeRing.Encrypt(ctx, tenantID, ectx, pt)
+	return strings.TrimSuffix(ct, "<&>\u2028"), err
+}
+
 func (f fakeBatchRing) EncryptBatch(ctx context.Context, tenantID string, n int,
-	item func(i int) (envelope.Context, []byte, error), done func(i int, text string, err error)) {
+	item func(i int) (envelope.Context, []byte, error), done func(i int, text []byte, err error)) {
 	for i := range n {
 		ectx, pt, err := item(i)
 		var text string
 		if err == nil {
 			text, err = f.Encrypt(ctx, tenantID, ectx, pt)
 		}
-		done(i, text, err)
+		done(i, []byte(text), err)
 	}
 }
 
 func (f fakeBatchRing) DecryptBatch(ctx context.Context, tenantID string, n int,
-	item func(i int) (envelope.Context, string, error), done func(i int, pt []byte, err error)) {
+	item func(i int) (envelope.Context, []byte, error), done func(i int, pt []byte, err error)) {
 	for i := range n {
 		ectx, text, err := item(i)
 		var pt []byte
 		if err == nil {
-			pt, err = f.Decrypt(ctx, tenantID, ectx, text)
+			pt, err = f.Decrypt(ctx, tenantID, ectx, string(text))
 		}
 		done(i, pt, err)
+		clear(pt) // as the contract allows: valid until done returns
 	}
 }
 
@@ -325,24 +334,34 @@ func TestFuzzHotPathSeeds(t *testing.T) {
 	}
 }
 
-// TestPlainASCII8 checks the word test against the byte loop it stands
-// for, byte value by byte value at every position.
-func TestPlainASCII8(t *testing.T) {
+// TestJSONText checks the word test against the byte loop it stands for,
+// byte value by byte value at every position of a word and of the tail.
+func TestJSONText(t *testing.T) {
 	t.Parallel()
-	for pos := range 8 {
-		for c := range 256 {
-			b := []byte("AAAAAAAA")
-			b[pos] = byte(c)
-			want := c >= 0x20 && c < 0x80 && c != '"' && c != '\\'
-			if got := plainASCII8(b); got != want {
-				t.Errorf("plainASCII8(%q) = %v, want %v", b, got, want)
+	for _, n := range []int{8, 11, 16} {
+		for pos := range n {
+			for c := range 256 {
+				if c == '"' || c == '\\' {
+					continue // str has refused these already
+				}
+				b := bytes.Repeat([]byte("A"), n)
+				b[pos] = byte(c)
+				want := c >= 0x20 && utf8.Valid(b)
+				if got := jsonText(b); got != want {
+					t.Errorf("jsonText(%q) = %v, want %v", b, got, want)
+				}
 			}
 		}
 	}
-	// Neighbouring bytes must not hide one another (borrows).
-	for _, s := range []string{"\x00\x01AAAAAA", "\x1f\x20AAAAAA", "A\"\x21AAAAA", "\\]AAAAAA", "\x7f\x80AAAAAA", "\xff\x00AAAAAA"} {
-		if plainASCII8([]byte(s)) {
-			t.Errorf("plainASCII8(%q) = true", s)
+	// Neighbouring bytes must not hide one another (borrows), and
+	// multi-byte characters across words stay valid.
+	for s, want := range map[string]bool{
+		"\x00\x01AAAAAA": false, "\x1f\x20AAAAAA": false, "\x7f\x80AAAAAA": false,
+		"\xff\x00AAAAAA": false, "AAAAAAA\xc3\xa9BBBBBBB": true, "AAAAAAA\xc3": false,
+		"AAAAAAAA\x1fAAAAAAA": false, "😀😀😀😀": true, "": true,
+	} {
+		if got := jsonText([]byte(s)); got != want {
+			t.Errorf("jsonText(%q) = %v, want %v", s, got, want)
 		}
 	}
 }
