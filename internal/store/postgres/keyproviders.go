@@ -12,12 +12,12 @@ import (
 // InsertKeyProvider stores a new provider. Errors: fault.ErrExists (the
 // tenant has one with that fingerprint), fault.ErrNotFound (no such tenant).
 func (s *Store) InsertKeyProvider(ctx context.Context, p keyprovider.Provider) error {
-	r, err := newKeyProviderRow(p)
+	args, err := codec.KeyProviderArgs(p)
 	if err != nil {
 		return err
 	}
 	_, err = s.pool.Exec(ctx, `INSERT INTO key_providers (`+keyProviderColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`, r.args()...)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`, args...)
 	switch code, _ := violation(err); {
 	case code == uniqueViolation:
 		return fmt.Errorf("postgres: key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, fault.ErrExists)
@@ -31,7 +31,7 @@ func (s *Store) InsertKeyProvider(ctx context.Context, p keyprovider.Provider) e
 
 // KeyProvider returns one provider. Errors: fault.ErrNotFound.
 func (s *Store) KeyProvider(ctx context.Context, tenantID, fingerprint string) (keyprovider.Provider, error) {
-	p, err := scanKeyProvider(s.pool.QueryRow(ctx,
+	p, err := codec.ScanKeyProvider(s.pool.QueryRow(ctx,
 		`SELECT `+keyProviderColumns+` FROM key_providers WHERE tenant_id = $1 AND fingerprint = $2`, tenantID, fingerprint))
 	switch {
 	case isNoRows(err):
@@ -54,7 +54,7 @@ func (s *Store) ListKeyProviders(ctx context.Context, tenantID string) ([]keypro
 	defer rows.Close()
 	ps := []keyprovider.Provider{}
 	for rows.Next() {
-		p, err := scanKeyProvider(rows)
+		p, err := codec.ScanKeyProvider(rows)
 		if err != nil {
 			return nil, fmt.Errorf("postgres: listing key providers of tenant %q: %w", tenantID, err)
 		}
@@ -69,7 +69,7 @@ func (s *Store) ListKeyProviders(ctx context.Context, tenantID string) ([]keypro
 // UpdateKeyProvider replaces every field of the stored provider (TenantID,
 // Fingerprint) but ARN and CreatedAt. Errors: fault.ErrNotFound.
 func (s *Store) UpdateKeyProvider(ctx context.Context, p keyprovider.Provider) error {
-	r, err := newKeyProviderRow(p)
+	args, err := codec.KeyProviderUpdateArgs(p)
 	if err != nil {
 		return err
 	}
@@ -78,10 +78,7 @@ func (s *Store) UpdateKeyProvider(ctx context.Context, p keyprovider.Provider) e
 			compliance_code = $6, compliance_region = $7, compliance_message = $8,
 			promoted_at = $9, demoted_at = $10, tested_at = $11, config = $12, wrapped_secret = $13
 		WHERE tenant_id = $14 AND fingerprint = $15`,
-		r.Name, r.Description, r.MultiRegion, r.Replicas, r.DRCompliant,
-		r.ComplianceCode, r.ComplianceRegion, r.ComplianceMessage,
-		r.PromotedAt, r.DemotedAt, r.TestedAt, r.Config, r.WrappedSecret,
-		r.TenantID, r.Fingerprint)
+		args...)
 	if err != nil {
 		return fmt.Errorf("postgres: updating key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, err)
 	}

@@ -14,12 +14,12 @@ import (
 // InsertKeyProvider stores a new provider. Errors: fault.ErrExists (the
 // tenant has one with that fingerprint), fault.ErrNotFound (no such tenant).
 func (s *Store) InsertKeyProvider(ctx context.Context, p keyprovider.Provider) error {
-	r, err := newKeyProviderRow(p)
+	args, err := codec.KeyProviderArgs(p)
 	if err != nil {
 		return err
 	}
 	_, err = s.w.ExecContext(ctx, `INSERT INTO key_providers (`+keyProviderColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.args()...)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 	switch {
 	case isPrimaryKeyViolation(err):
 		return fmt.Errorf("sqlite: key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, fault.ErrExists)
@@ -33,7 +33,7 @@ func (s *Store) InsertKeyProvider(ctx context.Context, p keyprovider.Provider) e
 
 // KeyProvider returns one provider. Errors: fault.ErrNotFound.
 func (s *Store) KeyProvider(ctx context.Context, tenantID, fingerprint string) (keyprovider.Provider, error) {
-	p, err := scanKeyProvider(s.r.QueryRowContext(ctx,
+	p, err := codec.ScanKeyProvider(s.r.QueryRowContext(ctx,
 		`SELECT `+keyProviderColumns+` FROM key_providers WHERE tenant_id = ? AND fingerprint = ?`, tenantID, fingerprint))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -56,7 +56,7 @@ func (s *Store) ListKeyProviders(ctx context.Context, tenantID string) ([]keypro
 	defer rows.Close()
 	ps := []keyprovider.Provider{}
 	for rows.Next() {
-		p, err := scanKeyProvider(rows)
+		p, err := codec.ScanKeyProvider(rows)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: listing key providers of tenant %q: %w", tenantID, err)
 		}
@@ -71,7 +71,7 @@ func (s *Store) ListKeyProviders(ctx context.Context, tenantID string) ([]keypro
 // UpdateKeyProvider replaces every field of the stored provider (TenantID,
 // Fingerprint) but ARN and CreatedAt. Errors: fault.ErrNotFound.
 func (s *Store) UpdateKeyProvider(ctx context.Context, p keyprovider.Provider) error {
-	r, err := newKeyProviderRow(p)
+	args, err := codec.KeyProviderUpdateArgs(p)
 	if err != nil {
 		return err
 	}
@@ -80,10 +80,7 @@ func (s *Store) UpdateKeyProvider(ctx context.Context, p keyprovider.Provider) e
 			compliance_code = ?, compliance_region = ?, compliance_message = ?,
 			promoted_at = ?, demoted_at = ?, tested_at = ?, config = ?, wrapped_secret = ?
 		WHERE tenant_id = ? AND fingerprint = ?`,
-		r.Name, r.Description, r.MultiRegion, r.Replicas, r.DRCompliant,
-		r.ComplianceCode, r.ComplianceRegion, r.ComplianceMessage,
-		r.PromotedAt, r.DemotedAt, r.TestedAt, r.Config, r.WrappedSecret,
-		r.TenantID, r.Fingerprint)
+		args...)
 	if err != nil {
 		return fmt.Errorf("sqlite: updating key provider %s of tenant %q: %w", p.Fingerprint, p.TenantID, err)
 	}

@@ -4,10 +4,12 @@
 // Both stores keep enums as their String form, key provider refs as their
 // text form (kms.Ref's String, read back by kms.ParseRef; refs.go is the
 // stores' only code that does either), key ids as 16 bytes, nil byte
-// slices as empty ones and audit details as JSON text; they differ only in
+// slices as empty ones (but a key provider's config and wrapped secret,
+// which are optional, as NULL), audit details and key providers' replicas
+// as JSON text; they differ only in
 // how they keep times, which each store supplies as its Times. The stores
 // never import each other; what they do not share (SQL dialects,
-// transactions, error codes, the key providers' rows) stays in each.
+// transactions, error codes) stays in each.
 //
 // Converting a value to arguments rejects what would not read back (an
 // unknown enum), so that a bad write fails instead of leaving a row that

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/audit"
+	"github.com/tenantcrypt/tenantcrypt/internal/keyprovider"
 	"github.com/tenantcrypt/tenantcrypt/internal/keyring"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms"
 	"github.com/tenantcrypt/tenantcrypt/internal/kms/internalkms"
@@ -157,6 +158,23 @@ func TestRoundTrip(t *testing.T) {
 			audit.Checkpoint{ChainID: "acme", Seq: 9, Hash: []byte("h"), Time: now, KeyID: "k", Signature: []byte("s")},
 		},
 		{
+			"key provider", KeyProviderColumns,
+			func() ([]any, error) { return testCodec.KeyProviderArgs(testProvider(now)) },
+			func(sc Scanner) (any, error) { return testCodec.ScanKeyProvider(sc) },
+			testProvider(now),
+		},
+		{
+			// Never promoted, demoted or tested; no replicas, config or
+			// secret: the empty ones read back as nil.
+			"key provider without options", KeyProviderColumns,
+			func() ([]any, error) {
+				return testCodec.KeyProviderArgs(keyprovider.Provider{TenantID: "acme", Fingerprint: "f", Kind: "AWS-KMS", ARN: "key/x",
+					Replicas: []keyprovider.Replica{}, Config: []byte{}, WrappedSecret: []byte{}, CreatedAt: now})
+			},
+			func(sc Scanner) (any, error) { return testCodec.ScanKeyProvider(sc) },
+			keyprovider.Provider{TenantID: "acme", Fingerprint: "f", Kind: "AWS-KMS", ARN: "key/x", CreatedAt: now},
+		},
+		{
 			"root record", RootRecordColumns,
 			func() ([]any, error) {
 				return testCodec.RootRecordArgs(internalkms.RootRecord{Source: internalkms.RootSourcePKCS11, Current: 1<<32 - 1, Token: "t", KeyLabel: "k", UpdatedAt: now}), nil
@@ -182,6 +200,51 @@ func TestRoundTrip(t *testing.T) {
 				t.Errorf("read back\n got %+v\nwant %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// testProvider is a key provider with every field set (but Key, which
+// stores leave nil).
+func testProvider(now time.Time) keyprovider.Provider {
+	return keyprovider.Provider{TenantID: "acme", Fingerprint: "0123456789abcdef0123456789abcdef", Kind: "KMIP",
+		ARN: "kmip://kms.example/key", Config: []byte(`{"a":1}`), WrappedSecret: []byte("s"), Name: "n", Description: "d",
+		MultiRegion: true, Replicas: []keyprovider.Replica{{ARN: "arn:r", Region: "eu-west-2"}}, DRCompliant: true,
+		Compliance: keyprovider.ComplianceError{Code: "c", Region: "r", Message: "m"},
+		CreatedAt:  now, PromotedAt: now.Add(time.Second), DemotedAt: now.Add(2 * time.Second), TestedAt: now.Add(3 * time.Second)}
+}
+
+// TestKeyProviderUpdateArgs: the arguments of UpdateKeyProvider are, column
+// by column of KeyProviderSetColumns and then tenant_id and fingerprint, the
+// arguments KeyProviderArgs writes to those columns.
+func TestKeyProviderUpdateArgs(t *testing.T) {
+	now := time.Date(2026, 12, 7, 23, 0, 0, 123456000, time.UTC)
+	for _, p := range []keyprovider.Provider{testProvider(now), {TenantID: "acme", Fingerprint: "f", CreatedAt: now}} {
+		all, err := testCodec.KeyProviderArgs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byColumn := map[string]any{}
+		for i, col := range strings.Split(KeyProviderColumns, ",") {
+			byColumn[strings.TrimSpace(col)] = all[i]
+		}
+		update, err := testCodec.KeyProviderUpdateArgs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols := append(strings.Split(KeyProviderSetColumns, ","), "tenant_id", "fingerprint")
+		if len(update) != len(cols) {
+			t.Fatalf("got %d update arguments for %d columns", len(update), len(cols))
+		}
+		for i, col := range cols {
+			col = strings.TrimSpace(col)
+			want, ok := byColumn[col]
+			if !ok {
+				t.Fatalf("update column %q is not a key provider column", col)
+			}
+			if !reflect.DeepEqual(update[i], want) {
+				t.Errorf("update argument %d (%s) = %#v, want %#v", i, col, update[i], want)
+			}
+		}
 	}
 }
 
@@ -284,6 +347,12 @@ func TestRefusesInvalid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every key provider encodes (its only encoded field, the replicas, is a
+	// list of strings), so there is no invalid one to refuse on the way in.
+	provider, err := testCodec.KeyProviderArgs(testProvider(now))
+	if err != nil {
+		t.Fatal(err)
+	}
 	with := func(args []any, i int, v any) row {
 		r := row(append([]any(nil), args...))
 		r[i] = v
@@ -307,6 +376,8 @@ func TestRefusesInvalid(t *testing.T) {
 		}},
 		{"key check provider", func() error { _, err := testCodec.ScanKeyCheck(with(check, 1, "internal ")); return err }},
 		{"details", func() error { _, err := testCodec.ScanAuditEvent(with(event, 12, "[]")); return err }},
+		{"replicas", func() error { _, err := testCodec.ScanKeyProvider(with(provider, 6, "bogus")); return err }},
+		{"replicas not an array", func() error { _, err := testCodec.ScanKeyProvider(with(provider, 6, `{"arn":"x"}`)); return err }},
 	}
 	for _, r := range reads {
 		err := r.read()
