@@ -32,7 +32,11 @@ type kmipEnv struct {
 func startKMIPEnv(t *testing.T, extra ...string) *kmipEnv {
 	t.Helper()
 	srv := pykmip.Start(t)
-	ts := startServer(t, nil, append([]string{"--kms-timeout", "1s", "--migration-rate", "0"}, extra...)...)
+	// pykmip-server is a Python process: on a loaded machine (the race
+	// detector, tests in parallel) a TLS handshake and an answer can take
+	// more than a second, so its calls get the default timeout. The
+	// outages these tests make are closed ports, refused at once.
+	ts := startServer(t, nil, append([]string{"--kms-timeout", "5s", "--migration-rate", "0"}, extra...)...)
 	e := &kmipEnv{cmkEnv: &cmkEnv{testServer: ts}, kmip: srv, creds: srv.Client(t, "tenantcrypt-acme")}
 	e.admin = ts.token(auth.RolePlatformAdmin, "")
 	return e
