@@ -69,7 +69,7 @@ type Service struct {
 	kinds map[string]Kind
 	// opened caches the providers Open returned, by tenant and Ref, until
 	// the registration's settings change or it is deleted.
-	opened sync.Map // openedKey → kms.Provider
+	opened sync.Map // openedKey → *opened
 }
 
 type openedKey struct {
@@ -405,7 +405,7 @@ func (s *Service) Delete(ctx context.Context, tenantID, fingerprint string) erro
 		}
 		return &fault.StoreError{Op: "deleting key provider", Err: err}
 	}
-	s.opened.Delete(openedKey{tenantID, ref})
+	s.drop(openedKey{tenantID, ref})
 	s.cfg.Logger.InfoContext(ctx, "key provider deleted", "tenant", tenantID, "fingerprint", fingerprint)
 	return nil
 }
@@ -475,7 +475,7 @@ func (s *Service) Patch(ctx context.Context, tenantID, fingerprint string, ops [
 		}
 		return Provider{}, &fault.StoreError{Op: "updating key provider", Err: err}
 	}
-	s.opened.Delete(openedKey{tenantID, kms.MustCMKRef(fingerprint)})
+	s.drop(openedKey{tenantID, kms.MustCMKRef(fingerprint)})
 	s.cfg.Logger.InfoContext(ctx, "key provider settings replaced", "tenant", tenantID, "fingerprint", fingerprint, "kind", p.Kind)
 	return p, nil
 }

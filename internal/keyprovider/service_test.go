@@ -29,6 +29,8 @@ import (
 type memStore struct {
 	mu sync.Mutex
 	ps map[string]keyprovider.Provider // tenant + "/" + fingerprint
+	// down makes reads fail as a database that does not answer.
+	down bool
 }
 
 func newMemStore() *memStore { return &memStore{ps: map[string]keyprovider.Provider{}} }
@@ -48,6 +50,9 @@ func (m *memStore) InsertKeyProvider(_ context.Context, p keyprovider.Provider) 
 func (m *memStore) KeyProvider(_ context.Context, tenantID, fp string) (keyprovider.Provider, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.down {
+		return keyprovider.Provider{}, errors.New("connection refused")
+	}
 	p, ok := m.ps[tenantID+"/"+fp]
 	if !ok {
 		return keyprovider.Provider{}, fault.ErrNotFound
@@ -477,6 +482,58 @@ func TestOpenKeepsProvidersUntilSettingsChange(t *testing.T) {
 		if _, err := f.svc.Open(t.Context(), "acme", r); !errors.Is(err, keyring.ErrUnknownProvider) {
 			t.Errorf("Open(%s) = %v, want ErrUnknownProvider", name, err)
 		}
+	}
+}
+
+// TestOpenSeesAnotherReplicasPatch: settings replaced through another
+// replica (a renewed certificate) reach this one's open provider once
+// it has served it for 30 s; while the database does not answer, the
+// open provider keeps serving.
+func TestOpenSeesAnotherReplicasPatch(t *testing.T) {
+	f := newFixture(t)
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	here, err := keyprovider.New(keyprovider.Config{Store: f.store, Tenants: f.ts, Kinds: []keyprovider.Kind{f.kind}, Secrets: xorSecrets{},
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := f.register(t, "fake://k", "first")
+	ref := kms.MustCMKRef(p.Fingerprint)
+	open := func(when string) {
+		t.Helper()
+		if _, err := here.Open(t.Context(), "acme", ref); err != nil {
+			t.Fatalf("Open %s: %v", when, err)
+		}
+	}
+	open("at first")
+	if _, err := f.svc.Patch(t.Context(), "acme", p.Fingerprint, []keyprovider.PatchOp{{Path: "/fake/secret", Value: json.RawMessage(`"second"`)}}); err != nil {
+		t.Fatalf("Patch on the other replica: %v", err)
+	}
+	opened := f.kind.opened // the patch's own check opened it too
+	now = now.Add(29 * time.Second)
+	open("29 s later")
+	if f.kind.opened != opened {
+		t.Errorf("opened again %d s before the recheck", 30-29)
+	}
+	now = now.Add(2 * time.Second)
+	f.store.mu.Lock()
+	f.store.down = true
+	f.store.mu.Unlock()
+	open("with the database down")
+	if f.kind.opened != opened {
+		t.Errorf("opened again while the database was down")
+	}
+	f.store.mu.Lock()
+	f.store.down = false
+	f.store.mu.Unlock()
+	open("once the database is back")
+	if got, want := f.kind.opened, opened+1; got != want || f.kind.secrets[len(f.kind.secrets)-1] != "second" {
+		t.Errorf("after the recheck: opened %d times (want %d), last secret %q (want second)", got, want, f.kind.secrets[len(f.kind.secrets)-1])
+	}
+	now = now.Add(time.Minute)
+	open("unchanged, a minute later")
+	if f.kind.opened != opened+1 {
+		t.Errorf("opened again although the settings did not change")
 	}
 }
 

@@ -2,7 +2,10 @@ package keyprovider
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/tenantcrypt/tenantcrypt/internal/fault"
@@ -30,19 +33,59 @@ func (s *Service) registration(ctx context.Context, tenantID string, ref kms.Ref
 	return p, err
 }
 
+// settingsRecheck is how long Open serves a provider it opened before it
+// reads the registration again: settings changed through another replica
+// (a KMIP certificate renewed by PATCH) reach this one within it.
+const settingsRecheck = 30 * time.Second
+
+// opened is a provider Open keeps, with the digest of the settings it was
+// opened with and when they were last found current.
+type opened struct {
+	p       kms.Provider
+	digest  [sha256.Size]byte
+	checked atomic.Int64 // unix nanoseconds
+}
+
+// settingsDigest identifies a registration's settings: what Open gives
+// its kind beside the registration's identity.
+func settingsDigest(p Provider) [sha256.Size]byte {
+	h := sha256.New()
+	for _, part := range [][]byte{[]byte(p.Kind), p.Config, p.WrappedSecret} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
+		h.Write(n[:])
+		h.Write(part)
+	}
+	return [sha256.Size]byte(h.Sum(nil))
+}
+
 // Open returns the provider ref names for the tenant, through its kind,
-// and keeps it for the next Open until the registration's settings change.
-// It calls no key manager. Errors: keyring.ErrUnknownProvider (no such
+// and keeps it for the next Open until the registration's settings change
+// (here at once; through another replica within settingsRecheck). It
+// calls no key manager. Errors: keyring.ErrUnknownProvider (no such
 // registration, or of a kind this service was not given),
 // *fault.StoreError, the kind's Open errors, errors unwrapping its
 // secret (kms errors of the internal KMS).
 func (s *Service) Open(ctx context.Context, tenantID string, ref kms.Ref) (kms.Provider, error) {
-	if p, ok := s.opened.Load(openedKey{tenantID, ref}); ok {
-		return p.(kms.Provider), nil
+	key := openedKey{tenantID, ref}
+	v, ok := s.opened.Load(key)
+	if ok && s.cfg.Now().Sub(time.Unix(0, v.(*opened).checked.Load())) < settingsRecheck {
+		return v.(*opened).p, nil
 	}
 	p, err := s.registration(ctx, tenantID, ref)
-	if err != nil {
+	switch {
+	case ok && errors.Is(err, fault.ErrStoreUnavailable):
+		// The database is down: what is open stays good, as the data
+		// keys in the keyring's cache do.
+		return v.(*opened).p, nil
+	case err != nil:
+		s.drop(key)
 		return nil, err
+	}
+	digest := settingsDigest(p)
+	if ok && v.(*opened).digest == digest {
+		v.(*opened).checked.Store(s.cfg.Now().UnixNano())
+		return v.(*opened).p, nil
 	}
 	kind, err := s.kindOf(p)
 	if errors.Is(err, ErrUnknownKind) {
@@ -60,8 +103,27 @@ func (s *Service) Open(ctx context.Context, tenantID string, ref kms.Ref) (kms.P
 	if err != nil {
 		return nil, err
 	}
-	s.opened.Store(openedKey{tenantID, ref}, kp)
+	o := &opened{p: kp, digest: digest}
+	o.checked.Store(s.cfg.Now().UnixNano())
+	if old, loaded := s.opened.Swap(key, o); loaded {
+		closeProvider(old.(*opened).p)
+	}
 	return kp, nil
+}
+
+// drop forgets the provider Open kept under key, if any.
+func (s *Service) drop(key openedKey) {
+	if old, loaded := s.opened.LoadAndDelete(key); loaded {
+		closeProvider(old.(*opened).p)
+	}
+}
+
+// closeProvider releases what a provider holds open (a KMIP client's idle
+// connections) once nothing new will use it; calls in flight finish.
+func closeProvider(p kms.Provider) {
+	if c, ok := p.(interface{ Close() }); ok {
+		c.Close()
+	}
 }
 
 // Forget drops the providers Open kept for the tenant, after it was
@@ -69,7 +131,7 @@ func (s *Service) Open(ctx context.Context, tenantID string, ref kms.Ref) (kms.P
 func (s *Service) Forget(tenantID string) {
 	s.opened.Range(func(k, _ any) bool {
 		if k.(openedKey).tenantID == tenantID {
-			s.opened.Delete(k)
+			s.drop(k.(openedKey))
 		}
 		return true
 	})

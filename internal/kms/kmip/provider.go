@@ -20,6 +20,11 @@ type Provider struct {
 
 var _ kms.Provider = (*Provider)(nil)
 
+// Close closes the idle connections of the provider's client, when the
+// provider is replaced (its settings changed) or dropped; a call in flight
+// finishes, and the provider stays usable.
+func (p *Provider) Close() { p.c.Close() }
+
 // NewProvider returns the provider of key, named ref, reached through c
 // (whose endpoints should include key.Endpoint).
 func NewProvider(ref kms.Ref, key KeyURI, c *Client) *Provider {
