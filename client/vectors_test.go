@@ -173,9 +173,20 @@ func referenceOpen(t *testing.T, key []byte, ctx map[string]string, stream []byt
 	}
 }
 
-func TestVectors(t *testing.T) {
-	got := makeVectors(t)
-	path := filepath.Join("testdata", "stream-vectors.json")
+// checkedVector is a vector of a file that matches what the tests make,
+// with its data key and salt decoded.
+type checkedVector struct {
+	vector
+	key  []byte
+	salt [saltSize]byte
+}
+
+// checkedVectors writes got to testdata/name under -update, reads the file
+// and returns its vectors that are byte for byte (as JSON) what got holds,
+// reporting each that is not.
+func checkedVectors(t *testing.T, name string, got vectorFile) []checkedVector {
+	t.Helper()
+	path := filepath.Join("testdata", name)
 	if *update {
 		b, _ := json.MarshalIndent(got, "", "  ")
 		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
@@ -193,19 +204,27 @@ func TestVectors(t *testing.T) {
 	if want.SegmentSize != segmentSize || len(want.Vectors) != len(got.Vectors) {
 		t.Fatalf("vector file has %d vectors of segment size %d, want %d of %d", len(want.Vectors), want.SegmentSize, len(got.Vectors), segmentSize)
 	}
+	var out []checkedVector
 	for i, w := range want.Vectors {
-		g := got.Vectors[i]
-		gj, _ := json.Marshal(g)
+		gj, _ := json.Marshal(got.Vectors[i])
 		wj, _ := json.Marshal(w)
 		if !bytes.Equal(gj, wj) {
 			t.Errorf("vector %q differs:\n got %s\nwant %s", w.Name, gj, wj)
 			continue
 		}
-		// Both the implementation and the reference open it.
-		key, _ := hex.DecodeString(w.DataKey)
-		var salt [saltSize]byte
+		c := checkedVector{vector: w}
+		c.key, _ = hex.DecodeString(w.DataKey)
 		s, _ := hex.DecodeString(w.Salt)
-		copy(salt[:], s)
+		copy(c.salt[:], s)
+		out = append(out, c)
+	}
+	return out
+}
+
+func TestVectors(t *testing.T) {
+	for _, c := range checkedVectors(t, "stream-vectors.json", makeVectors(t)) {
+		// Both the implementation and the reference open it.
+		w, key, salt := c.vector, c.key, c.salt
 		stream := sealWith(t, key, salt, w.Handle, w.Context, vectorPlaintext(w.PlaintextSize))
 		if w.Stream != "" && hex.EncodeToString(stream) != w.Stream {
 			t.Errorf("vector %q: stream differs", w.Name)
