@@ -939,6 +939,27 @@ func (e *cmkEnv) waitKeyChecks(t testing.TB, n int) {
 	until(t, fmt.Sprintf("%d key checks", n), 60*time.Second, func() bool { return e.keyChecks(t) >= want })
 }
 
+// until503 waits, while the key manager is down, until decrypting
+// ciphertext answers 503 with Retry-After (the cached data key expired);
+// 200 before that is the cache serving, anything else fails the test.
+func (e *cmkEnv) until503(t *testing.T, svc, ciphertext, during string) {
+	t.Helper()
+	until(t, "503 once the cached key expired", 20*time.Second, func() bool {
+		r := e.decrypt(svc, ciphertext)
+		switch r.status {
+		case 200:
+			return false
+		case 503:
+			if r.header.Get("Retry-After") == "" {
+				t.Fatalf("503 without Retry-After: %s", r.body)
+			}
+			return true
+		}
+		t.Fatalf("decrypt %s: %d %s, want 200 then 503", during, r.status, r.body)
+		return false
+	})
+}
+
 // measureRevocation disables the tenant's key in the customer's account and
 // decrypts without pause until the service refuses; it returns the time from
 // the DisableKey answer to the first refusal, and fails the test if any

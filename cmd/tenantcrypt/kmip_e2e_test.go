@@ -356,20 +356,7 @@ func TestKMIPOutage(t *testing.T) {
 
 	e.kmip.Stop(t)
 	e.readable(t, svc, ct, "data") // the cached data key
-	until(t, "503 once the cached key expired", 20*time.Second, func() bool {
-		r := e.decrypt(svc, ct)
-		switch r.status {
-		case 200:
-			return false
-		case 503:
-			if r.header.Get("Retry-After") == "" {
-				t.Fatalf("503 without Retry-After: %s", r.body)
-			}
-			return true
-		}
-		t.Fatalf("decrypt with the KMIP server down: %d %s, want 200 then 503", r.status, r.body)
-		return false
-	})
+	e.until503(t, svc, ct, "with the KMIP server down")
 	st := e.status(t, admin)
 	if st.State != "active" || !st.Degraded {
 		t.Errorf("status with the KMIP server down: %+v", st)
