@@ -96,25 +96,12 @@ func referenceSealV2(t testing.TB, key []byte, salt [saltSize]byte, handle strin
 
 // referenceOpenV2 is the reference decoder of version 2.
 func referenceOpenV2(t testing.TB, key []byte, ctx map[string]string, stream []byte) ([]byte, error) {
-	if len(stream) < 37 || string(stream[:4]) != "TCS\x02" {
-		return nil, errors.New("not a v2 stream")
-	}
-	salt, hl := stream[4:36], int(stream[36])
-	if len(stream) < 37+hl+32 {
-		return nil, errors.New("short header")
-	}
-	signed, mac, payload := stream[:37+hl], stream[37+hl:37+hl+32], stream[37+hl+32:]
-	digest, err := envelope.Context(ctx).Digest()
+	gcm, payload, err := referenceHeader(t, stream, "TCS\x02", ctx, func(salt []byte, digest [32]byte) []byte {
+		return referenceKeysV2(t, key, salt, digest)
+	})
 	if err != nil {
 		return nil, err
 	}
-	okm := referenceKeysV2(t, key, salt, digest)
-	m := hmac.New(sha256.New, okm[32:])
-	m.Write(signed)
-	if !hmac.Equal(m.Sum(nil), mac) {
-		return nil, errors.New("header MAC")
-	}
-	gcm := plainGCM(t, okm[:32])
 	var out []byte
 	for i := uint64(0); ; i++ {
 		n := min(len(payload), 12+65536+16)

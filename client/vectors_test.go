@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"crypto/cipher"
 	"crypto/fips140"
 	"crypto/hkdf"
 	"crypto/hmac"
@@ -10,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -126,29 +128,42 @@ func referenceKeys(t *testing.T, key, salt []byte, digest [32]byte) []byte {
 	return okm
 }
 
-// referenceOpen decrypts a stream following the format document alone,
-// written apart from the implementation so that a mistake made the same
-// way in sealing and opening shows.
-func referenceOpen(t *testing.T, key []byte, ctx map[string]string, stream []byte) ([]byte, error) {
-	if len(stream) < 37 || string(stream[:4]) != "TCS\x01" {
-		return nil, errors.New("not a v1 stream")
+// referenceHeader reads a stream's header as the format document gives it
+// (both versions share it): magic, salt, handle, then the header's MAC
+// under the keys derive makes from the salt and the context's digest. It
+// returns the payload's AEAD and the payload.
+func referenceHeader(t testing.TB, stream []byte, magic string, ctx map[string]string, derive func(salt []byte, digest [32]byte) []byte) (cipher.AEAD, []byte, error) {
+	if len(stream) < 37 || string(stream[:4]) != magic {
+		return nil, nil, fmt.Errorf("not a %q stream", magic)
 	}
 	salt, hl := stream[4:36], int(stream[36])
 	if len(stream) < 37+hl+32 {
-		return nil, errors.New("short header")
+		return nil, nil, errors.New("short header")
 	}
 	signed, mac, payload := stream[:37+hl], stream[37+hl:37+hl+32], stream[37+hl+32:]
 	digest, err := envelope.Context(ctx).Digest()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	okm := referenceKeys(t, key, salt, digest)
+	okm := derive(salt, digest)
 	m := hmac.New(sha256.New, okm[32:])
 	m.Write(signed)
 	if !hmac.Equal(m.Sum(nil), mac) {
-		return nil, errors.New("header MAC")
+		return nil, nil, errors.New("header MAC")
 	}
-	gcm := plainGCM(t, okm[:32])
+	return plainGCM(t, okm[:32]), payload, nil
+}
+
+// referenceOpen decrypts a stream following the format document alone,
+// written apart from the implementation so that a mistake made the same
+// way in sealing and opening shows.
+func referenceOpen(t *testing.T, key []byte, ctx map[string]string, stream []byte) ([]byte, error) {
+	gcm, payload, err := referenceHeader(t, stream, "TCS\x01", ctx, func(salt []byte, digest [32]byte) []byte {
+		return referenceKeys(t, key, salt, digest)
+	})
+	if err != nil {
+		return nil, err
+	}
 	var out []byte
 	for i := uint64(0); ; i++ {
 		n := min(len(payload), 65536+16)
