@@ -66,7 +66,12 @@ var testAWSEnv = []string{"AWS_ACCESS_KEY_ID=AKIDTENANTCRYPTTEST", "AWS_SECRET_A
 // a browser), so more of them than the machine has cores keep it busy; under
 // the race detector each costs several times the CPU, and eight at once on
 // two cores made servers miss their own request timeouts.
-var defaultParallel = map[bool]int{false: 8, true: 4}[raceDetector]
+func defaultParallel() int {
+	if raceDetector {
+		return 4
+	}
+	return 8
+}
 
 func TestMain(m *testing.M) {
 	if os.Getenv(runMainEnv) == "1" {
@@ -96,7 +101,7 @@ func (r testRun) Run() int {
 	}
 	// A -test.parallel on the command line overrides this default when
 	// m.Run parses the flags.
-	if err := flag.Set("test.parallel", strconv.Itoa(defaultParallel)); err != nil {
+	if err := flag.Set("test.parallel", strconv.Itoa(defaultParallel())); err != nil {
 		panic(err)
 	}
 	return r.m.Run()
